@@ -1,0 +1,5 @@
+"""`python -m mmcli`."""
+
+from .app import run
+
+run()

@@ -1,0 +1,49 @@
+"""`mmcli ask`: a question about any number of images (or none)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import pipeline
+from ..config import CommonOptions
+from ..render import Output
+from .options import with_common_options
+
+HELP = """Ask a vision-language model about images.
+
+INPUTS are paths, http(s) URLs, data URLs, or - for standard input; the last argument is the question. Images are resized on this machine to exactly the pixel grid the model uses, so the upload is small and the token cost is known before sending (--dry-run shows it)."""
+
+EPILOG = """Examples:
+
+  mmcli ask photo.jpg "what's here"
+
+  mmcli ask a.jpg b.png "what changed between these?"
+
+  cat photo.jpg | mmcli ask - "describe"
+
+  mmcli ask photo.jpg "what's here" --dry-run --json"""
+
+
+@with_common_options
+def ask(
+    inputs: Annotated[Optional[list[str]], typer.Argument(
+        metavar="INPUT", show_default=False, help="Images: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", show_default=False, help="The question.")] = ...,
+    opts: CommonOptions = None,
+) -> None:
+    """Ask a vision-language model about images."""
+    inputs = inputs or []
+    out = Output(json_mode=opts.output.json)
+    checked = pipeline.check_inputs(inputs, opts, out)
+    settings = pipeline.settings_for(opts)
+    model, family = pipeline.resolve_model(settings, opts.output.dry_run, out)
+    budget = pipeline.image_budget(family, opts.media)
+    planned = [pipeline.plan_image(item, budget, opts.media) for item in checked]
+    plan = pipeline.build_plan(settings, model, family, [p[0] for p in planned], [p[1] for p in planned],
+                               prompt, opts)
+    if opts.output.dry_run:
+        out.show_plan(plan)
+        return
+    pipeline.send(plan, settings, opts, out)

@@ -1,0 +1,107 @@
+"""The options every client command shares, declared once and attached by a decorator."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from ..config import CommonOptions, EndpointFlags, GenerationOptions, MediaOptions, OutputOptions
+
+ENDPOINT = "Endpoint"
+GENERATION = "Generation"
+MEDIA = "Media budget"
+OUTPUT = "Output"
+
+# name -> (annotation, default); the order here is the order in --help.
+SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
+    "profile": (Annotated[Optional[str], typer.Option(
+        "--profile", envvar="MMCLI_PROFILE", rich_help_panel=ENDPOINT,
+        help="Endpoint profile: local (default), parasail, openai, xinference, or one from the config file.")], None),
+    "base_url": (Annotated[Optional[str], typer.Option(
+        "--base-url", envvar="MMCLI_BASE_URL", rich_help_panel=ENDPOINT,
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (overrides the profile).")], None),
+    "api_key_env": (Annotated[Optional[str], typer.Option(
+        "--api-key-env", metavar="NAME", rich_help_panel=ENDPOINT,
+        help="Read the API key from environment variable NAME (the key itself is never a flag).")], None),
+    "model": (Annotated[Optional[str], typer.Option(
+        "--model", "-m", envvar="MMCLI_MODEL", rich_help_panel=ENDPOINT,
+        help="Model id; default: the profile's model, else the first one the endpoint lists.")], None),
+    "family": (Annotated[Optional[str], typer.Option(
+        "--family", envvar="MMCLI_FAMILY", rich_help_panel=ENDPOINT,
+        help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic); default: judged from the model id.")], None),
+    "timeout": (Annotated[Optional[float], typer.Option(
+        "--timeout", envvar="MMCLI_TIMEOUT", min=0.001, rich_help_panel=ENDPOINT,
+        help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),
+    "system": (Annotated[Optional[str], typer.Option(
+        "--system", rich_help_panel=GENERATION, help="System prompt.")], None),
+    "max_tokens": (Annotated[Optional[int], typer.Option(
+        "--max-tokens", min=1, rich_help_panel=GENERATION,
+        help="Longest answer, in tokens (default: the server's).")], None),
+    "temperature": (Annotated[Optional[float], typer.Option(
+        "--temperature", min=0.0, rich_help_panel=GENERATION, help="Sampling temperature (0 = greedy).")], None),
+    "stream": (Annotated[bool, typer.Option(
+        "--stream/--no-stream", rich_help_panel=GENERATION,
+        help="Show the answer as it is written.")], True),
+    "max_pixels": (Annotated[Optional[int], typer.Option(
+        "--max-pixels", min=1, rich_help_panel=MEDIA,
+        help="Most pixels per image after resizing. Qwen default: 1280*28*28 = 1003520 "
+             "(1280 visual tokens; 1280*32*32 for Qwen3-VL); other models: longest side 2048.")], None),
+    "min_pixels": (Annotated[Optional[int], typer.Option(
+        "--min-pixels", min=1, rich_help_panel=MEDIA,
+        help="Fewest pixels per image; smaller images are scaled up. Qwen default: 4*28*28.")], None),
+    "max_tokens_per_image": (Annotated[Optional[int], typer.Option(
+        "--max-tokens-per-image", min=1, rich_help_panel=MEDIA,
+        help="Budget in visual tokens per image (Qwen families); sets --max-pixels to N*factor^2.")], None),
+    "lossless": (Annotated[bool, typer.Option(
+        "--lossless", rich_help_panel=MEDIA, help="Send PNG instead of JPEG (larger, exact pixels).")], False),
+    "pass_url": (Annotated[bool, typer.Option(
+        "--pass-url", rich_help_panel=MEDIA,
+        help="Send http(s) URLs unchanged for the server to fetch, instead of downloading and resizing.")], False),
+    "json_output": (Annotated[bool, typer.Option(
+        "--json", rich_help_panel=OUTPUT,
+        help="Print one JSON object (answer, model, finish reason, usage, plan) instead of text.")], False),
+    "dry_run": (Annotated[bool, typer.Option(
+        "--dry-run", rich_help_panel=OUTPUT,
+        help="Print the plan (sizes, visual tokens, bytes) and the request; send nothing.")], False),
+    "debug": (Annotated[bool, typer.Option(
+        "--debug", rich_help_panel=OUTPUT, help="Show tracebacks for errors.")], False),
+}
+
+
+def _common_from(values: dict) -> CommonOptions:
+    return CommonOptions(
+        endpoint=EndpointFlags(profile=values["profile"], base_url=values["base_url"],
+                               api_key_env=values["api_key_env"], model=values["model"],
+                               family=values["family"], timeout=values["timeout"]),
+        media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
+                           max_tokens_per_image=values["max_tokens_per_image"],
+                           lossless=values["lossless"], pass_url=values["pass_url"]),
+        generation=GenerationOptions(system=values["system"], max_tokens=values["max_tokens"],
+                                     temperature=values["temperature"], stream=values["stream"]),
+        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], debug=values["debug"]),
+    )
+
+
+def with_common_options(func: Callable) -> Callable:
+    """Add the shared options to a command; it receives them as one `opts: CommonOptions` argument."""
+    signature = inspect.signature(func)
+    hints = typing.get_type_hints(func, include_extras=True)  # resolves postponed annotations
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in signature.parameters.values() if p.name != "opts"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+              for name, (annotation, default) in SHARED_PARAMETERS.items()]
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        values = {name: kwargs.pop(name) for name in SHARED_PARAMETERS}
+        return func(**kwargs, opts=_common_from(values))
+
+    command.__signature__ = signature.replace(parameters=own + shared)
+    command.__annotations__ = {**{p.name: p.annotation for p in own},
+                               **{name: ann for name, (ann, _) in SHARED_PARAMETERS.items()}}
+    del command.__wrapped__  # Typer must see the combined signature, not the original
+    return command

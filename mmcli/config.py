@@ -1,0 +1,230 @@
+"""Settings: flags > MMCLI_* env > OPENAI_* env > config file > built-in defaults, read at call time."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+
+# vLLM's own client examples use this placeholder when the server has no --api-key.
+PLACEHOLDER_KEY = "EMPTY"
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named endpoint: where it is, where its key comes from, and per-endpoint defaults."""
+
+    name: str
+    base_url: str
+    api_key_env: Optional[str] = None
+    model: Optional[str] = None
+    family: Optional[str] = None
+    pages_per_request: Optional[int] = None
+
+
+BUILTIN_PROFILES: dict[str, Profile] = {
+    "local": Profile("local", "http://127.0.0.1:8000/v1", pages_per_request=4),
+    "parasail": Profile("parasail", "https://api.parasail.io/v1", api_key_env="PARASAIL_API_KEY",
+                        pages_per_request=8),
+    "openai": Profile("openai", "https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
+                      model="gpt-4o-mini", pages_per_request=8),
+    "xinference": Profile("xinference", "http://127.0.0.1:9997/v1", api_key_env="XINFERENCE_API_KEY",
+                          pages_per_request=2),
+}
+
+_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request"}
+
+
+@dataclass(frozen=True)
+class EndpointFlags:
+    """Endpoint choices from the command line (or their MMCLI_* environment variables)."""
+
+    profile: Optional[str] = None
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = None
+    model: Optional[str] = None
+    family: Optional[str] = None
+    timeout: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and how they authenticate; the key is never shown in reprs."""
+
+    base_url: str
+    profile: Profile
+    api_key: Optional[str] = field(default=None, repr=False)
+    key_source: str = "none"
+    timeout: float = DEFAULT_TIMEOUT
+
+    def require_key(self) -> str:
+        """The API key, or a usage error saying how to provide one."""
+        if self.api_key is None:
+            hint_env = self.profile.api_key_env or "MMCLI_API_KEY"
+            raise UsageError("no API key for this endpoint", where=self.base_url,
+                             hint=f"export {hint_env}=..., or pass --api-key-env NAME")
+        return self.api_key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved endpoint plus the model choices that go with it."""
+
+    endpoint: Endpoint
+    model: Optional[str]
+    family: Optional[str]
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """Where the TOML config file lives: $MMCLI_CONFIG, else $XDG_CONFIG_HOME/mmcli/config.toml."""
+    if environ.get("MMCLI_CONFIG"):
+        return Path(environ["MMCLI_CONFIG"]).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mmcli" / "config.toml"
+
+
+def load_config(path: Path) -> dict:
+    """The parsed config file, or {} when there is none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.10
+        import tomli as tomllib
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError("cannot read config file", exc.strerror or str(exc), where=str(path)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError("invalid config file", str(exc), where=str(path),
+                         hint="the file is TOML; see README.md, 'Configuration'") from None
+
+
+def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
+    """Built-in profiles overlaid with the config file's [profiles.NAME] tables."""
+    profiles = dict(BUILTIN_PROFILES)
+    tables = config.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise UsageError("invalid config file", "'profiles' must be a table", where=str(path))
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise UsageError("invalid config file", f"[profiles.{name}] must be a table", where=str(path))
+        unknown = set(table) - _PROFILE_KEYS
+        if unknown:
+            raise UsageError("invalid config file", f"unknown key(s) in [profiles.{name}]: "
+                             + ", ".join(sorted(unknown)), where=str(path),
+                             hint="known keys: " + ", ".join(sorted(_PROFILE_KEYS)))
+        base = profiles.get(name)
+        if base is None and "base_url" not in table:
+            raise UsageError("invalid config file", f"[profiles.{name}] needs a base_url", where=str(path))
+        profiles[name] = replace(base, **table) if base else Profile(name=name, **table)
+    return profiles
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Profile,
+                 base_url: str, from_openai_env: bool) -> tuple[Optional[str], str]:
+    if flags.api_key_env:
+        if not environ.get(flags.api_key_env):
+            raise UsageError("API key variable is not set", where=flags.api_key_env,
+                             hint=f"export {flags.api_key_env}=... first")
+        return environ[flags.api_key_env], flags.api_key_env
+    if environ.get("MMCLI_API_KEY"):
+        return environ["MMCLI_API_KEY"], "MMCLI_API_KEY"
+    if profile.api_key_env and environ.get(profile.api_key_env):
+        return environ[profile.api_key_env], profile.api_key_env
+    # OPENAI_API_KEY goes only where OPENAI_BASE_URL points, or to OpenAI itself.
+    openai_host = urlsplit(base_url).hostname == "api.openai.com"
+    if environ.get("OPENAI_API_KEY") and (from_openai_env or openai_host):
+        return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+    if is_loopback(base_url):
+        return PLACEHOLDER_KEY, "placeholder"
+    return None, "none"
+
+
+def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Combine flags, environment and config file into one Settings."""
+    environ = os.environ if environ is None else environ
+    path = config_path(environ)
+    config = load_config(path)
+    profiles = profiles_from(config, path)
+    name = flags.profile or config.get("profile") or "local"
+    if name not in profiles:
+        raise UsageError("unknown profile", where=name, hint="known profiles: " + ", ".join(sorted(profiles)))
+    profile = profiles[name]
+    # An explicitly chosen profile beats OPENAI_BASE_URL; otherwise that variable is honoured.
+    use_openai_env = not flags.profile and not config.get("profile") and bool(environ.get("OPENAI_BASE_URL"))
+    base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
+    base_url = _check_base_url(base_url)
+    key, source = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
+    timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
+    if timeout <= 0:
+        raise UsageError("invalid timeout", f"{timeout} s", hint="use a positive number of seconds")
+    endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, key_source=source, timeout=timeout)
+    return Settings(endpoint=endpoint, model=flags.model or profile.model, family=flags.family or profile.family)
+
+
+def _check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError("invalid base URL", where=url, hint="use e.g. http://127.0.0.1:8000/v1")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """How media is sized and encoded."""
+
+    max_pixels: Optional[int] = None
+    min_pixels: Optional[int] = None
+    max_tokens_per_image: Optional[int] = None
+    lossless: bool = False
+    pass_url: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What the model is asked to do besides the prompt."""
+
+    system: Optional[str] = None
+    max_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How results are shown."""
+
+    json: bool = False
+    dry_run: bool = False
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """The options every client command shares."""
+
+    endpoint: EndpointFlags
+    media: MediaOptions
+    generation: GenerationOptions
+    output: OutputOptions

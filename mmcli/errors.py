@@ -1,0 +1,78 @@
+"""Errors that end a command: each carries its exit code, where it happened and a hint."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit statuses; the table in README.md mirrors this."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    BAD_MEDIA = 3
+    REJECTED = 4
+    UNAVAILABLE = 5
+    TIMEOUT = 6
+    UNPARSEABLE = 7
+    INTERRUPTED = 130
+
+
+class MmcliError(Exception):
+    """Base of every expected failure: `what (where): why` plus an optional hint."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, what: str, why: str = "", *, where: str = "", hint: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.where = where
+        self.hint = hint
+
+    def message(self) -> str:
+        """The one-line description shown after `mmcli: error:`."""
+        text = self.what
+        if self.where:
+            text += f" ({self.where})"
+        if self.why:
+            text += f": {self.why}"
+        return text
+
+
+class UsageError(MmcliError):
+    """Options or arguments that cannot work together."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MediaError(MmcliError):
+    """An input file, URL or stream that cannot be used as media."""
+
+    exit_code = ExitCode.BAD_MEDIA
+
+
+class RequestRejected(MmcliError):
+    """The endpoint answered with a 4xx status."""
+
+    exit_code = ExitCode.REJECTED
+    status_code: int = 0
+
+
+class EndpointUnavailable(MmcliError):
+    """The endpoint could not be reached, kept failing with 5xx, or cut the stream."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class EndpointTimeout(MmcliError):
+    """The endpoint did not answer within the timeout."""
+
+    exit_code = ExitCode.TIMEOUT
+
+
+class OutputUnparseable(MmcliError):
+    """The model's answer could not be parsed into the structure asked for."""
+
+    exit_code = ExitCode.UNPARSEABLE

@@ -1,0 +1,1 @@
+"""Turning local files, URLs and streams into media the model can take."""

@@ -1,0 +1,206 @@
+"""Image decoding, normalisation, resizing to the model's grid and encoding."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import MediaError
+from .jpeg import jpeg_is_complete, reduction_for
+from .resize import AspectRatioError, PixelBudget
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+JPEG_QUALITY = 90
+_ORIENTATION_TAG = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+@dataclass
+class ImageInput:
+    """A decoded-enough image: validated, oriented size known, pixels ready or decodable fast."""
+
+    label: str
+    width: int
+    height: int
+    format: str
+    warnings: list[str] = field(default_factory=list)
+    jpeg_bytes: Optional[bytes] = None  # fast path: decoded later at reduced scale
+    orientation: int = 1
+    pixels: Optional["np.ndarray"] = None  # BGR, already oriented (slow path)
+
+
+@dataclass
+class PreparedImage:
+    """An image encoded at exactly the size the model will see."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+
+
+def _pil_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    # Pillow signals broken files through all of these, depending on the plugin.
+    return (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError, ValueError, SyntaxError, EOFError, struct.error)
+
+
+def open_image(data: bytes, label: str) -> ImageInput:
+    """Validate and decode `data` far enough that no later step can fail on the input."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(BytesIO(data), formats=ALLOWED_FORMATS)
+            if im.format == "JPEG" and im.mode in ("RGB", "L"):
+                return _fast_jpeg_input(im, data, label)
+            return _decoded_input(im, label)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise MediaError("image too large", str(exc).split(".")[0], where=label,
+                             hint="downscale it first; mmcli refuses decompression bombs") from None
+        except _pil_errors() as exc:
+            raise MediaError("cannot decode image", _pil_reason(exc), where=label,
+                             hint="the file may be corrupt or truncated") from None
+
+
+def _pil_reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "cannot identify image file" in text:
+        return "not a readable image"
+    return text
+
+
+def _fast_jpeg_input(im, data: bytes, label: str) -> ImageInput:
+    if not jpeg_is_complete(data):
+        raise MediaError("cannot decode image", "JPEG data is truncated", where=label,
+                         hint="the file may be incomplete; download or copy it again")
+    orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    width, height = im.size
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    return ImageInput(label, width, height, "jpeg", jpeg_bytes=data, orientation=orientation)
+
+
+def _decoded_input(im, label: str) -> ImageInput:
+    from PIL import ImageOps
+
+    notes = []
+    if getattr(im, "n_frames", 1) > 1:
+        notes.append(f"{label}: animated image with {im.n_frames} frames; only the first is sent")
+        im.seek(0)
+    im.load()
+    im = ImageOps.exif_transpose(im)
+    pixels = to_bgr(im)
+    height, width = pixels.shape[:2]
+    return ImageInput(label, width, height, (im.format or "image").lower(), notes, pixels=pixels)
+
+
+def to_bgr(im) -> "np.ndarray":
+    """An 8-bit BGR array of a Pillow image in any mode: alpha on white, 16-bit scaled down."""
+    import numpy as np
+
+    if im.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(im, dtype=np.uint32)
+        gray = (np.clip(wide, 0, 65535) // 257).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in _ALPHA_MODES:
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:4] / 255.0
+        rgb = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.ascontiguousarray(np.rint(rgb).astype(np.uint8)[:, :, ::-1])
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
+
+
+def target_size(img: ImageInput, budget: PixelBudget) -> tuple[int, int]:
+    """(height, width) this image is sent at under `budget`; too-thin images are refused."""
+    try:
+        return budget.target_size(img.height, img.width)
+    except AspectRatioError as exc:
+        raise MediaError("image too thin for the model's grid", str(exc), where=img.label,
+                         hint="crop or pad the image to an aspect ratio of at most 200:1") from None
+
+
+def prepare_image(img: ImageInput, budget: PixelBudget, *, lossless: bool = False,
+                  quality: int = JPEG_QUALITY) -> PreparedImage:
+    """Resize `img` to exactly its target size and encode it (JPEG, or PNG when lossless)."""
+    height, width = target_size(img, budget)
+    bgr = _decode_scaled(img, height, width) if img.jpeg_bytes is not None else img.pixels
+    bgr = resize_exact(bgr, height, width)
+    return PreparedImage(encode_bgr(bgr, lossless, quality, img.label),
+                         "image/png" if lossless else "image/jpeg", width, height)
+
+
+def _decode_scaled(img: ImageInput, height: int, width: int) -> "np.ndarray":
+    import cv2
+    import numpy as np
+
+    swapped = img.orientation in _SWAPS_AXES
+    stored_h, stored_w = (img.width, img.height) if swapped else (img.height, img.width)
+    want_h, want_w = (width, height) if swapped else (height, width)
+    k = reduction_for(stored_h, stored_w, want_h, want_w)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[k]
+    bgr = cv2.imdecode(np.frombuffer(img.jpeg_bytes, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise MediaError("cannot decode image", "the JPEG decoder rejected the data", where=img.label)
+    bgr = resize_exact(bgr, want_h, want_w)
+    return apply_orientation(bgr, img.orientation)
+
+
+def apply_orientation(bgr: "np.ndarray", orientation: int) -> "np.ndarray":
+    """Turn stored pixels upright according to an EXIF orientation value (1-8)."""
+    import cv2
+
+    if orientation == 2:
+        return cv2.flip(bgr, 1)
+    if orientation == 3:
+        return cv2.rotate(bgr, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(bgr, 0)
+    if orientation == 5:
+        return cv2.transpose(bgr)
+    if orientation == 6:
+        return cv2.rotate(bgr, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(bgr), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return bgr
+
+
+def resize_exact(bgr: "np.ndarray", height: int, width: int) -> "np.ndarray":
+    """`bgr` at exactly height x width: area averaging down, bicubic up."""
+    import cv2
+
+    if bgr.shape[0] == height and bgr.shape[1] == width:
+        return bgr
+    shrinking = height * width < bgr.shape[0] * bgr.shape[1]
+    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def encode_bgr(bgr: "np.ndarray", lossless: bool, quality: int, label: str = "") -> bytes:
+    """JPEG (or PNG) bytes of a BGR array."""
+    import cv2
+
+    if lossless:
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise MediaError("cannot encode image", "the encoder failed", where=label)
+    return buf.tobytes()

@@ -1,0 +1,93 @@
+"""Model families: the pixel grid, budgets and conventions each kind of model expects."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+# Qwen2/2.5-VL: 14 px patches merged 2x2 -> one visual token per 28x28 block.
+QWEN2_FACTOR = 28
+# Qwen3-VL: 16 px patches merged 2x2.
+QWEN3_FACTOR = 32
+# The client's default budget: 1280 tokens per image (1280 * 28 * 28 pixels for Qwen2/2.5).
+DEFAULT_IMAGE_TOKENS = 1280
+GENERIC_LONGEST_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Family:
+    """What mmcli needs to know about a family of models."""
+
+    name: str
+    factor: Optional[int]  # None: no grid rounding (generic endpoints)
+    min_pixels: int
+    max_pixels: int
+    longest_side: Optional[int]  # generic families cap the longest side instead of a grid
+    box_convention: str  # "abs" | "norm1000"
+    accepts_video: bool
+    video_min_pixels: int = 0
+    video_max_pixels: int = 0
+    video_total_pixels: int = 0
+
+    @property
+    def on_grid(self) -> bool:
+        """Whether images are snapped to a patch grid (and tokens can be counted)."""
+        return self.factor is not None
+
+
+def _qwen(name: str, factor: int, box: str) -> Family:
+    return Family(
+        name=name,
+        factor=factor,
+        min_pixels=4 * factor * factor,
+        max_pixels=DEFAULT_IMAGE_TOKENS * factor * factor,
+        longest_side=None,
+        box_convention=box,
+        accepts_video=True,
+        video_min_pixels=128 * factor * factor,
+        video_max_pixels=768 * factor * factor,
+        video_total_pixels=int(128000 * factor * factor * 0.9),
+    )
+
+
+FAMILIES: dict[str, Family] = {
+    "qwen2-vl": _qwen("qwen2-vl", QWEN2_FACTOR, "norm1000"),
+    "qwen2.5-vl": _qwen("qwen2.5-vl", QWEN2_FACTOR, "abs"),
+    "qwen3-vl": _qwen("qwen3-vl", QWEN3_FACTOR, "norm1000"),
+    "generic": Family(
+        name="generic",
+        factor=None,
+        min_pixels=1,
+        max_pixels=GENERIC_LONGEST_SIDE * GENERIC_LONGEST_SIDE,
+        longest_side=GENERIC_LONGEST_SIDE,
+        box_convention="norm1000",
+        accepts_video=False,
+    ),
+}
+
+# Order matters: the most specific pattern first ("qwen2.5" before "qwen2").
+_NAME_PATTERNS = [
+    (re.compile(r"qwen[-_]?3(\.\d+)?[-_]?(vl|omni)"), "qwen3-vl"),
+    (re.compile(r"qwen[-_]?2\.5[-_]?(vl|omni)"), "qwen2.5-vl"),
+    (re.compile(r"qwen[-_]?2[-_]?vl"), "qwen2-vl"),
+]
+
+
+def family_names() -> list[str]:
+    """Names accepted by --family."""
+    return list(FAMILIES)
+
+
+def family_for_model(model: Optional[str]) -> Family:
+    """The family a model id belongs to, judged from its name; generic when unknown."""
+    name = (model or "").lower()
+    for pattern, family in _NAME_PATTERNS:
+        if pattern.search(name):
+            return FAMILIES[family]
+    return FAMILIES["generic"]
+
+
+def get_family(name: str) -> Family:
+    """The family registered under `name` (a --family value)."""
+    return FAMILIES[name]

@@ -1,0 +1,190 @@
+"""The shared path of every client command: inputs -> checked media -> model -> plan -> answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from . import client
+from .config import CommonOptions, MediaOptions, Settings, resolve_settings
+from .errors import MediaError, UsageError
+from .media.image import ImageInput, open_image, prepare_image
+from .media.resize import PixelBudget
+from .media.sources import Source, open_sources
+from .messages import build_request, data_url, image_part
+from .models import FAMILIES, Family, family_for_model
+from .plan import Plan, PlanItem
+from .render import Output
+
+
+@dataclass
+class CheckedInput:
+    """An input that passed every local check; `image` is set for decodable images."""
+
+    source: Source
+    image: Optional[ImageInput] = None
+
+
+def check_inputs(specs: list[str], opts: CommonOptions, out: Output, allowed: tuple[str, ...] = ("image",)
+                 ) -> list[CheckedInput]:
+    """Open and validate every input before anything is sent anywhere."""
+    settings_timeout = opts.endpoint.timeout or 30.0
+    sources = open_sources(specs, pass_url=opts.media.pass_url,
+                           fetch=lambda url, cap: client.fetch_url(url, cap, settings_timeout))
+    checked = []
+    for source in sources:
+        refuse_unsupported(source, allowed)
+        if source.url is not None:
+            checked.append(CheckedInput(source))
+            continue
+        image = open_image(source.read(), source.label)
+        for note in image.warnings:
+            out.warn(note)
+        checked.append(CheckedInput(source, image))
+    return checked
+
+
+def refuse_unsupported(source: Source, allowed: tuple[str, ...]) -> None:
+    """A clear error for inputs of a kind this command cannot send."""
+    sniffed = source.sniffed
+    if sniffed.kind in allowed:
+        return
+    if sniffed.format in ("heic", "avif") and "image" in allowed:
+        if sniffed.format == "avif" and _pillow_reads_avif():
+            return
+        raise MediaError("unsupported image format", f"it is a {sniffed.description}, which mmcli cannot decode",
+                         where=source.label, hint="convert it to JPEG or PNG first")
+    if sniffed.kind == "unknown":
+        raise MediaError("not a supported media file", _unknown_reason(source), where=source.label,
+                         hint="pass a JPEG, PNG, WebP, GIF, BMP or TIFF image")
+    raise MediaError("unsupported input", f"it is a {sniffed.description}; this command takes "
+                     + " or ".join(allowed) + " inputs", where=source.label)
+
+
+def _pillow_reads_avif() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
+def _unknown_reason(source: Source) -> str:
+    head = source.data[:512] if source.data is not None else _head(source)
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "it looks like text, not an image"
+    return "the bytes are not a known image format"
+
+
+def _head(source: Source) -> bytes:
+    if source.path is None:
+        return b""
+    with open(source.path, "rb") as handle:
+        return handle.read(512)
+
+
+def resolve_model(settings: Settings, dry_run: bool, out: Output) -> tuple[Optional[str], Family]:
+    """The model to ask (the endpoint's first when none was named) and its family."""
+    model = settings.model
+    if model is None and not dry_run:
+        with out.spinner("asking the endpoint which model it serves"):
+            model = client.first_model(settings.endpoint)
+    if settings.family:
+        if settings.family not in FAMILIES:
+            raise UsageError("unknown model family", where=settings.family,
+                             hint="known families: " + ", ".join(FAMILIES))
+        return model, FAMILIES[settings.family]
+    if model is None:
+        # A dry run with no model: assume the local default, a Qwen2.5-VL server.
+        return None, FAMILIES["qwen2.5-vl"] if settings.endpoint.profile.name == "local" else FAMILIES["generic"]
+    return model, family_for_model(model)
+
+
+def image_budget(family: Family, media: MediaOptions) -> PixelBudget:
+    """The pixel budget images are sized to, from the family and the user's limits."""
+    factor = family.factor
+    max_pixels = media.max_pixels or family.max_pixels
+    if media.max_tokens_per_image:
+        if factor is None:
+            raise UsageError("--max-tokens-per-image needs a grid model family",
+                             hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
+        max_pixels = media.max_tokens_per_image * factor * factor
+    min_pixels = media.min_pixels or family.min_pixels
+    if factor is not None and max_pixels < factor * factor:
+        raise UsageError("pixel budget too small", f"{max_pixels} pixels is less than one {factor}x{factor} patch")
+    if min_pixels > max_pixels:
+        raise UsageError("--min-pixels is above the maximum", f"{min_pixels} > {max_pixels}")
+    longest = None if media.max_pixels else family.longest_side
+    return PixelBudget(factor=factor, min_pixels=min_pixels, max_pixels=max_pixels, longest_side=longest)
+
+
+def plan_image(checked: CheckedInput, budget: PixelBudget, media: MediaOptions) -> tuple[PlanItem, dict]:
+    """The plan item and content part for one checked image."""
+    source = checked.source
+    if checked.image is None:
+        item = PlanItem(source=source.label, kind="image", mime=source.sniffed.mime, notes=["URL sent unchanged"])
+        return item, image_part(source.url or "")
+    image = checked.image
+    prepared = prepare_image(image, budget, lossless=media.lossless)
+    item = PlanItem(source=source.label, kind="image", mime=prepared.mime,
+                    original_width=image.width, original_height=image.height,
+                    sent_width=prepared.width, sent_height=prepared.height,
+                    visual_tokens=budget.tokens(prepared.height, prepared.width), bytes=len(prepared.data),
+                    notes=list(image.warnings))
+    return item, image_part(data_url(prepared.data, prepared.mime))
+
+
+def build_plan(settings: Settings, model: Optional[str], family: Family, items: list[PlanItem],
+               parts: list[dict], prompt: str, opts: CommonOptions) -> Plan:
+    """The request and its plan."""
+    gen = opts.generation
+    request = build_request(model or "(first served model)", parts, prompt, system=gen.system,
+                            max_tokens=gen.max_tokens, temperature=gen.temperature,
+                            stream=gen.stream, base_url=settings.endpoint.base_url)
+    return Plan(model=model, family=family.name, base_url=settings.endpoint.base_url, items=items,
+                request=request)
+
+
+def settings_for(opts: CommonOptions) -> Settings:
+    """Resolved settings for these options (environment and config file read now)."""
+    return resolve_settings(opts.endpoint)
+
+
+def send(plan: Plan, settings: Settings, opts: CommonOptions, out: Output) -> client.ChatResult:
+    """Send the planned request, showing the answer as it arrives; JSON at the end with --json."""
+    stop_spinner = out.start_spinner("waiting for the model")
+    sinks: list = []  # created at the first piece of text, once the spinner is gone
+
+    def on_text(delta: str) -> None:
+        if not sinks:
+            stop_spinner()
+            sinks.append(out.answer_sink())
+        sinks[0].write(delta)
+
+    def finish() -> None:
+        stop_spinner()
+        if sinks:
+            sinks.pop().close()
+
+    try:
+        result = client.chat(settings.endpoint, plan.request, on_text=on_text, status=out.status)
+    except client.PartialAnswerError as exc:
+        finish()
+        if opts.output.json:
+            out.emit_json(result_json(exc.partial, plan, error=exc.message()))
+        raise
+    finally:
+        finish()
+    if result.finish_reason == "length":
+        out.warn(f"the answer stopped at the token limit ({opts.generation.max_tokens or 'server default'}); "
+                 "raise --max-tokens for a longer answer")
+    if opts.output.json:
+        out.emit_json(result_json(result, plan))
+    return result
+
+
+def result_json(result: client.ChatResult, plan: Plan, error: Optional[str] = None) -> dict:
+    """The --json object: answer, model, finish reason, usage and plan."""
+    payload = {"answer": result.text, "model": result.model, "finish_reason": result.finish_reason,
+               "usage": result.usage, "plan": plan.to_dict()}
+    if error:
+        payload["error"] = error
+    return payload

@@ -1,0 +1,169 @@
+"""Output: the answer alone on stdout; status, progress and warnings on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Optional, TextIO
+
+from .plan import Plan
+
+
+class AnswerSink:
+    """Receives the answer as it streams and shows it; what was shown stays shown."""
+
+    def write(self, delta: str) -> None:
+        """Show one more piece of the answer."""
+
+    def close(self) -> None:
+        """The answer is over (complete or not): leave it on screen, cursor on a new line."""
+
+
+class PlainAnswer(AnswerSink):
+    """Plain text, written as it arrives (stdout is a pipe or file)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.ended_with_newline = True
+
+    def write(self, delta: str) -> None:
+        self.stream.write(delta)
+        self.stream.flush()
+        self.ended_with_newline = delta.endswith("\n")
+
+    def close(self) -> None:
+        if not self.ended_with_newline:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+class _Tail:
+    """A renderable showing only the last screenful of another, so a long answer scrolls."""
+
+    def __init__(self, inner, height: int) -> None:
+        self.inner = inner
+        self.height = max(1, height)
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.inner, options, pad=False)
+        for line in lines[-self.height:]:
+            yield from line
+            yield Segment.line()
+
+
+class MarkdownAnswer(AnswerSink):
+    """Markdown rendered live with rich (stdout is a terminal)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=stream)
+        self.text = ""
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True)
+        self.live.start()
+
+    def write(self, delta: str) -> None:
+        from rich.markdown import Markdown
+
+        self.text += delta
+        self.live.update(_Tail(Markdown(self.text), self.console.size.height - 1))
+
+    def close(self) -> None:
+        from rich.markdown import Markdown
+
+        self.live.stop()
+        if self.text:
+            self.console.print(Markdown(self.text))
+
+
+class Output:
+    """Where everything a command shows goes."""
+
+    def __init__(self, json_mode: bool = False, stdout: Optional[TextIO] = None,
+                 stderr: Optional[TextIO] = None) -> None:
+        self.json_mode = json_mode
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def status(self, message: str) -> None:
+        """A progress or status line on stderr."""
+        print(f"mmcli: {message}", file=self.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr."""
+        print(f"mmcli: warning: {message}", file=self.stderr, flush=True)
+
+    @contextmanager
+    def spinner(self, message: str) -> Iterator[None]:
+        """A spinner on stderr while something slow happens (silent when stderr is not a terminal)."""
+        if not self.stderr.isatty():
+            yield
+            return
+        from rich.console import Console
+
+        with Console(file=self.stderr).status(message):
+            yield
+
+    def start_spinner(self, message: str):
+        """Start a spinner on stderr (if it is a terminal); returns the function that stops it."""
+        if not self.stderr.isatty():
+            return lambda: None
+        from rich.console import Console
+
+        status = Console(file=self.stderr).status(message)
+        status.start()
+        return status.stop
+
+    def answer_sink(self) -> AnswerSink:
+        """Where a streamed answer goes: nothing in JSON mode, Markdown on a terminal, else plain."""
+        if self.json_mode:
+            return AnswerSink()
+        if self.stdout.isatty():
+            return MarkdownAnswer(self.stdout)
+        return PlainAnswer(self.stdout)
+
+    def emit_json(self, payload: dict) -> None:
+        """One JSON object on stdout."""
+        self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        self.stdout.flush()
+
+    def show_plan(self, plan: Plan) -> None:
+        """The dry-run plan: JSON, or a table plus the shortened request."""
+        if self.json_mode:
+            self.emit_json(plan.to_dict())
+            return
+        from rich.console import Console
+
+        console = Console(file=self.stdout, highlight=False)
+        console.print(plan_table(plan))
+        totals = plan.totals()
+        tokens = totals["visual_tokens"]
+        console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}  "
+                      f"endpoint: {plan.base_url}")
+        console.print(f"total: {totals['items']} item(s), "
+                      f"{'unknown' if tokens is None else f'{tokens:,}'} visual tokens, "
+                      f"{totals['bytes']:,} bytes of media, request {totals['request_bytes']:,} bytes")
+        console.print("request (nothing sent):")
+        console.print_json(json.dumps(plan.to_dict()["request"], ensure_ascii=False))
+
+
+def _size(width: Optional[int], height: Optional[int]) -> str:
+    return f"{width}x{height}" if width and height else "-"
+
+
+def plan_table(plan: Plan):
+    """A rich table of the plan's items."""
+    from rich.table import Table
+
+    table = Table(title="plan", title_justify="left")
+    for column in ("input", "kind", "original", "sent", "visual tokens", "bytes", "notes"):
+        table.add_column(column, justify="right" if column in ("visual tokens", "bytes") else "left")
+    for item in plan.items:
+        tokens = "?" if item.visual_tokens is None else f"{item.visual_tokens:,}"
+        table.add_row(item.source, item.kind, _size(item.original_width, item.original_height),
+                      _size(item.sent_width, item.sent_height), tokens, f"{item.bytes:,}", "; ".join(item.notes))
+    return table

@@ -1,0 +1,89 @@
+"""Fixtures of the real-vLLM tier: one vLLM server with a tiny Qwen2-VL per session.
+
+Every test in this folder gets the ``vllm`` marker (deselect with ``-m "not vllm"``).
+When the tier cannot be set up here the tests are skipped, unless
+MMCLI_REQUIRE_VLLM_TIER=1 (as in CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import tier  # noqa: E402
+
+REQUIRE_ENV = "MMCLI_REQUIRE_VLLM_TIER"
+HEALTH_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class VllmServer:
+    """How tests reach the session's vLLM server."""
+
+    base_url: str
+    model: str
+    log_path: Path
+    root_url: str
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vllm: needs the real vLLM tier (tests/vllm_tier)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.vllm)
+
+
+def tier_required() -> bool:
+    """True when the environment demands the tier (CI): no skipping allowed."""
+    return os.environ.get(REQUIRE_ENV) == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when the tier is required."""
+    if tier_required():
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _progress(config: pytest.Config):
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def log(message: str) -> None:
+        if capture is None:
+            print(message, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            print(message, file=sys.stderr, flush=True)
+
+    return log
+
+
+@pytest.fixture(scope="session")
+def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A healthy vLLM server on 127.0.0.1 serving the tiny model; stopped at session end."""
+    log = _progress(request.config)
+    try:
+        paths = tier.prepare(log=log)
+    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
+        unavailable(f"vLLM tier unavailable: {exc}")
+    log_path = tmp_path_factory.mktemp("vllm_tier") / "server.log"
+    handle = tier.start_server(paths, tier.free_port(), log_path)
+    try:
+        waited = tier.wait_healthy(handle.base_url, HEALTH_TIMEOUT, handle)
+        log(f"vllm tier: server healthy after {waited:.0f}s at {handle.base_url} (log: {log_path})")
+        yield VllmServer(base_url=handle.base_url, model=handle.model, log_path=log_path,
+                         root_url=handle.root_url)
+    finally:
+        tier.stop_server(handle)

