@@ -8,7 +8,7 @@ from typing import Optional
 from . import client
 from .config import CommonOptions, MediaOptions, Settings, resolve_settings
 from .errors import MediaError, UsageError
-from .media.image import ImageInput, open_image, prepare_image
+from .media.image import ImageInput, check_aspect, open_image, prepare_image
 from .media.resize import PixelBudget
 from .media.sources import Source, open_sources
 from .messages import build_request, data_url, image_part
@@ -38,6 +38,7 @@ def check_inputs(specs: list[str], opts: CommonOptions, out: Output, allowed: tu
             checked.append(CheckedInput(source))
             continue
         image = open_image(source.read(), source.label)
+        check_aspect(image)
         for note in image.warnings:
             out.warn(note)
         checked.append(CheckedInput(source, image))
@@ -47,13 +48,12 @@ def check_inputs(specs: list[str], opts: CommonOptions, out: Output, allowed: tu
 def refuse_unsupported(source: Source, allowed: tuple[str, ...]) -> None:
     """A clear error for inputs of a kind this command cannot send."""
     sniffed = source.sniffed
-    if sniffed.kind in allowed:
-        return
-    if sniffed.format in ("heic", "avif") and "image" in allowed:
-        if sniffed.format == "avif" and _pillow_reads_avif():
-            return
+    undecodable = sniffed.format == "heic" or (sniffed.format == "avif" and not _pillow_reads_avif())
+    if sniffed.kind == "image" and undecodable:
         raise MediaError("unsupported image format", f"it is a {sniffed.description}, which mmcli cannot decode",
                          where=source.label, hint="convert it to JPEG or PNG first")
+    if sniffed.kind in allowed:
+        return
     if sniffed.kind == "unknown":
         raise MediaError("not a supported media file", _unknown_reason(source), where=source.label,
                          hint="pass a JPEG, PNG, WebP, GIF, BMP or TIFF image")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..errors import MediaError
 from .jpeg import jpeg_is_complete, reduction_for
-from .resize import AspectRatioError, PixelBudget
+from .resize import MAX_ASPECT_RATIO, AspectRatioError, PixelBudget
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,6 +124,13 @@ def to_bgr(im) -> "np.ndarray":
     if im.mode != "RGB":
         im = im.convert("RGB")
     return np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
+
+
+def check_aspect(img: ImageInput) -> None:
+    """Refuse images thinner than any model's grid allows (checked before anything is sent)."""
+    if max(img.width, img.height) / min(img.width, img.height) > MAX_ASPECT_RATIO:
+        raise MediaError("image too thin for the model's grid", str(AspectRatioError(img.height, img.width)),
+                         where=img.label, hint="crop or pad the image to an aspect ratio of at most 200:1")
 
 
 def target_size(img: ImageInput, budget: PixelBudget) -> tuple[int, int]:
