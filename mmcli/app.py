@@ -20,6 +20,8 @@ app = typer.Typer(
     help="Ask vision-language models about your images, videos and documents.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=True,
 )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import pipeline
-from ..config import CommonOptions
-from ..render import Output
 from .options import with_common_options
+
+if TYPE_CHECKING:
+    from ..config import CommonOptions
 
 HELP = """Ask a vision-language model about images.
 
@@ -31,9 +31,12 @@ def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False, help="Images: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", show_default=False, help="The question.")] = ...,
-    opts: CommonOptions = None,
+    opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about images."""
+    from .. import pipeline
+    from ..render import Output
+
     inputs = inputs or []
     out = Output(json_mode=opts.output.json)
     checked = pipeline.check_inputs(inputs, opts, out)

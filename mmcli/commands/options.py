@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from ..config import CommonOptions, EndpointFlags, GenerationOptions, MediaOptions, OutputOptions
+if TYPE_CHECKING:
+    from ..config import CommonOptions
 
 ENDPOINT = "Endpoint"
 GENERATION = "Generation"
@@ -72,7 +72,9 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
 }
 
 
-def _common_from(values: dict) -> CommonOptions:
+def _common_from(values: dict) -> "CommonOptions":
+    from ..config import CommonOptions, EndpointFlags, GenerationOptions, MediaOptions, OutputOptions
+
     return CommonOptions(
         endpoint=EndpointFlags(profile=values["profile"], base_url=values["base_url"],
                                api_key_env=values["api_key_env"], model=values["model"],
@@ -86,11 +88,18 @@ def _common_from(values: dict) -> CommonOptions:
     )
 
 
+def _evaluated(annotation: object, func: Callable) -> object:
+    # Postponed annotations are strings; Typer needs the objects. `opts` is left out on purpose:
+    # its type is imported only when the command runs, to keep start-up light.
+    if isinstance(annotation, str):
+        return eval(annotation, func.__globals__)  # noqa: S307 - the module's own annotation text
+    return annotation
+
+
 def with_common_options(func: Callable) -> Callable:
     """Add the shared options to a command; it receives them as one `opts: CommonOptions` argument."""
     signature = inspect.signature(func)
-    hints = typing.get_type_hints(func, include_extras=True)  # resolves postponed annotations
-    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+    own = [p.replace(annotation=_evaluated(p.annotation, func))
            for p in signature.parameters.values() if p.name != "opts"]
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
               for name, (annotation, default) in SHARED_PARAMETERS.items()]
