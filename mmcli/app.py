@@ -15,9 +15,16 @@ from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
 from .errors import ExitCode, MmcliError
 
+EXAMPLES = """Examples:
+
+  mmcli ask photo.jpg "what's here"
+
+  mmcli ask photo.jpg "what's here" --dry-run"""
+
 app = typer.Typer(
     name="mmcli",
     help="Ask vision-language models about your images, videos and documents.",
+    epilog=EXAMPLES,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,

@@ -17,6 +17,19 @@ PLACEHOLDER_KEY = "EMPTY"
 DEFAULT_TIMEOUT = 120.0
 
 
+# Variables read by mmcli besides the ones bound to options (those are listed with each option).
+ENVIRONMENT: dict[str, str] = {
+    "MMCLI_API_KEY": "API key for the endpoint (prefer it to putting keys in the config file).",
+    "MMCLI_CONFIG": "Path of the config file, instead of $XDG_CONFIG_HOME/mmcli/config.toml.",
+    "MMCLI_DEBUG": "When set (not 0), errors are shown with their traceback, like --debug.",
+    "OPENAI_BASE_URL": "Endpoint used when no profile is chosen by flag, MMCLI_PROFILE or the config file.",
+    "OPENAI_API_KEY": "Key sent only to api.openai.com or to the endpoint OPENAI_BASE_URL names.",
+    "PARASAIL_API_KEY": "Key for the parasail profile.",
+    "XINFERENCE_API_KEY": "Key for the xinference profile, if its server requires one.",
+    "XDG_CONFIG_HOME": "Base directory of the config file (default ~/.config).",
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named endpoint: where it is, where its key comes from, and per-endpoint defaults."""

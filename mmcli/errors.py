@@ -19,6 +19,19 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "internal error (a bug: run again with --debug and report it)",
+    ExitCode.USAGE: "usage: bad options or arguments, bad config file, missing API key",
+    ExitCode.BAD_MEDIA: "bad input media, found before anything is sent",
+    ExitCode.REJECTED: "the endpoint rejected the request (HTTP 4xx)",
+    ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
+    ExitCode.TIMEOUT: "timeout: no answer within --timeout",
+    ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
 class MmcliError(Exception):
     """Base of every expected failure: `what (where): why` plus an optional hint."""
 
