@@ -42,6 +42,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 def server():
     with ScriptedServer() as srv:
         yield srv
+    assert srv.errors == []
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def test_models_and_health(server, make_client):
         assert response.status == 200
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(server.root_url + "/nope", timeout=5)
+    info.value.close()
     assert info.value.code == 404
 
 
@@ -223,6 +225,13 @@ def test_status_errors_map_to_sdk_classes(server, action, error_class, make_clie
         assert info.value.body["type"] == "BadRequestError"
     if action.code == 413:
         assert "413 Request Entity Too Large" in info.value.response.text
+
+
+def test_handler_errors_are_kept_for_inspection(make_client):
+    with ScriptedServer().script("not an action") as srv:
+        with pytest.raises(openai.APIConnectionError):
+            ask(make_client(srv))
+    assert [type(error) for error in srv.errors] == [TypeError]
 
 
 def test_api_key_is_enforced_when_set(make_client):

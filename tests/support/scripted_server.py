@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         action = self.server.owner._next_action()
         try:
             self._perform(action, payload)
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:
             self.close_connection = True  # the client went away mid-answer; nothing to do
 
     def _read_body(self) -> bytes:
@@ -259,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _stream_pieces(self, completion: CompletionBuilder, pieces: list[str], delay: float) -> None:
+    def _stream_pieces(self, completion: CompletionBuilder, pieces: list[str],
+                       delay: float) -> None:
         self._event(completion.chunk({"role": "assistant", "content": ""}))
         for piece in pieces:
             if delay:
@@ -290,7 +292,11 @@ class _Server(ThreadingHTTPServer):
     owner: "ScriptedServer"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that hang up mid-response are expected in fault tests
+        # Clients hanging up mid-response are normal in fault tests; anything else is a
+        # bug in the script or the server and is kept for the test to inspect.
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, ConnectionError):
+            self.owner.errors.append(error)
 
 
 # ---------------------------------------------------------------- public server
@@ -307,6 +313,7 @@ class ScriptedServer:
         # makes every retry fail the same way without scripting each attempt.
         self.default: Action | None = default
         self.requests: list[RecordedRequest] = []
+        self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
