@@ -20,11 +20,13 @@ PROMPT = "What is in this picture?"
 
 @pytest.fixture(scope="module")
 def client(vllm_server):
+    """An openai client for the tier server, without retries."""
     return openai.OpenAI(base_url=vllm_server.base_url, api_key="unused", max_retries=0,
                          timeout=180)
 
 
 def chat(client, model, parts=None, text=PROMPT, max_tokens=2):
+    """One greedy chat completion with the given content parts before the text."""
     content = [*(parts or []), {"type": "text", "text": text}]
     return client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": content}],
@@ -32,6 +34,7 @@ def chat(client, model, parts=None, text=PROMPT, max_tokens=2):
 
 
 def image_part(image, fmt="PNG"):
+    """An image_url content part carrying the image as a data URL."""
     return {"type": "image_url", "image_url": {"url": tier_media.data_url(image, fmt)}}
 
 

