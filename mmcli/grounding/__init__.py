@@ -1,0 +1,1 @@
+"""Grounding for `mmcli detect`: prompts per family, tolerant parsing, exact coordinate mapping, drawing."""
