@@ -13,6 +13,10 @@ from . import __version__
 from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
+from .commands import detect as detect_command
+from .commands import docqa as docqa_command
+from .commands import serve as serve_command
+from .commands import video as video_command
 from .errors import ExitCode, MmcliError
 
 EXAMPLES = """Examples:
@@ -49,6 +53,10 @@ def root(
 
 
 app.command("ask", help=ASK_HELP, epilog=ASK_EPILOG)(ask)
+app.command("video", help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
+app.command("detect", help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
+app.command("docqa", help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.command("serve", help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 
 def _debug_requested(argv: Sequence[str]) -> bool:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .config import Endpoint
+from .config import Endpoint, is_loopback
 from .errors import EndpointTimeout, EndpointUnavailable, MediaError, MmcliError, RequestRejected
 
 RETRY_ATTEMPTS = 3
@@ -70,6 +70,17 @@ def first_model(endpoint: Endpoint) -> str:
         raise RequestRejected("the endpoint serves no models", where=endpoint.base_url,
                               hint="pass --model NAME")
     return models[0]
+
+
+def server_healthy(root_url: str, timeout: float = 2.0) -> bool:
+    """Whether `GET {root_url}/health` answers 200 (how a vLLM server says it is ready)."""
+    import httpx2
+
+    try:  # trust_env=False: a proxy from the environment must not answer for a local server
+        with httpx2.Client(timeout=timeout, trust_env=False) as http:
+            return http.get(f"{root_url}/health").status_code == 200
+    except httpx2.HTTPError:
+        return False
 
 
 def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], None]] = None,
@@ -264,8 +275,12 @@ def _hint_for(code: int, message: str) -> str:
 
 
 def _unreachable_hint(endpoint: Endpoint) -> str:
-    if endpoint.profile.name == "local" and "127.0.0.1:8000" in endpoint.base_url:
-        return ("start a server there (e.g. vllm serve Qwen/Qwen2.5-VL-7B-Instruct), "
+    if endpoint.profile.name == "local" and is_loopback(endpoint.base_url):
+        from urllib.parse import urlsplit
+
+        port = urlsplit(endpoint.base_url).port or 80
+        flag = "" if port == 8000 else f" --port {port}"
+        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
                 "or pick another endpoint with --base-url / --profile")
     return "check that the server is running and the URL is right (--base-url / --profile)"
 

@@ -65,6 +65,7 @@ class EndpointFlags:
     model: Optional[str] = None
     family: Optional[str] = None
     timeout: Optional[float] = None
+    autostart: Optional[bool] = None  # --autostart/--no-autostart; None: MMCLI_AUTOSTART, config, on
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Settings:
     endpoint: Endpoint
     model: Optional[str]
     family: Optional[str]
+    autostart: bool = True  # start a local vLLM when the default local endpoint is down
+    vllm_python: Optional[str] = None  # the config file's vllm_python
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -188,12 +191,71 @@ def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] 
     use_openai_env = not flags.profile and not config.get("profile") and bool(environ.get("OPENAI_BASE_URL"))
     base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
     base_url = _check_base_url(base_url)
+    from_profile = not flags.base_url and not use_openai_env
+    server = _mmcli_server(name, profile, base_url, from_profile, environ)
+    if server is not None:  # the server `mmcli serve` started: its address, model, family and key
+        base_url = server.base_url
+        profile = replace(profile, model=profile.model or server.model, family=profile.family or server.family)
     key, source = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
+    if server is not None and server.key_file and source in ("placeholder", "none"):
+        key, source = _server_key(server.key_file), "server key file"
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
     if timeout <= 0:
         raise UsageError("invalid timeout", f"{timeout} s", hint="use a positive number of seconds")
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, key_source=source, timeout=timeout)
-    return Settings(endpoint=endpoint, model=flags.model or profile.model, family=flags.family or profile.family)
+    autostart, vllm_python = serve_settings(flags.autostart, environ, config, path)
+    return Settings(endpoint=endpoint, model=flags.model or profile.model, family=flags.family or profile.family,
+                    autostart=autostart, vllm_python=vllm_python)
+
+
+def _mmcli_server(name: str, profile: Profile, base_url: str, from_profile: bool, environ: Mapping[str, str]):
+    """The running server `mmcli serve` started, if these settings point at it or at the default local address."""
+    from .supervise import running_server
+
+    server = running_server(environ)
+    if server is None:
+        return None
+    default_local = from_profile and name == "local" and profile.base_url == BUILTIN_PROFILES["local"].base_url
+    return server if default_local or server.base_url == base_url else None
+
+
+def _server_key(key_file: str) -> str:
+    from .supervise import read_key
+
+    key = read_key(key_file)
+    if key is None:
+        raise UsageError("cannot read the API key of the server mmcli started", where=key_file,
+                         hint="restart it: mmcli serve stop, then mmcli serve ... again")
+    return key
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def serve_settings(flag: Optional[bool], environ: Mapping[str, str], config: dict, path: Path
+                   ) -> tuple[bool, Optional[str]]:
+    """(autostart, vllm_python): autostart from the flag > MMCLI_AUTOSTART > config `autostart` > on."""
+    vllm_python = config.get("vllm_python")
+    if vllm_python is not None and not isinstance(vllm_python, str):
+        raise UsageError("invalid config file", "'vllm_python' must be a string (a path)", where=str(path))
+    if flag is not None:
+        return flag, vllm_python
+    value = environ.get("MMCLI_AUTOSTART", "").strip().lower()
+    if value:
+        if value not in _TRUE + _FALSE:
+            raise UsageError("invalid MMCLI_AUTOSTART", where=value, hint="use 1 or 0")
+        return value in _TRUE, vllm_python
+    configured = config.get("autostart", True)
+    if not isinstance(configured, bool):
+        raise UsageError("invalid config file", "'autostart' must be true or false", where=str(path))
+    return configured, vllm_python
+
+
+def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:
+    """The config file's `vllm_python` (for `mmcli serve`)."""
+    path = config_path(environ)
+    return serve_settings(True, environ, load_config(path), path)[1]
 
 
 def _check_base_url(url: str) -> str:

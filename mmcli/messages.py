@@ -29,6 +29,11 @@ def video_part(url: str) -> dict:
     return {"type": "video_url", "video_url": {"url": url}}
 
 
+def video_frames_url(frames: list[bytes]) -> str:
+    """vLLM's frame-list video URL, `data:video/jpeg;base64,<f1>,<f2>,...`, joined in one go."""
+    return "data:video/jpeg;base64," + ",".join(base64.b64encode(f).decode("ascii") for f in frames)
+
+
 def build_request(model: str, parts: list[dict], prompt: str, *, system: Optional[str] = None,
                   max_tokens: Optional[int] = None, temperature: Optional[float] = None,
                   stream: bool = True, base_url: str = "") -> dict:

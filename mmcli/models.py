@@ -91,3 +91,54 @@ def family_for_model(model: Optional[str]) -> Family:
 def get_family(name: str) -> Family:
     """The family registered under `name` (a --family value)."""
     return FAMILIES[name]
+
+
+@dataclass(frozen=True)
+class ServeAlias:
+    """A short name `mmcli serve` accepts for a Hugging Face model vLLM can serve."""
+
+    name: str
+    hf_id: str
+    family: str  # a FAMILIES key
+    max_model_len: int = 32768  # the models' own limits (often 128k) rarely fit next to the weights
+    note: str = ""
+
+
+def _aliases(family: str, default_size: str, sizes: dict[str, str], note: str = "") -> list[ServeAlias]:
+    entries = [ServeAlias(family, sizes[default_size], family, note=note)]
+    entries += [ServeAlias(f"{family}-{size}", hf_id, family, note=note) for size, hf_id in sizes.items()]
+    return entries
+
+
+# The plain family name serves the size that fits one 24-48 GB GPU.
+SERVE_ALIASES: dict[str, ServeAlias] = {alias.name: alias for alias in [
+    *_aliases("qwen2-vl", "7b", {"2b": "Qwen/Qwen2-VL-2B-Instruct", "7b": "Qwen/Qwen2-VL-7B-Instruct",
+                                 "72b": "Qwen/Qwen2-VL-72B-Instruct"}),
+    *_aliases("qwen2.5-vl", "7b", {"3b": "Qwen/Qwen2.5-VL-3B-Instruct", "7b": "Qwen/Qwen2.5-VL-7B-Instruct",
+                                   "32b": "Qwen/Qwen2.5-VL-32B-Instruct", "72b": "Qwen/Qwen2.5-VL-72B-Instruct"}),
+    *_aliases("qwen3-vl", "8b", {"2b": "Qwen/Qwen3-VL-2B-Instruct", "4b": "Qwen/Qwen3-VL-4B-Instruct",
+                                 "8b": "Qwen/Qwen3-VL-8B-Instruct", "32b": "Qwen/Qwen3-VL-32B-Instruct",
+                                 "30b-a3b": "Qwen/Qwen3-VL-30B-A3B-Instruct",
+                                 "235b-a22b": "Qwen/Qwen3-VL-235B-A22B-Instruct"}),
+    ServeAlias("gemma-3-4b", "google/gemma-3-4b-it", "generic", note="gated: accept the licence on Hugging Face"),
+    ServeAlias("gemma-3-12b", "google/gemma-3-12b-it", "generic", note="gated: accept the licence on Hugging Face"),
+    ServeAlias("gemma-3-27b", "google/gemma-3-27b-it", "generic", note="gated: accept the licence on Hugging Face"),
+    ServeAlias("llava-onevision-7b", "llava-hf/llava-onevision-qwen2-7b-ov-hf", "generic"),
+    ServeAlias("smolvlm2", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "generic", max_model_len=8192),
+    ServeAlias("pixtral-12b", "mistral-community/pixtral-12b", "generic"),
+]}
+
+DEFAULT_SERVE_MODEL = "qwen2.5-vl"
+
+# config.json "model_type" of a local checkpoint -> family, for directories whose name says nothing.
+MODEL_TYPE_FAMILIES = {
+    "qwen2_vl": "qwen2-vl",
+    "qwen2_5_vl": "qwen2.5-vl",
+    "qwen3_vl": "qwen3-vl",
+    "qwen3_vl_moe": "qwen3-vl",
+}
+
+
+def serve_alias(name: str) -> Optional[ServeAlias]:
+    """The serve alias called `name` (case-insensitive), if there is one."""
+    return SERVE_ALIASES.get(name.lower())

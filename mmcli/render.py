@@ -167,3 +167,47 @@ def plan_table(plan: Plan):
         table.add_row(item.source, item.kind, _size(item.original_width, item.original_height),
                       _size(item.sent_width, item.sent_height), tokens, f"{item.bytes:,}", "; ".join(item.notes))
     return table
+
+
+class Progress:
+    """Steps of a long job: a bar on stderr when it is a terminal, one status line per step otherwise."""
+
+    def __init__(self, out: Output, total: int, title: str) -> None:
+        self.out, self.total, self.title = out, total, title
+        self.done = 0
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> "Progress":
+        if self.out.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), console=Console(file=self.out.stderr), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.title, total=self.total)
+        return self
+
+    def begin(self, what: str) -> None:
+        """A step starts."""
+        if self.bar is not None:
+            self.bar.update(self.task, description=what)
+        else:
+            self.out.status(f"[{self.done + 1}/{self.total}] {what}")
+
+    def advance(self) -> None:
+        """A step is done."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1)
+
+    def close(self) -> None:
+        """Remove the bar (before anything else is printed)."""
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

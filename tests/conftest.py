@@ -36,6 +36,8 @@ def clean_env(tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_"))}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")  # no server a real `mmcli serve` recorded
+    env["MMCLI_AUTOSTART"] = "0"  # an unreachable local endpoint must not start a vLLM
     env["HOME"] = str(tmp_path / "home")
     env["COLUMNS"] = "200"
     return env

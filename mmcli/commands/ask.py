@@ -29,7 +29,7 @@ EPILOG = """Examples:
 @with_common_options
 def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
-        metavar="INPUT", show_default=False, help="Images: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
+        metavar="INPUT", show_default=False, help="Images or videos: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", show_default=False, help="The question.")] = ...,
     opts: "CommonOptions" = None,
 ) -> None:
@@ -39,13 +39,10 @@ def ask(
 
     inputs = inputs or []
     out = Output(json_mode=opts.output.json)
-    checked = pipeline.check_inputs(inputs, opts, out)
+    checked = pipeline.check_inputs(inputs, opts, out, allowed=("image", "video"))
     settings = pipeline.settings_for(opts)
     model, family = pipeline.resolve_model(settings, opts.output.dry_run, out)
-    budget = pipeline.image_budget(family, opts.media)
-    planned = [pipeline.plan_image(item, budget, opts.media) for item in checked]
-    plan = pipeline.build_plan(settings, model, family, [p[0] for p in planned], [p[1] for p in planned],
-                               prompt, opts)
+    plan = pipeline.plan_request(checked, settings, model, family, prompt, opts, out)
     if opts.output.dry_run:
         out.show_plan(plan)
         return

@@ -36,6 +36,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "timeout": (Annotated[Optional[float], typer.Option(
         "--timeout", envvar="MMCLI_TIMEOUT", min=0.001, rich_help_panel=ENDPOINT,
         help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),
+    "autostart": (Annotated[Optional[bool], typer.Option(
+        "--autostart/--no-autostart", rich_help_panel=ENDPOINT, show_default=False,
+        help="When the default local endpoint is down and vLLM is installed, start it in the background "
+             "(mmcli serve --detach). [default: on; MMCLI_AUTOSTART=0 or `autostart = false` in the config]")], None),
     "system": (Annotated[Optional[str], typer.Option(
         "--system", rich_help_panel=GENERATION, help="System prompt.")], None),
     "max_tokens": (Annotated[Optional[int], typer.Option(
@@ -78,7 +82,8 @@ def _common_from(values: dict) -> "CommonOptions":
     return CommonOptions(
         endpoint=EndpointFlags(profile=values["profile"], base_url=values["base_url"],
                                api_key_env=values["api_key_env"], model=values["model"],
-                               family=values["family"], timeout=values["timeout"]),
+                               family=values["family"], timeout=values["timeout"],
+                               autostart=values["autostart"]),
         media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
                            max_tokens_per_image=values["max_tokens_per_image"],
                            lossless=values["lossless"], pass_url=values["pass_url"]),

@@ -152,6 +152,19 @@ def prepare_image(img: ImageInput, budget: PixelBudget, *, lossless: bool = Fals
                          "image/png" if lossless else "image/jpeg", width, height)
 
 
+def oriented_bgr(img: ImageInput) -> "np.ndarray":
+    """Full-resolution, upright BGR pixels of an opened image (what boxes are drawn on)."""
+    if img.pixels is not None:
+        return img.pixels
+    import cv2
+    import numpy as np
+
+    bgr = cv2.imdecode(np.frombuffer(img.jpeg_bytes, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise MediaError("cannot decode image", "the JPEG decoder rejected the data", where=img.label)
+    return apply_orientation(bgr, img.orientation)
+
+
 def _decode_scaled(img: ImageInput, height: int, width: int) -> "np.ndarray":
     import cv2
     import numpy as np

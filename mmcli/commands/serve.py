@@ -1,0 +1,255 @@
+"""`mmcli serve`: a local vLLM server for a vision model; `mmcli serve status` and `mmcli serve stop`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+SERVER = "Server"
+MEDIA = "Media limits"
+HARDWARE = "Hardware"
+SAFETY = "Safety"
+RUN = "Running"
+
+# `status` and `stop` are words MODEL cannot be (write ./status for a folder of that name): one
+# command keeps `mmcli serve MODEL` and `mmcli serve --list` working next to them.
+ACTIONS = ("status", "stop")
+# Options that mean something to `status` / `stop`; any other given with them is a mistake.
+ACTION_OPTIONS = {"status": {"json_output", "debug"}, "stop": {"stop_timeout", "debug"}}
+
+HELP = """Start a local vLLM server (OpenAI-compatible) for a vision model.
+
+MODEL is an alias (see --list), a Hugging Face id (org/name) or a local model folder. The server listens on 127.0.0.1:8000 unless told otherwise, serves images resized to the same grid the client uses, fetches no remote media and logs no requests. The client commands (mmcli ask, ...) find a server started here by themselves.
+
+`mmcli serve status` reports on the running server; `mmcli serve stop` stops it with all its processes. Arguments after -- go to vLLM unchanged."""
+
+EPILOG = """Examples:
+
+  mmcli serve qwen2.5-vl
+
+  mmcli serve qwen2.5-vl-3b --max-images 8 --max-pixels 1003520
+
+  mmcli serve ./my-finetune --tensor-parallel-size 2 -- --quantization fp8
+
+  mmcli serve qwen2.5-vl --detach && mmcli ask photo.jpg "what's here"
+
+  mmcli serve status; mmcli serve stop
+
+  mmcli serve qwen2.5-vl --dry-run"""
+
+
+ModelArg = Annotated[Optional[str], typer.Argument(
+    metavar="MODEL|status|stop", show_default=False,
+    help="Alias, Hugging Face id or local folder; or `status` / `stop`.")]
+
+VllmArgsArg = Annotated[Optional[list[str]], typer.Argument(
+    metavar="-- VLLM_ARGS", show_default=False, help="Passed to vLLM unchanged (after --).")]
+
+ListAliasesOpt = Annotated[bool, typer.Option("--list", help="List the model aliases and exit.")]
+
+HostOpt = Annotated[str, typer.Option(
+    "--host", rich_help_panel=SERVER,
+    help="Address to listen on. Anything but loopback requires an API key, generated for you.")]
+
+PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, rich_help_panel=SERVER)]
+
+NameOpt = Annotated[Optional[str], typer.Option(
+    "--name", rich_help_panel=SERVER, help="Served model name. [default: the alias, folder name or id]")]
+
+FamilyOpt = Annotated[Optional[str], typer.Option(
+    "--family", rich_help_panel=SERVER,
+    help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic). [default: judged from the model]")]
+
+MaxModelLenOpt = Annotated[Optional[int], typer.Option(
+    "--max-model-len", min=1, rich_help_panel=SERVER,
+    help="Context length. [default: 32768 for aliases, else the model's]")]
+
+MaxImagesOpt = Annotated[int, typer.Option("--max-images", min=0, rich_help_panel=MEDIA, help="Images per request.")]
+
+MaxVideosOpt = Annotated[int, typer.Option("--max-videos", min=0, rich_help_panel=MEDIA, help="Videos per request.")]
+
+MaxPixelsOpt = Annotated[Optional[int], typer.Option(
+    "--max-pixels", min=1, rich_help_panel=MEDIA,
+    help="Most pixels per image on the server. [default: the client's, 1280*28*28 (1280*32*32 Qwen3-VL)]")]
+
+GpuMemoryUtilizationOpt = Annotated[Optional[float], typer.Option(
+    "--gpu-memory-utilization", rich_help_panel=HARDWARE, help="Fraction of GPU memory vLLM may use.")]
+
+TensorParallelSizeOpt = Annotated[Optional[int], typer.Option(
+    "--tensor-parallel-size", min=1, rich_help_panel=HARDWARE, help="Split the model over N GPUs.")]
+
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", rich_help_panel=HARDWARE, help="auto, cuda or cpu (vLLM's CPU build).")]
+
+CpuKvCacheGibOpt = Annotated[Optional[int], typer.Option(
+    "--cpu-kv-cache-gib", min=1, rich_help_panel=HARDWARE,
+    help="KV cache size in GiB with --device cpu (VLLM_CPU_KVCACHE_SPACE).")]
+
+AllowedLocalMediaPathOpt = Annotated[Optional[str], typer.Option(
+    "--allowed-local-media-path", metavar="DIR", rich_help_panel=SAFETY,
+    help="Let requests read file:// media from DIR (never / or your home folder). [default: none]")]
+
+AllowMediaDomainOpt = Annotated[Optional[list[str]], typer.Option(
+    "--allow-media-domain", metavar="DOMAIN", rich_help_panel=SAFETY,
+    help="Let the server fetch http(s) media from DOMAIN (repeatable). [default: fetch nothing]")]
+
+RequireKeyOpt = Annotated[bool, typer.Option(
+    "--require-key", rich_help_panel=SAFETY,
+    help="Require an API key even on loopback (other users of this machine can reach 127.0.0.1).")]
+
+VllmPythonOpt = Annotated[Optional[str], typer.Option(
+    "--vllm-python", metavar="PATH", rich_help_panel=RUN,
+    help="Python (or venv folder) that has vLLM. [default: MMCLI_VLLM_PYTHON, config vllm_python, "
+         "`vllm` on PATH, this Python]")]
+
+DetachOpt = Annotated[bool, typer.Option(
+    "--detach", rich_help_panel=RUN, help="Run in the background; stop with `mmcli serve stop`.")]
+
+StartupTimeoutOpt = Annotated[float, typer.Option(
+    "--startup-timeout", min=1, rich_help_panel=RUN, help="Seconds to wait for the server to be ready.")]
+
+StopTimeoutOpt = Annotated[float, typer.Option(
+    "--stop-timeout", min=0, rich_help_panel=RUN,
+    help="Seconds between SIGTERM and SIGKILL when stopping.")]
+
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", rich_help_panel=RUN, help="Print the vLLM command and environment; start nothing.")]
+
+JsonOutputOpt = Annotated[bool, typer.Option("--json", rich_help_panel=RUN, help="JSON output for --list and status.")]
+
+DebugOpt = Annotated[bool, typer.Option("--debug", rich_help_panel=RUN, help="Show tracebacks for errors.")]
+
+
+def serve(
+    ctx: typer.Context,
+    model: ModelArg = None,
+    vllm_args: VllmArgsArg = None,
+    list_aliases: ListAliasesOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    name: NameOpt = None,
+    family: FamilyOpt = None,
+    max_model_len: MaxModelLenOpt = None,
+    max_images: MaxImagesOpt = 8,
+    max_videos: MaxVideosOpt = 1,
+    max_pixels: MaxPixelsOpt = None,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
+    tensor_parallel_size: TensorParallelSizeOpt = None,
+    device: DeviceOpt = "auto",
+    cpu_kv_cache_gib: CpuKvCacheGibOpt = None,
+    allowed_local_media_path: AllowedLocalMediaPathOpt = None,
+    allow_media_domain: AllowMediaDomainOpt = None,
+    require_key: RequireKeyOpt = False,
+    vllm_python: VllmPythonOpt = None,
+    detach: DetachOpt = False,
+    startup_timeout: StartupTimeoutOpt = 1200,
+    stop_timeout: StopTimeoutOpt = 20,
+    dry_run: DryRunOpt = False,
+    json_output: JsonOutputOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Start a local vLLM server for a vision model."""
+    from .. import launch
+    from ..errors import UsageError
+    from ..render import Output
+    from ..serve import ServeOptions
+
+    out = Output(json_mode=json_output)
+    if list_aliases:
+        return _show_aliases(out)
+    if model in ACTIONS:
+        _refuse_other_options(ctx, model, vllm_args)
+        return _run_action(model, out, stop_timeout)
+    if model is None:
+        raise UsageError("no model to serve", hint="e.g. mmcli serve qwen2.5-vl (mmcli serve --list shows the aliases)")
+    media_path = launch.media_dir(allowed_local_media_path) if allowed_local_media_path else None
+    opts = ServeOptions(model=model, host=host, port=port, name=name, family=family, max_model_len=max_model_len,
+                        max_images=max_images, max_videos=max_videos, max_pixels=max_pixels,
+                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                        device=device, cpu_kv_cache_gib=cpu_kv_cache_gib, allowed_local_media_path=media_path,
+                        allow_media_domains=tuple(allow_media_domain or ()), require_key=require_key,
+                        extra_args=tuple(vllm_args or ()))
+    command = launch.prepare(opts, _launcher(vllm_python, dry_run, out))
+    if dry_run:
+        return _show_dry_run(command, out)
+    launch.start(command, detach=detach, timeout=startup_timeout, grace=stop_timeout, out=out)
+
+
+def _launcher(flag: Optional[str], dry_run: bool, out):
+    import os
+
+    from ..config import configured_vllm_python
+    from ..launch import vllm_python
+    from ..serve import Launcher
+    from ..supervise import ServeError, locate_vllm
+
+    try:
+        return locate_vllm(vllm_python(flag, os.environ, configured_vllm_python(os.environ)), os.environ)
+    except ServeError as exc:
+        if not dry_run:
+            raise
+        out.warn(f"{exc.message()}; showing the command with `vllm` as a placeholder")
+        return Launcher.script("vllm")
+
+
+def _refuse_other_options(ctx: typer.Context, action: str, vllm_args: Optional[list[str]]) -> None:
+    from ..errors import UsageError
+
+    given = [p for p in ctx.params if p not in ("model", "vllm_args") and _given(ctx, p)]
+    stray = [p for p in given if p not in ACTION_OPTIONS[action]]
+    if stray or vllm_args:
+        what = "--" + stray[0].replace("_", "-") if stray else " ".join(vllm_args or ())
+        raise UsageError(f"`mmcli serve {action}` does not take {what}",
+                         hint="options for starting a server go with mmcli serve MODEL")
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _run_action(action: str, out, stop_timeout: float) -> None:
+    import json
+
+    from .. import launch
+
+    if action == "stop":
+        launch.stop(stop_timeout, out)
+        return
+    report = launch.status()
+    if out.json_mode:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(launch.status_lines(report)))
+    if not report.get("healthy"):
+        raise typer.Exit(5)  # scripts: `mmcli serve status && ...`
+
+
+def _show_aliases(out) -> None:
+    import json
+
+    from ..serve import alias_rows
+
+    rows = alias_rows()
+    if out.json_mode:
+        print(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["alias"]) for r in rows)
+    model_width = max(len(r["model"]) for r in rows)
+    for r in rows:
+        note = f"  ({r['note']})" if r["note"] else ""
+        print(f"{r['alias']:<{width}}  {r['model']:<{model_width}}  {r['family']:<10}{note}".rstrip())
+    print("\nAny Hugging Face id (org/name) or local model folder works too.")
+
+
+def _show_dry_run(command, out) -> None:
+    import os
+
+    from ..serve import shell_text
+    from ..supervise import KEY_FILE, state_dir
+
+    key_file = str(state_dir(os.environ) / KEY_FILE) if command.needs_key else None
+    print(shell_text(command, os.environ, key_file))
+    out.status(f"clients reach it at {command.base_url} as model {command.model.served_name} "
+               f"(family {command.model.family.name}); nothing was started")

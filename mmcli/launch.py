@@ -1,0 +1,288 @@
+"""Start, stop and report the vLLM server mmcli runs, and start it by itself for the local profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional
+
+from . import supervise
+from .errors import EndpointTimeout, MmcliError, UsageError
+from .models import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
+from .serve import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command,
+                    check_options, child_env, choose_model, is_loopback_host, looks_like_path)
+from .supervise import ServerState, ServeError
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .render import Output
+
+DEFAULT_STARTUP_TIMEOUT = 1200.0
+
+
+def model_choice(spec: str, name: Optional[str] = None, family: Optional[str] = None) -> ModelChoice:
+    """Resolve MODEL, looking at the disk for local checkpoints (and their config.json model_type)."""
+    path = Path(spec).expanduser()
+    local = None
+    if serve_alias(spec) is None or looks_like_path(spec):  # an alias wins unless written as a path
+        if path.is_dir():
+            local = str(path.resolve())
+        elif path.exists():
+            raise UsageError("not a model directory", where=spec, hint="give the folder that holds config.json")
+    return choose_model(spec, local_dir=local, model_type=_model_type(path) if local else None,
+                        name=name, family=family)
+
+
+def _model_type(path: Path) -> Optional[str]:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    return model_type if model_type in MODEL_TYPE_FAMILIES else None
+
+
+def media_dir(path: str) -> str:
+    """The resolved --allowed-local-media-path, refused when it would expose / or the home folder."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_dir():
+        raise UsageError("--allowed-local-media-path must be an existing directory", where=path)
+    home = Path.home().resolve()
+    if resolved == Path(resolved.anchor) or resolved == home or resolved in home.parents:
+        raise UsageError("refusing --allowed-local-media-path", "it would let the server read "
+                         + ("every file" if resolved == Path(resolved.anchor) else "your home folder"),
+                         where=str(resolved), hint="name a folder that holds only the media to serve")
+    return str(resolved)
+
+
+def vllm_python(flag: Optional[str], environ: Mapping[str, str], configured: Optional[str]) -> Optional[str]:
+    """Which Python has vLLM: --vllm-python > MMCLI_VLLM_PYTHON > the config file's vllm_python."""
+    return flag or environ.get("MMCLI_VLLM_PYTHON") or configured or None
+
+
+@contextmanager
+def _interrupt_on_term() -> Iterator[None]:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the child's group is stopped on the way out."""
+    def interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _refuse_second_server(directory: Path, command: ServerCommand, environ: Mapping[str, str]) -> None:
+    existing = supervise.running_server(environ)
+    if existing is not None:
+        raise ServeError("a server started by mmcli is already running",
+                         f"{existing.model} at {existing.base_url} (pid {existing.pid})",
+                         hint="stop it first with `mmcli serve stop`")
+    supervise.clear_state(directory)  # a stale record of a server that is gone
+    problem = supervise.port_problem(command.host, command.port)
+    if problem:
+        raise ServeError(f"cannot listen on {command.host}:{command.port}", problem,
+                         hint="choose another port with --port, or stop what is listening there")
+
+
+def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float, out: "Output",
+          environ: Optional[Mapping[str, str]] = None) -> ServerState:
+    """Start vLLM in its own process group and wait for /health; in the foreground, serve until stopped."""
+    from . import client
+
+    environ = os.environ if environ is None else environ
+    directory = supervise.ensure_state_dir(environ)
+    _refuse_second_server(directory, command, environ)
+    key, key_path = supervise.new_key(directory) if command.needs_key else (None, None)
+    log = directory / supervise.LOG_FILE
+    log.write_text("$ " + " ".join(command.argv) + "\n", encoding="utf-8")
+    with _interrupt_on_term():
+        proc = supervise.spawn(command.argv, child_env(command, environ, key), log)
+        state = ServerState(pid=proc.pid, proc_start=supervise.proc_start(proc.pid), started=time.time(),
+                            model=command.model.served_name, source=command.model.source,
+                            family=command.model.family.name, host=command.host, port=command.port,
+                            base_url=command.base_url, root_url=command.root_url, log=str(log),
+                            key_file=str(key_path) if key_path else None, detached=detach)
+        supervise.save_state(directory, state)
+        out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "
+                   f"log: {log}")
+        if key_path:
+            out.status(f"API key required (the server listens on {command.host}); it is in {key_path} "
+                       "and the local profile uses it by itself")
+        try:
+            with out.spinner(f"waiting for vLLM to load {state.model} (log: {log})"):
+                waited = supervise.wait_until_ready(state.root_url, proc.poll, timeout, log, client.server_healthy)
+        except (MmcliError, KeyboardInterrupt) as exc:
+            _abandon(proc, directory, grace, out, log, show_tail=not isinstance(exc, KeyboardInterrupt))
+            raise
+        state.ready = True
+        supervise.save_state(directory, state)
+        if detach:
+            out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
+                       "`mmcli serve stop` stops it")
+            return state
+        out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; Ctrl-C stops it")
+        _serve_until_stopped(proc, state, directory, grace, out, environ)
+    return state
+
+
+def _abandon(proc, directory: Path, grace: float, out: "Output", log: Path, show_tail: bool) -> None:
+    if show_tail:
+        _show_tail(out, log)
+    out.status(f"stopping vLLM (pid {proc.pid})")
+    supervise.stop_group(proc.pid, grace, reap=proc.poll)
+    supervise.clear_state(directory)
+
+
+def _show_tail(out: "Output", log: Path) -> None:
+    tail = supervise.log_tail(log)
+    if tail:
+        print(f"--- last lines of {log} ---\n{tail}\n---", file=out.stderr, flush=True)
+
+
+def _serve_until_stopped(proc, state: ServerState, directory: Path, grace: float, out: "Output",
+                         environ: Mapping[str, str]) -> None:
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        out.status(f"stopping vLLM (pid {proc.pid})")
+        supervise.stop_group(proc.pid, grace, reap=proc.poll)
+        supervise.clear_state(directory)
+        raise
+    recorded = supervise.load_state(environ)
+    stopped_elsewhere = recorded is None or recorded.pid != state.pid or recorded.stopping
+    supervise.stop_group(proc.pid, grace, reap=proc.poll)  # whatever the leader left behind
+    if stopped_elsewhere:
+        out.status("vLLM was stopped by `mmcli serve stop`")
+        return
+    supervise.clear_state(directory)
+    _show_tail(out, Path(state.log))
+    raise ServeError("vLLM exited", f"exit code {code}", where=state.log,
+                     hint=supervise.failure_hint(supervise.log_tail(Path(state.log), 200)))
+
+
+def stop(grace: float, out: "Output", environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Stop the server mmcli started (its whole process group); False if none was running."""
+    environ = os.environ if environ is None else environ
+    directory = supervise.state_dir(environ)
+    state = supervise.running_server(environ)
+    if state is None:
+        supervise.clear_state(directory)
+        out.status("no server started by mmcli is running")
+        return False
+    out.status(f"stopping {state.model} at {state.base_url} (pid {state.pid})")
+    state.stopping = True
+    supervise.save_state(directory, state)
+    gone = supervise.stop_group(state.pid, grace)
+    supervise.clear_state(directory)
+    if not gone:
+        raise ServeError("some vLLM processes survived SIGKILL", f"process group {state.pid}",
+                         hint="check with ps and stop them by hand")
+    out.status("stopped")
+    return True
+
+
+def status(environ: Optional[Mapping[str, str]] = None) -> dict:
+    """What `mmcli serve status` reports about the server mmcli started."""
+    from . import client
+
+    environ = os.environ if environ is None else environ
+    state = supervise.running_server(environ)
+    if state is None:
+        return {"running": False}
+    healthy = client.server_healthy(state.root_url)
+    return {"running": True, "healthy": healthy, "ready": state.ready, "model": state.model,
+            "source": state.source, "family": state.family, "url": state.base_url, "pid": state.pid,
+            "uptime_seconds": round(time.time() - state.started), "detached": state.detached,
+            "log": state.log, "key_file": state.key_file}
+
+
+def prepare(opts: ServeOptions, launcher: Launcher) -> ServerCommand:
+    """Check the options and build the vLLM command for them."""
+    check_options(opts)
+    return build_command(opts, model_choice(opts.model, opts.name, opts.family), launcher)
+
+
+def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None) -> None:
+    """Auto-start: when the local profile's endpoint is down and vLLM is installed, start it detached."""
+    environ = os.environ if environ is None else environ
+    endpoint = settings.endpoint
+    if endpoint.profile.name != "local":
+        return
+    recorded = supervise.running_server(environ)
+    if recorded is not None and recorded.base_url == endpoint.base_url:
+        _wait_for_recorded(recorded, out)
+        return
+    address = _profile_address(endpoint)
+    if not settings.autostart or address is None or supervise.port_open(*address):
+        return
+    try:
+        launcher = supervise.locate_vllm(vllm_python(None, environ, settings.vllm_python), environ)
+        opts = ServeOptions(model=settings.model or DEFAULT_SERVE_MODEL, host=address[0], port=address[1])
+        command = prepare(opts, launcher)
+    except MmcliError:
+        return  # nothing to start with: the request fails with the usual "cannot reach" and its hint
+    out.status(f"nothing answers at {endpoint.base_url}; starting {command.model.served_name} with vLLM in the "
+               "background (--no-autostart, MMCLI_AUTOSTART=0 or `autostart = false` turn this off)")
+    start(command, detach=True, timeout=DEFAULT_STARTUP_TIMEOUT, grace=supervise.STOP_GRACE, out=out,
+          environ=environ)
+
+
+def _profile_address(endpoint) -> Optional[tuple[str, int]]:
+    """(host, port) to serve on when the endpoint is the local profile's own loopback http address."""
+    from urllib.parse import urlsplit
+
+    if endpoint.base_url != endpoint.profile.base_url.rstrip("/"):
+        return None  # --base-url or OPENAI_BASE_URL point elsewhere: not ours to start
+    parts = urlsplit(endpoint.base_url)
+    host = parts.hostname or ""
+    if parts.scheme != "http" or parts.path != "/v1" or not is_loopback_host(host):
+        return None
+    return host, parts.port or 80
+
+
+def _wait_for_recorded(state: ServerState, out: "Output") -> None:
+    from . import client
+
+    if client.server_healthy(state.root_url):
+        return
+    log = Path(state.log)
+    out.status(f"waiting for {state.model} at {state.base_url} to be ready (log: {log})")
+
+    def exited() -> Optional[str]:
+        return None if supervise.pid_alive(state.pid, state.proc_start) else "unknown"
+
+    try:
+        with out.spinner(f"waiting for vLLM to load {state.model}"):
+            supervise.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, client.server_healthy)
+    except (ServeError, EndpointTimeout):
+        _show_tail(out, log)
+        raise
+
+
+def describe_uptime(seconds: int) -> str:
+    """`1h 02m 03s`-style uptime."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def status_lines(report: dict) -> list[str]:
+    """The plain-text `mmcli serve status` report."""
+    if not report["running"]:
+        return ["no server started by mmcli is running"]
+    health = "ok" if report["healthy"] else ("starting" if not report["ready"] else "not answering")
+    lines = [f"model:   {report['model']} ({report['source']})", f"url:     {report['url']}",
+             f"pid:     {report['pid']}" + ("" if report["detached"] else " (foreground)"),
+             f"uptime:  {describe_uptime(report['uptime_seconds'])}", f"health:  {health}",
+             f"log:     {report['log']}"]
+    if report["key_file"]:
+        lines.append(f"api key: {report['key_file']}")
+    return lines
+

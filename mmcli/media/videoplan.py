@@ -1,0 +1,347 @@
+"""Planning one video: sampling, a verified decoding pass, fitting the request-size limit, content parts."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterator, Optional
+from urllib.parse import urlsplit
+
+from ..errors import MediaError, UsageError
+from ..messages import data_url, image_part, text_part, video_frames_url, video_part
+from ..plan import PlanItem
+from . import frames as fr
+from .resize import AspectRatioError, ceil_by_factor
+from .video import (JPEG_QUALITY, DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, fetch_frame,
+                    has_frame_after, read_whole, reencode, scan_times)
+
+if TYPE_CHECKING:
+    from ..config import MediaOptions
+    from ..models import Family
+    from ..render import Output
+    from .sources import Source
+
+PROGRESS_FROM = 20.0  # seconds of video; shorter ones decode too fast to need a bar
+ESTIMATE_SAMPLES = 6
+FIT_MARGIN = 0.97  # aim a little under the limit so one re-encode usually suffices
+TAIL_FRAMES = 2.5  # frames past the container's end that are not worth a second pass
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """What a video is planned against: the model family, the options and its share of the request."""
+
+    family: "Family"
+    media: "MediaOptions"
+    options: fr.SamplingOptions
+    transport: str
+    budget: int  # bytes this video's content parts may take in the request body
+
+
+def default_transport(family: "Family", base_url: str) -> str:
+    """`frames` for families that take video (not on OpenAI, which does not); `images` otherwise."""
+    openai = (urlsplit(base_url).hostname or "") == "api.openai.com"
+    return "frames" if family.accepts_video and not openai else "images"
+
+
+def plan_video_url(source: "Source", job: VideoJob) -> tuple[PlanItem, list[dict]]:
+    """A video URL passed through unchanged (--pass-url): the server fetches and samples it."""
+    if job.transport == "images":
+        raise UsageError("a video URL cannot be sent as images", where=source.label,
+                         hint="drop --pass-url so mmcli downloads and samples it, or use --as frames")
+    item = PlanItem(source=source.label, kind="video", mime=source.sniffed.mime,
+                    notes=["URL sent unchanged; the server fetches it and samples the frames"],
+                    details={"transport": "url"})
+    return item, [video_part(source.url or "")]
+
+
+def plan_video(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
+    """The plan item and content parts for one opened video; its temporary copy is removed after."""
+    try:
+        if job.transport == "file":
+            return _plan_file(video, job, out)
+        return _plan_frames(video, job, out)
+    finally:
+        video.discard()
+
+
+def _plan_file(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
+    opts = job.options
+    if opts.start is not None or opts.end is not None:
+        raise UsageError("--start and --end cannot trim a video sent as a file", where=video.label,
+                         hint="use --as frames or --as images to send part of a video")
+    if any(v is not None for v in (opts.fps, opts.frames, opts.min_frames, opts.max_frames, opts.total_pixels)):
+        out.warn("the server samples a video sent as a file itself; --fps, --frames, --min-frames, "
+                 "--max-frames and --total-pixels do not apply")
+    overhead = _json_len(video_part(f"data:{video.mime};base64,"))
+    data = read_whole(video, (job.budget - overhead) * 3 // 4)
+    item = PlanItem(source=video.label, kind="video", mime=video.mime, original_width=video.width,
+                    original_height=video.height, bytes=len(data),
+                    notes=["the original file; the server samples the frames (vLLM: 32 by default)"],
+                    details={"transport": "file", "codec": video.codec, "rotation": video.rotation,
+                             "duration": video.declared_duration, "video_fps": video.fps})
+    return item, [video_part(data_url(data, video.mime))]
+
+
+def _plan_frames(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
+    frames = job.options.frames
+    if job.transport == "frames" and frames is not None and frames % fr.FRAME_FACTOR:
+        raise UsageError("--frames must be even for a frame list", f"--frames {frames}: the model takes frames "
+                         "in pairs", hint=f"use --frames {frames + 1}, or --as images")
+    if job.media.lossless and job.transport == "frames":
+        out.warn("--lossless does not apply to a frame list, which is JPEG by definition; sending JPEG frames")
+        job = replace(job, media=replace(job.media, lossless=False))
+    result, fmt, notes, span = _sample_and_decode(video, job)
+    data, times, fmt, fitted = _fit(video, job, result.data, result.times, fmt, out)
+    n, transport = len(data), job.transport
+    summary = (f"{n} frames {fr.format_time(times[0])}-{fr.format_time(times[-1])} "
+               f"at {fmt.width}x{fmt.height}, sent as {transport}")
+    mime = "video/jpeg" if transport == "frames" else ("image/png" if fmt.lossless else "image/jpeg")
+    opts = job.options
+    details = {
+        "transport": transport, "frames": n, "timestamps": [round(t, 3) for t in times],
+        "fps": None if opts.frames is not None else (opts.fps or fr.DEFAULT_FPS),
+        "start": opts.start, "end": opts.end, "duration": span, "video_fps": video.fps,
+        "codec": video.codec, "rotation": video.rotation,
+        "jpeg_quality": None if fmt.lossless else fmt.quality,
+    }
+    item = PlanItem(source=video.label, kind="video", mime=mime, original_width=video.width,
+                    original_height=video.height, sent_width=fmt.width, sent_height=fmt.height,
+                    visual_tokens=fr.visual_tokens(n, fmt.height, fmt.width, job.family.factor, transport),
+                    bytes=sum(len(d) for d in data), notes=[summary, *notes, *fitted], details=details)
+    return item, _parts(data, times, fmt, transport)
+
+
+def _sample_and_decode(video: VideoInput, job: VideoJob) -> tuple[DecodeResult, FrameFormat, list[str], float]:
+    """Decode the sampled frames; when the container's claims prove wrong, plan again from real times."""
+    opts, declared = job.options, video.declared_duration
+    sampling = _declared_sampling(video, opts) if declared is not None else None
+    if sampling is None:  # no usable claims, or a start the claims put past the end while frames go on
+        with _progress(video, None) as progress:
+            times = scan_times(video, progress)
+        result, fmt = _decode_known(video, job, times)
+        note = (_mismatch_note(video, times[-1]) if declared is not None else
+                "the container gives no usable frame rate or count; frame times were read from the stream")
+        return result, fmt, [note], times[-1]
+    fmt = _format(video, job, sampling.count)
+    verify_end = opts.end is None or opts.end >= declared
+    with _progress(video, sampling.times[-1]) as progress:
+        result = decode(video, sampling, fmt, verify_end=verify_end, progress=progress)
+    if result.complete and not _overran(video, result, sampling):
+        return result, fmt, [], declared
+    if not result.complete:
+        _refuse_truncated(video, result)
+        if _fetch_last(video, result, sampling, fmt):
+            return result, fmt, [_mismatch_note(video, result.seen[-1])], result.seen[-1]
+    real_end = result.seen[-1]
+    result, fmt = _decode_known(video, job, result.seen)
+    return result, fmt, [_mismatch_note(video, real_end)], real_end
+
+
+def _declared_sampling(video: VideoInput, opts: fr.SamplingOptions) -> Optional[fr.Sampling]:
+    try:
+        return fr.choose_frames(video.frame_count, video.fps, opts)
+    except ValueError as exc:
+        declared = video.declared_duration
+        if opts.start is not None and opts.start >= declared:
+            if has_frame_after(video, opts.start):
+                return None
+            _beyond_end(video, opts.start, declared)
+        raise UsageError("cannot sample the video", str(exc), where=video.label) from None
+
+
+def _decode_known(video: VideoInput, job: VideoJob, times: list[float]) -> tuple[DecodeResult, FrameFormat]:
+    opts = job.options
+    if not times:
+        raise MediaError("cannot decode video", "no frame could be read", where=video.label)
+    if opts.start is not None and opts.start > times[-1]:
+        _beyond_end(video, opts.start, times[-1])
+    try:
+        sampling = fr.choose_from_times(times, opts)
+    except ValueError as exc:
+        raise UsageError("cannot sample the video", str(exc), where=video.label) from None
+    fmt = _format(video, job, sampling.count)
+    with _progress(video, sampling.times[-1]) as progress:
+        result = decode(video, sampling, fmt, verify_end=False, progress=progress)
+    if not result.complete:
+        raise MediaError("cannot decode video", "the video changed while it was being read", where=video.label)
+    return result, fmt
+
+
+def _beyond_end(video: VideoInput, start: float, end: float) -> None:
+    raise UsageError("--start is beyond the end of the video", f"--start {fr.format_time(start)}, the last "
+                     f"frame is at {fr.format_time(end)}", where=video.label,
+                     hint="pick a start inside the video")
+
+
+def _overran(video: VideoInput, result: DecodeResult, sampling: fr.Sampling) -> bool:
+    """Whether frames go on past what the container said (by more than a couple of frames)."""
+    return result.overran and result.seen[-1] - sampling.times[-1] > TAIL_FRAMES / video.fps
+
+
+def _refuse_truncated(video: VideoInput, result: DecodeResult) -> None:
+    declared, real = video.declared_duration, result.seen[-1] if result.seen else 0.0
+    if declared - real > max(1.0, 0.1 * declared):
+        raise MediaError("video is truncated", f"its frames end at {fr.format_time(real)} but its header says "
+                         f"{fr.format_time(declared)}", where=video.label,
+                         hint=f"the file may be incomplete; copy it again, or pass --end {fr.format_time(real)} "
+                              "to use the part that is there")
+
+
+def _fetch_last(video: VideoInput, result: DecodeResult, sampling: fr.Sampling, fmt: FrameFormat) -> bool:
+    """When only the final target is missing (the container counted a frame too many), use the last frame."""
+    missing = sampling.count - len(result.times)
+    last = result.seen[-1] if result.seen else None
+    if missing != 1 or not result.reached_end or last is None or (result.times and result.times[-1] >= last):
+        return False
+    result.data.append(fetch_frame(video, last, fmt))
+    result.times.append(last)
+    result.complete = True
+    return True
+
+
+def _mismatch_note(video: VideoInput, real_end: Optional[float]) -> str:
+    said = (f"{video.frame_count} frames at {video.fps:g} fps" if video.fps else "nothing usable")
+    found = f"; the frames end at {fr.format_time(real_end)}" if real_end is not None else ""
+    return f"the container said {said}{found}: sampled by the frames' own timestamps"
+
+
+def _format(video: VideoInput, job: VideoJob, count: int) -> FrameFormat:
+    """Each frame's sent size: the family's per-frame bounds and an even share of the total budget."""
+    family, media, factor = job.family, job.media, job.family.factor
+    if factor is not None:
+        low, high, total = family.video_min_pixels, family.video_max_pixels, family.video_total_pixels
+    else:
+        low, high, total = fr.GENERIC_VIDEO_MIN_PIXELS, fr.GENERIC_VIDEO_MAX_PIXELS, fr.GENERIC_VIDEO_TOTAL_PIXELS
+        if media.max_tokens_per_image:
+            raise UsageError("--max-tokens-per-image needs a grid model family",
+                             hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
+    user_max = media.max_pixels or (media.max_tokens_per_image * factor * factor if media.max_tokens_per_image
+                                    else None)
+    try:
+        low, high = fr.frame_pixel_limits(count, min_pixels=media.min_pixels or low, max_pixels=high,
+                                          total_pixels=job.options.total_pixels or total, user_max=user_max)
+        height, width = fr.frame_size(video.height, video.width, factor, low, high)
+    except AspectRatioError as exc:
+        raise MediaError("video too thin for the model's grid", str(exc), where=video.label) from None
+    except ValueError as exc:
+        raise UsageError("pixel budget too small for the frames", str(exc),
+                         hint="raise --max-pixels or --total-pixels, or lower --min-pixels") from None
+    return FrameFormat(height, width, JPEG_QUALITY, media.lossless)
+
+
+@contextmanager
+def _progress(video: VideoInput, span: Optional[float]) -> Iterator[Optional[ProgressFn]]:
+    """A progress bar over the seconds of video to read, for long videos on a terminal."""
+    import sys
+
+    span = span if span is not None else video.declared_duration
+    if span is None or span < PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    from ..render import Output, Progress
+
+    with Progress(Output(), int(math.ceil(span)), f"reading {video.label}") as bar:
+        def advance(now: float) -> None:
+            while bar.done < min(now, span):
+                bar.advance()
+
+        yield advance
+
+
+def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat,
+         out: "Output") -> tuple[list[bytes], list[float], FrameFormat, list[str]]:
+    """Shrink quality, then frame size, then frame count until the parts fit the budget; say what was done."""
+    size = _parts_size(data, times, fmt, job.transport)
+    if size <= job.budget:
+        return data, times, fmt, []
+    opts = job.options
+    min_count = fr.FRAME_FACTOR if opts.frames is not None else max(
+        fr.FRAME_FACTOR, ceil_by_factor(opts.min_frames or fr.MIN_FRAMES, fr.FRAME_FACTOR))
+    ladder = fr.fit_ladder(fmt.height, fmt.width, len(data), factor=job.family.factor, min_pixels=_frame_floor(job),
+                           min_count=min(min_count, len(data)), even=job.transport == "frames")
+    if fmt.lossless:  # PNG has no quality to lower
+        ladder = [s for s in ladder if (s.height, s.width, s.count) != (fmt.height, fmt.width, len(data))]
+    estimate = _Estimator(data, fmt, video.label)
+    new_size, step = size, fr.FitStep(fmt.quality, fmt.height, fmt.width, len(data))
+    overhead_per_frame = (size - sum(_b64_len(len(d)) for d in data)) / len(data)
+    for step in ladder:  # noqa: B007 - the last step tried is reported below
+        guess = step.count * (estimate.frame_bytes(step) * 4 / 3 + overhead_per_frame)
+        if guess > job.budget * FIT_MARGIN and step is not ladder[-1]:
+            continue
+        keep = fr.spread(list(range(len(data))), step.count)
+        new_fmt = replace(fmt, height=step.height, width=step.width, quality=step.quality)
+        new_data = reencode([data[i] for i in keep], new_fmt, video.label)
+        new_times = [times[i] for i in keep]
+        new_size = _parts_size(new_data, new_times, new_fmt, job.transport)
+        if new_size <= job.budget:
+            note = (f"{size / fr.MB:.1f} MB would not fit the {job.budget / fr.MB:.1f} MB left in the request: "
+                    f"sent {step.count} frames at {step.width}x{step.height}"
+                    + ("" if fmt.lossless else f", JPEG quality {step.quality}")
+                    + f" (planned {len(data)} at {fmt.width}x{fmt.height})")
+            out.warn(f"{video.label}: {note}")
+            return new_data, new_times, new_fmt, [note]
+    raise UsageError("the video does not fit the request-size limit",
+                     f"even {step.count} frames at {step.width}x{step.height} take {new_size / fr.MB:.1f} MB; "
+                     f"{job.budget / fr.MB:.1f} MB are left for it", where=video.label,
+                     hint="raise --max-request-mb, or send a shorter part with --start/--end")
+
+
+def _frame_floor(job: VideoJob) -> int:
+    family, media = job.family, job.media
+    floor = family.video_min_pixels if family.factor is not None else fr.GENERIC_VIDEO_MIN_PIXELS
+    return media.min_pixels or floor
+
+
+class _Estimator:
+    """Predicts frame sizes at other settings by re-encoding a few frames."""
+
+    def __init__(self, data: list[bytes], fmt: FrameFormat, label: str) -> None:
+        self.samples = fr.spread(data, ESTIMATE_SAMPLES)
+        self.average = sum(len(d) for d in data) / len(data)
+        self.fmt, self.label = fmt, label
+        self.cache: dict[tuple[int, int, int], float] = {}
+
+    def frame_bytes(self, step: fr.FitStep) -> float:
+        """Expected encoded bytes of one frame at this step's quality and size."""
+        key = (step.quality, step.height, step.width)
+        if key not in self.cache:
+            fmt = replace(self.fmt, height=step.height, width=step.width, quality=step.quality)
+            ratio = sum(map(len, reencode(self.samples, fmt, self.label))) / sum(map(len, self.samples))
+            self.cache[key] = ratio * self.average
+        return self.cache[key]
+
+
+def _parts(data: list[bytes], times: list[float], fmt: FrameFormat, transport: str) -> list[dict]:
+    if transport == "frames":
+        return [video_part(video_frames_url(data))]
+    mime = "image/png" if fmt.lossless else "image/jpeg"
+    parts = []
+    for frame, time in zip(data, times):
+        parts += [text_part(_frame_label(time)), image_part(data_url(frame, mime))]
+    return parts
+
+
+def _frame_label(time: float) -> str:
+    return f"Frame at {fr.format_time(time)}"
+
+
+def _parts_size(data: list[bytes], times: list[float], fmt: FrameFormat, transport: str) -> int:
+    """Bytes the parts take in the request body (computed, not built), separators included."""
+    payload = sum(_b64_len(len(d)) for d in data)
+    if transport == "frames":
+        return _json_len(video_part("data:video/jpeg;base64,")) + payload + len(data) - 1 + 1
+    mime = "image/png" if fmt.lossless else "image/jpeg"
+    image_overhead = _json_len(image_part(f"data:{mime};base64,")) + 1
+    labels = sum(_json_len(text_part(_frame_label(t))) + 1 for t in times)
+    return labels + len(data) * image_overhead + payload
+
+
+def _json_len(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def _b64_len(n: int) -> int:
+    return 4 * ((n + 2) // 3)

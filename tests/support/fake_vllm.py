@@ -1,0 +1,128 @@
+"""A stand-in for the `vllm` executable: `vllm serve MODEL --host H --port P ...`.
+
+It behaves like vLLM where `mmcli serve` can tell: it logs, binds the port, answers /health,
+/v1/models and /v1/chat/completions (checking VLLM_API_KEY like vLLM does) and has an engine
+process of its own (a grandchild of mmcli). Environment switches:
+
+    FAKE_VLLM_RECORD=PATH      write argv, environment and pids as JSON to PATH
+    FAKE_VLLM_MODE=exit        log a failure and exit 3 before listening
+    FAKE_VLLM_MODE=never       keep running but never answer /health with 200
+    FAKE_VLLM_IGNORE_TERM=1    the server and its engine ignore SIGTERM (only SIGKILL ends them)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.support.wire import VLLM_UNAUTHORIZED, CompletionBuilder, default_usage, split_text
+
+ANSWER = "a fake answer"
+REPO = Path(__file__).resolve().parents[2]
+ENGINE = ("import signal, sys, time\n"
+          "if sys.argv[1] == '1': signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+          "time.sleep(3600)\n")
+
+
+def install(bin_dir: Path) -> Path:
+    """Write an executable `vllm` into bin_dir that runs this fake; return its path."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "vllm"
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                      "from tests.support.fake_vllm import main\nsys.exit(main(sys.argv[1:]))\n")
+    script.chmod(0o755)
+    return script
+
+
+def _flag(argv: list[str], name: str, default: str = "") -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        print("fake-vllm: " + format % args, flush=True)
+
+    def _send(self, code: int, obj) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorized(self) -> bool:
+        key = os.environ.get("VLLM_API_KEY")
+        if key and self.headers.get("Authorization") != f"Bearer {key}":
+            self._send(401, VLLM_UNAUTHORIZED)
+            return False
+        return True
+
+    def do_GET(self):
+        if self.path == "/health":
+            if os.environ.get("FAKE_VLLM_MODE") == "never":
+                self._send(503, {"detail": "still loading"})
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+        elif self.path == "/v1/models" and self._authorized():
+            self._send(200, {"object": "list", "data": [{"id": self.server.served_name, "object": "model"}]})
+        elif self.path != "/v1/models":
+            self._send(404, {"detail": "Not Found"})
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if not self._authorized():
+            return
+        completion = CompletionBuilder(self.server.served_name)
+        usage = default_usage(ANSWER)
+        if not payload.get("stream"):
+            self._send(200, completion.full(ANSWER, "stop", usage))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        events = [completion.chunk({"role": "assistant", "content": ""})]
+        events += [completion.chunk({"content": piece}) for piece in split_text(ANSWER)]
+        events += [completion.chunk({"content": ""}, finish_reason="stop"), completion.chunk(None, usage=usage)]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        self.send_header("Content-Length", str(len(body.encode())))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    served_name = ""
+
+
+def main(argv: list[str]) -> int:
+    """Run as `vllm serve MODEL ...`."""
+    ignore_term = os.environ.get("FAKE_VLLM_IGNORE_TERM") == "1"
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, "1" if ignore_term else "0"])
+    record = os.environ.get("FAKE_VLLM_RECORD")
+    if record:
+        env = {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "HF_", "FAKE_"))}
+        Path(record).write_text(json.dumps({"argv": argv, "env": env, "pid": os.getpid(),
+                                            "pgid": os.getpgid(0), "engine_pid": engine.pid}))
+    print(f"INFO fake vLLM starting: {' '.join(argv[:2])}", flush=True)
+    print("INFO loading weights", flush=True)
+    if os.environ.get("FAKE_VLLM_MODE") == "exit":
+        print("ERROR torch.OutOfMemoryError: CUDA out of memory (fake)", flush=True)
+        engine.kill()
+        return 3
+    server = _Server((_flag(argv, "--host", "127.0.0.1"), int(_flag(argv, "--port", "8000"))), _Handler)
+    server.served_name = _flag(argv, "--served-model-name", argv[1] if len(argv) > 1 else "fake")
+    print(f"INFO listening on {server.server_address}", flush=True)
+    server.serve_forever(poll_interval=0.05)
+    return 0

@@ -1,0 +1,122 @@
+"""Auto-start: a client command on the local profile starts vLLM (a fake one here) when nothing answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from mmcli.config import EndpointFlags, resolve_settings
+from mmcli.errors import UsageError
+from mmcli.supervise import group_members
+from tests.conftest import assert_clean_error
+from tests.support.fake_vllm import ANSWER, install
+from tests.support.scripted_server import free_port
+
+
+@pytest.fixture
+def local(tmp_path, clean_env):
+    """A local profile on a free port, a fake `vllm` on PATH, and auto-start allowed."""
+    port = free_port()
+    config = Path(clean_env["XDG_CONFIG_HOME"]) / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.local]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+    install(tmp_path / "bin")
+    record = tmp_path / "fake-record.json"
+    env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{clean_env['PATH']}", "FAKE_VLLM_RECORD": str(record),
+           "MMCLI_AUTOSTART": "1"}
+    yield {"port": port, "config": config, "record": record, "env": env}
+    if record.exists():  # never leave a fake server behind
+        data = json.loads(record.read_text())
+        for pid in (data["engine_pid"], data["pid"]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_autostart_serves_the_default_model_in_the_background(mmcli, local):
+    first = mmcli("ask", "what is this?", "--no-stream", env=local["env"])
+    assert first.code == 0, first.stderr
+    assert first.stdout == ANSWER + "\n"
+    assert f"nothing answers at http://127.0.0.1:{local['port']}/v1; starting qwen2.5-vl" in first.stderr
+    record = json.loads(local["record"].read_text())
+    argv = record["argv"]
+    assert argv[argv.index("--port") + 1] == str(local["port"])
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--served-model-name") + 1] == "qwen2.5-vl"
+
+    again = mmcli("ask", "and now?", "--no-stream", env=local["env"])
+    assert again.code == 0 and "starting" not in again.stderr
+    assert json.loads(local["record"].read_text())["pid"] == record["pid"]  # the same server answered
+
+    assert mmcli("serve", "stop").code == 0
+    assert not group_members(record["pgid"])
+
+
+def test_autostart_uses_the_profile_model(mmcli, local):
+    local["config"].write_text(local["config"].read_text() + 'model = "qwen3-vl-4b"\n')
+    run = mmcli("ask", "hi", "--no-stream", env=local["env"])
+    assert run.code == 0, run.stderr
+    argv = json.loads(local["record"].read_text())["argv"]
+    assert argv[1] == "Qwen/Qwen3-VL-4B-Instruct" and "qwen3-vl-4b" in argv
+    assert mmcli("serve", "stop").code == 0
+
+
+@pytest.mark.parametrize("how", ["env", "flag", "config"])
+def test_autostart_can_be_turned_off(mmcli, local, how):
+    env = dict(local["env"])
+    args = ["ask", "hi", "--no-stream"]
+    if how == "env":
+        env["MMCLI_AUTOSTART"] = "0"
+    elif how == "flag":
+        args.append("--no-autostart")
+    else:
+        env["MMCLI_AUTOSTART"] = ""
+        local["config"].write_text("autostart = false\n" + local["config"].read_text())
+    run = mmcli(*args, env=env)
+    assert_clean_error(run, 5, "cannot reach", f"127.0.0.1:{local['port']}")
+    assert f"mmcli serve qwen2.5-vl --port {local['port']}" in run.stderr
+    assert not local["record"].exists()
+
+
+def test_no_autostart_for_an_endpoint_named_on_the_command_line(mmcli, local):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    run = mmcli("ask", "hi", "--base-url", url, env=local["env"])
+    assert_clean_error(run, 5, "cannot reach", url)
+    assert not local["record"].exists()
+
+
+def test_without_vllm_the_error_says_how_to_serve(mmcli, local, clean_env):
+    run = mmcli("ask", "hi", env=dict(local["env"], PATH=clean_env["PATH"]))
+    assert_clean_error(run, 5, "cannot reach")
+    assert "pip install 'mmcli[serve]'" in run.stderr and "--base-url" in run.stderr
+
+
+def test_dry_run_never_starts_anything(mmcli, local):
+    assert mmcli("ask", "hi", "--dry-run", env=local["env"]).code == 0
+    assert not local["record"].exists()
+
+
+def settings(tmp_path, config: str = "", flags: EndpointFlags = EndpointFlags(), **env):
+    path = tmp_path / "config.toml"
+    path.write_text(config)
+    return resolve_settings(flags, {"MMCLI_CONFIG": str(path), "XDG_STATE_HOME": str(tmp_path / "state"), **env})
+
+
+def test_autostart_precedence(tmp_path):
+    assert settings(tmp_path).autostart is True
+    assert settings(tmp_path, "autostart = false\n").autostart is False
+    assert settings(tmp_path, "autostart = false\n", MMCLI_AUTOSTART="yes").autostart is True
+    assert settings(tmp_path, MMCLI_AUTOSTART="1", flags=EndpointFlags(autostart=False)).autostart is False
+    assert settings(tmp_path, 'vllm_python = "/opt/vllm/bin/python"\n').vllm_python == "/opt/vllm/bin/python"
+
+
+@pytest.mark.parametrize("config, env", [('autostart = "no"\n', {}), ("", {"MMCLI_AUTOSTART": "maybe"}),
+                                         ("vllm_python = 3\n", {})])
+def test_bad_autostart_settings(tmp_path, config, env):
+    with pytest.raises(UsageError):
+        settings(tmp_path, config, **env)

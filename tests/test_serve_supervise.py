@@ -1,0 +1,217 @@
+"""`mmcli serve` running a fake `vllm` (tests/support/fake_vllm.py) first on PATH: process groups,
+readiness, early exits, busy ports, detached state files, keys, and the client finding the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mmcli.supervise import group_members, pid_alive
+from tests.conftest import assert_clean_error
+from tests.support.fake_vllm import ANSWER, install
+from tests.support.scripted_server import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+WAIT = 60.0  # generous bound for conditions that normally hold within a second
+
+
+@dataclass
+class Fake:
+    """The fake vLLM of one test: its environment, what it recorded, and the state directory."""
+
+    env: dict
+    record_path: Path
+    state: Path
+
+    def record(self) -> dict:
+        return json.loads(self.record_path.read_text())
+
+    def state_json(self) -> dict:
+        return json.loads((self.state / "server.json").read_text())
+
+
+@pytest.fixture
+def fake(tmp_path, clean_env):
+    install(tmp_path / "bin")
+    record = tmp_path / "fake-record.json"
+    env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{clean_env['PATH']}", "FAKE_VLLM_RECORD": str(record)}
+    yield Fake(env, record, Path(clean_env["XDG_STATE_HOME"]) / "mmcli")
+    if record.exists():  # safety net: never leave a fake server behind, whatever the test did
+        data = json.loads(record.read_text())
+        for pid in (data["engine_pid"], data["pid"]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def gone(record: dict) -> bool:
+    return not group_members(record["pgid"]) and not pid_alive(record["engine_pid"]) and not pid_alive(record["pid"])
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_detach_status_ask_stop(mmcli, fake):
+    port = free_port()
+    run = mmcli("serve", "qwen2.5-vl", "--port", port, "--detach", env=fake.env)
+    assert run.code == 0, run.stderr
+    assert "ready after" in run.stderr and f"http://127.0.0.1:{port}/v1" in run.stderr
+    record = fake.record()
+    assert record["argv"][:2] == ["serve", "Qwen/Qwen2.5-VL-7B-Instruct"]
+    assert record["pgid"] == record["pid"]  # its own process group
+    assert pid_alive(record["engine_pid"]) and record["engine_pid"] in group_members(record["pgid"])
+    assert (fake.state / "server.pid").read_text().strip() == str(record["pid"])
+    assert "INFO loading weights" in (fake.state / "server.log").read_text()
+
+    status = json.loads(mmcli("serve", "status", "--json").stdout)
+    assert status["running"] and status["healthy"] and status["pid"] == record["pid"]
+    assert (status["model"], status["url"]) == ("qwen2.5-vl", f"http://127.0.0.1:{port}/v1")
+    text = mmcli("serve", "status")
+    assert text.code == 0 and "health:  ok" in text.stdout and "uptime:" in text.stdout
+
+    # the local profile finds the detached server's address and model by itself
+    ask = mmcli("ask", "what is this?", "--no-stream")
+    assert ask.code == 0, ask.stderr
+    assert ask.stdout == ANSWER + "\n"
+
+    second = mmcli("serve", "qwen2-vl", "--port", free_port(), env=fake.env)
+    assert_clean_error(second, 5, "already running", f"pid {record['pid']}")
+
+    stop = mmcli("serve", "stop")
+    assert stop.code == 0 and "stopped" in stop.stderr
+    assert gone(record)  # the engine (a grandchild of mmcli) too
+    assert not (fake.state / "server.json").exists() and not (fake.state / "server.pid").exists()
+    assert (fake.state / "server.log").exists()
+    assert mmcli("serve", "status").code == 5
+
+
+def test_key_file_environment_and_client(mmcli, fake):
+    run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), "--require-key", "--detach", env=fake.env)
+    assert run.code == 0, run.stderr
+    key_file = fake.state / "api-key"
+    key = key_file.read_text().strip()
+    assert len(key) > 30 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(fake.state.stat().st_mode) == 0o700
+    record = fake.record()
+    assert record["env"]["VLLM_API_KEY"] == key
+    assert not any(key in arg for arg in record["argv"])
+    assert str(key_file) in run.stderr
+    for text in (run.stdout, run.stderr, (fake.state / "server.log").read_text(),
+                 (fake.state / "server.json").read_text()):
+        assert key not in text
+    ask = mmcli("ask", "hello", "--no-stream")  # the fake refuses requests without the key
+    assert ask.code == 0, ask.stderr
+    assert key not in ask.output
+    assert mmcli("serve", "stop").code == 0
+    assert not key_file.exists() and gone(record)
+
+
+def test_sigterm_ignored_means_sigkill_after_the_grace(mmcli, fake):
+    env = dict(fake.env, FAKE_VLLM_IGNORE_TERM="1")
+    assert mmcli("serve", "qwen2.5-vl", "--port", free_port(), "--detach", env=env).code == 0
+    record = fake.record()
+    stop = mmcli("serve", "stop", "--stop-timeout", "0.5")
+    assert stop.code == 0, stop.stderr
+    assert gone(record)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_signal_stops_the_whole_group(fake, clean_env, sig):
+    env = dict(clean_env, **fake.env)
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
+        record = fake.record()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert b"stopping vLLM" in err and b"Traceback" not in err
+    assert gone(record)
+    assert not (fake.state / "server.json").exists()
+
+
+def test_foreground_child_dying_shows_the_tail_and_cleans_up(fake, clean_env):
+    env = dict(clean_env, **fake.env)
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
+        record = fake.record()
+        os.kill(record["pid"], signal.SIGKILL)  # the server dies; its engine would live on
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 5, text
+    assert "mmcli: error: vLLM exited" in text and "INFO listening on" in text
+    assert gone(record)
+
+
+def test_stop_from_elsewhere_ends_a_foreground_server_quietly(mmcli, fake, clean_env):
+    env = dict(clean_env, **fake.env)
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
+        assert "(foreground)" in mmcli("serve", "status").stdout
+        assert mmcli("serve", "stop").code == 0
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert b"stopped by `mmcli serve stop`" in err
+    assert gone(fake.record())
+
+
+def test_early_exit_shows_the_log_tail_and_exits_5(mmcli, fake):
+    run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), env=dict(fake.env, FAKE_VLLM_MODE="exit"))
+    assert_clean_error(run, 5, "vLLM exited before it was ready", "exit code 3")
+    assert "--- last lines of" in run.stderr and "CUDA out of memory (fake)" in run.stderr
+    assert "hint: not enough memory" in run.stderr
+    assert gone(fake.record())
+    assert not (fake.state / "server.json").exists()
+
+
+def test_busy_port_fails_before_starting_anything(mmcli, fake):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        run = mmcli("serve", "qwen2.5-vl", "--port", port, "--detach", env=fake.env)
+    assert_clean_error(run, 5, f"cannot listen on 127.0.0.1:{port}", "already in use")
+    assert "--port" in run.stderr
+    assert not fake.record_path.exists()  # vLLM was never started
+
+
+def test_startup_timeout_stops_the_group_and_exits_6(mmcli, fake):
+    run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), "--startup-timeout", "1",
+                env=dict(fake.env, FAKE_VLLM_MODE="never"))
+    assert_clean_error(run, 6, "vLLM was not ready in time")
+    assert "--startup-timeout" in run.stderr
+    assert gone(fake.record())
+
+
+def test_script_form_when_the_vllm_interpreter_lacks_the_module(fake, mmcli):
+    run = mmcli("serve", "qwen2.5-vl", "--dry-run", env=fake.env)
+    assert run.code == 0, run.stderr
+    first_command_line = next(line for line in run.stdout.splitlines() if "serve Qwen" in line)
+    assert first_command_line.startswith(str(Path(fake.env["PATH"].split(os.pathsep)[0]) / "vllm"))
