@@ -250,11 +250,15 @@ def answer_in_batches(session: Session, jobs: Jobs, pages: list[Page]) -> None:
             except client.PartialAnswerError as exc:
                 answers.append(BatchAnswer(numbers, exc.partial, complete=False))
                 progress.close()
-                report_partial(session, answers, exc)
+                report_partial(session, answers, exc.message())
                 raise
             except MmcliError as exc:
                 progress.close()
-                report_partial(session, answers, exc)
+                report_partial(session, answers, exc.message())
+                raise
+            except KeyboardInterrupt:
+                progress.close()
+                report_partial(session, answers, "interrupted")
                 raise
             if result.finish_reason == "length":
                 out.warn(f"the answer for pages {format_pages(numbers)} stopped at the token limit")
@@ -269,20 +273,20 @@ def answer_in_batches(session: Session, jobs: Jobs, pages: list[Page]) -> None:
         pipeline.send(plan, session.settings, opts, out, extra=extra)
     except client.PartialAnswerError as exc:  # the streamed part stays; JSON was already written
         if not opts.output.json:
-            report_partial(session, answers, exc)
+            report_partial(session, answers, exc.message())
         raise
     except MmcliError as exc:
-        report_partial(session, answers, exc)
+        report_partial(session, answers, exc.message())
         raise
 
 
-def report_partial(session: Session, answers: list[BatchAnswer], error: MmcliError) -> None:
-    """Print what was answered before `error`, so nothing already paid for is lost."""
+def report_partial(session: Session, answers: list[BatchAnswer], error: str) -> None:
+    """Print what was answered before the run failed with `error`, so nothing already paid for is lost."""
     out = session.out
     answered = [n for a in answers for n in a.pages]
     if out.json_mode:
         out.emit_json({"answer": None, "model": session.model, "pages_answered": answered,
-                       "batches": [a.to_dict() for a in answers], "error": error.message()})
+                       "batches": [a.to_dict() for a in answers], "error": error})
         return
     if not answers:
         return

@@ -236,3 +236,29 @@ def test_progress_is_a_bar_on_a_terminal_and_status_lines_otherwise():
         progress.advance()
         progress.begin("merging 1 partial answers")
     assert piped.getvalue() == "mmcli: [1/2] pages 1-4\nmmcli: [2/2] merging 1 partial answers\n"
+
+
+def test_ctrl_c_during_a_batch_keeps_the_answers_already_given(server, clean_env, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.support.scripted_server import Hang
+
+    doc = pdfs.text_pdf(tmp_path / "doc.pdf", 4)
+    server.script(Reply("first part (p. 1)"), Hang(30))
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "docqa", str(doc), "q", "--pages-per-request", "2",
+                             "--base-url", server.base_url, "-m", "qwen2.5-vl-test"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env,
+                            cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 30
+    while len(server.chat_requests()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.chat_requests()) == 2, "the second batch was never sent"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "## Pages 1-2\n\nfirst part (p. 1)" in stdout.decode()
+    assert "Traceback" not in stderr.decode()

@@ -31,7 +31,8 @@ REFERENCE_DPI = 300
 DPI_MAX_PIXELS = 16384 * 28 * 28
 JPEG_QUALITY = 90
 MAX_PAGE_TEXT = 12000
-POPPLER_TIMEOUT = 120
+POPPLER_TIMEOUT = 120  # seconds per poppler call, plus PAGE_TIMEOUT per page it renders
+PAGE_TIMEOUT = 5
 _SIZE_LINE = re.compile(r"^Page\s+(\d+)\s+size:\s+([0-9.eE+-]+) x ([0-9.eE+-]+) pts", re.M)
 _ROT_LINE = re.compile(r"^Page\s+(\d+)\s+rot:\s+(-?\d+)", re.M)
 _OUTPUT_PAGE = re.compile(r"-(\d+)\.(?:jpg|png)$")
@@ -243,7 +244,7 @@ def render_pages(pdf: PdfInput, pages: list[int], budget: PixelBudget, *, lossle
                                      thread_count=thread_count, userpw=pdf.password, ownerpw=pdf.password,
                                      use_cropbox=True, output_folder=folder, paths_only=True,
                                      jpegopt=None if lossless else {"quality": JPEG_QUALITY},
-                                     timeout=POPPLER_TIMEOUT)
+                                     timeout=POPPLER_TIMEOUT + PAGE_TIMEOUT * len(run))
 
         try:
             paths = _render_runs(runs, threads, out, render)
@@ -251,7 +252,7 @@ def render_pages(pdf: PdfInput, pages: list[int], budget: PixelBudget, *, lossle
             raise MediaError("poppler is not installed", "pdftoppm could not be run", where=pdf.label,
                              hint=POPPLER_HINT) from None
         except PDFPopplerTimeoutError:
-            raise MediaError("cannot render PDF", f"poppler took over {POPPLER_TIMEOUT} s", where=pdf.label,
+            raise MediaError("cannot render PDF", "poppler took too long", where=pdf.label,
                              hint="ask about fewer pages at a time with --pages") from None
         except PDFPageCountError as exc:
             raise _open_error(pdf.label, str(exc), pdf.password) from None
