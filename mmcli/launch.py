@@ -103,19 +103,23 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
     log = directory / supervise.LOG_FILE
     log.write_text("$ " + " ".join(command.argv) + "\n", encoding="utf-8")
     with _interrupt_on_term():
-        proc = supervise.spawn(command.argv, child_env(command, environ, key), log)
+        try:
+            proc = supervise.spawn(command.argv, child_env(command, environ, key), log)
+        except ServeError:
+            supervise.clear_state(directory)  # the key of a server that never ran
+            raise
         state = ServerState(pid=proc.pid, proc_start=supervise.proc_start(proc.pid), started=time.time(),
                             model=command.model.served_name, source=command.model.source,
                             family=command.model.family.name, host=command.host, port=command.port,
                             base_url=command.base_url, root_url=command.root_url, log=str(log),
                             key_file=str(key_path) if key_path else None, detached=detach)
-        supervise.save_state(directory, state)
-        out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "
-                   f"log: {log}")
-        if key_path:
-            out.status(f"API key required (the server listens on {command.host}); it is in {key_path} "
-                       "and the local profile uses it by itself")
         try:
+            supervise.save_state(directory, state)
+            out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "
+                       f"log: {log}")
+            if key_path:
+                out.status(f"API key required (the server listens on {command.host}); it is in {key_path} "
+                           "and the local profile uses it by itself")
             with out.spinner(f"waiting for vLLM to load {state.model} (log: {log})"):
                 waited = supervise.wait_until_ready(state.root_url, proc.poll, timeout, log, client.server_healthy)
         except (MmcliError, KeyboardInterrupt) as exc:
@@ -135,9 +139,19 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
 def _abandon(proc, directory: Path, grace: float, out: "Output", log: Path, show_tail: bool) -> None:
     if show_tail:
         _show_tail(out, log)
-    out.status(f"stopping vLLM (pid {proc.pid})")
-    supervise.stop_group(proc.pid, grace, reap=proc.poll)
-    supervise.clear_state(directory)
+    _shut_down(proc, directory, grace, out)
+
+
+def _shut_down(proc, directory: Path, grace: float, out: "Output") -> None:
+    """Stop the child's group and forget it; a second Ctrl-C must not leave the engine running."""
+    out.status(f"stopping vLLM (pid {proc.pid}; SIGKILL after {grace:g} s)")
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        supervise.stop_group(proc.pid, grace, reap=proc.poll)
+        supervise.clear_state(directory)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _show_tail(out: "Output", log: Path) -> None:
@@ -151,9 +165,7 @@ def _serve_until_stopped(proc, state: ServerState, directory: Path, grace: float
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        out.status(f"stopping vLLM (pid {proc.pid})")
-        supervise.stop_group(proc.pid, grace, reap=proc.poll)
-        supervise.clear_state(directory)
+        _shut_down(proc, directory, grace, out)
         raise
     recorded = supervise.load_state(environ)
     stopped_elsewhere = recorded is None or recorded.pid != state.pid or recorded.stopping

@@ -215,3 +215,21 @@ def test_script_form_when_the_vllm_interpreter_lacks_the_module(fake, mmcli):
     assert run.code == 0, run.stderr
     first_command_line = next(line for line in run.stdout.splitlines() if "serve Qwen" in line)
     assert first_command_line.startswith(str(Path(fake.env["PATH"].split(os.pathsep)[0]) / "vllm"))
+
+
+def test_a_reused_pid_is_never_signalled(mmcli, fake, clean_env):
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        fake.state.mkdir(parents=True)
+        record = {"pid": bystander.pid, "proc_start": "1", "started": 0.0, "model": "m", "source": "m",
+                  "family": "generic", "host": "127.0.0.1", "port": 1, "base_url": "http://127.0.0.1:1/v1",
+                  "root_url": "http://127.0.0.1:1", "log": "/nonexistent", "key_file": None, "detached": True}
+        (fake.state / "server.json").write_text(json.dumps(record))  # a record whose process is long gone
+        assert json.loads(mmcli("serve", "status", "--json").stdout) == {"running": False}
+        stop = mmcli("serve", "stop")
+        assert stop.code == 0 and "no server started by mmcli is running" in stop.stderr
+        assert bystander.poll() is None  # same pid, different process: left alone
+        assert not (fake.state / "server.json").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -182,3 +182,45 @@ def test_lossless_applies_to_images_and_not_to_a_frame_list(mmcli, server, tmp_p
     run, result = run_video(mmcli, server, clip, "--lossless", "--as", "images")
     assert result["plan"]["items"][0]["mime"] == "image/png"
     assert content(server)[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_video_url_passes_through_unchanged(mmcli, server):
+    url = "https://videos.example.com/clip.mp4"
+    _, result = run_video(mmcli, server, url, "--pass-url")
+    assert result["plan"]["items"][0]["details"]["transport"] == "url"
+    assert content(server)[0] == {"type": "video_url", "video_url": {"url": url}}
+
+
+def test_long_video_shows_a_progress_bar_on_a_terminal_only(mmcli, clean_env, tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    clip = write_clip(tmp_path / "long.mp4", frames=625, fps=25, size=(160, 120))  # 25 s
+    args = [sys.executable, "-m", "mmcli", "video", str(clip), "--dry-run", "--json", "--family", "qwen2-vl"]
+    piped = mmcli(*args[3:])
+    assert piped.code == 0 and "reading" not in piped.stderr
+    master, slave = pty.openpty()
+    seen = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, env=clean_env, timeout=120, check=False)
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["items"][0]["details"]["frames"] == 50  # stdout stays clean JSON
+    assert b"reading " + str(clip).encode() in bytes(seen) and b"/25" in bytes(seen)

@@ -88,8 +88,9 @@ def video(
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=_time(start, "--start"), end=_time(end, "--end"), total_pixels=total_pixels,
                                max_request_mb=max_request_mb, transport=transport)
-    for problem in sampling.problems():
-        raise UsageError("invalid video options", problem)
+    problems = sampling.problems()
+    if problems:
+        raise UsageError("invalid video options", problems[0])
     out = Output(json_mode=opts.output.json)
     checked = pipeline.check_inputs([source], opts, out, allowed=("video",))
     settings = pipeline.settings_for(opts)
