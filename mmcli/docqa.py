@@ -8,14 +8,13 @@ every page is sent after a "Page N" label and every prompt asks for "(p. N)".
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from . import client, pipeline
 from .config import CommonOptions, Settings
 from .errors import MediaError, MmcliError, UsageError
-from .media.pdf import PdfInput, format_pages, open_pdf, page_texts, parse_pages, render_pages
+from .media.pdf import PdfInput, format_pages, open_pdf, page_texts, parse_pages, read_password, render_pages
 from .media.resize import PixelBudget
 from .messages import data_url, image_part, request_size, shorten_data_urls, text_part
 from .models import Family
@@ -136,16 +135,6 @@ def run(inputs: list[str], question: str, doc: DocOptions, opts: CommonOptions, 
                       extra={"pages": [p.number for p in pages]})
     else:
         answer_in_batches(session, jobs, pages)
-
-
-def read_password(name: Optional[str]) -> Optional[str]:
-    """The PDF password from environment variable `name` (never from a flag, never shown)."""
-    if not name:
-        return None
-    value = os.environ.get(name)
-    if not value:
-        raise UsageError("password variable is not set", where=name, hint=f"export {name}=... first")
-    return value
 
 
 def select_pages(checked: list[pipeline.CheckedInput], doc: DocOptions, password: Optional[str]) -> list[Selected]:

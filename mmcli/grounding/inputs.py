@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -74,16 +73,6 @@ class Job:
     def page_size_pt(self) -> Optional[tuple[float, float]]:
         """A PDF page's size in points (as displayed)."""
         return None if self.rendered is None else (self.rendered.width_pt, self.rendered.height_pt)
-
-
-def read_password(name: Optional[str]) -> Optional[str]:
-    """The PDF password from environment variable `name` (never a flag, never shown)."""
-    if not name:
-        return None
-    value = os.environ.get(name)
-    if not value:
-        raise UsageError("password variable is not set", where=name, hint=f"export {name}=... first")
-    return value
 
 
 def select(checked: list["CheckedInput"], pages_spec: Optional[str], password: Optional[str]) -> list[Entry]:

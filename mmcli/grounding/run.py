@@ -42,7 +42,8 @@ def run_detect(inputs: list[str], opts: "CommonOptions", detect: DetectOptions) 
     """Ground `detect.target` in every input; show, draw and save the results."""
     from .. import pipeline
     from ..render import Output
-    from .inputs import build_jobs, plan_job, read_password, select
+    from ..media.pdf import read_password
+    from .inputs import build_jobs, plan_job, select
 
     out = Output(json_mode=opts.output.json)
     if opts.media.pass_url:

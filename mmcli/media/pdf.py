@@ -75,6 +75,16 @@ class RenderedPage:
         return self.width * 72.0 / self.width_pt
 
 
+def read_password(name: Optional[str]) -> Optional[str]:
+    """The PDF password from environment variable `name` (never from a flag, never shown)."""
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise UsageError("password variable is not set", where=name, hint=f"export {name}=... first")
+    return value
+
+
 def require_poppler(*tools: str) -> None:
     """Fail with install instructions when a poppler tool is not on PATH."""
     for tool in tools or ("pdfinfo", "pdftoppm"):
