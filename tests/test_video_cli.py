@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error
 from tests.support import media
 from tests.test_video_fixtures import (RED, make_avi_claiming, make_rotated, make_vfr, read_index,
                                        write_clip)
