@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from mmcli.config import EndpointFlags, resolve_settings
 from mmcli.errors import UsageError
 from mmcli.supervise import group_members
 from tests.conftest import assert_clean_error
-from tests.support.fake_vllm import ANSWER, install
+from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
 
 
@@ -29,13 +28,7 @@ def local(tmp_path, clean_env):
     env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{clean_env['PATH']}", "FAKE_VLLM_RECORD": str(record),
            "MMCLI_AUTOSTART": "1"}
     yield {"port": port, "config": config, "record": record, "env": env}
-    if record.exists():  # never leave a fake server behind
-        data = json.loads(record.read_text())
-        for pid in (data["engine_pid"], data["pid"]):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_leftovers(record)
 
 
 def test_autostart_serves_the_default_model_in_the_background(mmcli, local):

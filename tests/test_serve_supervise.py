@@ -18,7 +18,7 @@ import pytest
 
 from mmcli.supervise import group_members, pid_alive
 from tests.conftest import assert_clean_error
-from tests.support.fake_vllm import ANSWER, install
+from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,13 +46,7 @@ def fake(tmp_path, clean_env):
     record = tmp_path / "fake-record.json"
     env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{clean_env['PATH']}", "FAKE_VLLM_RECORD": str(record)}
     yield Fake(env, record, Path(clean_env["XDG_STATE_HOME"]) / "mmcli")
-    if record.exists():  # safety net: never leave a fake server behind, whatever the test did
-        data = json.loads(record.read_text())
-        for pid in (data["engine_pid"], data["pid"]):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_leftovers(record)
 
 
 def gone(record: dict) -> bool:

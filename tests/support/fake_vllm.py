@@ -29,6 +29,18 @@ ENGINE = ("import signal, sys, time\n"
           "time.sleep(3600)\n")
 
 
+def kill_leftovers(record: Path) -> None:
+    """SIGKILL the fake server and its engine if a test left them running (a safety net)."""
+    if not record.exists():
+        return
+    data = json.loads(record.read_text())
+    for pid in (data["engine_pid"], data["pid"]):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def install(bin_dir: Path) -> Path:
     """Write an executable `vllm` into bin_dir that runs this fake; return its path."""
     bin_dir.mkdir(parents=True, exist_ok=True)
