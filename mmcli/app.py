@@ -63,6 +63,12 @@ def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("MMCLI_DEBUG", "") not in ("", "0")
 
 
+def _stdout_was_closed() -> bool:
+    # Typer answers EPIPE on stdout (e.g. `mmcli ... | head`) by swapping in this wrapper and
+    # exiting 1; a reader that stopped early is not a bug, so it gets its own status.
+    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
+
+
 def report(error: MmcliError) -> None:
     """Print an MmcliError as `mmcli: error: ...` and its hint."""
     print(f"mmcli: error: {error.message()}", file=sys.stderr)
@@ -78,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         command.main(args=args, prog_name="mmcli", standalone_mode=True)
     except SystemExit as exc:
+        if _stdout_was_closed():
+            return int(ExitCode.BROKEN_PIPE)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MmcliError as error:
         if debug:

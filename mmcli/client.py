@@ -90,7 +90,7 @@ def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], No
         return _chat(endpoint, request, on_text, status)
     except RequestRejected as exc:
         if exc.status_code == 404:
-            exc.hint = _served_models_hint(endpoint, request.get("model", ""))
+            exc.hint = _served_models_hint(endpoint, request.get("model", "")) or exc.hint
         raise
 
 
@@ -98,7 +98,7 @@ def _served_models_hint(endpoint: Endpoint, model: str) -> str:
     try:
         served = list_models(endpoint)
     except MmcliError:
-        return "check --model against the models the server lists at GET /v1/models"
+        return ""  # keep the hint the status code gave
     if model in served:
         return "the model exists; the server may not support this route"
     return "served models: " + (", ".join(served) or "none") + "; pass one with --model"
@@ -253,7 +253,10 @@ def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
     if code >= 500:
         return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
                                    hint="the server may be overloaded or crashed; try again later")
-    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=_hint_for(code, message))
+    hint = _hint_for(code, message)
+    if code == 404 and not where.rstrip("/").endswith("/v1"):
+        hint = f"OpenAI-compatible endpoints usually end in /v1: try --base-url {where}/v1"
+    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=hint)
     error.status_code = code
     return error
 

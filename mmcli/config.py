@@ -139,11 +139,23 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
             raise UsageError("invalid config file", f"unknown key(s) in [profiles.{name}]: "
                              + ", ".join(sorted(unknown)), where=str(path),
                              hint="known keys: " + ", ".join(sorted(_PROFILE_KEYS)))
+        _check_profile_types(name, table, path)
         base = profiles.get(name)
         if base is None and "base_url" not in table:
             raise UsageError("invalid config file", f"[profiles.{name}] needs a base_url", where=str(path))
         profiles[name] = replace(base, **table) if base else Profile(name=name, **table)
     return profiles
+
+
+def _check_profile_types(name: str, table: dict, path: Path) -> None:
+    for key, value in table.items():
+        if key == "pages_per_request":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError("invalid config file", f"[profiles.{name}] pages_per_request must be a "
+                                 "positive whole number", where=str(path))
+        elif not isinstance(value, str) or not value:
+            raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a non-empty string",
+                             where=str(path))
 
 
 def is_loopback(url: str) -> bool:

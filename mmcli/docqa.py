@@ -114,6 +114,7 @@ class Jobs:
 
 def run(inputs: list[str], question: str, doc: DocOptions, opts: CommonOptions, out: Output) -> None:
     """Answer `question` about the pages of `inputs` (PDFs and page images)."""
+    pipeline.check_question(inputs, question, 'mmcli docqa FILE.pdf "question"')
     if not inputs:
         raise UsageError("no document given", hint='mmcli docqa FILE.pdf "question"')
     checked = pipeline.check_inputs(inputs, opts, out, allowed=("image", "pdf"))

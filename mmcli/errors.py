@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 6
     UNPARSEABLE = 7
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE, as other Unix tools report a closed pipe
 
 
 EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
@@ -29,6 +30,7 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.BROKEN_PIPE: "standard output was closed early (e.g. piped into head)",
 }
 
 

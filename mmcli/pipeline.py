@@ -56,6 +56,21 @@ def check_inputs(specs: list[str], opts: CommonOptions, out: Output, allowed: tu
     return checked
 
 
+def check_question(inputs: list[str], question: str, usage: str) -> None:
+    """Refuse an empty question, or a lone input that was meant as media but left no question."""
+    import os
+
+    from .media.sources import is_url
+
+    looks_like_input = question == "-" or is_url(question) or question.lower().startswith("data:") \
+        or os.path.exists(question)
+    if not inputs and looks_like_input:
+        raise UsageError("no question given", f"{question!r} is an input, and the last argument is the question",
+                         hint=usage)
+    if not question.strip():
+        raise UsageError("the question is empty", hint=usage)
+
+
 def refuse_unsupported(source: Source, allowed: tuple[str, ...]) -> None:
     """A clear error for inputs of a kind this command cannot send."""
     sniffed = source.sniffed
@@ -130,9 +145,11 @@ def image_budget(family: Family, media: MediaOptions) -> PixelBudget:
             raise UsageError("--max-tokens-per-image needs a grid model family",
                              hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
         max_pixels = media.max_tokens_per_image * factor * factor
-    min_pixels = media.min_pixels or family.min_pixels
+    # The family's minimum gives way to a smaller maximum the user asked for; an explicit minimum does not.
+    min_pixels = media.min_pixels or min(family.min_pixels, max_pixels)
     if factor is not None and max_pixels < factor * factor:
-        raise UsageError("pixel budget too small", f"{max_pixels} pixels is less than one {factor}x{factor} patch")
+        raise UsageError("pixel budget too small", f"{max_pixels} pixels is less than one {factor}x{factor} patch",
+                         hint=f"the smallest budget is --max-pixels {factor * factor} (one visual token)")
     if min_pixels > max_pixels:
         raise UsageError("--min-pixels is above the maximum", f"{min_pixels} > {max_pixels}")
     longest = None if media.max_pixels else family.longest_side

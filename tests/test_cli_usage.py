@@ -70,3 +70,43 @@ def test_remote_endpoint_without_key_is_refused_before_sending(mmcli, tmp_path):
     run = mmcli("ask", photo, "q", "--profile", "parasail", "-m", "Qwen/Qwen2.5-VL-72B-Instruct")
     assert_clean_error(run, 2, "no API key")
     assert "PARASAIL_API_KEY" in run.stderr
+
+
+def test_a_lone_input_is_not_taken_for_the_question(mmcli, server, tmp_path):
+    photo = media.make_small_png(tmp_path)
+    assert_clean_error(mmcli("ask", photo, "--base-url", server.base_url), 2, "no question")
+    assert_clean_error(mmcli("ask", photo, "   ", "--base-url", server.base_url), 2, "empty")
+    assert server.requests == []
+
+
+def test_config_values_of_the_wrong_type_are_usage_errors(mmcli, tmp_path):
+    config_dir = tmp_path / "config" / "mmcli"
+    config_dir.mkdir(parents=True)
+    for table in ("base_url = 5", 'base_url = "http://127.0.0.1:1/v1"\npages_per_request = 0'):
+        (config_dir / "config.toml").write_text(f"[profiles.local]\n{table}\n")
+        assert_clean_error(mmcli("ask", "hello", "--dry-run"), 2, "invalid config")
+
+
+def test_small_max_pixels_lowers_the_default_minimum(mmcli, tmp_path):
+    photo = media.make_small_png(tmp_path)
+    run = mmcli("ask", photo, "q", "--dry-run", "--json", "--family", "qwen2-vl", "--max-pixels", "2000")
+    assert run.code == 0, run.stderr
+    item = json.loads(run.stdout)["items"][0]
+    assert item["sent_width"] * item["sent_height"] <= 2000 and item["visual_tokens"] >= 1
+
+
+def test_missing_v1_in_the_base_url_gets_a_hint(mmcli, server):
+    run = mmcli("ask", "hello", "--base-url", server.root_url)
+    assert_clean_error(run, 4, "404")
+    assert f"--base-url {server.root_url}/v1" in run.stderr
+
+
+def test_closed_stdout_is_not_reported_as_a_bug(server, tmp_path, clean_env):
+    from tests.support.scripted_server import Reply
+
+    server.script(Reply("word " * 20000))
+    script = (f"{sys.executable} -m mmcli ask hello --base-url {server.base_url} | head -c 10 >/dev/null; "
+              "echo ${PIPESTATUS[0]}")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean_env)
+    assert out.stdout.strip() == "141", out
+    assert "Traceback" not in out.stderr

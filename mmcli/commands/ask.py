@@ -38,6 +38,7 @@ def ask(
     from ..render import Output
 
     inputs = inputs or []
+    pipeline.check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     out = Output(json_mode=opts.output.json)
     checked = pipeline.check_inputs(inputs, opts, out, allowed=("image", "video"))
     settings = pipeline.settings_for(opts)
