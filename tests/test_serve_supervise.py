@@ -53,6 +53,18 @@ def gone(record: dict) -> bool:
     return not group_members(record["pgid"]) and not pid_alive(record["engine_pid"]) and not pid_alive(record["pid"])
 
 
+def start_foreground(fake, env: dict) -> subprocess.Popen:
+    """`mmcli serve` in the foreground against the fake vLLM, once its server is ready."""
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
 def wait_for(condition, what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not condition():
@@ -127,10 +139,8 @@ def test_sigterm_ignored_means_sigkill_after_the_grace(mmcli, fake):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_foreground_signal_stops_the_whole_group(fake, clean_env, sig):
     env = dict(clean_env, **fake.env)
-    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_foreground(fake, env)
     try:
-        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
         record = fake.record()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=WAIT)
@@ -145,10 +155,8 @@ def test_foreground_signal_stops_the_whole_group(fake, clean_env, sig):
 
 def test_foreground_child_dying_shows_the_tail_and_cleans_up(fake, clean_env):
     env = dict(clean_env, **fake.env)
-    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_foreground(fake, env)
     try:
-        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
         record = fake.record()
         os.kill(record["pid"], signal.SIGKILL)  # the server dies; its engine would live on
         _, err = proc.communicate(timeout=WAIT)
@@ -163,10 +171,8 @@ def test_foreground_child_dying_shows_the_tail_and_cleans_up(fake, clean_env):
 
 def test_stop_from_elsewhere_ends_a_foreground_server_quietly(mmcli, fake, clean_env):
     env = dict(clean_env, **fake.env)
-    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "serve", "qwen2.5-vl", "--port", str(free_port())],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_foreground(fake, env)
     try:
-        wait_for(lambda: (fake.state / "server.json").exists() and fake.state_json()["ready"], "readiness")
         assert "(foreground)" in mmcli("serve", "status").stdout
         assert mmcli("serve", "stop").code == 0
         _, err = proc.communicate(timeout=WAIT)
