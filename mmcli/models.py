@@ -30,11 +30,6 @@ class Family:
     video_max_pixels: int = 0
     video_total_pixels: int = 0
 
-    @property
-    def on_grid(self) -> bool:
-        """Whether images are snapped to a patch grid (and tokens can be counted)."""
-        return self.factor is not None
-
 
 def _qwen(name: str, factor: int, box: str) -> Family:
     return Family(
@@ -74,11 +69,6 @@ _NAME_PATTERNS = [
 ]
 
 
-def family_names() -> list[str]:
-    """Names accepted by --family."""
-    return list(FAMILIES)
-
-
 def family_for_model(model: Optional[str]) -> Family:
     """The family a model id belongs to, judged from its name; generic when unknown."""
     name = (model or "").lower()
@@ -86,11 +76,6 @@ def family_for_model(model: Optional[str]) -> Family:
         if pattern.search(name):
             return FAMILIES[family]
     return FAMILIES["generic"]
-
-
-def get_family(name: str) -> Family:
-    """The family registered under `name` (a --family value)."""
-    return FAMILIES[name]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-SPACES = ("abs", "norm1000", "norm1", "norm1024")
 # What --coords accepts; norm1024 is implied by PaliGemma's <locNNNN> tokens, never chosen by hand.
 USER_SPACES = ("abs", "norm1000", "norm1")
 
