@@ -69,8 +69,8 @@ def shorten_data_urls(value):
     return value
 
 
-def request_size(request: dict) -> int:
-    """Bytes the request body takes as JSON."""
+def request_size(request: object) -> int:
+    """Bytes a request body (or any part of one) takes as compact JSON."""
     import json
 
     return len(json.dumps(request, separators=(",", ":")).encode("utf-8"))

@@ -69,6 +69,19 @@ _NAME_PATTERNS = [
 ]
 
 
+def user_max_pixels(family: Family, max_pixels: Optional[int], max_tokens_per_image: Optional[int]
+                    ) -> Optional[int]:
+    """The per-image pixel cap the user asked for (--max-tokens-per-image beats --max-pixels), if any."""
+    if not max_tokens_per_image:
+        return max_pixels
+    if family.factor is None:
+        from .errors import UsageError
+
+        raise UsageError("--max-tokens-per-image needs a grid model family",
+                         hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
+    return max_tokens_per_image * family.factor * family.factor
+
+
 def family_for_model(model: Optional[str]) -> Family:
     """The family a model id belongs to, judged from its name; generic when unknown."""
     name = (model or "").lower()

@@ -14,7 +14,7 @@ from .media.frames import SamplingOptions
 from .media.sources import Source, open_sources
 from .media.video import VideoInput, open_video
 from .messages import build_request, data_url, image_part, request_size
-from .models import FAMILIES, Family, family_for_model
+from .models import FAMILIES, Family, family_for_model, user_max_pixels
 from .plan import Plan, PlanItem
 from .render import Output
 
@@ -139,12 +139,7 @@ def resolve_model(settings: Settings, dry_run: bool, out: Output) -> tuple[Optio
 def image_budget(family: Family, media: MediaOptions) -> PixelBudget:
     """The pixel budget images are sized to, from the family and the user's limits."""
     factor = family.factor
-    max_pixels = media.max_pixels or family.max_pixels
-    if media.max_tokens_per_image:
-        if factor is None:
-            raise UsageError("--max-tokens-per-image needs a grid model family",
-                             hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
-        max_pixels = media.max_tokens_per_image * factor * factor
+    max_pixels = user_max_pixels(family, media.max_pixels, media.max_tokens_per_image) or family.max_pixels
     # The family's minimum gives way to a smaller maximum the user asked for; an explicit minimum does not.
     min_pixels = media.min_pixels or min(family.min_pixels, max_pixels)
     if factor is not None and max_pixels < factor * factor:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import MediaError, UsageError
 from .frames import Sampling, plausible
-from .image import encode_bgr, resize_exact
+from .image import JPEG_QUALITY, encode_bgr, resize_exact
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +31,6 @@ MAX_FRAME_PIXELS = 4096 * 4096
 # A start later than this is reached by a verified seek instead of reading every frame before it.
 SEEK_FROM = 5.0
 SEEK_MARGIN = 1.0
-JPEG_QUALITY = 90
 _CODECS = {"av01": "AV1", "h264": "H.264", "avc1": "H.264", "hevc": "HEVC", "hvc1": "HEVC", "hev1": "HEVC",
            "vp90": "VP9", "vp80": "VP8", "fmp4": "MPEG-4", "mp4v": "MPEG-4", "mjpg": "Motion JPEG"}
 _ROTATE_CODES = {90: "ROTATE_90_CLOCKWISE", 180: "ROTATE_180", 270: "ROTATE_90_COUNTERCLOCKWISE"}
@@ -179,7 +178,6 @@ class DecodeResult:
     data: list[bytes]
     times: list[float]  # each sent frame's own timestamp
     seen: list[float] = field(default_factory=list)  # timestamps of every frame read
-    from_start: bool = True  # `seen` begins at the first frame (no seek)
     reached_end: bool = False
     complete: bool = True  # every target was found
     overran: bool = False  # frames went on past the last expected one
@@ -267,7 +265,7 @@ def _open_at(video: VideoInput, first_target: float):
         if cap.set(cv2.CAP_PROP_POS_MSEC, target_ms) and cap.grab():
             landed = clock.now()
             if landed < first_target:
-                return cap, clock, DecodeResult([], [], seen=[landed], from_start=False)
+                return cap, clock, DecodeResult([], [], seen=[landed])
         cap.release()
     cap = _capture(video.path)
     return cap, _Clock(cap, video.origin, step), DecodeResult([], [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -10,11 +9,12 @@ from typing import TYPE_CHECKING, Iterator, Optional
 from urllib.parse import urlsplit
 
 from ..errors import MediaError, UsageError
-from ..messages import data_url, image_part, text_part, video_frames_url, video_part
+from ..messages import data_url, image_part, request_size, text_part, video_frames_url, video_part
+from ..models import user_max_pixels
 from ..plan import PlanItem
 from . import frames as fr
 from .resize import AspectRatioError, ceil_by_factor
-from .video import (JPEG_QUALITY, DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, fetch_frame,
+from .video import (DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, fetch_frame,
                     has_frame_after, read_whole, reencode, scan_times)
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _plan_file(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanIte
     if any(v is not None for v in (opts.fps, opts.frames, opts.min_frames, opts.max_frames, opts.total_pixels)):
         out.warn("the server samples a video sent as a file itself; --fps, --frames, --min-frames, "
                  "--max-frames and --total-pixels do not apply")
-    overhead = _json_len(video_part(f"data:{video.mime};base64,"))
+    overhead = request_size(video_part(f"data:{video.mime};base64,"))
     data = read_whole(video, (job.budget - overhead) * 3 // 4)
     item = PlanItem(source=video.label, kind="video", mime=video.mime, original_width=video.width,
                     original_height=video.height, bytes=len(data),
@@ -210,16 +210,9 @@ def _mismatch_note(video: VideoInput, real_end: Optional[float]) -> str:
 
 def _format(video: VideoInput, job: VideoJob, count: int) -> FrameFormat:
     """Each frame's sent size: the family's per-frame bounds and an even share of the total budget."""
-    family, media, factor = job.family, job.media, job.family.factor
-    if factor is not None:
-        low, high, total = family.video_min_pixels, family.video_max_pixels, family.video_total_pixels
-    else:
-        low, high, total = fr.GENERIC_VIDEO_MIN_PIXELS, fr.GENERIC_VIDEO_MAX_PIXELS, fr.GENERIC_VIDEO_TOTAL_PIXELS
-        if media.max_tokens_per_image:
-            raise UsageError("--max-tokens-per-image needs a grid model family",
-                             hint="use --max-pixels for generic endpoints, or --family qwen2.5-vl")
-    user_max = media.max_pixels or (media.max_tokens_per_image * factor * factor if media.max_tokens_per_image
-                                    else None)
+    media, factor = job.media, job.family.factor
+    low, high, total = _video_limits(job.family)
+    user_max = user_max_pixels(job.family, media.max_pixels, media.max_tokens_per_image)
     try:
         low, high = fr.frame_pixel_limits(count, min_pixels=media.min_pixels or low, max_pixels=high,
                                           total_pixels=job.options.total_pixels or total, user_max=user_max)
@@ -229,7 +222,7 @@ def _format(video: VideoInput, job: VideoJob, count: int) -> FrameFormat:
     except ValueError as exc:
         raise UsageError("pixel budget too small for the frames", str(exc),
                          hint="raise --max-pixels or --total-pixels, or lower --min-pixels") from None
-    return FrameFormat(height, width, JPEG_QUALITY, media.lossless)
+    return FrameFormat(height, width, lossless=media.lossless)
 
 
 @contextmanager
@@ -289,10 +282,15 @@ def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float]
                      hint="raise --max-request-mb, or send a shorter part with --start/--end")
 
 
+def _video_limits(family: Family) -> tuple[int, int, int]:
+    """(min, max) pixels per frame and the total budget: the family's, or the generic ones off-grid."""
+    if family.factor is not None:
+        return family.video_min_pixels, family.video_max_pixels, family.video_total_pixels
+    return fr.GENERIC_VIDEO_MIN_PIXELS, fr.GENERIC_VIDEO_MAX_PIXELS, fr.GENERIC_VIDEO_TOTAL_PIXELS
+
+
 def _frame_floor(job: VideoJob) -> int:
-    family, media = job.family, job.media
-    floor = family.video_min_pixels if family.factor is not None else fr.GENERIC_VIDEO_MIN_PIXELS
-    return media.min_pixels or floor
+    return job.media.min_pixels or _video_limits(job.family)[0]
 
 
 class _Estimator:
@@ -332,15 +330,11 @@ def _parts_size(data: list[bytes], times: list[float], fmt: FrameFormat, transpo
     """Bytes the parts take in the request body (computed, not built), separators included."""
     payload = sum(_b64_len(len(d)) for d in data)
     if transport == "frames":
-        return _json_len(video_part("data:video/jpeg;base64,")) + payload + len(data) - 1 + 1
+        return request_size(video_part("data:video/jpeg;base64,")) + payload + len(data)
     mime = "image/png" if fmt.lossless else "image/jpeg"
-    image_overhead = _json_len(image_part(f"data:{mime};base64,")) + 1
-    labels = sum(_json_len(text_part(_frame_label(t))) + 1 for t in times)
+    image_overhead = request_size(image_part(f"data:{mime};base64,")) + 1
+    labels = sum(request_size(text_part(_frame_label(t))) + 1 for t in times)
     return labels + len(data) * image_overhead + payload
-
-
-def _json_len(value: object) -> int:
-    return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def _b64_len(n: int) -> int:
