@@ -27,6 +27,9 @@ ENVIRONMENT: dict[str, str] = {
     "PARASAIL_API_KEY": "Key for the parasail profile.",
     "XINFERENCE_API_KEY": "Key for the xinference profile, if its server requires one.",
     "XDG_CONFIG_HOME": "Base directory of the config file (default ~/.config).",
+    "MMCLI_AUTOSTART": "0 or 1: whether client commands may start a local vLLM (like --no-autostart/--autostart).",
+    "MMCLI_VLLM_PYTHON": "Python (or venv folder) with vLLM, for mmcli serve and auto-start.",
+    "XDG_STATE_HOME": "Base directory of mmcli serve's state: pid, log and key files (default ~/.local/state).",
 }
 
 
@@ -158,15 +161,19 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
                              where=str(path))
 
 
-def is_loopback(url: str) -> bool:
-    """Whether `url` points at this machine."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a name or address, IPv6 with or without brackets) is this machine only."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Profile,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import shlex
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from .config import is_loopback_host
 from .errors import UsageError
 from .models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
 
@@ -97,7 +97,6 @@ class ServerCommand:
     host: str
     port: int
     needs_key: bool
-    max_model_len: Optional[int] = None
 
     @property
     def root_url(self) -> str:
@@ -108,16 +107,6 @@ class ServerCommand:
     def base_url(self) -> str:
         """The OpenAI-compatible base URL clients on this machine use."""
         return self.root_url + "/v1"
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether binding `host` keeps the server reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def client_host(host: str) -> str:
@@ -260,8 +249,7 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
     if model.local:
         defaults["HF_HUB_OFFLINE"] = "1"  # a local checkpoint needs nothing from the hub
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,
-                         port=opts.port, needs_key=opts.require_key or not is_loopback_host(opts.host),
-                         max_model_len=max_model_len)
+                         port=opts.port, needs_key=opts.require_key or not is_loopback_host(opts.host))
 
 
 def child_env(command: ServerCommand, inherited: Mapping[str, str], api_key: Optional[str]) -> dict[str, str]:
