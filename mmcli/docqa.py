@@ -237,18 +237,11 @@ def answer_in_batches(session: Session, jobs: Jobs, pages: list[Page]) -> None:
             progress.begin(f"pages {format_pages(numbers)}")
             try:
                 result = client.chat(endpoint, session.plan(group, prompt).request, status=out.status)
-            except client.PartialAnswerError as exc:
-                answers.append(BatchAnswer(numbers, exc.partial, complete=False))
+            except (MmcliError, KeyboardInterrupt) as exc:
+                if isinstance(exc, client.PartialAnswerError):
+                    answers.append(BatchAnswer(numbers, exc.partial, complete=False))
                 progress.close()
-                report_partial(session, answers, exc.message())
-                raise
-            except MmcliError as exc:
-                progress.close()
-                report_partial(session, answers, exc.message())
-                raise
-            except KeyboardInterrupt:
-                progress.close()
-                report_partial(session, answers, "interrupted")
+                report_partial(session, answers, exc.message() if isinstance(exc, MmcliError) else "interrupted")
                 raise
             if result.finish_reason == "length":
                 out.warn(f"the answer for pages {format_pages(numbers)} stopped at the token limit")
