@@ -126,6 +126,16 @@ class Output:
             return MarkdownAnswer(self.stdout)
         return PlainAnswer(self.stdout)
 
+    def line(self, text: str = "") -> None:
+        """One line of text on stdout (a result, not a status)."""
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def json_line(self, payload: dict) -> None:
+        """One compact JSON object on its own line of stdout (JSON lines)."""
+        self.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        self.stdout.flush()
+
     def emit_json(self, payload: dict) -> None:
         """One JSON object on stdout."""
         self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
