@@ -63,6 +63,19 @@ def list_models(endpoint: Endpoint) -> list[str]:
     return [m.id for m in page.data]
 
 
+def list_models_detailed(endpoint: Endpoint) -> list[dict]:
+    """Each served model's id, and vLLM's root (what it loaded) and max_model_len when given."""
+    client = _openai_client(endpoint)
+    page = _with_retries(endpoint, lambda: client.models.list(), None)
+    models = []
+    for entry in page.data:
+        extra = getattr(entry, "model_extra", None) or {}
+        root, max_len = extra.get("root"), extra.get("max_model_len")
+        models.append({"id": entry.id, "root": root if isinstance(root, str) else None,
+                       "max_model_len": max_len if isinstance(max_len, int) and max_len > 0 else None})
+    return models
+
+
 def first_model(endpoint: Endpoint) -> str:
     """The first model the endpoint serves; used when no --model was given."""
     models = list_models(endpoint)

@@ -34,6 +34,19 @@ ENVIRONMENT: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class Quirks:
+    """How an endpoint's wire format differs from plain OpenAI-compatible chat."""
+
+    max_tokens_field: str = "max_tokens"  # OpenAI's newer models refuse max_tokens
+    takes_video: bool = True  # video content parts (frame lists) are understood
+    frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
+    media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
+
+
+OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named endpoint: where it is, where its key comes from, and per-endpoint defaults."""
 
@@ -43,6 +56,7 @@ class Profile:
     model: Optional[str] = None
     family: Optional[str] = None
     pages_per_request: Optional[int] = None
+    quirks: Quirks = Quirks()
 
 
 BUILTIN_PROFILES: dict[str, Profile] = {
@@ -50,12 +64,12 @@ BUILTIN_PROFILES: dict[str, Profile] = {
     "parasail": Profile("parasail", "https://api.parasail.io/v1", api_key_env="PARASAIL_API_KEY",
                         pages_per_request=8),
     "openai": Profile("openai", "https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
-                      model="gpt-4o-mini", pages_per_request=8),
+                      model="gpt-4o-mini", pages_per_request=8, quirks=OPENAI_QUIRKS),
     "xinference": Profile("xinference", "http://127.0.0.1:9997/v1", api_key_env="XINFERENCE_API_KEY",
                           pages_per_request=2),
 }
 
-_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request"}
+_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit"}
 
 
 @dataclass(frozen=True)
@@ -78,8 +92,14 @@ class Endpoint:
     base_url: str
     profile: Profile
     api_key: Optional[str] = field(default=None, repr=False)
-    key_source: str = "none"
     timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def quirks(self) -> Quirks:
+        """The wire-format quirks of this endpoint: its profile's, or OpenAI's at OpenAI's own host."""
+        if urlsplit(self.base_url).hostname == urlsplit(BUILTIN_PROFILES["openai"].base_url).hostname:
+            return OPENAI_QUIRKS
+        return self.profile.quirks
 
     def require_key(self) -> str:
         """The API key, or a usage error saying how to provide one."""
@@ -97,8 +117,11 @@ class Settings:
     endpoint: Endpoint
     model: Optional[str]
     family: Optional[str]
+    family_source: str = ""  # flag or profile, when the family was given
     autostart: bool = True  # start a local vLLM when the default local endpoint is down
     vllm_python: Optional[str] = None  # the config file's vllm_python
+    default_local: bool = False  # the local profile's own address, not one the user gave
+    key_named: bool = False  # a real key was found (not the loopback placeholder)
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -146,15 +169,19 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         base = profiles.get(name)
         if base is None and "base_url" not in table:
             raise UsageError("invalid config file", f"[profiles.{name}] needs a base_url", where=str(path))
-        profiles[name] = replace(base, **table) if base else Profile(name=name, **table)
+        table = dict(table)
+        quirks = (base.quirks if base else Quirks())
+        if "frame_limit" in table:
+            quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
+        profiles[name] = replace(base, quirks=quirks, **table) if base else Profile(name=name, quirks=quirks, **table)
     return profiles
 
 
 def _check_profile_types(name: str, table: dict, path: Path) -> None:
     for key, value in table.items():
-        if key == "pages_per_request":
+        if key in ("pages_per_request", "frame_limit"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError("invalid config file", f"[profiles.{name}] pages_per_request must be a "
+                raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a "
                                  "positive whole number", where=str(path))
         elif not isinstance(value, str) or not value:
             raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a non-empty string",
@@ -197,10 +224,14 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
 
 
 def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    """Combine flags, environment and config file into one Settings."""
+    """Combine flags, environment and config file into one Settings (the config file is read here)."""
     environ = os.environ if environ is None else environ
     path = config_path(environ)
-    config = load_config(path)
+    return settings_from(flags, environ, load_config(path), path)
+
+
+def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict, path: Path) -> Settings:
+    """Settings from flags, environment and a parsed config file: pure, nothing is read or started."""
     profiles = profiles_from(config, path)
     name = flags.profile or config.get("profile") or "local"
     if name not in profiles:
@@ -211,41 +242,26 @@ def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] 
     base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
     base_url = _check_base_url(base_url)
     from_profile = not flags.base_url and not use_openai_env
-    server = _mmcli_server(name, profile, base_url, from_profile, environ)
-    if server is not None:  # the server `mmcli serve` started: its address, model, family and key
-        base_url = server.base_url
-        profile = replace(profile, model=profile.model or server.model, family=profile.family or server.family)
-    key, source = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
-    if server is not None and server.key_file and source in ("placeholder", "none"):
-        key, source = _server_key(server.key_file), "server key file"
+    key, _ = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
     if timeout <= 0:
         raise UsageError("invalid timeout", f"{timeout} s", hint="use a positive number of seconds")
-    endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, key_source=source, timeout=timeout)
+    family = flags.family or profile.family
+    _check_family(family)
+    endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout)
     autostart, vllm_python = serve_settings(flags.autostart, environ, config, path)
-    return Settings(endpoint=endpoint, model=flags.model or profile.model, family=flags.family or profile.family,
-                    autostart=autostart, vllm_python=vllm_python)
-
-
-def _mmcli_server(name: str, profile: Profile, base_url: str, from_profile: bool, environ: Mapping[str, str]):
-    """The running server `mmcli serve` started, if these settings point at it or at the default local address."""
-    from .supervise import running_server
-
-    server = running_server(environ)
-    if server is None:
-        return None
     default_local = from_profile and name == "local" and profile.base_url == BUILTIN_PROFILES["local"].base_url
-    return server if default_local or server.base_url == base_url else None
+    return Settings(endpoint=endpoint, model=flags.model or profile.model, family=family,
+                    family_source="flag" if flags.family else ("profile" if family else ""),
+                    autostart=autostart, vllm_python=vllm_python, default_local=default_local,
+                    key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY))
 
 
-def _server_key(key_file: str) -> str:
-    from .supervise import read_key
+def _check_family(family: Optional[str]) -> None:
+    from .models import FAMILIES
 
-    key = read_key(key_file)
-    if key is None:
-        raise UsageError("cannot read the API key of the server mmcli started", where=key_file,
-                         hint="restart it: mmcli serve stop, then mmcli serve ... again")
-    return key
+    if family and family not in FAMILIES:
+        raise UsageError("unknown model family", where=family, hint="known families: " + ", ".join(FAMILIES))
 
 
 _TRUE = ("1", "true", "yes", "on")

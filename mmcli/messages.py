@@ -1,10 +1,15 @@
-"""The only code that knows the OpenAI chat wire format: content parts and request bodies."""
+"""The only code that knows the OpenAI chat wire format: a Job becomes the exact request body."""
 
 from __future__ import annotations
 
 import base64
-from typing import Optional
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Optional
+
+from .job import Job, Text
+
+if TYPE_CHECKING:
+    from .config import Quirks
+    from .media.item import MediaItem
 
 SHORTEN_AT = 64
 
@@ -34,27 +39,71 @@ def video_frames_url(frames: list[bytes]) -> str:
     return "data:video/jpeg;base64," + ",".join(base64.b64encode(f).decode("ascii") for f in frames)
 
 
-def build_request(model: str, parts: list[dict], prompt: str, *, system: Optional[str] = None,
-                  max_tokens: Optional[int] = None, temperature: Optional[float] = None,
-                  stream: bool = True, base_url: str = "") -> dict:
-    """A chat completion request: media parts first, then the prompt, as Qwen-style models expect."""
+def frame_label(time: float) -> str:
+    """The text sent before a video frame that travels as its own image."""
+    from .media.frames import format_time
+
+    return f"Frame at {format_time(time)}"
+
+
+def media_parts(item: "MediaItem") -> list[dict]:
+    """The content parts one prepared item becomes."""
+    if item.transport == "url":
+        return [video_part(item.url or "") if item.kind == "video" else image_part(item.url or "")]
+    if item.transport == "frames":
+        return [video_part(video_frames_url(item.frames))]
+    if item.transport == "images":
+        parts = []
+        for frame, time in zip(item.frames, item.times):
+            parts += [text_part(frame_label(time)), image_part(data_url(frame, item.mime))]
+        return parts
+    if item.transport == "file":
+        return [video_part(data_url(item.data or b"", item.mime))]
+    return [image_part(data_url(item.data or b"", item.mime))]
+
+
+def content_parts(job: Job) -> list[dict]:
+    """The job's content (media and interleaved text) as parts, the prompt not included."""
+    return [text_part(part.text) if isinstance(part, Text) else p
+            for part in job.content for p in ([part] if isinstance(part, Text) else media_parts(part))]
+
+
+def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) -> dict:
+    """The chat completion request for `job`: content first, then the prompt, as Qwen-style models expect."""
+    gen = job.generation
+    stream = gen.stream if stream is None else stream
+    parts = content_parts(job)
     content = list(parts)
-    if prompt:
-        content.append(text_part(prompt))
+    if job.prompt:
+        content.append(text_part(job.prompt))
     messages: list[dict] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": content if parts else prompt})
-    request: dict = {"model": model, "messages": messages, "stream": stream}
-    if max_tokens is not None:
-        # OpenAI's newer models refuse max_tokens; every other server knows max_tokens.
-        key = "max_completion_tokens" if urlsplit(base_url).hostname == "api.openai.com" else "max_tokens"
-        request[key] = max_tokens
-    if temperature is not None:
-        request["temperature"] = temperature
+    if gen.system:
+        messages.append({"role": "system", "content": gen.system})
+    messages.append({"role": "user", "content": content if parts else job.prompt})
+    request: dict = {"model": job.model or "(first served model)", "messages": messages, "stream": stream}
+    if gen.max_tokens is not None:
+        request[quirks.max_tokens_field] = gen.max_tokens
+    if gen.temperature is not None:
+        request["temperature"] = gen.temperature
     if stream:
         request["stream_options"] = {"include_usage": True}
     return request
+
+
+def frames_wire_size(frame_sizes: list[int], times: list[float], mime: str, transport: str) -> int:
+    """Bytes frames take in a request body as `transport` (computed, not built), separators included."""
+    payload = sum(_b64_len(n) for n in frame_sizes)
+    if transport == "frames":
+        return request_size(video_part("data:video/jpeg;base64,")) + payload + len(frame_sizes)
+    if transport == "file":
+        return request_size(video_part(f"data:{mime};base64,")) + payload
+    image_overhead = request_size(image_part(f"data:{mime};base64,")) + 1
+    labels = sum(request_size(text_part(frame_label(t))) + 1 for t in times)
+    return labels + len(frame_sizes) * image_overhead + payload
+
+
+def _b64_len(n: int) -> int:
+    return 4 * ((n + 2) // 3)
 
 
 def shorten_data_urls(value):

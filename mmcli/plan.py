@@ -1,28 +1,12 @@
-"""The plan every command builds: what will be sent, at what size and token cost."""
+"""The plan of a request: what will be sent, at what size and token cost, before it is sent."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
+from .media.item import MediaItem
 from .messages import request_size, shorten_data_urls
-
-
-@dataclass
-class PlanItem:
-    """One piece of media as it will be sent."""
-
-    source: str
-    kind: str  # image | video | page
-    mime: str
-    original_width: Optional[int] = None
-    original_height: Optional[int] = None
-    sent_width: Optional[int] = None
-    sent_height: Optional[int] = None
-    visual_tokens: Optional[int] = None
-    bytes: int = 0
-    notes: list[str] = field(default_factory=list)
-    details: dict = field(default_factory=dict)  # kind-specific: frames, timestamps, page number
 
 
 @dataclass
@@ -32,8 +16,10 @@ class Plan:
     model: Optional[str]
     family: str
     base_url: str
-    items: list[PlanItem]
+    items: list[MediaItem]
     request: dict
+    family_source: str = ""  # flag, id, root, profile or default
+    notes: list[str] = field(default_factory=list)
 
     def totals(self) -> dict:
         """Item count, visual tokens (None when any is unknown), payload and request bytes."""
@@ -47,11 +33,16 @@ class Plan:
 
     def to_dict(self) -> dict:
         """The plan as JSON-ready data, base64 payloads shortened."""
-        return {
+        data = {
             "model": self.model,
             "family": self.family,
             "base_url": self.base_url,
-            "items": [asdict(item) for item in self.items],
+            "items": [item.summary() for item in self.items],
             "totals": self.totals(),
             "request": shorten_data_urls(self.request),
         }
+        if self.family_source:
+            data["family_source"] = self.family_source
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data

@@ -7,6 +7,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, TextIO
 
+from .events import Events, Steps
 from .plan import Plan
 
 
@@ -80,11 +81,12 @@ class MarkdownAnswer(AnswerSink):
             self.console.print(Markdown(self.text))
 
 
-class Output:
+class Output(Events):
     """Where everything a command shows goes."""
 
     def __init__(self, json_mode: bool = False, stdout: Optional[TextIO] = None,
                  stderr: Optional[TextIO] = None) -> None:
+        super().__init__()
         self.json_mode = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -95,6 +97,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         """A warning on stderr."""
+        self.warnings.append(message)
         print(f"mmcli: warning: {message}", file=self.stderr, flush=True)
 
     @contextmanager
@@ -117,6 +120,25 @@ class Output:
         status = Console(file=self.stderr).status(message)
         status.start()
         return status.stop
+
+    def steps(self, total: int, title: str) -> "Progress":
+        """Progress over `total` steps: a bar on a terminal, a status line per step otherwise."""
+        return Progress(self, total, title)
+
+    @contextmanager
+    def seconds(self, span: float, title: str):
+        """A bar over the seconds of media being read, on a terminal; yields the function to advance it."""
+        import math
+
+        if not self.stderr.isatty():
+            yield None
+            return
+        with Progress(self, int(math.ceil(span)), title) as bar:
+            def advance(now: float) -> None:
+                while bar.done < min(now, span):
+                    bar.advance()
+
+            yield advance
 
     def answer_sink(self) -> AnswerSink:
         """Where a streamed answer goes: nothing in JSON mode, Markdown on a terminal, else plain."""
@@ -179,7 +201,7 @@ def plan_table(plan: Plan):
     return table
 
 
-class Progress:
+class Progress(Steps):
     """Steps of a long job: a bar on stderr when it is a terminal, one status line per step otherwise."""
 
     def __init__(self, out: Output, total: int, title: str) -> None:

@@ -36,13 +36,13 @@ def test_streamed_answer_goes_to_stdout_only(mmcli, server, photo):
 def test_no_stream_and_generation_options_are_sent(mmcli, server, photo):
     server.script(Reply("fine"))
     run = ask(mmcli, server, photo, "--no-stream", "--max-tokens", "7", "--temperature", "0",
-              "--system", "be brief", "-m", "my-model")
+              "--system", "be brief", "-m", "my-model", "--family", "generic")
     assert run.code == 0 and run.stdout == "fine\n"
     body = server.chat_requests()[0].json
     assert body["stream"] is False and body["max_tokens"] == 7 and body["temperature"] == 0
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
     assert body["model"] == "my-model"
-    assert not [r for r in server.requests if r.path.endswith("/models")]  # no lookup with --model
+    assert not [r for r in server.requests if r.path.endswith("/models")]  # no lookup with --model and --family
 
 
 def test_text_only_question(mmcli, server):

@@ -34,17 +34,18 @@ def ask(
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about images."""
-    from .. import pipeline
+    from ..flow import start
+    from ..inputs import check_question
+    from ..present import stream_answer
     from ..render import Output
+    from ..tasks.ask import ask_job
 
     inputs = inputs or []
-    pipeline.check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
+    check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     out = Output(json_mode=opts.output.json)
-    checked = pipeline.check_inputs(inputs, opts, out, allowed=("image", "video"))
-    settings = pipeline.settings_for(opts)
-    model, family = pipeline.resolve_model(settings, opts.output.dry_run, out)
-    plan = pipeline.plan_request(checked, settings, model, family, prompt, opts, out)
+    started = start(inputs, opts, out, allowed=("image", "video"))
+    job = ask_job(started.checked, prompt, started.ctx)
     if opts.output.dry_run:
-        out.show_plan(plan)
+        out.show_plan(started.runner.plan(job))
         return
-    pipeline.send(plan, settings, opts, out)
+    stream_answer(started.runner, job, out)

@@ -60,7 +60,7 @@ def video(
     frames: Annotated[Optional[int], typer.Option(
         "--frames", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
         help="Sample exactly N frames, evenly spaced (even N for --as frames); replaces --fps.")] = None,
-    start: Annotated[Optional[str], typer.Option(
+    start_at: Annotated[Optional[str], typer.Option(
         "--start", metavar="TIME", rich_help_panel=SAMPLING, show_default=False,
         help="Start of the part to send: seconds (90.5) or [h:]mm:ss (1:30).")] = None,
     end: Annotated[Optional[str], typer.Option(
@@ -77,26 +77,31 @@ def video(
         "--as", metavar="frames|images|file", rich_help_panel=SAMPLING, show_default=False,
         help="How to send the video: one frame list (default for Qwen models), one image per frame with "
              "its timestamp (default for other models and OpenAI), or the original file.")] = None,
+    frame_limit: Annotated[Optional[int], typer.Option(
+        "--frame-limit", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
+        help="Frames the endpoint keeps of a frame list. [default: 32, vLLM's own; all for a server "
+             "mmcli serve started; frame_limit in the profile]")] = None,
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
-    from .. import pipeline
     from ..errors import UsageError
+    from ..flow import start
     from ..media.frames import SamplingOptions
+    from ..present import stream_answer
     from ..render import Output
+    from ..tasks.ask import ask_job
 
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
-                               start=_time(start, "--start"), end=_time(end, "--end"), total_pixels=total_pixels,
-                               max_request_mb=max_request_mb, transport=transport)
+                               start=_time(start_at, "--start"), end=_time(end, "--end"), total_pixels=total_pixels,
+                               max_request_mb=max_request_mb, transport=transport,
+                               frame_limit=frame_limit)
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
     out = Output(json_mode=opts.output.json)
-    checked = pipeline.check_inputs([source], opts, out, allowed=("video",))
-    settings = pipeline.settings_for(opts)
-    model, family = pipeline.resolve_model(settings, opts.output.dry_run, out)
-    plan = pipeline.plan_request(checked, settings, model, family, prompt, opts, out, video=sampling)
+    started = start([source], opts, out, allowed=("video",))
+    job = ask_job(started.checked, prompt, started.ctx, sampling)
     if opts.output.dry_run:
-        out.show_plan(plan)
+        out.show_plan(started.runner.plan(job))
         return
-    pipeline.send(plan, settings, opts, out)
+    stream_answer(started.runner, job, out)

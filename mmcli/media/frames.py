@@ -47,6 +47,7 @@ class SamplingOptions:
     total_pixels: Optional[int] = None
     max_request_mb: float = DEFAULT_MAX_REQUEST_MB
     transport: Optional[str] = None
+    frame_limit: Optional[int] = None  # frames the endpoint keeps of a frame list, when the user says
 
     def problems(self) -> list[str]:
         """What is wrong with this combination of options (empty when nothing is)."""

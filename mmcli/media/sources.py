@@ -10,7 +10,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional
+from typing import Union, BinaryIO, Callable, Optional
 from urllib.parse import unquote_to_bytes
 
 from ..errors import MediaError, UsageError
@@ -63,9 +63,11 @@ def open_sources(specs: list[str], *, fetch: FetchFn, pass_url: bool = False,
     return [open_source(spec, fetch=fetch, pass_url=pass_url, stdin=stdin) for spec in specs]
 
 
-def open_source(spec: str, *, fetch: FetchFn, pass_url: bool = False,
+def open_source(spec: Union[str, bytes], *, fetch: FetchFn, pass_url: bool = False,
                 stdin: Optional[BinaryIO] = None) -> Source:
-    """One input: '-', a data URL, an http(s) URL or a path."""
+    """One input: '-', a data URL, an http(s) URL, a path, or bytes given in memory."""
+    if isinstance(spec, bytes):
+        return _from_bytes(spec, "<bytes>")
     if spec == "-":
         return _from_stdin(stdin)
     if spec.lower().startswith("data:"):

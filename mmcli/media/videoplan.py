@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterator, Optional
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
 
 from ..errors import MediaError, UsageError
-from ..messages import data_url, image_part, request_size, text_part, video_frames_url, video_part
 from ..models import user_max_pixels
-from ..plan import PlanItem
 from . import frames as fr
+from .item import MediaItem
 from .resize import AspectRatioError, ceil_by_factor
 from .video import (DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, fetch_frame,
                     has_frame_after, read_whole, reencode, scan_times)
@@ -20,8 +17,12 @@ from .video import (DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, f
 if TYPE_CHECKING:
     from ..config import MediaOptions
     from ..models import Family
-    from ..render import Output
     from .sources import Source
+
+# (frame sizes, their times, mime, transport) -> bytes those frames take in the request body.
+WireSizeFn = Callable[[list[int], list[float], str, str], int]
+# (seconds of video to read, title) -> a context giving a function told how far reading has got, or None.
+ProgressFactory = Callable[[float, str], ContextManager[Optional[ProgressFn]]]
 
 PROGRESS_FROM = 20.0  # seconds of video; shorter ones decode too fast to need a bar
 ESTIMATE_SAMPLES = 6
@@ -38,63 +39,85 @@ class VideoJob:
     options: fr.SamplingOptions
     transport: str
     budget: int  # bytes this video's content parts may take in the request body
+    wire_size: WireSizeFn
+    warn: Callable[[str], None]
+    progress: Optional[ProgressFactory] = None
+    frame_limit: Optional[int] = None  # frames a frame list may hold on this endpoint; None: no limit
 
 
-def default_transport(family: "Family", base_url: str) -> str:
-    """`frames` for families that take video (not on OpenAI, which does not); `images` otherwise."""
-    openai = (urlsplit(base_url).hostname or "") == "api.openai.com"
-    return "frames" if family.accepts_video and not openai else "images"
+def default_transport(family: "Family", endpoint_takes_video: bool) -> str:
+    """`frames` for families that take video on endpoints that do; `images` otherwise."""
+    return "frames" if family.accepts_video and endpoint_takes_video else "images"
 
 
-def plan_video_url(source: "Source", job: VideoJob) -> tuple[PlanItem, list[dict]]:
+def plan_video_url(source: "Source", job: VideoJob) -> MediaItem:
     """A video URL passed through unchanged (--pass-url): the server fetches and samples it."""
     if job.transport == "images":
         raise UsageError("a video URL cannot be sent as images", where=source.label,
                          hint="drop --pass-url so mmcli downloads and samples it, or use --as frames")
-    item = PlanItem(source=source.label, kind="video", mime=source.sniffed.mime,
-                    notes=["URL sent unchanged; the server fetches it and samples the frames"],
-                    details={"transport": "url"})
-    return item, [video_part(source.url or "")]
+    return MediaItem(source=source.label, kind="video", mime=source.sniffed.mime, transport="url",
+                     url=source.url or "", notes=["URL sent unchanged; the server fetches it and samples the frames"],
+                     details={"transport": "url"})
 
 
-def plan_video(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
-    """The plan item and content parts for one opened video; its temporary copy is removed after."""
+def plan_video(video: VideoInput, job: VideoJob) -> MediaItem:
+    """The prepared item for one opened video; its temporary copy is removed after."""
     try:
         if job.transport == "file":
-            return _plan_file(video, job, out)
-        return _plan_frames(video, job, out)
+            return _plan_file(video, job)
+        return _plan_frames(*_capped(video, job))
     finally:
         video.discard()
 
 
-def _plan_file(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
+def _capped(video: VideoInput, job: VideoJob) -> tuple[VideoInput, VideoJob, list[str]]:
+    """The job with its frame count held to what this endpoint keeps of a frame list, and the note saying so."""
+    opts, limit = job.options, job.frame_limit
+    if job.transport != "frames" or limit is None:
+        return video, job, []
+    limit -= limit % fr.FRAME_FACTOR
+    if opts.frames is not None:
+        if opts.frames <= limit:
+            return video, job, []
+        raise UsageError(f"--frames {opts.frames} is more than this endpoint keeps of a frame list",
+                         f"it keeps the first {limit} frames", where=video.label,
+                         hint=f"use --frames {limit} or fewer, or --as images; a server started with "
+                              "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}' (mmcli serve does) takes "
+                              "more: say so with --frame-limit N or frame_limit in the profile")
+    if opts.max_frames is not None and opts.max_frames <= limit:
+        return video, job, []
+    note = (f"at most {limit} frames: the endpoint keeps only the first {limit} of a frame list "
+            "(servers started by mmcli serve keep all; raise with --frame-limit or frame_limit in the profile)")
+    return video, replace(job, options=replace(opts, max_frames=limit)), [note]
+
+
+def _plan_file(video: VideoInput, job: VideoJob) -> MediaItem:
     opts = job.options
     if opts.start is not None or opts.end is not None:
         raise UsageError("--start and --end cannot trim a video sent as a file", where=video.label,
                          hint="use --as frames or --as images to send part of a video")
     if any(v is not None for v in (opts.fps, opts.frames, opts.min_frames, opts.max_frames, opts.total_pixels)):
-        out.warn("the server samples a video sent as a file itself; --fps, --frames, --min-frames, "
+        job.warn("the server samples a video sent as a file itself; --fps, --frames, --min-frames, "
                  "--max-frames and --total-pixels do not apply")
-    overhead = request_size(video_part(f"data:{video.mime};base64,"))
+    overhead = job.wire_size([], [], video.mime, "file")
     data = read_whole(video, (job.budget - overhead) * 3 // 4)
-    item = PlanItem(source=video.label, kind="video", mime=video.mime, original_width=video.width,
-                    original_height=video.height, bytes=len(data),
-                    notes=["the original file; the server samples the frames (vLLM: 32 by default)"],
-                    details={"transport": "file", "codec": video.codec, "rotation": video.rotation,
-                             "duration": video.declared_duration, "video_fps": video.fps})
-    return item, [video_part(data_url(data, video.mime))]
+    return MediaItem(source=video.label, kind="video", mime=video.mime, transport="file", data=data,
+                     original_width=video.width, original_height=video.height,
+                     notes=["the original file; the server samples the frames (vLLM: 32 by default)"],
+                     details={"transport": "file", "codec": video.codec, "rotation": video.rotation,
+                              "duration": video.declared_duration, "video_fps": video.fps})
 
 
-def _plan_frames(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanItem, list[dict]]:
+def _plan_frames(video: VideoInput, job: VideoJob, cap_notes: list[str]) -> MediaItem:
     frames = job.options.frames
     if job.transport == "frames" and frames is not None and frames % fr.FRAME_FACTOR:
         raise UsageError("--frames must be even for a frame list", f"--frames {frames}: the model takes frames "
                          "in pairs", hint=f"use --frames {frames + 1}, or --as images")
     if job.media.lossless and job.transport == "frames":
-        out.warn("--lossless does not apply to a frame list, which is JPEG by definition; sending JPEG frames")
+        job.warn("--lossless does not apply to a frame list, which is JPEG by definition; sending JPEG frames")
         job = replace(job, media=replace(job.media, lossless=False))
     result, fmt, notes, span = _sample_and_decode(video, job)
-    data, times, fmt, fitted = _fit(video, job, result.data, result.times, fmt, out)
+    data, times, fmt, fitted = _fit(video, job, result.data, result.times, fmt)
     n, transport = len(data), job.transport
     summary = (f"{n} frames {fr.format_time(times[0])}-{fr.format_time(times[-1])} "
                f"at {fmt.width}x{fmt.height}, sent as {transport}")
@@ -107,11 +130,11 @@ def _plan_frames(video: VideoInput, job: VideoJob, out: "Output") -> tuple[PlanI
         "codec": video.codec, "rotation": video.rotation,
         "jpeg_quality": None if fmt.lossless else fmt.quality,
     }
-    item = PlanItem(source=video.label, kind="video", mime=mime, original_width=video.width,
-                    original_height=video.height, sent_width=fmt.width, sent_height=fmt.height,
-                    visual_tokens=fr.visual_tokens(n, fmt.height, fmt.width, job.family.factor, transport),
-                    bytes=sum(len(d) for d in data), notes=[summary, *notes, *fitted], details=details)
-    return item, _parts(data, times, fmt, transport)
+    return MediaItem(source=video.label, kind="video", mime=mime, transport=transport, frames=data, times=times,
+                     original_width=video.width, original_height=video.height, sent_width=fmt.width,
+                     sent_height=fmt.height,
+                     visual_tokens=fr.visual_tokens(n, fmt.height, fmt.width, job.family.factor, transport),
+                     notes=[summary, *cap_notes, *notes, *fitted], details=details)
 
 
 def _sample_and_decode(video: VideoInput, job: VideoJob) -> tuple[DecodeResult, FrameFormat, list[str], float]:
@@ -119,7 +142,7 @@ def _sample_and_decode(video: VideoInput, job: VideoJob) -> tuple[DecodeResult, 
     opts, declared = job.options, video.declared_duration
     sampling = _declared_sampling(video, opts) if declared is not None else None
     if sampling is None:  # no usable claims, or a start the claims put past the end while frames go on
-        with _progress(video, None) as progress:
+        with _progress(video, job, None) as progress:
             times = scan_times(video, progress)
         result, fmt = _decode_known(video, job, times)
         note = (_mismatch_note(video, times[-1]) if declared is not None else
@@ -127,7 +150,7 @@ def _sample_and_decode(video: VideoInput, job: VideoJob) -> tuple[DecodeResult, 
         return result, fmt, [note], times[-1]
     fmt = _format(video, job, sampling.count)
     verify_end = opts.end is None or opts.end >= declared
-    with _progress(video, sampling.times[-1]) as progress:
+    with _progress(video, job, sampling.times[-1]) as progress:
         result = decode(video, sampling, fmt, verify_end=verify_end, progress=progress)
     if result.complete and not _overran(video, result, sampling):
         return result, fmt, [], declared
@@ -163,7 +186,7 @@ def _decode_known(video: VideoInput, job: VideoJob, times: list[float]) -> tuple
     except ValueError as exc:
         raise UsageError("cannot sample the video", str(exc), where=video.label) from None
     fmt = _format(video, job, sampling.count)
-    with _progress(video, sampling.times[-1]) as progress:
+    with _progress(video, job, sampling.times[-1]) as progress:
         result = decode(video, sampling, fmt, verify_end=False, progress=progress)
     if not result.complete:
         raise MediaError("cannot decode video", "the video changed while it was being read", where=video.label)
@@ -226,28 +249,20 @@ def _format(video: VideoInput, job: VideoJob, count: int) -> FrameFormat:
 
 
 @contextmanager
-def _progress(video: VideoInput, span: Optional[float]) -> Iterator[Optional[ProgressFn]]:
-    """A progress bar over the seconds of video to read, for long videos on a terminal."""
-    import sys
-
+def _progress(video: VideoInput, job: VideoJob, span: Optional[float]) -> Iterator[Optional[ProgressFn]]:
+    """Progress over the seconds of video to read, for long videos, when the caller shows progress."""
     span = span if span is not None else video.declared_duration
-    if span is None or span < PROGRESS_FROM or not sys.stderr.isatty():
+    if span is None or span < PROGRESS_FROM or job.progress is None:
         yield None
         return
-    from ..render import Output, Progress
-
-    with Progress(Output(), int(math.ceil(span)), f"reading {video.label}") as bar:
-        def advance(now: float) -> None:
-            while bar.done < min(now, span):
-                bar.advance()
-
+    with job.progress(span, f"reading {video.label}") as advance:
         yield advance
 
 
-def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat,
-         out: "Output") -> tuple[list[bytes], list[float], FrameFormat, list[str]]:
+def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat
+         ) -> tuple[list[bytes], list[float], FrameFormat, list[str]]:
     """Shrink quality, then frame size, then frame count until the parts fit the budget; say what was done."""
-    size = _parts_size(data, times, fmt, job.transport)
+    size = _parts_size(job, data, times, fmt)
     if size <= job.budget:
         return data, times, fmt, []
     opts = job.options
@@ -268,13 +283,13 @@ def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float]
         new_fmt = replace(fmt, height=step.height, width=step.width, quality=step.quality)
         new_data = reencode([data[i] for i in keep], new_fmt, video.label)
         new_times = [times[i] for i in keep]
-        new_size = _parts_size(new_data, new_times, new_fmt, job.transport)
+        new_size = _parts_size(job, new_data, new_times, new_fmt)
         if new_size <= job.budget:
             note = (f"{size / fr.MB:.1f} MB would not fit the {job.budget / fr.MB:.1f} MB left in the request: "
                     f"sent {step.count} frames at {step.width}x{step.height}"
                     + ("" if fmt.lossless else f", JPEG quality {step.quality}")
                     + f" (planned {len(data)} at {fmt.width}x{fmt.height})")
-            out.warn(f"{video.label}: {note}")
+            job.warn(f"{video.label}: {note}")
             return new_data, new_times, new_fmt, [note]
     raise UsageError("the video does not fit the request-size limit",
                      f"even {step.count} frames at {step.width}x{step.height} take {new_size / fr.MB:.1f} MB; "
@@ -312,29 +327,10 @@ class _Estimator:
         return self.cache[key]
 
 
-def _parts(data: list[bytes], times: list[float], fmt: FrameFormat, transport: str) -> list[dict]:
-    if transport == "frames":
-        return [video_part(video_frames_url(data))]
+def _parts_size(job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat) -> int:
+    """Bytes the frames take in the request body, as the wire format counts them."""
     mime = "image/png" if fmt.lossless else "image/jpeg"
-    parts = []
-    for frame, time in zip(data, times):
-        parts += [text_part(_frame_label(time)), image_part(data_url(frame, mime))]
-    return parts
-
-
-def _frame_label(time: float) -> str:
-    return f"Frame at {fr.format_time(time)}"
-
-
-def _parts_size(data: list[bytes], times: list[float], fmt: FrameFormat, transport: str) -> int:
-    """Bytes the parts take in the request body (computed, not built), separators included."""
-    payload = sum(_b64_len(len(d)) for d in data)
-    if transport == "frames":
-        return request_size(video_part("data:video/jpeg;base64,")) + payload + len(data)
-    mime = "image/png" if fmt.lossless else "image/jpeg"
-    image_overhead = request_size(image_part(f"data:{mime};base64,")) + 1
-    labels = sum(request_size(text_part(_frame_label(t))) + 1 for t in times)
-    return labels + len(data) * image_overhead + payload
+    return job.wire_size([len(d) for d in data], times, mime, job.transport)
 
 
 def _b64_len(n: int) -> int:

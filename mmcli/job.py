@@ -1,0 +1,40 @@
+"""A Job: everything one request needs, before it is turned into the wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Union
+
+from .media.item import MediaItem
+
+if TYPE_CHECKING:
+    from .config import GenerationOptions
+    from .models import Family
+
+
+@dataclass(frozen=True)
+class Text:
+    """A piece of text sent among the media, such as a page label."""
+
+    text: str
+
+
+Content = Union[Text, MediaItem]
+
+
+@dataclass
+class Job:
+    """One request: content in order, the prompt after it, the model and how to generate."""
+
+    content: list[Content]
+    prompt: str
+    model: Optional[str]
+    family: "Family"
+    generation: "GenerationOptions"
+    label: str = ""  # how progress and errors name this job
+    context: dict = field(default_factory=dict)  # what the finisher needs: sizes, pages, paths
+
+    @property
+    def items(self) -> list[MediaItem]:
+        """The media of this job, in order."""
+        return [part for part in self.content if isinstance(part, MediaItem)]

@@ -1,0 +1,1 @@
+"""Arguments turned into jobs, and results turned into answers: one module per kind of question."""
