@@ -1,16 +1,24 @@
-"""The order every command follows: settings, inputs, endpoint, then media and sending."""
+"""The order every command follows: settings, then inputs checked, then the endpoint, then media and sending."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
-    from .config import CommonOptions
+    from .config import CommonOptions, Settings
     from .events import Events
     from .inputs import CheckedInput
     from .runner import Runner
     from .tasks.common import Context
+
+
+@dataclass
+class Opened:
+    """Settings resolved and every input opened and checked; nothing has been sent yet."""
+
+    settings: "Settings"
+    checked: list["CheckedInput"]
 
 
 @dataclass
@@ -22,17 +30,30 @@ class Started:
     runner: "Runner"
 
 
-def start(inputs: list, opts: "CommonOptions", events: "Events", allowed: tuple[str, ...],
-          environ: Optional[dict] = None) -> Started:
-    """Resolve settings, open and check every input, then find the endpoint: in that order."""
+def open_inputs(inputs: list, opts: "CommonOptions", events: "Events", allowed: tuple[str, ...],
+                environ: Optional[Mapping[str, str]] = None) -> Opened:
+    """Resolve settings, then open and check every input (downloads included)."""
     from .config import resolve_settings
-    from .endpoint import connect
     from .inputs import check_inputs
-    from .runner import Runner
-    from .tasks.common import Context
 
     settings = resolve_settings(opts.endpoint, environ)
     checked = check_inputs(inputs, opts.media, settings.endpoint.timeout, events.warn, allowed)
-    target = connect(settings, events, dry_run=opts.output.dry_run, environ=environ)
+    return Opened(settings, checked)
+
+
+def connect(opened: Opened, opts: "CommonOptions", events: "Events",
+            environ: Optional[Mapping[str, str]] = None) -> Started:
+    """Find (or start) the endpoint and learn its model and family; a dry run asks nothing."""
+    from .endpoint import connect as find_target
+    from .runner import Runner
+    from .tasks.common import Context
+
+    target = find_target(opened.settings, events, dry_run=opts.output.dry_run, environ=environ)
     ctx = Context(target, opts.media, opts.generation, events)
-    return Started(checked, ctx, Runner(target, status=events.status))
+    return Started(opened.checked, ctx, Runner(target, status=events.status))
+
+
+def start(inputs: list, opts: "CommonOptions", events: "Events", allowed: tuple[str, ...],
+          environ: Optional[Mapping[str, str]] = None) -> Started:
+    """Both steps, for commands with no checks of their own between them."""
+    return connect(open_inputs(inputs, opts, events, allowed, environ), opts, events, environ)

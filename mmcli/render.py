@@ -163,14 +163,18 @@ class Output(Events):
         self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         self.stdout.flush()
 
+    def console(self):
+        """A rich console on stdout, for tables and highlighted JSON."""
+        from rich.console import Console
+
+        return Console(file=self.stdout, highlight=False)
+
     def show_plan(self, plan: Plan) -> None:
         """The dry-run plan: JSON, or a table plus the shortened request."""
         if self.json_mode:
             self.emit_json(plan.to_dict())
             return
-        from rich.console import Console
-
-        console = Console(file=self.stdout, highlight=False)
+        console = self.console()
         console.print(plan_table(plan))
         totals = plan.totals()
         tokens = totals["visual_tokens"]

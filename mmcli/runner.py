@@ -71,7 +71,8 @@ class Runner:
 
         endpoint = self.target.settings.endpoint
         request = build_request(job, endpoint.quirks, stream=stream)
-        return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=job.items,
+        items = job.context.get("listed_items", job.items)  # a merge lists the pages it answers about
+        return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=items,
                     request=request, family_source=self.target.family_source)
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:

@@ -1,0 +1,109 @@
+"""Pages to read: PDFs opened and their pages chosen, then rendered straight to the model's grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ..errors import MediaError, UsageError
+from .item import MediaItem
+
+if TYPE_CHECKING:
+    from ..inputs import CheckedInput
+    from .image import ImageInput
+    from .pdf import PdfInput, RenderedPage
+    from .resize import PixelBudget
+    from .sources import Source
+
+# Without --pages, a document longer than this is more likely a mistake than a plan.
+DEFAULT_MAX_PAGES = 50
+
+
+@dataclass
+class Selected:
+    """One input and the pages chosen from it (an image is a single page)."""
+
+    checked: "CheckedInput"
+    pdf: Optional["PdfInput"]
+    pages: list[int]
+
+    @property
+    def source(self) -> "Source":
+        """Where the input came from."""
+        return self.checked.source
+
+
+@dataclass
+class Page:
+    """One page ready to send: its prepared item, where it comes from, and its text layer."""
+
+    item: MediaItem
+    source: "Source"
+    page: Optional[int] = None  # the PDF page number; None for an image input
+    text: str = ""
+    image: Optional["ImageInput"] = None  # an image input's own pixels
+    rendered: Optional["RenderedPage"] = None
+
+
+def select_pages(checked: list["CheckedInput"], pages_spec: Optional[str], password: Optional[str],
+                 max_pages: int = DEFAULT_MAX_PAGES) -> list[Selected]:
+    """Open every PDF and choose its pages: every problem is found here, before anything is sent."""
+    from .pdf import open_pdf, parse_pages
+
+    is_pdf = [c.source.sniffed.kind == "pdf" for c in checked]
+    if pages_spec is not None and not any(is_pdf):
+        raise UsageError("--pages needs a PDF", "every input is an image", where=f"--pages {pages_spec}",
+                         hint="each image is one page: name only the ones to read")
+    selected = []
+    for item, pdf_input in zip(checked, is_pdf):
+        if not pdf_input:
+            selected.append(Selected(item, None, [1]))
+            continue
+        if item.source.url is not None:
+            raise MediaError("cannot pass a PDF URL through", "its pages are rendered on this machine",
+                             where=item.source.label, hint="drop --pass-url; mmcli downloads the PDF itself")
+        pdf = open_pdf(item.source, password)
+        try:
+            pages = parse_pages(pages_spec, pdf.page_count) if pages_spec is not None else \
+                list(range(1, pdf.page_count + 1))
+        except UsageError as exc:
+            exc.where = f"{pdf.label}: --pages {pages_spec}"
+            raise
+        selected.append(Selected(item, pdf, pages))
+    total = sum(len(s.pages) for s in selected)
+    if pages_spec is None and total > max_pages:
+        where = selected[0].source.label if len(selected) == 1 else f"{len(selected)} inputs"
+        raise UsageError("too many pages", f"{total} pages, over the limit of {max_pages}", where=where,
+                         hint=f"choose pages with --pages 1-{max_pages}, or allow them all with --max-pages {total}")
+    return selected
+
+
+def render(selected: list[Selected], budget: "PixelBudget", *, lossless: bool, dpi: Optional[int] = None,
+           with_text: bool = False, warn: Callable[[str], None] = lambda message: None) -> list[Page]:
+    """Every chosen page as a prepared item, in input order; PDF pages rendered straight to their grid size."""
+    from .pdf import page_texts, render_pages
+    from .prepare import image_item
+
+    pages: list[Page] = []
+    for entry in selected:
+        label = entry.source.label
+        if entry.pdf is None:
+            image = entry.checked.image
+            pages.append(Page(image_item(entry.source, image, budget, lossless=lossless), entry.source, image=image))
+            continue
+        rendered = render_pages(entry.pdf, entry.pages, budget, lossless=lossless, dpi=dpi)
+        texts = page_texts(entry.pdf, entry.pages) if with_text else {}
+        if with_text and not any(texts.values()):
+            warn(f"{label} has no text layer (a scan?); sending the page images only")
+        for page in rendered:
+            item = MediaItem(source=label, kind="page", mime=page.mime, data=page.data,
+                             original_width=page.width, original_height=page.height,
+                             sent_width=page.width, sent_height=page.height,
+                             visual_tokens=budget.tokens(page.height, page.width),
+                             notes=[f"{page.width_pt:g}x{page.height_pt:g} pt at {page.dpi:.0f} dpi", *page.notes],
+                             details={"page": page.page, "width_pt": page.width_pt, "height_pt": page.height_pt,
+                                      "dpi": round(page.dpi, 1)})
+            pages.append(Page(item, entry.source, page.page, texts.get(page.page, ""), rendered=page))
+            for note in page.notes:  # only --dpi leaves notes: a page capped at the model's maximum
+                warn(note)
+    return pages
