@@ -1,4 +1,5 @@
-"""Fixtures of the real-vLLM tier: one vLLM server with a tiny Qwen2-VL per session.
+"""Fixtures of the real-vLLM tier: one vLLM server with a tiny Qwen2-VL per session, and one
+server per tiny model family for the tests that go through every family.
 
 Every test in this folder gets the ``vllm`` marker (deselect with ``-m "not vllm"``).
 When the tier cannot be set up here the tests are skipped, unless
@@ -33,6 +34,7 @@ class VllmServer:
     model: str
     log_path: Path
     root_url: str
+    family: str = "qwen2-vl"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,20 +72,41 @@ def _progress(config: pytest.Config):
     return log
 
 
-@pytest.fixture(scope="session")
-def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A healthy vLLM server on 127.0.0.1 serving the tiny model; stopped at session end."""
+def serve_tiny_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                     family: str = "qwen2-vl", served_name: str | None = None):
+    """Generator for fixtures: yield a healthy server of one family's tiny model, then stop it."""
     log = _progress(request.config)
     try:
         paths = tier.prepare(log=log)
     except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
         unavailable(f"vLLM tier unavailable: {exc}")
-    log_path = tmp_path_factory.mktemp("vllm_tier") / "server.log"
-    handle = tier.start_server(paths, tier.free_port(), log_path)
+    log_path = tmp_path_factory.mktemp(f"vllm_tier_{family}") / "server.log"
+    handle = tier.start_server(paths, tier.free_port(), log_path, family=family,
+                               served_name=served_name)
     try:
         waited = tier.wait_healthy(handle.base_url, HEALTH_TIMEOUT, handle)
-        log(f"vllm tier: server healthy after {waited:.0f}s at {handle.base_url} (log: {log_path})")
+        log(f"vllm tier: {family} server healthy after {waited:.0f}s at {handle.base_url} "
+            f"(log: {log_path})")
         yield VllmServer(base_url=handle.base_url, model=handle.model, log_path=log_path,
-                         root_url=handle.root_url)
+                         root_url=handle.root_url, family=family)
     finally:
         tier.stop_server(handle)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A healthy vLLM server on 127.0.0.1 serving the tiny Qwen2-VL; stopped at session end."""
+    yield from serve_tiny_model(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=tier.FAMILIES)
+def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Each family's tiny model in turn, one server at a time beside the session's Qwen2-VL.
+
+    Qwen2-VL reuses the session server; the others start with the same flags and stop
+    before the next family's server starts (pytest groups the tests by family).
+    """
+    if request.param == "qwen2-vl":
+        yield request.getfixturevalue("vllm_server")
+        return
+    yield from serve_tiny_model(request, tmp_path_factory, request.param)

@@ -1,7 +1,8 @@
-"""The real-vLLM test tier: a cached vLLM CPU venv, a tiny Qwen2-VL and its server.
+"""The real-vLLM test tier: a cached vLLM CPU venv, tiny Qwen VL models and their servers.
 
-    python tests/vllm_tier/tier.py prepare   # build or reuse the venv and the model
+    python tests/vllm_tier/tier.py prepare   # build or reuse the venv and the models
     python tests/vllm_tier/tier.py serve     # run a server in the foreground (Ctrl-C stops it)
+    python tests/vllm_tier/tier.py serve --family qwen3-vl   # another tiny model
     python tests/vllm_tier/tier.py paths     # print where the cached pieces live
 
 The cache lives in ``${XDG_CACHE_HOME:-~/.cache}/mmcli-vllm-tier`` (override with
@@ -31,19 +32,25 @@ if str(HERE) not in sys.path:
 
 import tier_venv  # noqa: E402
 from tier_server import (  # noqa: E402,F401  (re-exported for callers of this module)
-    MODEL_NAME, ServerError, ServerHandle, free_port, start_server, stop_server, wait_healthy)
+    FAMILIES, MODEL_NAME, MODEL_NAMES, ServerError, ServerHandle, free_port, start_server, stop_server, wait_healthy)
 from tier_venv import BuildError, TierUnavailable  # noqa: E402,F401
 
 MODEL_BUILDER = HERE / "tier_model_builder.py"
+MODEL_RECIPES = HERE / "tier_model_families.py"
 
 
 @dataclass(frozen=True)
 class TierPaths:
-    """Where the prepared venv and tiny model are."""
+    """Where the prepared venv and tiny models are."""
 
     cache_dir: Path
     venv: Path
-    model_dir: Path
+    models: dict[str, Path]  # family -> model folder
+
+    @property
+    def model_dir(self) -> Path:
+        """The tiny Qwen2-VL's folder (the default model of the tier)."""
+        return self.models["qwen2-vl"]
 
     @property
     def python(self) -> Path:
@@ -60,18 +67,21 @@ def cache_root() -> Path:
     return Path(xdg).expanduser() / "mmcli-vllm-tier"
 
 
-def model_key() -> str:
-    """Hash of the venv key and the model builder's source: same inputs, same model."""
+def model_key(family: str) -> str:
+    """Hash of the venv key, the builder's sources and the family: same inputs, same model."""
     digest = hashlib.sha256(tier_venv.venv_key().encode())
     digest.update(MODEL_BUILDER.read_bytes())
+    digest.update(MODEL_RECIPES.read_bytes())
+    digest.update(family.encode())
     return digest.hexdigest()[:12]
 
 
 def tier_paths(root: Path | None = None) -> TierPaths:
     """The cache paths for the current pins, whether built or not."""
     root = root or cache_root()
-    return TierPaths(cache_dir=root, venv=root / tier_venv.venv_dir_name(),
-                     model_dir=root / f"model-{MODEL_NAME}-{model_key()}")
+    models = {family: root / f"model-{MODEL_NAMES[family]}-{model_key(family)}"
+              for family in FAMILIES}
+    return TierPaths(cache_dir=root, venv=root / tier_venv.venv_dir_name(), models=models)
 
 
 def _log(message: str) -> None:
@@ -89,35 +99,47 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_model(paths: TierPaths) -> None:
-    """Run the model builder with the tier venv's python into a temp folder, then rename it."""
-    tmp = paths.model_dir.with_name(paths.model_dir.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log_path = paths.cache_dir / f"{paths.model_dir.name}.build.log"
+def missing_models(paths: TierPaths) -> list[str]:
+    """The families whose model folder is not built yet."""
+    return [family for family, folder in paths.models.items() if not folder.is_dir()]
+
+
+def build_models(paths: TierPaths, families: list[str]) -> None:
+    """Run the model builder once (with the tier venv's python) into temp folders, then rename them."""
+    temps = {family: paths.models[family].with_name(f"{paths.models[family].name}.tmp-{os.getpid()}")
+             for family in families}
+    hf_home = paths.cache_dir / f".hf-build-{os.getpid()}"
+    log_path = paths.cache_dir / "models.build.log"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp / ".hf"))
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(hf_home))
     log_path.write_text("", encoding="utf-8")
-    try:
-        tier_venv.run_logged([str(paths.python), str(MODEL_BUILDER), str(tmp)], log_path, env)
-        shutil.rmtree(tmp / ".hf", ignore_errors=True)
-        os.rename(tmp, paths.model_dir)
-    finally:
+    argv = [str(paths.python), str(MODEL_BUILDER)]
+    for family, tmp in temps.items():
         shutil.rmtree(tmp, ignore_errors=True)
+        argv += [family, str(tmp)]
+    try:
+        tier_venv.run_logged(argv, log_path, env)
+        for family, tmp in temps.items():
+            os.rename(tmp, paths.models[family])
+    finally:
+        for tmp in [*temps.values(), hf_home]:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def prepare(log=_log) -> TierPaths:
-    """Build or reuse the cached venv and tiny model; idempotent and fast when cached."""
+    """Build or reuse the cached venv and tiny models; idempotent and fast when cached."""
     paths = tier_paths()
-    if tier_venv.is_complete(paths.venv) and paths.model_dir.is_dir():
+    if tier_venv.is_complete(paths.venv) and not missing_models(paths):
         return paths
     start = time.monotonic()
     with _locked(paths.cache_dir):
         if not tier_venv.is_complete(paths.venv):
             base_python = tier_venv.check_host()  # the toolchain is only needed to build
             tier_venv.build_venv(paths.venv, base_python, log)
-        if not paths.model_dir.is_dir():
-            log(f"vllm tier: building tiny model in {paths.model_dir}")
-            build_model(paths)
+        missing = missing_models(paths)
+        if missing:
+            log(f"vllm tier: building tiny models {', '.join(missing)} in {paths.cache_dir}")
+            build_models(paths, missing)
     log(f"vllm tier: prepared in {time.monotonic() - start:.0f}s")
     return paths
 
@@ -126,14 +148,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(port: int) -> int:
+def serve(port: int, family: str = "qwen2-vl") -> int:
     """Run a server in the foreground until Ctrl-C or SIGTERM."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)  # also when started in the background with SIGINT ignored
     paths = prepare()
     port = port or free_port()
     log_path = paths.cache_dir / "serve" / "server.log"
-    handle = start_server(paths, port, log_path)
+    handle = start_server(paths, port, log_path, family=family)
     try:
         waited = wait_healthy(handle.base_url, 300, handle)
         print(f"vLLM healthy after {waited:.0f}s: --base-url {handle.base_url} --model "
@@ -152,23 +174,27 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: prepare, serve or paths."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("prepare", help="build or reuse the cached venv and tiny model")
+    sub.add_parser("prepare", help="build or reuse the cached venv and tiny models")
     serve_parser = sub.add_parser("serve", help="run a vLLM server in the foreground")
     serve_parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    serve_parser.add_argument("--family", choices=FAMILIES, default="qwen2-vl",
+                              help="which tiny model to serve (default: qwen2-vl)")
     sub.add_parser("paths", help="print the cache paths")
     args = parser.parse_args(argv)
     try:
         if args.command == "paths":
             paths = tier_paths()
-            print(f"venv:  {paths.venv} (complete: {tier_venv.is_complete(paths.venv)})\n"
-                  f"model: {paths.model_dir} (present: {paths.model_dir.is_dir()})")
+            print(f"venv:  {paths.venv} (complete: {tier_venv.is_complete(paths.venv)})")
+            for family, folder in paths.models.items():
+                print(f"model: {folder} ({family}, present: {folder.is_dir()})")
             return 0
         if args.command == "serve":
-            return serve(args.port)
+            return serve(args.port, args.family)
         start = time.monotonic()
         paths = prepare()
-        print(f"vllm tier ready in {time.monotonic() - start:.1f}s\n  python: {paths.python}\n"
-              f"  model:  {paths.model_dir}")
+        print(f"vllm tier ready in {time.monotonic() - start:.1f}s\n  python: {paths.python}")
+        for family, folder in paths.models.items():
+            print(f"  model:  {folder} ({family})")
         return 0
     except (TierUnavailable, BuildError, ServerError, subprocess.SubprocessError, OSError) as exc:
         print(f"vllm tier: error: {exc}", file=sys.stderr)

