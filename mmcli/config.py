@@ -229,7 +229,7 @@ def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] 
 
 def _mmcli_server(name: str, profile: Profile, base_url: str, from_profile: bool, environ: Mapping[str, str]):
     """The running server `mmcli serve` started, if these settings point at it or at the default local address."""
-    from .supervise import running_server
+    from .server.state import running_server
 
     server = running_server(environ)
     if server is None:
@@ -239,7 +239,7 @@ def _mmcli_server(name: str, profile: Profile, base_url: str, from_profile: bool
 
 
 def _server_key(key_file: str) -> str:
-    from .supervise import read_key
+    from .server.state import read_key
 
     key = read_key(key_file)
     if key is None:

@@ -97,6 +97,10 @@ class Output:
         """A warning on stderr."""
         print(f"mmcli: warning: {message}", file=self.stderr, flush=True)
 
+    def stderr_block(self, text: str) -> None:
+        """Text on stderr as it is, unprefixed (e.g. the end of a server's log)."""
+        print(text, file=self.stderr, flush=True)
+
     @contextmanager
     def spinner(self, message: str) -> Iterator[None]:
         """A spinner on stderr while something slow happens (silent when stderr is not a terminal)."""

@@ -11,8 +11,8 @@ import pytest
 
 from mmcli.errors import UsageError
 from mmcli.models import FAMILIES, SERVE_ALIASES
-from mmcli.serve import (NO_REMOTE_MEDIA, Launcher, ServeOptions, build_command, check_options, child_env,
-                         choose_model, client_host, grid_size, is_loopback_host, mm_limits, shell_text)
+from mmcli.server.command_line import (NO_REMOTE_MEDIA, Launcher, ServeOptions, build_command, check_options, child_env,
+                                        choose_model, client_host, grid_size, is_loopback_host, mm_limits, shell_text)
 from tests.conftest import assert_clean_error
 
 SCRIPT = Launcher.script("/opt/bin/vllm")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcli.supervise import group_members, pid_alive
+from mmcli.server.process import group_members, pid_alive
 from tests.conftest import assert_clean_error
 from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
