@@ -197,10 +197,10 @@ def check_passthrough(extra: tuple[str, ...]) -> None:
         # argparse takes any unique prefix of an option (allow_abbrev): `--hos` is `--host`.
         reserved = next((flag for flag in RESERVED_FLAGS if flag.startswith(name)), None)
         if reserved is not None:
-            why = f"{reserved} is set by mmcli serve" if name == reserved else \
-                f"vLLM would read {name} as {reserved}, which mmcli serve sets"
-            raise UsageError("refusing a vLLM flag after --", why, where=arg.split("=", 1)[0],
-                             hint=RESERVED_FLAGS[reserved])
+            given = arg.split("=", 1)[0]
+            why = f"{reserved} is set by mmcli serve" if given == reserved else \
+                f"vLLM would read {given} as {reserved}, which mmcli serve sets"
+            raise UsageError("refusing a vLLM flag after --", why, where=given, hint=RESERVED_FLAGS[reserved])
 
 
 def grid_size(tokens: int, factor: int) -> tuple[int, int]:
