@@ -32,7 +32,7 @@ class Target:
 
 def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings":
     """Settings pointed at the server `mmcli serve` started, when they aim at it or at the default address."""
-    from .supervise import read_key, running_server  # TODO-merge: server.state
+    from .server.state import read_key, running_server
 
     server = running_server(environ)
     endpoint = settings.endpoint
@@ -40,8 +40,8 @@ def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings
         return settings
     profile = replace(endpoint.profile, model=endpoint.profile.model or server.model,
                       family=endpoint.profile.family or server.family,
-                      quirks=replace(endpoint.profile.quirks, frame_limit=getattr(server, "frame_limit", 32),
-                                     media_io_kwargs=getattr(server, "request_mm_kwargs", False)))
+                      quirks=replace(endpoint.profile.quirks, frame_limit=server.frame_limit,
+                                     media_io_kwargs=server.request_mm_kwargs))
     key = endpoint.api_key
     if server.key_file and not settings.key_named:
         key = read_key(server.key_file)
@@ -59,7 +59,7 @@ def connect(settings: "Settings", out: "Output", *, dry_run: bool,
     """Start the local server if it is missing (not for a dry run), then learn the model and its family."""
     environ = os.environ if environ is None else environ
     if not dry_run:
-        from .launch import ensure_local_server  # TODO-merge: server.launch
+        from .server.launch import ensure_local_server
 
         ensure_local_server(settings, out, environ)
     settings = attach_server(settings, environ)

@@ -119,7 +119,7 @@ def resolve_model(settings: Settings, dry_run: bool, out: Output) -> tuple[Optio
     """The model to ask (the endpoint's first when none was named) and its family."""
     model = settings.model
     if not dry_run:
-        from .launch import ensure_local_server
+        from .server.launch import ensure_local_server
 
         ensure_local_server(settings, out)  # auto-start a local vLLM if that is what is missing
     if model is None and not dry_run:

@@ -100,6 +100,10 @@ class Output(Events):
         self.warnings.append(message)
         print(f"mmcli: warning: {message}", file=self.stderr, flush=True)
 
+    def stderr_block(self, text: str) -> None:
+        """Text on stderr as it is, unprefixed (e.g. the end of a server's log)."""
+        print(text, file=self.stderr, flush=True)
+
     @contextmanager
     def spinner(self, message: str) -> Iterator[None]:
         """A spinner on stderr while something slow happens (silent when stderr is not a terminal)."""

@@ -10,7 +10,7 @@ import pytest
 
 from mmcli.config import EndpointFlags, resolve_settings
 from mmcli.errors import UsageError
-from mmcli.supervise import group_members
+from mmcli.server.process import group_members
 from tests.conftest import assert_clean_error
 from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port

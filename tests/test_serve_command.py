@@ -11,8 +11,9 @@ import pytest
 
 from mmcli.errors import UsageError
 from mmcli.models import FAMILIES, SERVE_ALIASES
-from mmcli.serve import (NO_REMOTE_MEDIA, Launcher, ServeOptions, build_command, check_options, child_env,
-                         choose_model, client_host, grid_size, is_loopback_host, mm_limits, shell_text)
+from mmcli.server.command_line import (NO_REMOTE_MEDIA, RESERVED_FLAGS, Launcher, ServeOptions, build_command,
+                                        check_options, child_env, choose_model, client_host, grid_size,
+                                        is_loopback_host, mm_limits, shell_text, vllm_option_name)
 from tests.conftest import assert_clean_error
 
 SCRIPT = Launcher.script("/opt/bin/vllm")
@@ -134,6 +135,61 @@ def test_passthrough_goes_last_and_safety_flags_cannot_be_overridden():
         assert bad[0].split("=")[0] in excinfo.value.message()
 
 
+@pytest.mark.parametrize("args, reserved", [
+    (("--allowed_local_media_path", "/"), "--allowed-local-media-path"),  # vLLM reads _ as -
+    (("--api_key", "sk-x"), "--api-key"),
+    (("--api_key=sk-x",), "--api-key"),
+    (("--served_model_name=other",), "--served-model-name"),
+    (("--host=0.0.0.0",), "--host"),
+    (("--hos", "0.0.0.0"), "--host"),  # argparse takes a unique prefix (allow_abbrev)
+    (("--ho=0.0.0.0",), "--host"),
+    (("--api", "sk-x"), "--api-key"),
+    (("--allowed-local", "/"), "--allowed-local-media-path"),
+    (("--allowed_local_m=/",), "--allowed-local-media-path"),
+    (("--api-key.0", "sk-x"), "--api-key"),  # a dotted JSON field of the same option
+    (("--media-io-kwargs.video.num_frames", "32"), "--media-io-kwargs"),
+    (("--media_io_kwargs", '{"video": {"num_frames": 8}}'), "--media-io-kwargs"),
+    (("--no-trust-request-mm-kwargs",), "--no-trust-request-mm-kwargs"),
+    (("--trust_request_mm_kwargs",), "--trust-request-mm-kwargs"),
+    (("--config", "vllm.yaml"), "--config"),  # a YAML file could set any of them
+    (("--quantization", "fp8", "--port", "1"), "--port"),
+])
+def test_passthrough_is_read_the_way_vllm_reads_it(args, reserved):
+    with pytest.raises(UsageError) as excinfo:
+        command(extra_args=args)
+    message = excinfo.value.message()
+    assert reserved in message and "refusing a vLLM flag after --" in message
+    assert excinfo.value.hint == RESERVED_FLAGS[reserved]
+
+
+@pytest.mark.parametrize("arg, name", [
+    ("--api_key", "--api-key"), ("--api_key=a_b", "--api-key"), ("--limit_mm_per_prompt.image_x", "--limit-mm-per-prompt"),
+    ("--foo=a.b", "--foo"), ("fp8", None), ("--", None), ("-q", None),
+])
+def test_vllm_option_name(arg, name):
+    assert vllm_option_name(arg) == name
+
+
+def test_passthrough_that_only_looks_similar_is_kept():
+    # longer than a reserved flag (so not an abbreviation of one), or a dotted field of another option
+    extra = ("--max-model-len", "4096", "--hf-overrides", '{"a": 1}', "--limit-mm-per-prompt.image", "2",
+             "--model-impl", "vllm", "--enable_prefix_caching", "--hostname-x", "--config-format", "auto")
+    assert command(extra_args=extra).argv[-len(extra):] == list(extra)
+
+
+def test_frame_lists_are_kept_whole_and_request_kwargs_only_on_loopback():
+    cmd = command()
+    assert json.loads(flag(cmd.argv, "--media-io-kwargs")) == {"video": {"num_frames": -1}}
+    assert "--trust-request-mm-kwargs" in cmd.argv
+    assert cmd.frame_limit is None and cmd.request_mm_kwargs
+    shared = command(host="0.0.0.0")
+    assert json.loads(flag(shared.argv, "--media-io-kwargs")) == {"video": {"num_frames": -1}}
+    assert "--trust-request-mm-kwargs" not in shared.argv
+    assert shared.frame_limit is None and not shared.request_mm_kwargs
+    with_key = command(require_key=True)  # still this machine only
+    assert "--trust-request-mm-kwargs" in with_key.argv and with_key.request_mm_kwargs
+
+
 # ------------------------------------------------------------------ host and key
 
 
@@ -246,6 +302,9 @@ def test_usage_errors(mmcli, tmp_path):
     assert_clean_error(mmcli("serve"), 2, "no model to serve")
     assert_clean_error(mmcli("serve", "nonsense-model", "--dry-run"), 2, "unknown model")
     assert_clean_error(mmcli("serve", "qwen2.5-vl", "--dry-run", "--", "--api-key", "k"), 2, "--api-key")
+    assert_clean_error(mmcli("serve", "qwen2.5-vl", "--dry-run", "--", "--api_key", "k"), 2, "--api-key")
+    assert_clean_error(mmcli("serve", "qwen2.5-vl", "--dry-run", "--", "--hos", "0.0.0.0"), 2,
+                       "vLLM would read --hos as --host")
     assert_clean_error(mmcli("serve", "qwen2.5-vl", "--allowed-local-media-path", "/", "--dry-run"), 2,
                        "refusing --allowed-local-media-path")
     home = tmp_path / "home"

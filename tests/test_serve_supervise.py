@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mmcli.supervise import group_members, pid_alive
+from mmcli.server.defaults import VLLM_DEFAULT_NUM_FRAMES
+from mmcli.server.process import group_members, pid_alive
+from mmcli.server.state import ServerState, ensure_state_dir, load_state, save_state
 from tests.conftest import assert_clean_error
 from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
@@ -83,6 +85,12 @@ def test_detach_status_ask_stop(mmcli, fake):
     assert pid_alive(record["engine_pid"]) and record["engine_pid"] in group_members(record["pgid"])
     assert (fake.state / "server.pid").read_text().strip() == str(record["pid"])
     assert "INFO loading weights" in (fake.state / "server.log").read_text()
+    # what clients read: whole frame lists, and per-request media_io_kwargs on this loopback server
+    argv = record["argv"]
+    assert json.loads(argv[argv.index("--media-io-kwargs") + 1]) == {"video": {"num_frames": -1}}
+    assert "--trust-request-mm-kwargs" in argv
+    recorded = fake.state_json()
+    assert recorded["frame_limit"] is None and recorded["request_mm_kwargs"] is True
 
     status = json.loads(mmcli("serve", "status", "--json").stdout)
     assert status["running"] and status["healthy"] and status["pid"] == record["pid"]
@@ -200,6 +208,42 @@ def test_busy_port_fails_before_starting_anything(mmcli, fake):
     assert_clean_error(run, 5, f"cannot listen on 127.0.0.1:{port}", "already in use")
     assert "--port" in run.stderr
     assert not fake.record_path.exists()  # vLLM was never started
+
+
+NOT_HERE = "10.255.255.1"  # a private address no interface of a test machine is expected to have
+
+
+def test_a_host_that_is_not_this_machines_is_a_host_error(mmcli, fake):
+    with socket.socket() as probe:
+        try:
+            probe.bind((NOT_HERE, 0))
+            pytest.skip(f"{NOT_HERE} is an address of this machine")
+        except OSError:
+            pass
+    run = mmcli("serve", "qwen2.5-vl", "--host", NOT_HERE, "--port", free_port(), "--detach", env=fake.env)
+    assert_clean_error(run, 2, "cannot use --host", NOT_HERE, "not one of this machine's")
+    hint = [line for line in run.stderr.splitlines() if line.startswith("hint:")]
+    assert len(hint) == 1 and "127.0.0.1" in hint[0] and "port" not in hint[0]
+    assert not fake.record_path.exists()  # vLLM was never started
+    assert not (fake.state / "api-key").exists()  # nor a key made for it
+
+
+def test_a_server_recorded_before_the_frame_fields_reads_as_vllms_default(clean_env):
+    directory = ensure_state_dir(clean_env)
+    state = ServerState(pid=os.getpid(), proc_start=None, started=0.0, model="m", source="s", family="generic",
+                        host="127.0.0.1", port=1, base_url="http://127.0.0.1:1/v1", root_url="http://127.0.0.1:1",
+                        log="server.log", key_file=None, detached=True)
+    save_state(directory, state)
+    data = json.loads((directory / "server.json").read_text())
+    for name in ("frame_limit", "request_mm_kwargs"):
+        del data[name]
+    data["written_by_a_newer_mmcli"] = 1
+    (directory / "server.json").write_text(json.dumps(data))
+    loaded = load_state(clean_env)
+    assert loaded is not None and loaded.pid == os.getpid()
+    assert loaded.frame_limit == VLLM_DEFAULT_NUM_FRAMES == 32 and loaded.request_mm_kwargs is False
+    (directory / "server.json").write_text("[1, 2]")
+    assert load_state(clean_env) is None
 
 
 def test_startup_timeout_stops_the_group_and_exits_6(mmcli, fake):

@@ -6,6 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..server.defaults import (DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT,
+                               DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE)
+
 SERVER = "Server"
 MEDIA = "Media limits"
 HARDWARE = "Hardware"
@@ -126,34 +129,34 @@ def serve(
     model: ModelArg = None,
     vllm_args: VllmArgsArg = None,
     list_aliases: ListAliasesOpt = False,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 8000,
+    host: HostOpt = DEFAULT_HOST,
+    port: PortOpt = DEFAULT_PORT,
     name: NameOpt = None,
     family: FamilyOpt = None,
     max_model_len: MaxModelLenOpt = None,
-    max_images: MaxImagesOpt = 8,
-    max_videos: MaxVideosOpt = 1,
+    max_images: MaxImagesOpt = DEFAULT_MAX_IMAGES,
+    max_videos: MaxVideosOpt = DEFAULT_MAX_VIDEOS,
     max_pixels: MaxPixelsOpt = None,
     gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
     tensor_parallel_size: TensorParallelSizeOpt = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = DEFAULT_DEVICE,
     cpu_kv_cache_gib: CpuKvCacheGibOpt = None,
     allowed_local_media_path: AllowedLocalMediaPathOpt = None,
     allow_media_domain: AllowMediaDomainOpt = None,
     require_key: RequireKeyOpt = False,
     vllm_python: VllmPythonOpt = None,
     detach: DetachOpt = False,
-    startup_timeout: StartupTimeoutOpt = 1200,
-    stop_timeout: StopTimeoutOpt = 20,
+    startup_timeout: StartupTimeoutOpt = DEFAULT_STARTUP_TIMEOUT,
+    stop_timeout: StopTimeoutOpt = DEFAULT_STOP_GRACE,
     dry_run: DryRunOpt = False,
     json_output: JsonOutputOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Start a local vLLM server for a vision model."""
-    from .. import launch
     from ..errors import UsageError
     from ..render import Output
-    from ..serve import ServeOptions
+    from ..server import launch
+    from ..server.command_line import ServeOptions
 
     out = Output(json_mode=json_output)
     if list_aliases:
@@ -180,9 +183,9 @@ def _launcher(flag: Optional[str], dry_run: bool, out):
     import os
 
     from ..config import configured_vllm_python
-    from ..launch import vllm_python
-    from ..serve import Launcher
-    from ..supervise import ServeError, locate_vllm
+    from ..server.command_line import Launcher
+    from ..server.locate import locate_vllm, vllm_python
+    from ..server.process import ServeError
 
     try:
         return locate_vllm(vllm_python(flag, os.environ, configured_vllm_python(os.environ)), os.environ)
@@ -210,46 +213,44 @@ def _given(ctx: typer.Context, param: str) -> bool:
 
 
 def _run_action(action: str, out, stop_timeout: float) -> None:
-    import json
-
-    from .. import launch
+    from ..server import launch
 
     if action == "stop":
         launch.stop(stop_timeout, out)
         return
     report = launch.status()
     if out.json_mode:
-        print(json.dumps(report, indent=2))
+        out.emit_json(report)
     else:
-        print("\n".join(launch.status_lines(report)))
+        for line in launch.status_lines(report):
+            out.line(line)
     if not report.get("healthy"):
         raise typer.Exit(5)  # scripts: `mmcli serve status && ...`
 
 
 def _show_aliases(out) -> None:
-    import json
-
-    from ..serve import alias_rows
+    from ..server.command_line import alias_rows
 
     rows = alias_rows()
     if out.json_mode:
-        print(json.dumps(rows, indent=2))
+        out.emit_json(rows)
         return
     width = max(len(r["alias"]) for r in rows)
     model_width = max(len(r["model"]) for r in rows)
     for r in rows:
         note = f"  ({r['note']})" if r["note"] else ""
-        print(f"{r['alias']:<{width}}  {r['model']:<{model_width}}  {r['family']:<10}{note}".rstrip())
-    print("\nAny Hugging Face id (org/name) or local model folder works too.")
+        out.line(f"{r['alias']:<{width}}  {r['model']:<{model_width}}  {r['family']:<10}{note}".rstrip())
+    out.line()
+    out.line("Any Hugging Face id (org/name) or local model folder works too.")
 
 
 def _show_dry_run(command, out) -> None:
     import os
 
-    from ..serve import shell_text
-    from ..supervise import KEY_FILE, state_dir
+    from ..server.command_line import shell_text
+    from ..server.state import KEY_FILE, state_dir
 
     key_file = str(state_dir(os.environ) / KEY_FILE) if command.needs_key else None
-    print(shell_text(command, os.environ, key_file))
+    out.line(shell_text(command, os.environ, key_file))
     out.status(f"clients reach it at {command.base_url} as model {command.model.served_name} "
                f"(family {command.model.family.name}); nothing was started")

@@ -22,7 +22,7 @@ import tier_media
 openai = pytest.importorskip("openai")
 pytest.importorskip("mmcli")
 
-from mmcli.supervise import descendants, group_members, pid_alive  # noqa: E402
+from mmcli.server.process import descendants, group_members, pid_alive  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPT = "Describe."

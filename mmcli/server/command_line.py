@@ -1,4 +1,4 @@
-"""`mmcli serve`: which model, and the exact vLLM command line and environment (pure functions)."""
+"""vLLM's command line and environment for `mmcli serve`: which model, which flags (pure functions)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
-from .config import is_loopback_host
-from .errors import UsageError
-from .models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
+from ..config import is_loopback_host
+from ..errors import UsageError
+from ..models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
+from .defaults import DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_MAX_IMAGES = 8
-DEFAULT_MAX_VIDEOS = 1
 MODULE_ENTRY = "vllm.entrypoints.openai.api_server"
 # vLLM fetches http(s) media only from hosts on its allow-list; a name under the reserved
 # .invalid TLD (RFC 2606) matches no real host, so by default the server fetches nothing.
 NO_REMOTE_MEDIA = "remote-media-disabled.invalid"
 DEVICES = ("auto", "cuda", "cpu")
-# Flags mmcli sets itself; passing them after `--` would silently undo a safety default.
+# vLLM cuts a frame list to its first 32 frames unless told otherwise: -1 keeps them all, so the frames
+# a client planned (and paid the upload for) are the frames the model sees.
+MEDIA_IO_KWARGS = {"video": {"num_frames": -1}}
+_TRUST_HINT = "mmcli serve allows per-request media_io_kwargs while the server listens on loopback only"
+# Flags mmcli sets itself; passing them after `--` would silently undo a safety default or make
+# what mmcli records about the server (and tells clients) wrong.
 RESERVED_FLAGS = {
     "--host": "use mmcli's --host",
     "--port": "use mmcli's --port",
@@ -31,6 +33,10 @@ RESERVED_FLAGS = {
     "--allowed-media-domains": "use --allow-media-domain DOMAIN",
     "--served-model-name": "use --name",
     "--model": "give the model as mmcli serve's MODEL argument",
+    "--media-io-kwargs": "mmcli serve sets it to " + json.dumps(MEDIA_IO_KWARGS) + " and tells clients so",
+    "--trust-request-mm-kwargs": _TRUST_HINT,
+    "--no-trust-request-mm-kwargs": _TRUST_HINT,
+    "--config": "give vLLM's options after -- one by one: mmcli cannot check what a config file sets",
 }
 
 
@@ -49,7 +55,7 @@ class ServeOptions:
     max_pixels: Optional[int] = None
     gpu_memory_utilization: Optional[float] = None
     tensor_parallel_size: Optional[int] = None
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     cpu_kv_cache_gib: Optional[int] = None
     allowed_local_media_path: Optional[str] = None  # already resolved and checked
     allow_media_domains: tuple[str, ...] = ()
@@ -97,6 +103,8 @@ class ServerCommand:
     host: str
     port: int
     needs_key: bool
+    frame_limit: Optional[int] = None  # frames of a frame list the server keeps; None: all
+    request_mm_kwargs: bool = False  # whether requests may carry media_io_kwargs
 
     @property
     def root_url(self) -> str:
@@ -171,13 +179,28 @@ def check_options(opts: ServeOptions) -> None:
     check_passthrough(opts.extra_args)
 
 
+def vllm_option_name(arg: str) -> Optional[str]:
+    """The option vLLM's parser reads in `arg` (`--api_key=x` and `--api-key.0 x` -> `--api-key`); None for a value."""
+    if not arg.startswith("--") or arg == "--":
+        return None
+    # Its parser turns `_` into `-` up to the first `.` (a dotted JSON field) and splits `--opt=value`.
+    name = arg.split("=", 1)[0].split(".", 1)[0]
+    return "--" + name[2:].replace("_", "-")
+
+
 def check_passthrough(extra: tuple[str, ...]) -> None:
     """Refuse vLLM flags after `--` that would override mmcli's own (and safety) settings."""
     for arg in extra:
-        flag = arg.split("=", 1)[0]
-        if flag in RESERVED_FLAGS:
-            raise UsageError("refusing a vLLM flag after --", f"{flag} is set by mmcli serve", where=flag,
-                             hint=RESERVED_FLAGS[flag])
+        name = vllm_option_name(arg)
+        if name is None:
+            continue
+        # argparse takes any unique prefix of an option (allow_abbrev): `--hos` is `--host`.
+        reserved = next((flag for flag in RESERVED_FLAGS if flag.startswith(name)), None)
+        if reserved is not None:
+            given = arg.split("=", 1)[0]
+            why = f"{reserved} is set by mmcli serve" if given == reserved else \
+                f"vLLM would read {given} as {reserved}, which mmcli serve sets"
+            raise UsageError("refusing a vLLM flag after --", why, where=given, hint=RESERVED_FLAGS[reserved])
 
 
 def grid_size(tokens: int, factor: int) -> tuple[int, int]:
@@ -240,6 +263,12 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
     if opts.allowed_local_media_path:
         argv += ["--allowed-local-media-path", opts.allowed_local_media_path]
     argv += ["--allowed-media-domains", *(opts.allow_media_domains or (NO_REMOTE_MEDIA,))]
+    argv += ["--media-io-kwargs", json.dumps(MEDIA_IO_KWARGS)]
+    loopback = is_loopback_host(opts.host)
+    if loopback:
+        # Per-request media_io_kwargs (the real timing of the frames sent) reopen processor paths that
+        # vLLM closed by default; only this machine's users can reach a loopback server.
+        argv.append("--trust-request-mm-kwargs")
     argv += ["--no-enable-log-requests", "--disable-uvicorn-access-log"]
     argv += list(opts.extra_args)
     env = {"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0"}
@@ -249,7 +278,8 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
     if model.local:
         defaults["HF_HUB_OFFLINE"] = "1"  # a local checkpoint needs nothing from the hub
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,
-                         port=opts.port, needs_key=opts.require_key or not is_loopback_host(opts.host))
+                         port=opts.port, needs_key=opts.require_key or not loopback,
+                         frame_limit=None, request_mm_kwargs=loopback)
 
 
 def child_env(command: ServerCommand, inherited: Mapping[str, str], api_key: Optional[str]) -> dict[str, str]:

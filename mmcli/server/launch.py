@@ -10,18 +10,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
-from . import supervise
-from .errors import EndpointTimeout, MmcliError, UsageError
-from .models import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
-from .serve import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command,
-                    check_options, child_env, choose_model, is_loopback_host, looks_like_path)
-from .supervise import ServerState, ServeError
+from ..errors import EndpointTimeout, MmcliError, UsageError
+from ..models import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
+from . import network, process, state as records
+from .command_line import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command, check_options,
+                           child_env, choose_model, is_loopback_host, looks_like_path)
+from .defaults import DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE
+from .locate import locate_vllm, vllm_python
+from .process import ServeError
+from .state import ServerState
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .render import Output
+    from ..config import Settings
+    from ..render import Output
 
-DEFAULT_STARTUP_TIMEOUT = 1200.0
+__all__ = ["ServeError", "ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
+           "status", "status_lines", "stop", "vllm_python"]
 
 
 def model_choice(spec: str, name: Optional[str] = None, family: Optional[str] = None) -> ModelChoice:
@@ -59,11 +63,6 @@ def media_dir(path: str) -> str:
     return str(resolved)
 
 
-def vllm_python(flag: Optional[str], environ: Mapping[str, str], configured: Optional[str]) -> Optional[str]:
-    """Which Python has vLLM: --vllm-python > MMCLI_VLLM_PYTHON > the config file's vllm_python."""
-    return flag or environ.get("MMCLI_VLLM_PYTHON") or configured or None
-
-
 @contextmanager
 def _interrupt_on_term() -> Iterator[None]:
     """Treat SIGTERM and SIGHUP like Ctrl-C, so the child's group is stopped on the way out."""
@@ -79,54 +78,50 @@ def _interrupt_on_term() -> Iterator[None]:
 
 
 def _refuse_second_server(directory: Path, command: ServerCommand, environ: Mapping[str, str]) -> None:
-    existing = supervise.running_server(environ)
+    existing = records.running_server(environ)
     if existing is not None:
         raise ServeError("a server started by mmcli is already running",
                          f"{existing.model} at {existing.base_url} (pid {existing.pid})",
                          hint="stop it first with `mmcli serve stop`")
-    supervise.clear_state(directory)  # a stale record of a server that is gone
-    problem = supervise.port_problem(command.host, command.port)
-    if problem:
-        raise ServeError(f"cannot listen on {command.host}:{command.port}", problem,
-                         hint="choose another port with --port, or stop what is listening there")
+    records.clear_state(directory)  # a stale record of a server that is gone
+    network.check_listen(command.host, command.port)
 
 
 def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float, out: "Output",
           environ: Optional[Mapping[str, str]] = None) -> ServerState:
     """Start vLLM in its own process group and wait for /health; in the foreground, serve until stopped."""
-    from . import client
-
     environ = os.environ if environ is None else environ
-    directory = supervise.ensure_state_dir(environ)
+    directory = records.ensure_state_dir(environ)
     _refuse_second_server(directory, command, environ)
-    key, key_path = supervise.new_key(directory) if command.needs_key else (None, None)
-    log = directory / supervise.LOG_FILE
+    key, key_path = records.new_key(directory) if command.needs_key else (None, None)
+    log = directory / records.LOG_FILE
     log.write_text("$ " + " ".join(command.argv) + "\n", encoding="utf-8")
     with _interrupt_on_term():
         try:
-            proc = supervise.spawn(command.argv, child_env(command, environ, key), log)
+            proc = process.spawn(command.argv, child_env(command, environ, key), log)
         except ServeError:
-            supervise.clear_state(directory)  # the key of a server that never ran
+            records.clear_state(directory)  # the key of a server that never ran
             raise
-        state = ServerState(pid=proc.pid, proc_start=supervise.proc_start(proc.pid), started=time.time(),
+        state = ServerState(pid=proc.pid, proc_start=process.proc_start(proc.pid), started=time.time(),
                             model=command.model.served_name, source=command.model.source,
                             family=command.model.family.name, host=command.host, port=command.port,
                             base_url=command.base_url, root_url=command.root_url, log=str(log),
-                            key_file=str(key_path) if key_path else None, detached=detach)
+                            key_file=str(key_path) if key_path else None, detached=detach,
+                            frame_limit=command.frame_limit, request_mm_kwargs=command.request_mm_kwargs)
         try:
-            supervise.save_state(directory, state)
+            records.save_state(directory, state)
             out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "
                        f"log: {log}")
             if key_path:
                 out.status(f"API key required (the server listens on {command.host}); it is in {key_path} "
                            "and the local profile uses it by itself")
             with out.spinner(f"waiting for vLLM to load {state.model} (log: {log})"):
-                waited = supervise.wait_until_ready(state.root_url, proc.poll, timeout, log, client.server_healthy)
+                waited = process.wait_until_ready(state.root_url, proc.poll, timeout, log, network.healthy)
         except (MmcliError, KeyboardInterrupt) as exc:
             _abandon(proc, directory, grace, out, log, show_tail=not isinstance(exc, KeyboardInterrupt))
             raise
         state.ready = True
-        supervise.save_state(directory, state)
+        records.save_state(directory, state)
         if detach:
             out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
                        "`mmcli serve stop` stops it")
@@ -147,17 +142,17 @@ def _shut_down(proc, directory: Path, grace: float, out: "Output") -> None:
     out.status(f"stopping vLLM (pid {proc.pid}; SIGKILL after {grace:g} s)")
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        supervise.stop_group(proc.pid, grace, reap=proc.poll)
-        supervise.clear_state(directory)
+        process.stop_group(proc.pid, grace, reap=proc.poll)
+        records.clear_state(directory)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def _show_tail(out: "Output", log: Path) -> None:
-    tail = supervise.log_tail(log)
+    tail = process.log_tail(log)
     if tail:
-        print(f"--- last lines of {log} ---\n{tail}\n---", file=out.stderr, flush=True)
+        out.stderr_block(f"--- last lines of {log} ---\n{tail}\n---")
 
 
 def _serve_until_stopped(proc, state: ServerState, directory: Path, grace: float, out: "Output",
@@ -167,32 +162,32 @@ def _serve_until_stopped(proc, state: ServerState, directory: Path, grace: float
     except KeyboardInterrupt:
         _shut_down(proc, directory, grace, out)
         raise
-    recorded = supervise.load_state(environ)
+    recorded = records.load_state(environ)
     stopped_elsewhere = recorded is None or recorded.pid != state.pid or recorded.stopping
-    supervise.stop_group(proc.pid, grace, reap=proc.poll)  # whatever the leader left behind
+    process.stop_group(proc.pid, grace, reap=proc.poll)  # whatever the leader left behind
     if stopped_elsewhere:
         out.status("vLLM was stopped by `mmcli serve stop`")
         return
-    supervise.clear_state(directory)
+    records.clear_state(directory)
     _show_tail(out, Path(state.log))
     raise ServeError("vLLM exited", f"exit code {code}", where=state.log,
-                     hint=supervise.failure_hint(supervise.log_tail(Path(state.log), 200)))
+                     hint=process.failure_hint(process.log_tail(Path(state.log), 200)))
 
 
 def stop(grace: float, out: "Output", environ: Optional[Mapping[str, str]] = None) -> bool:
     """Stop the server mmcli started (its whole process group); False if none was running."""
     environ = os.environ if environ is None else environ
-    directory = supervise.state_dir(environ)
-    state = supervise.running_server(environ)
+    directory = records.state_dir(environ)
+    state = records.running_server(environ)
     if state is None:
-        supervise.clear_state(directory)
+        records.clear_state(directory)
         out.status("no server started by mmcli is running")
         return False
     out.status(f"stopping {state.model} at {state.base_url} (pid {state.pid})")
     state.stopping = True
-    supervise.save_state(directory, state)
-    gone = supervise.stop_group(state.pid, grace)
-    supervise.clear_state(directory)
+    records.save_state(directory, state)
+    gone = process.stop_group(state.pid, grace)
+    records.clear_state(directory)
     if not gone:
         raise ServeError("some vLLM processes survived SIGKILL", f"process group {state.pid}",
                          hint="check with ps and stop them by hand")
@@ -202,13 +197,11 @@ def stop(grace: float, out: "Output", environ: Optional[Mapping[str, str]] = Non
 
 def status(environ: Optional[Mapping[str, str]] = None) -> dict:
     """What `mmcli serve status` reports about the server mmcli started."""
-    from . import client
-
     environ = os.environ if environ is None else environ
-    state = supervise.running_server(environ)
+    state = records.running_server(environ)
     if state is None:
         return {"running": False}
-    healthy = client.server_healthy(state.root_url)
+    healthy = network.healthy(state.root_url)
     return {"running": True, "healthy": healthy, "ready": state.ready, "model": state.model,
             "source": state.source, "family": state.family, "url": state.base_url, "pid": state.pid,
             "uptime_seconds": round(time.time() - state.started), "detached": state.detached,
@@ -227,22 +220,22 @@ def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[M
     endpoint = settings.endpoint
     if endpoint.profile.name != "local":
         return
-    recorded = supervise.running_server(environ)
+    recorded = records.running_server(environ)
     if recorded is not None and recorded.base_url == endpoint.base_url:
         _wait_for_recorded(recorded, out)
         return
     address = _profile_address(endpoint)
-    if not settings.autostart or address is None or supervise.port_open(*address):
+    if not settings.autostart or address is None or network.port_open(*address):
         return
     try:
-        launcher = supervise.locate_vllm(vllm_python(None, environ, settings.vllm_python), environ)
+        launcher = locate_vllm(vllm_python(None, environ, settings.vllm_python), environ)
         opts = ServeOptions(model=settings.model or DEFAULT_SERVE_MODEL, host=address[0], port=address[1])
         command = prepare(opts, launcher)
     except MmcliError:
         return  # nothing to start with: the request fails with the usual "cannot reach" and its hint
     out.status(f"nothing answers at {endpoint.base_url}; starting {command.model.served_name} with vLLM in the "
                "background (--no-autostart, MMCLI_AUTOSTART=0 or `autostart = false` turn this off)")
-    start(command, detach=True, timeout=DEFAULT_STARTUP_TIMEOUT, grace=supervise.STOP_GRACE, out=out,
+    start(command, detach=True, timeout=DEFAULT_STARTUP_TIMEOUT, grace=DEFAULT_STOP_GRACE, out=out,
           environ=environ)
 
 
@@ -260,19 +253,17 @@ def _profile_address(endpoint) -> Optional[tuple[str, int]]:
 
 
 def _wait_for_recorded(state: ServerState, out: "Output") -> None:
-    from . import client
-
-    if client.server_healthy(state.root_url):
+    if network.healthy(state.root_url):
         return
     log = Path(state.log)
     out.status(f"waiting for {state.model} at {state.base_url} to be ready (log: {log})")
 
     def exited() -> Optional[str]:
-        return None if supervise.pid_alive(state.pid, state.proc_start) else "unknown"
+        return None if process.pid_alive(state.pid, state.proc_start) else "unknown"
 
     try:
         with out.spinner(f"waiting for vLLM to load {state.model}"):
-            supervise.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, client.server_healthy)
+            process.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, network.healthy)
     except (ServeError, EndpointTimeout):
         _show_tail(out, log)
         raise

@@ -1,0 +1,191 @@
+"""The vLLM child's process group: spawning it, telling it from a reused pid, stopping all of it,
+waiting for it to be ready, and reading its log when it fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import EndpointTimeout, EndpointUnavailable
+from .defaults import DEFAULT_STOP_GRACE
+
+INSTALL_HINT = ("pip install 'mmcli[serve]', or point --vllm-python (or MMCLI_VLLM_PYTHON) "
+                "at the Python of an environment that has vLLM")
+
+
+class ServeError(EndpointUnavailable):
+    """vLLM could not be found, started or stopped (exit 5, like an unreachable endpoint)."""
+
+
+def _proc_stat(pid: int) -> Optional[list[str]]:
+    # Fields after "(comm)": state, ppid, pgrp, ... starttime is the 20th of them.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _have_proc() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def proc_start(pid: int) -> Optional[str]:
+    """The kernel's start time of `pid` (Linux), to tell it from a later process with the same pid."""
+    stat = _proc_stat(pid)
+    return stat[19] if stat else None
+
+
+def pid_alive(pid: int, start: Optional[str] = None) -> bool:
+    """Whether `pid` runs (not a zombie) and, if `start` is given, is the same process as then."""
+    if _have_proc():
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] != "Z" and (start is None or stat[19] == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _all_stats() -> dict[int, list[str]]:
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None:
+                stats[int(entry.name)] = stat
+    return stats
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`."""
+    if not _have_proc():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    return [pid for pid, stat in _all_stats().items() if stat[0] != "Z" and int(stat[2]) == pgid]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children that left the group included)."""
+    if not _have_proc():
+        return set()
+    stats = _all_stats()
+    children: dict[int, list[int]] = {}
+    for child, stat in stats.items():
+        if stat[0] != "Z":
+            children.setdefault(int(stat[1]), []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _signal_all(pgid: int, others: set[int], sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid in others:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _gone(pgid: int, others: set[int], deadline: float, reap: Optional[Callable[[], object]]) -> bool:
+    while True:
+        if reap:
+            reap()
+        if not group_members(pgid) and not any(pid_alive(pid) for pid in others):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop_group(pgid: int, grace: float = DEFAULT_STOP_GRACE, reap: Optional[Callable[[], object]] = None) -> bool:
+    """SIGTERM the process group (and any descendant that left it), SIGKILL what is left after `grace`."""
+    # vLLM's engine processes outlive a plain kill of the parent and keep the GPU: stop them all.
+    others = descendants(pgid) - set(group_members(pgid))
+    _signal_all(pgid, others, signal.SIGTERM)
+    if _gone(pgid, others, time.monotonic() + grace, reap):
+        return True
+    _signal_all(pgid, others | descendants(pgid), signal.SIGKILL)
+    return _gone(pgid, others, time.monotonic() + 10.0, reap)
+
+
+def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start the child in a new session (its own process group), output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
+        except OSError as exc:
+            raise ServeError("cannot run vLLM", exc.strerror or str(exc), where=argv[0],
+                             hint=INSTALL_HINT) from None
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a log file ('' if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until_ready(root_url: str, exited: Callable[[], Optional[object]], timeout: float, log: Path,
+                     healthy: Callable[[str], bool]) -> float:
+    """Poll /health until it answers 200; fail fast when the child exits; seconds waited."""
+    start = time.monotonic()
+    delay = 0.1
+    while True:
+        if healthy(root_url):
+            return time.monotonic() - start
+        code = exited()
+        if code is not None:
+            raise ServeError("vLLM exited before it was ready", f"exit code {code}", where=str(log),
+                             hint=failure_hint(log_tail(log, 200)))
+        if time.monotonic() - start > timeout:
+            raise EndpointTimeout("vLLM was not ready in time", f"no answer at {root_url}/health "
+                                  f"after {timeout:g} s", where=str(log),
+                                  hint="raise --startup-timeout (a first start downloads the weights)")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+_FAILURES = [
+    (("out of memory", "No available memory for the cache blocks", "larger than the maximum number of tokens"),
+     "not enough memory: lower --max-model-len, --max-images or --max-pixels, or raise --gpu-memory-utilization"),
+    (("Failed to infer device type", "No CUDA GPUs are available", "Found no NVIDIA driver"),
+     "no usable GPU: on a CPU-only machine install vLLM's CPU build and pass --device cpu"),
+    (("Address already in use",), "the port is taken: choose another with --port"),
+    (("Cannot assign requested address",),
+     "--host is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its interfaces' addresses"),
+    (("is not a valid model identifier", "Repository Not Found", "gated repo", "401 Client Error"),
+     "check the model name; gated models need `hf auth login` and an accepted licence"),
+]
+
+
+def failure_hint(tail: str) -> str:
+    """A hint for a vLLM start-up failure, judged from its log."""
+    for needles, hint in _FAILURES:
+        if any(needle.lower() in tail.lower() for needle in needles):
+            return hint
+    return "the lines above are the end of vLLM's log"
