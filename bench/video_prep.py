@@ -167,14 +167,13 @@ def mmcli_pipeline(path: Path, frames: int) -> str:
     from mmcli.media.sources import Source
     from mmcli.media.video import open_video
     from mmcli.media.videoplan import VideoJob, plan_video
+    from mmcli.messages import frames_wire_size, media_parts
     from mmcli.models import FAMILIES
-    from mmcli.render import Output
 
     source = Source(label=path.name, sniffed=sniff(path.read_bytes()[:64]), path=path)
     job = VideoJob(FAMILIES["qwen2.5-vl"], MediaOptions(), fr.SamplingOptions(frames=frames), "frames",
-                   budget=10**10)
-    _, parts = plan_video(open_video(source), job, Output())
-    return parts[0]["video_url"]["url"]
+                   budget=10**10, wire_size=frames_wire_size, warn=lambda message: None)
+    return media_parts(plan_video(open_video(source), job))[0]["video_url"]["url"]
 
 
 def decode_all(path: Path) -> int:

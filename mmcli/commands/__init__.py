@@ -1,1 +1,1 @@
-"""One thin module per subcommand: options -> settings -> pipeline -> render."""
+"""One thin module per subcommand: arguments in, jobs built by mmcli.tasks, results shown through Output."""

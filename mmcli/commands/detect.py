@@ -85,7 +85,8 @@ def detect(
     opts: "CommonOptions" = None,
 ) -> None:
     """Find things in images: boxes (or points) in the original image's pixels."""
-    from ..grounding.run import DetectOptions, run_detect
+    from ..grounding.run import run_detect
+    from ..tasks.detect import DetectOptions
 
     run_detect(inputs, opts, DetectOptions(
         target=target, draw=draw, output_dir=output_dir, format=format.value if format else None,

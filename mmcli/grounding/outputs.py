@@ -79,16 +79,16 @@ def check_plan(plan: OutputPlan, *, draw: bool, crop: bool) -> None:
         directories.add(plan.document.parent)
     for directory in sorted(directories, key=str):
         prepare_output_dir(directory)
-    seen: dict[Path, str] = {}
+    seen: set[Path] = set()
     for names in plan.names:
-        targets = [names.annotated()] if draw else []
-        for target in targets:
-            key = target.resolve()
-            if key in seen:
-                raise OutputError("two inputs would write the same file", where=str(target),
-                                  hint="give them different names, or run them separately with -o DIR")
-            seen[key] = str(target)
-            check_target(target, force=plan.force, inputs=plan.inputs)
+        key = (names.directory / names.name).resolve()
+        if (draw or crop) and key in seen:  # the same name twice: one input's files would replace the other's
+            clash = names.annotated() if draw else names.directory / f"{names.name}.crop-01.png"
+            raise OutputError("two inputs would write the same file", where=str(clash),
+                              hint="give them different names, or run them separately with -o DIR")
+        seen.add(key)
+        if draw:
+            check_target(names.annotated(), force=plan.force, inputs=plan.inputs)
         if crop and not plan.force:
             earlier = sorted(names.directory.glob(names.crop_pattern()))
             if earlier:

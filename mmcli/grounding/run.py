@@ -1,91 +1,47 @@
-"""`mmcli detect` end to end: check inputs and outputs, ask once per image, parse, map, draw, report."""
+"""How the CLI shows detect: boxes as a table, TSV lines or JSON; annotated images and crops written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import MmcliError, OutputUnparseable, UsageError
-from .outputs import DOCUMENT_NAMES, OutputNames, OutputPlan, check_plan, write
-from .prompts import default_space, grounding_prompt
+from ..errors import MmcliError, OutputUnparseable
+from ..runner import RunStopped
+from .outputs import OutputPlan, check_plan, write
 
 if TYPE_CHECKING:
-    from ..client import ChatResult
-    from ..config import CommonOptions, Settings
-    from .inputs import Job
-    from ..plan import Plan
+    from ..config import CommonOptions
+    from ..job import Job
     from ..render import Output
+    from ..runner import Result, Runner
+    from ..tasks.detect import DetectOptions
     from .report import InputResult
 
 RAW_PREVIEW = 300
 
 
-@dataclass(frozen=True)
-class DetectOptions:
-    """detect's own options (the shared ones come as CommonOptions)."""
-
-    target: str
-    draw: bool = False
-    output_dir: Optional[Path] = None
-    format: Optional[str] = None  # json | coco
-    points: bool = False
-    coords: Optional[str] = None  # abs | norm1000 | norm1
-    strict: bool = False
-    crop: bool = False
-    force: bool = False
-    pages: Optional[str] = None
-    password_env: Optional[str] = None
-
-
-def run_detect(inputs: list[str], opts: "CommonOptions", detect: DetectOptions) -> None:
+def run_detect(inputs: list[str], opts: "CommonOptions", detect: "DetectOptions") -> None:
     """Ground `detect.target` in every input; show, draw and save the results."""
-    from .. import pipeline
+    from ..flow import connect, open_inputs
     from ..render import Output
-    from ..media.pdf import read_password
-    from .inputs import build_jobs, plan_job, select
+    from ..tasks.detect import choose, detect_jobs, output_plan
 
     out = Output(json_mode=opts.output.json)
-    if opts.media.pass_url:
-        raise UsageError("detect cannot use --pass-url", "boxes are mapped and drawn on pixels mmcli has read",
-                         hint="leave out --pass-url; mmcli downloads and resizes the image itself")
-    checked = pipeline.check_inputs(inputs, opts, out, allowed=("image", "pdf"))
-    entries = select(checked, detect.pages, read_password(detect.password_env))
-    outputs = _output_plan([n for e in entries for n in e.names(detect.output_dir)], checked, detect)
+    opened = open_inputs(inputs, opts, out, allowed=("image", "pdf"))
+    selected = choose(opened.checked, detect, opts.media.pass_url)
+    outputs = output_plan(selected, detect)
     if not opts.output.dry_run:
         check_plan(outputs, draw=detect.draw, crop=detect.crop)
-    settings = pipeline.settings_for(opts)
-    model, family = pipeline.resolve_model(settings, opts.output.dry_run, out)
-    budget = pipeline.image_budget(family, opts.media)
-    space = default_space(family.box_convention, detect.coords)
-    jobs = build_jobs(entries, budget, opts.media, detect.output_dir, out)
-    plans = []
-    for job in jobs:
-        item, part = plan_job(job, budget, opts.media)
-        prompt = grounding_prompt(family.name, detect.target, points=detect.points, space=space,
-                                  sent_size=(item.sent_width, item.sent_height))
-        item.details.update(coordinate_space=space, prompt=prompt)
-        if detect.draw:
-            item.details["annotated"] = str(job.names.annotated())
-        plans.append(pipeline.build_plan(settings, model, family, [item], [part], prompt, opts))
+    started = connect(opened, opts, out)
+    jobs = detect_jobs(selected, detect, started.ctx)
     if opts.output.dry_run:
-        _show_plans(plans, out)
+        _show_plans([started.runner.plan(job) for job in jobs], out)
         return
-    results = _ask_all(jobs, plans, settings, space, detect, outputs, out)
-    _report(results, model, family.name, detect, outputs, out)
+    results = _ask_all(started.runner, jobs, detect, outputs, out)
+    _report(results, started.runner, detect, outputs, out)
     _enforce_strict(results, detect)
 
 
-def _output_plan(names: list[OutputNames], checked: list, detect: DetectOptions) -> OutputPlan:
-    document = None
-    if detect.format and detect.output_dir is not None:
-        document = detect.output_dir / DOCUMENT_NAMES[detect.format]
-    wanted = detect.draw or detect.crop
-    inputs = [c.source.path for c in checked if c.source.path is not None]
-    return OutputPlan(names=names if wanted else [], document=document, inputs=inputs, force=detect.force)
-
-
-def _show_plans(plans: list["Plan"], out: "Output") -> None:
+def _show_plans(plans: list, out: "Output") -> None:
     if out.json_mode:
         out.emit_json({"plans": [plan.to_dict() for plan in plans]})
         return
@@ -93,55 +49,49 @@ def _show_plans(plans: list["Plan"], out: "Output") -> None:
         out.show_plan(plan)
 
 
-def _ask_all(jobs: list[Job], plans: list["Plan"], settings: "Settings", space: str, detect: DetectOptions,
-             outputs: OutputPlan, out: "Output") -> list["InputResult"]:
-    from .. import client
-
+def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", outputs: OutputPlan,
+             out: "Output") -> list["InputResult"]:
     results: list["InputResult"] = []
+
+    def before(job: "Job") -> None:
+        if len(jobs) > 1:
+            out.status(f"[{len(results) + 1}/{len(jobs)}] {job.label}")
+
+    def after(result: "Result") -> None:
+        results.append(_finish(result, detect, outputs, out))
+
     try:
-        for number, (job, plan) in enumerate(zip(jobs, plans), start=1):
-            if len(jobs) > 1:
-                out.status(f"[{number}/{len(jobs)}] {job.display_name}")
-            failure = None
-            try:
-                with out.spinner(f"waiting for the model ({job.display_name})"):
-                    answer = client.chat(settings.endpoint, plan.request, status=out.status)
-            except client.PartialAnswerError as exc:
-                answer, failure = exc.partial, exc
-            results.append(_finish(job, plan, answer, space, detect, outputs, out))
-            if failure is not None:
-                results[-1].error = failure.message()
-                raise failure
-    except MmcliError as exc:
+        with out.spinner("waiting for the model"):
+            runner.run_all(jobs, before=before, after=after)
+    except RunStopped as stopped:
         # Nothing is lost: what was found before the failure is shown (and saved) before exiting.
+        last = stopped.results[-1]
+        if last.text:  # a partial answer may still hold boxes
+            results.append(_finish(last, detect, outputs, out))
         if results:
-            _report(results, plans[0].model, plans[0].family, detect, outputs, out, error=exc.message())
-        raise
+            _report(results, runner, detect, outputs, out, error=_reason(stopped.cause))
+        raise stopped.cause from None
     return results
 
 
-def _finish(job: Job, plan: "Plan", answer: "ChatResult", space: str, detect: DetectOptions,
-            outputs: OutputPlan, out: "Output") -> "InputResult":
-    from .parse import parse_answer
-    from .report import InputResult
-    from .result import ground
+def _reason(cause: BaseException) -> str:
+    return cause.message() if isinstance(cause, MmcliError) else "interrupted"
 
-    item = plan.items[0]
-    sent = (item.sent_width, item.sent_height)
-    original = (job.image.width, job.image.height)
-    parsed = parse_answer(answer.text)
-    grounded = ground(parsed, space, sent, original)
-    for warning in grounded.warnings:
-        out.warn(f"{job.display_name}: {warning}")
-    if answer.finish_reason == "length":
-        out.warn(f"{job.display_name}: the answer stopped at the token limit; raise --max-tokens for longer answers")
-    result = InputResult(job.label, job.page, original, sent, grounded, parsed, answer.text,
-                         answer.finish_reason, answer.usage, page_size_pt=job.page_size_pt)
-    if not grounded.detections:
-        out.status(f"no detections in {job.display_name}; the model answered: {_preview(answer.text)}")
+
+def _finish(result: "Result", detect: "DetectOptions", outputs: OutputPlan, out: "Output") -> "InputResult":
+    from ..present import check_result
+    from ..tasks.detect import ground_result
+
+    job = result.job
+    found = ground_result(result)
+    for warning in found.grounded.warnings:
+        out.warn(f"{job.label}: {warning}")
+    check_result(result, out)
+    if not found.grounded.detections:
+        out.status(f"no detections in {job.label}; the model answered: {_preview(result.text)}")
     elif detect.draw or detect.crop:
-        result.files = _write_images(job, grounded.detections, detect, outputs, out)
-    return result
+        found.files = _write_images(job, found.grounded.detections, detect, outputs, out)
+    return found
 
 
 def _preview(text: str) -> str:
@@ -150,19 +100,20 @@ def _preview(text: str) -> str:
     return repr(clean_label(text, RAW_PREVIEW)) if text.strip() else "(nothing)"
 
 
-def _write_images(job: Job, detections, detect: DetectOptions, outputs: OutputPlan, out: "Output") -> dict:
+def _write_images(job: "Job", detections, detect: "DetectOptions", outputs: OutputPlan, out: "Output") -> dict:
     from ..media.image import oriented_bgr
     from .draw import annotate, crop, png_bytes, to_rgb_image
 
-    image = to_rgb_image(oriented_bgr(job.image))
+    names = job.context["names"]
+    image = to_rgb_image(oriented_bgr(job.context["original"]))
     files: dict = {}
     if detect.draw:
-        path = write(job.names.annotated(), png_bytes(annotate(image, detections)), outputs)
+        path = write(names.annotated(), png_bytes(annotate(image, detections)), outputs)
         files["annotated"] = str(path)
         out.status(f"wrote {path}")
     if detect.crop:
         boxes = [d for d in detections if d.kind == "box"]
-        crops = [write(job.names.crop(n, d.label), png_bytes(crop(image, d)), outputs)
+        crops = [write(names.crop(n, d.label), png_bytes(crop(image, d)), outputs)
                  for n, d in enumerate(boxes, start=1)]
         files["crops"] = [str(p) for p in crops]
         if crops:
@@ -170,12 +121,13 @@ def _write_images(job: Job, detections, detect: DetectOptions, outputs: OutputPl
     return files
 
 
-def _report(results: list["InputResult"], model: Optional[str], family: str, detect: DetectOptions,
-            outputs: OutputPlan, out: "Output", error: Optional[str] = None) -> None:
+def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptions", outputs: OutputPlan,
+            out: "Output", error: Optional[str] = None) -> None:
     import json
 
     from .report import coco, document, print_table, tsv_lines
 
+    model, family = runner.target.model, runner.target.family.name
     docs = {"json": lambda: document(results, model, family, detect.target, error),
             "coco": lambda: coco(results, detect.target)}
     if outputs.document is not None and detect.format:
@@ -190,8 +142,7 @@ def _report(results: list["InputResult"], model: Optional[str], family: str, det
             print_table(results, out.stdout)
         else:
             for line in tsv_lines(results):
-                out.stdout.write(line + "\n")
-            out.stdout.flush()
+                out.line(line)
 
 
 def _unreadable(result: "InputResult") -> Optional[str]:
@@ -205,7 +156,7 @@ def _unreadable(result: "InputResult") -> Optional[str]:
     return None
 
 
-def _enforce_strict(results: list["InputResult"], detect: DetectOptions) -> None:
+def _enforce_strict(results: list["InputResult"], detect: "DetectOptions") -> None:
     if not detect.strict:
         return
     failed = [(r, why) for r in results if (why := _unreadable(r))]

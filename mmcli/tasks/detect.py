@@ -1,0 +1,144 @@
+"""Grounding: one job per image or PDF page, the answer parsed and mapped back to the original pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import MediaError, UsageError
+from ..grounding.outputs import DOCUMENT_NAMES, OutputNames, OutputPlan, names_for
+from ..grounding.prompts import default_space, grounding_prompt
+from ..job import Job
+from ..media.document import DEFAULT_MAX_PAGES, Page, Selected, render, select_pages
+from ..media.pdf import read_password
+from ..media.prepare import image_budget
+from .common import Context
+
+if TYPE_CHECKING:
+    from ..grounding.report import InputResult
+    from ..inputs import CheckedInput
+    from ..runner import Result
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """detect's own options (the shared ones come as CommonOptions)."""
+
+    target: str
+    draw: bool = False
+    output_dir: Optional[Path] = None
+    format: Optional[str] = None  # json | coco
+    points: bool = False
+    coords: Optional[str] = None  # abs | norm1000 | norm1
+    strict: bool = False
+    crop: bool = False
+    force: bool = False
+    pages: Optional[str] = None
+    password_env: Optional[str] = None
+    max_pages: int = DEFAULT_MAX_PAGES
+
+
+def choose(checked: list["CheckedInput"], detect: DetectOptions, pass_url: bool) -> list[Selected]:
+    """Refuse what cannot work, open every PDF and choose its pages, before anything is sent."""
+    if pass_url:
+        raise UsageError("detect cannot use --pass-url", "boxes are mapped and drawn on pixels mmcli has read",
+                         hint="leave out --pass-url; mmcli downloads and resizes the image itself")
+    return select_pages(checked, detect.pages, read_password(detect.password_env), detect.max_pages)
+
+
+def output_plan(selected: list[Selected], detect: DetectOptions) -> OutputPlan:
+    """Every file the run may write, decided before anything is sent."""
+    document = None
+    if detect.format and detect.output_dir is not None:
+        document = detect.output_dir / DOCUMENT_NAMES[detect.format]
+    names = [names_for(s.source.label, s.source.path, detect.output_dir, page if s.pdf else None)
+             for s in selected for page in s.pages]
+    inputs = [s.source.path for s in selected if s.source.path is not None]
+    return OutputPlan(names=names if detect.draw or detect.crop else [], document=document, inputs=inputs,
+                      force=detect.force)
+
+
+def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -> list[Job]:
+    """One job per image and per chosen page, each with the grounding prompt its family was trained on."""
+    family = ctx.target.family
+    budget = image_budget(family, ctx.media)
+    space = default_space(family.box_convention, detect.coords)
+    with ctx.events.spinner(f"preparing {sum(len(s.pages) for s in selected)} image(s)"):
+        pages = render(selected, budget, lossless=ctx.media.lossless, warn=ctx.events.warn)
+    jobs = []
+    for page in pages:
+        item, original = page.item, _original(page)
+        prompt = grounding_prompt(family.name, detect.target, points=detect.points, space=space,
+                                  sent_size=(item.sent_width, item.sent_height))
+        names = names_for(page.source.label, page.source.path, detect.output_dir, page.page)
+        item.details.update(coordinate_space=space, prompt=prompt)
+        if detect.draw:
+            item.details["annotated"] = str(names.annotated())
+        label = page.source.label if page.page is None else f"{page.source.label} page {page.page}"
+        jobs.append(ctx.job([item], prompt, label=label, page=page, original=original, names=names, space=space,
+                            name_in_warnings=True))
+    return jobs
+
+
+def _original(page: Page):
+    """The pixels boxes are mapped to and drawn on: the image itself, or the rendered page."""
+    if page.image is not None:
+        return page.image
+    from ..media.image import open_image
+
+    image = open_image(page.item.data or b"", f"{page.source.label} page {page.page}")
+    if (image.width, image.height) != (page.item.sent_width, page.item.sent_height):
+        raise MediaError("cannot render PDF page", f"page {page.page} came out {image.width}x{image.height}, "
+                         f"not {page.item.sent_width}x{page.item.sent_height}", where=page.source.label)
+    return image
+
+
+def ground_result(result: "Result") -> "InputResult":
+    """The detections of one answer, in the original image's pixels (and PDF points for pages)."""
+    from ..grounding.parse import parse_answer
+    from ..grounding.report import InputResult
+    from ..grounding.result import ground
+
+    job, item = result.job, result.job.items[0]
+    page: Page = job.context["page"]
+    original = job.context["original"]
+    sent = (item.sent_width, item.sent_height)
+    size = (original.width, original.height)
+    parsed = parse_answer(result.text)
+    grounded = ground(parsed, job.context["space"], sent, size)
+    rendered = page.rendered
+    return InputResult(page.source.label, page.page, size, sent, grounded, parsed, result.text,
+                       result.finish_reason, result.usage,
+                       page_size_pt=None if rendered is None else (rendered.width_pt, rendered.height_pt),
+                       error=None if result.ok else (result.error.message() if result.error else "interrupted"))
+
+
+@dataclass
+class Detections:
+    """detect's results for the Python API: one entry per image or page, boxes in original pixels."""
+
+    inputs: list["InputResult"] = field(default_factory=list)
+    target: str = ""
+    originals: list = field(default_factory=list, repr=False)  # each input's pixels, for drawing
+
+    @property
+    def items(self) -> list:
+        """Every detection of every input, in order."""
+        return [d for r in self.inputs for d in r.grounded.detections]
+
+    def to_coco(self) -> dict:
+        """The results as a COCO dataset."""
+        from ..grounding.report import coco
+
+        return coco(self.inputs, self.target)
+
+    def draw(self, path, index: int = 0, *, force: bool = False) -> Path:
+        """Write input `index` with its boxes drawn on it, as PNG at `path` (never over a file without force)."""
+        from ..files import write_atomic
+        from ..grounding.draw import annotate, png_bytes, to_rgb_image
+        from ..media.image import oriented_bgr
+
+        image = to_rgb_image(oriented_bgr(self.originals[index]))
+        detections = self.inputs[index].grounded.detections
+        return write_atomic(Path(path), png_bytes(annotate(image, detections)), force=force)
