@@ -58,7 +58,7 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         "--family", envvar="MMCLI_FAMILY", metavar="FAMILY", rich_help_panel=ENDPOINT,
         help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic); default: judged from the model id.")], None),
     "timeout": (Annotated[Optional[float], typer.Option(
-        "--timeout", envvar="MMCLI_TIMEOUT", min=0.001, metavar="SECONDS", rich_help_panel=ENDPOINT,
+        "--timeout", envvar="MMCLI_TIMEOUT", metavar="SECONDS", rich_help_panel=ENDPOINT,
         help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),
     "autostart": (Annotated[Optional[bool], typer.Option(
         "--autostart/--no-autostart", rich_help_panel=ENDPOINT, show_default=False,
