@@ -64,7 +64,7 @@ def _argument_label(param) -> str:
     return name + ("..." if param.nargs != 1 else "")
 
 
-class Command(TyperCommand):
+class PlainUsageCommand(TyperCommand):
     """A subcommand whose usage line and argument list show plain metavars."""
 
     def collect_usage_pieces(self, ctx) -> list[str]:
@@ -118,11 +118,11 @@ def root(
     """Ask vision-language models about your images, videos and documents."""
 
 
-app.command("ask", cls=Command, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
-app.command("video", cls=Command, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
-app.command("detect", cls=Command, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
-app.command("docqa", cls=Command, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
-app.command("serve", cls=Command, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
+app.command("ask", cls=PlainUsageCommand, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
+app.command("video", cls=PlainUsageCommand, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
+app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
+app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 
 def _say(*lines: str) -> None:
