@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,19 @@ class CommandDoc:
         return " ".join(self.path)
 
 
+_HELP_DEFAULT = re.compile(r"\[default: ([^;\]]+)")
+
+
 def _default_text(param) -> str:
     default = param.default
+    if default is None:
+        # Decided when the command runs (config file, environment, model family): the help says
+        # what it comes to, e.g. "[default: on; ...]" for --autostart/--no-autostart.
+        said = _HELP_DEFAULT.search(param.help or "")
+        return " ".join(said.group(1).split()) if said else ""
     if getattr(param, "is_flag", False) and param.secondary_opts:
         return param.opts[0] if default else param.secondary_opts[0]
-    if default is None or default is False or callable(default) or default == () or default == []:
+    if default is False or callable(default) or default == () or default == []:
         return ""
     return str(default)
 
@@ -65,7 +74,7 @@ def _option_doc(param) -> OptionDoc:
     is_argument = param.param_type_name == "argument"
     names = list(param.opts) + list(param.secondary_opts)
     if is_argument:
-        names = [param.metavar or param.name.upper()]
+        names = [(param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")]
     metavar = "" if is_argument or getattr(param, "is_flag", False) else (param.metavar or param.name.upper())
     envvar = param.envvar if isinstance(param.envvar, str) else ""
     return OptionDoc(names, metavar, " ".join((param.help or "").split()), _default_text(param), envvar,

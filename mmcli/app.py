@@ -1,13 +1,15 @@
-"""The root command and the one error boundary: MmcliError -> one line (+ hint) -> exit code."""
+"""The root command and the one error boundary: every way a run ends becomes one exit status."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
 from typing import Optional, Sequence
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .commands.ask import EPILOG as ASK_EPILOG
@@ -17,6 +19,7 @@ from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import serve as serve_command
 from .commands import video as video_command
+from .commands.options import RunState
 from .errors import ExitCode, MmcliError
 
 EXAMPLES = """Examples:
@@ -25,8 +28,71 @@ EXAMPLES = """Examples:
 
   mmcli ask photo.jpg "what's here" --dry-run"""
 
+
+class _Escaped(Exception):
+    """Carries an interrupt or a closed stdout past Typer, which would turn them into bare exit codes."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+def _is_closed_pipe(error: BaseException) -> bool:
+    return isinstance(error, BrokenPipeError) or (isinstance(error, OSError) and error.errno == errno.EPIPE)
+
+
+class RootGroup(TyperGroup):
+    """The root group: lets Ctrl-C and a closed stdout reach the error boundary as themselves."""
+
+    def invoke(self, ctx):
+        """Run the subcommand; an interrupt or EPIPE leaves wrapped, so Typer passes it on untouched."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Escaped(exc) from None
+        except OSError as exc:
+            if _is_closed_pipe(exc):
+                raise _Escaped(exc) from None
+            raise
+
+
+def _argument_label(param) -> str:
+    # What a person types: PROMPT, INPUT..., [PROMPT] -- not Typer's `{PROMPT}` or `INPUT <list[str]>`.
+    name = param.metavar or param.name.upper()
+    if not param.required:
+        name = f"[{name}]"
+    return name + ("..." if param.nargs != 1 else "")
+
+
+class PlainUsageCommand(TyperCommand):
+    """A subcommand whose usage line and argument list show plain metavars."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        """`[OPTIONS] [INPUT]... PROMPT`."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        return pieces + [_argument_label(p) for p in self.get_params(ctx) if p.param_type_name == "argument"]
+
+    def format_options(self, ctx, formatter) -> None:
+        """Arguments by their metavar alone, then the options."""
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                name = param.metavar or param.name.upper()
+                arguments.append((name + ("..." if param.nargs != 1 else ""), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="mmcli",
+    cls=RootGroup,
     help="Ask vision-language models about your images, videos and documents.",
     epilog=EXAMPLES,
     no_args_is_help=True,
@@ -40,7 +106,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"mmcli {__version__}")
+        sys.stdout.write(f"mmcli {__version__}\n")
         raise typer.Exit()
 
 
@@ -52,57 +118,112 @@ def root(
     """Ask vision-language models about your images, videos and documents."""
 
 
-app.command("ask", help=ASK_HELP, epilog=ASK_EPILOG)(ask)
-app.command("video", help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
-app.command("detect", help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
-app.command("docqa", help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
-app.command("serve", help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
+app.command("ask", cls=PlainUsageCommand, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
+app.command("video", cls=PlainUsageCommand, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
+app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
+app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 
-def _debug_requested(argv: Sequence[str]) -> bool:
-    return "--debug" in argv or os.environ.get("MMCLI_DEBUG", "") not in ("", "0")
-
-
-def _stdout_was_closed() -> bool:
-    # Typer answers EPIPE on stdout (e.g. `mmcli ... | head`) by swapping in this wrapper and
-    # exiting 1; a reader that stopped early is not a bug, so it gets its own status.
-    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
+def _say(*lines: str) -> None:
+    # The boundary's own lines: written even when stdout is gone, and never raising again.
+    try:
+        sys.stderr.write("".join(line + "\n" for line in lines))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def report(error: MmcliError) -> None:
     """Print an MmcliError as `mmcli: error: ...` and its hint."""
-    print(f"mmcli: error: {error.message()}", file=sys.stderr)
-    if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+    _say(f"mmcli: error: {error.message()}", *([f"hint: {error.hint}"] if error.hint else []))
+
+
+def _click_message(text: str) -> str:
+    # Click writes sentences ("Missing argument 'PROMPT'."); mmcli's error lines are lower-case phrases.
+    text = " ".join(text.split()).rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
+def _usage_error(error: typer.TyperException, state: RunState) -> int:
+    # Every exception Click raises is about the command line: a missing argument, a bad option
+    # value, an unknown option or command.
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(error, NoArgsIsHelpError):  # bare `mmcli`: the help is the answer
+        _say(error.format_message().rstrip("\n"))
+        return int(ExitCode.USAGE)
+    if state.debug:
+        traceback.print_exc()
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else "mmcli"
+    _say(f"mmcli: error: {_click_message(error.format_message())}", f"hint: see '{path} --help'")
+    return int(ExitCode.USAGE)
+
+
+def _stdout_closed() -> int:
+    # The reader stopped early (`| head`): not an error. Point stdout at /dev/null so the
+    # interpreter's final flush of what is still buffered cannot fail again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return int(ExitCode.BROKEN_PIPE)
+
+
+def _interrupted() -> int:
+    _say("mmcli: interrupted")
+    return int(ExitCode.INTERRUPTED)
+
+
+def _internal(exc: BaseException, state: RunState) -> int:
+    if state.debug:
+        traceback.print_exception(exc)
+    _say(f"mmcli: error: internal error: {type(exc).__name__}: {exc}",
+         "hint: this is a bug in mmcli; run again with --debug for the traceback and report it")
+    return int(ExitCode.INTERNAL)
+
+
+def _invoke(args: list[str], state: RunState) -> int:
+    command = typer.main.get_command(app)
+    try:
+        # standalone_mode=False: Click raises usage errors instead of printing and exiting, and
+        # returns the status of `typer.Exit` (--help, --version) instead of calling sys.exit.
+        status = command.main(args=args, prog_name="mmcli", standalone_mode=False, obj=state)
+    except _Escaped as escaped:
+        raise escaped.original from None
+    return status if isinstance(status, int) else 0
+
+
+def _env_debug() -> bool:
+    return os.environ.get("MMCLI_DEBUG", "") not in ("", "0")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI and return its exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
-    command = typer.main.get_command(app)
+    state = RunState(debug=_env_debug())
     try:
-        command.main(args=args, prog_name="mmcli", standalone_mode=True)
-    except SystemExit as exc:
-        if _stdout_was_closed():
-            return int(ExitCode.BROKEN_PIPE)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return _invoke(list(sys.argv[1:] if argv is None else argv), state)
     except MmcliError as error:
-        if debug:
+        if state.debug:
             traceback.print_exc()
         report(error)
         return int(error.exit_code)
-    except KeyboardInterrupt:
-        print("mmcli: interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
+    except typer.TyperException as error:
+        return _usage_error(error, state)
+    except (KeyboardInterrupt, typer.Abort):
+        return _interrupted()
+    except OSError as exc:
+        return _stdout_closed() if _is_closed_pipe(exc) else _internal(exc, state)
+    except SystemExit as exc:
+        # rich answers EPIPE with SystemExit(1) raised while handling the BrokenPipeError.
+        if _is_closed_pipe(exc.__context__ or exc):
+            return _stdout_closed()
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:  # the boundary: anything else is a bug, reported as one
-        if debug:
-            traceback.print_exc()
-        print(f"mmcli: error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("hint: this is a bug in mmcli; run again with --debug for the traceback and report it",
-              file=sys.stderr)
-        return int(ExitCode.INTERNAL)
-    return 0
+        return _internal(exc, state)
 
 
 def run() -> None:

@@ -15,6 +15,7 @@ from .errors import UsageError
 # vLLM's own client examples use this placeholder when the server has no --api-key.
 PLACEHOLDER_KEY = "EMPTY"
 DEFAULT_TIMEOUT = 120.0
+MAX_TIMEOUT = 86400.0
 
 
 # Variables read by mmcli besides the ones bound to options (those are listed with each option).
@@ -144,6 +145,9 @@ def load_config(path: Path) -> dict:
         return {}
     except OSError as exc:
         raise UsageError("cannot read config file", exc.strerror or str(exc), where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError("invalid config file", f"not UTF-8 text (byte {exc.start})", where=str(path),
+                         hint="a TOML config file must be saved as UTF-8 text") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -244,8 +248,9 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     from_profile = not flags.base_url and not use_openai_env
     key, _ = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
-    if timeout <= 0:
-        raise UsageError("invalid timeout", f"{timeout} s", hint="use a positive number of seconds")
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
+        raise UsageError("invalid timeout", f"{timeout:g} s",
+                         hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
     family = flags.family or profile.family
     _check_family(family)
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout)
@@ -327,7 +332,6 @@ class OutputOptions:
 
     json: bool = False
     dry_run: bool = False
-    debug: bool = False
 
 
 @dataclass(frozen=True)

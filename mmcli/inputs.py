@@ -74,7 +74,7 @@ def refuse_unsupported(source: Source, allowed: tuple[str, ...]) -> None:
     sniffed = source.sniffed
     undecodable = sniffed.format == "heic" or (sniffed.format == "avif" and not _pillow_reads_avif())
     if sniffed.kind == "image" and undecodable:
-        raise MediaError("unsupported image format", f"it is a {sniffed.description}, which mmcli cannot decode",
+        raise MediaError("unsupported image format", f"it is {sniffed.a_description}, which mmcli cannot decode",
                          where=source.label, hint="convert it to JPEG or PNG first")
     if sniffed.kind in allowed:
         return
@@ -83,7 +83,7 @@ def refuse_unsupported(source: Source, allowed: tuple[str, ...]) -> None:
         raise MediaError("not a supported media file", _unknown_reason(source, allowed), where=source.label,
                          hint="pass " + " or ".join(kinds or [_KIND_FORMATS["image"]]))
     hint = 'ask about PDF pages with: mmcli docqa FILE.pdf "question"' if sniffed.kind == "pdf" else ""
-    raise MediaError("unsupported input", f"it is a {sniffed.description}; this command takes "
+    raise MediaError("unsupported input", f"it is {sniffed.a_description}; this command takes "
                      + " or ".join(allowed) + " inputs", where=source.label, hint=hint)
 
 

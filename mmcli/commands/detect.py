@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .options import with_common_options
+from .options import page_list, with_common_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -61,12 +61,12 @@ def detect(
         "--output-dir", "-o", metavar="DIR", rich_help_panel=DETECTION,
         help="Directory for every file written (created if missing); default: beside each input.")] = None,
     format: Annotated[Optional[DocumentFormat], typer.Option(
-        "--format", rich_help_panel=DETECTION,
+        "--format", metavar="json|coco", rich_help_panel=DETECTION,
         help="Results as json or coco: printed, or saved as DIR/detections.json or DIR/coco.json with -o.")] = None,
     points: Annotated[bool, typer.Option(
         "--points", rich_help_panel=DETECTION, help="Ask for a point on each thing instead of a box.")] = False,
     coords: Annotated[Optional[CoordinateSpace], typer.Option(
-        "--coords", rich_help_panel=DETECTION,
+        "--coords", metavar="abs|norm1000|norm1", rich_help_panel=DETECTION,
         help="Read the model's numbers as pixels of the sent image (abs), 0..1000 (norm1000) or 0..1 (norm1). "
              "Default: the family's own (Qwen2.5-VL abs, others norm1000).")] = None,
     strict: Annotated[bool, typer.Option(
@@ -77,7 +77,7 @@ def detect(
     force: Annotated[bool, typer.Option(
         "--force", rich_help_panel=DETECTION, help="Overwrite output files that already exist (never an input).")] = False,
     pages: Annotated[Optional[str], typer.Option(
-        "--pages", metavar="SPEC", rich_help_panel=DETECTION,
+        "--pages", metavar="LIST", callback=page_list, rich_help_panel=DETECTION,
         help="PDF pages to search, e.g. 1-3,7 (default: all, up to 50; one request per page).")] = None,
     password_env: Annotated[Optional[str], typer.Option(
         "--password-env", metavar="NAME", rich_help_panel=DETECTION,

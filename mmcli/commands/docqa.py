@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .options import with_common_options
+from .options import page_list, with_common_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -37,7 +37,7 @@ def docqa(
         help="PDF files or page images: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
     question: Annotated[str, typer.Argument(metavar="QUESTION", show_default=False, help="The question.")] = ...,
     pages: Annotated[Optional[str], typer.Option(
-        "--pages", metavar="LIST", rich_help_panel=DOCUMENT,
+        "--pages", metavar="LIST", callback=page_list, rich_help_panel=DOCUMENT,
         help="Pages of each PDF to read, 1-based like a PDF viewer: 3, 1-4,7 or 10- (default: all).")] = None,
     dpi: Annotated[Optional[int], typer.Option(
         "--dpi", min=10, max=1200, metavar="DPI", rich_help_panel=DOCUMENT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
@@ -16,49 +17,72 @@ GENERATION = "Generation"
 MEDIA = "Media budget"
 OUTPUT = "Output"
 
+
+@dataclass
+class RunState:
+    """What the error boundary learns while the command line is parsed; it is the root `ctx.obj`."""
+
+    debug: bool = False
+
+
+def note_debug(ctx: typer.Context, value: bool) -> bool:
+    """Callback of every --debug option: tell the error boundary to show tracebacks."""
+    if value and isinstance(ctx.obj, RunState):
+        ctx.obj.debug = True
+    return value
+
+
+def page_list(value: Optional[str]) -> Optional[str]:
+    """Callback of --pages: an empty list is a mistake, not "all pages" (leave the option out for that)."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("the page list is empty; give pages like 3, 1-4,7 or 10-, "
+                                 "or leave --pages out for all pages")
+    return value
+
+
 # name -> (annotation, default); the order here is the order in --help.
 SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "profile": (Annotated[Optional[str], typer.Option(
-        "--profile", envvar="MMCLI_PROFILE", rich_help_panel=ENDPOINT,
+        "--profile", envvar="MMCLI_PROFILE", metavar="NAME", rich_help_panel=ENDPOINT,
         help="Endpoint profile: local (default), parasail, openai, xinference, or one from the config file.")], None),
     "base_url": (Annotated[Optional[str], typer.Option(
-        "--base-url", envvar="MMCLI_BASE_URL", rich_help_panel=ENDPOINT,
+        "--base-url", envvar="MMCLI_BASE_URL", metavar="URL", rich_help_panel=ENDPOINT,
         help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (overrides the profile).")], None),
     "api_key_env": (Annotated[Optional[str], typer.Option(
         "--api-key-env", metavar="NAME", rich_help_panel=ENDPOINT,
         help="Read the API key from environment variable NAME (the key itself is never a flag).")], None),
     "model": (Annotated[Optional[str], typer.Option(
-        "--model", "-m", envvar="MMCLI_MODEL", rich_help_panel=ENDPOINT,
+        "--model", "-m", envvar="MMCLI_MODEL", metavar="ID", rich_help_panel=ENDPOINT,
         help="Model id; default: the profile's model, else the first one the endpoint lists.")], None),
     "family": (Annotated[Optional[str], typer.Option(
-        "--family", envvar="MMCLI_FAMILY", rich_help_panel=ENDPOINT,
+        "--family", envvar="MMCLI_FAMILY", metavar="FAMILY", rich_help_panel=ENDPOINT,
         help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic); default: judged from the model id.")], None),
     "timeout": (Annotated[Optional[float], typer.Option(
-        "--timeout", envvar="MMCLI_TIMEOUT", min=0.001, rich_help_panel=ENDPOINT,
+        "--timeout", envvar="MMCLI_TIMEOUT", metavar="SECONDS", rich_help_panel=ENDPOINT,
         help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),
     "autostart": (Annotated[Optional[bool], typer.Option(
         "--autostart/--no-autostart", rich_help_panel=ENDPOINT, show_default=False,
         help="When the default local endpoint is down and vLLM is installed, start it in the background "
              "(mmcli serve --detach). [default: on; MMCLI_AUTOSTART=0 or `autostart = false` in the config]")], None),
     "system": (Annotated[Optional[str], typer.Option(
-        "--system", rich_help_panel=GENERATION, help="System prompt.")], None),
+        "--system", metavar="TEXT", rich_help_panel=GENERATION, help="System prompt.")], None),
     "max_tokens": (Annotated[Optional[int], typer.Option(
-        "--max-tokens", min=1, rich_help_panel=GENERATION,
+        "--max-tokens", min=1, metavar="N", rich_help_panel=GENERATION,
         help="Longest answer, in tokens (default: the server's).")], None),
     "temperature": (Annotated[Optional[float], typer.Option(
-        "--temperature", min=0.0, rich_help_panel=GENERATION, help="Sampling temperature (0 = greedy).")], None),
+        "--temperature", min=0.0, metavar="T", rich_help_panel=GENERATION, help="Sampling temperature (0 = greedy).")], None),
     "stream": (Annotated[bool, typer.Option(
         "--stream/--no-stream", rich_help_panel=GENERATION,
         help="Show the answer as it is written.")], True),
     "max_pixels": (Annotated[Optional[int], typer.Option(
-        "--max-pixels", min=1, rich_help_panel=MEDIA,
+        "--max-pixels", min=1, metavar="N", rich_help_panel=MEDIA,
         help="Most pixels per image after resizing. Qwen default: 1280*28*28 = 1003520 "
              "(1280 visual tokens; 1280*32*32 for Qwen3-VL); other models: longest side 2048.")], None),
     "min_pixels": (Annotated[Optional[int], typer.Option(
-        "--min-pixels", min=1, rich_help_panel=MEDIA,
+        "--min-pixels", min=1, metavar="N", rich_help_panel=MEDIA,
         help="Fewest pixels per image; smaller images are scaled up. Qwen default: 4*28*28.")], None),
     "max_tokens_per_image": (Annotated[Optional[int], typer.Option(
-        "--max-tokens-per-image", min=1, rich_help_panel=MEDIA,
+        "--max-tokens-per-image", min=1, metavar="N", rich_help_panel=MEDIA,
         help="Budget in visual tokens per image (Qwen families); sets --max-pixels to N*factor^2.")], None),
     "lossless": (Annotated[bool, typer.Option(
         "--lossless", rich_help_panel=MEDIA, help="Send PNG instead of JPEG (larger, exact pixels).")], False),
@@ -72,7 +96,7 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         "--dry-run", rich_help_panel=OUTPUT,
         help="Print the plan (sizes, visual tokens, bytes) and the request; send nothing.")], False),
     "debug": (Annotated[bool, typer.Option(
-        "--debug", rich_help_panel=OUTPUT, help="Show tracebacks for errors.")], False),
+        "--debug", rich_help_panel=OUTPUT, callback=note_debug, help="Show tracebacks for errors.")], False),
 }
 
 
@@ -89,7 +113,7 @@ def _common_from(values: dict) -> "CommonOptions":
                            lossless=values["lossless"], pass_url=values["pass_url"]),
         generation=GenerationOptions(system=values["system"], max_tokens=values["max_tokens"],
                                      temperature=values["temperature"], stream=values["stream"]),
-        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], debug=values["debug"]),
+        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"]),
     )
 
 

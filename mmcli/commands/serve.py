@@ -8,6 +8,7 @@ import typer
 
 from ..server.defaults import (DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT,
                                DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE)
+from .options import note_debug
 
 SERVER = "Server"
 MEDIA = "Media limits"
@@ -52,41 +53,42 @@ VllmArgsArg = Annotated[Optional[list[str]], typer.Argument(
 ListAliasesOpt = Annotated[bool, typer.Option("--list", help="List the model aliases and exit.")]
 
 HostOpt = Annotated[str, typer.Option(
-    "--host", rich_help_panel=SERVER,
+    "--host", metavar="ADDRESS", rich_help_panel=SERVER,
     help="Address to listen on. Anything but loopback requires an API key, generated for you.")]
 
-PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, rich_help_panel=SERVER)]
+PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, metavar="PORT", rich_help_panel=SERVER,
+                                       help="Port to listen on.")]
 
 NameOpt = Annotated[Optional[str], typer.Option(
-    "--name", rich_help_panel=SERVER, help="Served model name. [default: the alias, folder name or id]")]
+    "--name", metavar="NAME", rich_help_panel=SERVER, help="Served model name. [default: the alias, folder name or id]")]
 
 FamilyOpt = Annotated[Optional[str], typer.Option(
-    "--family", rich_help_panel=SERVER,
+    "--family", metavar="FAMILY", rich_help_panel=SERVER,
     help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic). [default: judged from the model]")]
 
 MaxModelLenOpt = Annotated[Optional[int], typer.Option(
-    "--max-model-len", min=1, rich_help_panel=SERVER,
+    "--max-model-len", min=1, metavar="TOKENS", rich_help_panel=SERVER,
     help="Context length. [default: 32768 for aliases, else the model's]")]
 
-MaxImagesOpt = Annotated[int, typer.Option("--max-images", min=0, rich_help_panel=MEDIA, help="Images per request.")]
+MaxImagesOpt = Annotated[int, typer.Option("--max-images", min=0, metavar="N", rich_help_panel=MEDIA, help="Images per request.")]
 
-MaxVideosOpt = Annotated[int, typer.Option("--max-videos", min=0, rich_help_panel=MEDIA, help="Videos per request.")]
+MaxVideosOpt = Annotated[int, typer.Option("--max-videos", min=0, metavar="N", rich_help_panel=MEDIA, help="Videos per request.")]
 
 MaxPixelsOpt = Annotated[Optional[int], typer.Option(
-    "--max-pixels", min=1, rich_help_panel=MEDIA,
+    "--max-pixels", min=1, metavar="N", rich_help_panel=MEDIA,
     help="Most pixels per image on the server. [default: the client's, 1280*28*28 (1280*32*32 Qwen3-VL)]")]
 
 GpuMemoryUtilizationOpt = Annotated[Optional[float], typer.Option(
-    "--gpu-memory-utilization", rich_help_panel=HARDWARE, help="Fraction of GPU memory vLLM may use.")]
+    "--gpu-memory-utilization", metavar="FRACTION", rich_help_panel=HARDWARE, help="Fraction of GPU memory vLLM may use.")]
 
 TensorParallelSizeOpt = Annotated[Optional[int], typer.Option(
-    "--tensor-parallel-size", min=1, rich_help_panel=HARDWARE, help="Split the model over N GPUs.")]
+    "--tensor-parallel-size", min=1, metavar="N", rich_help_panel=HARDWARE, help="Split the model over N GPUs.")]
 
 DeviceOpt = Annotated[str, typer.Option(
-    "--device", rich_help_panel=HARDWARE, help="auto, cuda or cpu (vLLM's CPU build).")]
+    "--device", metavar="auto|cuda|cpu", rich_help_panel=HARDWARE, help="auto, cuda or cpu (vLLM's CPU build).")]
 
 CpuKvCacheGibOpt = Annotated[Optional[int], typer.Option(
-    "--cpu-kv-cache-gib", min=1, rich_help_panel=HARDWARE,
+    "--cpu-kv-cache-gib", min=1, metavar="GIB", rich_help_panel=HARDWARE,
     help="KV cache size in GiB with --device cpu (VLLM_CPU_KVCACHE_SPACE).")]
 
 AllowedLocalMediaPathOpt = Annotated[Optional[str], typer.Option(
@@ -110,10 +112,10 @@ DetachOpt = Annotated[bool, typer.Option(
     "--detach", rich_help_panel=RUN, help="Run in the background; stop with `mmcli serve stop`.")]
 
 StartupTimeoutOpt = Annotated[float, typer.Option(
-    "--startup-timeout", min=1, rich_help_panel=RUN, help="Seconds to wait for the server to be ready.")]
+    "--startup-timeout", min=1, metavar="SECONDS", rich_help_panel=RUN, help="Seconds to wait for the server to be ready.")]
 
 StopTimeoutOpt = Annotated[float, typer.Option(
-    "--stop-timeout", min=0, rich_help_panel=RUN,
+    "--stop-timeout", min=0, metavar="SECONDS", rich_help_panel=RUN,
     help="Seconds between SIGTERM and SIGKILL when stopping.")]
 
 DryRunOpt = Annotated[bool, typer.Option(
@@ -121,7 +123,7 @@ DryRunOpt = Annotated[bool, typer.Option(
 
 JsonOutputOpt = Annotated[bool, typer.Option("--json", rich_help_panel=RUN, help="JSON output for --list and status.")]
 
-DebugOpt = Annotated[bool, typer.Option("--debug", rich_help_panel=RUN, help="Show tracebacks for errors.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", rich_help_panel=RUN, callback=note_debug, help="Show tracebacks for errors.")]
 
 
 def serve(

@@ -49,7 +49,7 @@ def video(
         help="The video: a path, an http(s) URL, a data URL, or - for standard input.")],
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The question.")] = DEFAULT_PROMPT,
     fps: Annotated[Optional[float], typer.Option(
-        "--fps", min=0.001, rich_help_panel=SAMPLING, show_default=False,
+        "--fps", min=0.001, metavar="RATE", rich_help_panel=SAMPLING, show_default=False,
         help="Frames to sample per second of video. [default: 2]")] = None,
     min_frames: Annotated[Optional[int], typer.Option(
         "--min-frames", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,

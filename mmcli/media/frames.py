@@ -256,7 +256,7 @@ def parse_time(text: str) -> float:
     except ValueError:
         match = _CLOCK.match(value)
         if not match:
-            raise ValueError("use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None
+            raise ValueError("it is neither a number of seconds nor [h:]mm:ss") from None
         hours, minutes, secs = int(match.group(1) or 0), int(match.group(2)), float(match.group(3))
         if secs >= 60 or (match.group(1) is not None and minutes >= 60):
             raise ValueError("minutes and seconds must be below 60") from None

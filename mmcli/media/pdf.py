@@ -187,12 +187,14 @@ def parse_pages(spec: str, page_count: int) -> list[int]:
         last = (int(match.group(3)) if match.group(3) else page_count) if match.group(2) else first
         if first < 1:
             raise UsageError("invalid --pages", "pages are numbered from 1", where=spec)
-        if last < first:
-            raise UsageError("invalid --pages", f"the range {part} runs backwards", where=spec)
-        if last > page_count:
-            raise UsageError("invalid --pages", f"page {last} is past the end: the document has "
+        # Past the end before backwards: `10-` on a 6-page document starts past its end.
+        beyond = first if first > page_count else last
+        if beyond > page_count:
+            raise UsageError("invalid --pages", f"page {beyond} is past the end: the document has "
                              f"{page_count} page{'s' if page_count != 1 else ''}", where=spec,
                              hint=f"pick pages between 1 and {page_count}")
+        if last < first:
+            raise UsageError("invalid --pages", f"the range {part} runs backwards", where=spec)
         pages.update(range(first, last + 1))
     return sorted(pages)
 

@@ -14,6 +14,17 @@ class Sniffed:
     mime: str
     description: str
 
+    @property
+    def a_description(self) -> str:
+        """The description after "it is": "an MPEG-4 video", "a JPEG image", "unrecognised data"."""
+        if self.kind == "unknown":
+            return self.description  # a mass noun: "it is unrecognised data"
+        return f"{'an' if self.description.startswith(_VOWEL_SOUND) else 'a'} {self.description}"
+
+
+# Descriptions whose spoken first sound is a vowel (by sound, not by letter: "a JPEG", "an MP3").
+_VOWEL_SOUND = ("AVI", "MPEG", "MP3", "Ogg", "image", "audio")
+
 
 _IMAGE_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}

@@ -91,7 +91,11 @@ def _from_bytes(data: bytes, label: str) -> Source:
 
 
 def _from_stdin(stdin: Optional[BinaryIO]) -> Source:
-    stream = stdin if stdin is not None else sys.stdin.buffer
+    # Python sets sys.stdin to None when file descriptor 0 is closed (`mmcli ask - q <&-`).
+    stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    if stream is None or stream.closed:
+        raise MediaError("standard input is closed", where="-",
+                         hint="pipe a file in (... - < photo.jpg) or name the file instead of '-'")
     if stream.isatty():
         raise UsageError("standard input is a terminal", where="-", hint="pipe a file in: cat photo.jpg | mmcli ask - ...")
     data = stream.read(MAX_STREAM_BYTES + 1)
