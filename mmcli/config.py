@@ -84,8 +84,13 @@ class Endpoint:
     def require_key(self) -> str:
         """The API key, or a usage error saying how to provide one."""
         if self.api_key is None:
+            if self.key_source.startswith("withheld "):
+                name = self.key_source.split(" ", 1)[1]
+                raise UsageError("no API key for this endpoint", where=masked_url(self.base_url),
+                                 why=f"{name} is only sent to its own host",
+                                 hint=f"to send it here, pass --api-key-env {name}")
             hint_env = self.profile.api_key_env or "MMCLI_API_KEY"
-            raise UsageError("no API key for this endpoint", where=self.base_url,
+            raise UsageError("no API key for this endpoint", where=masked_url(self.base_url),
                              hint=f"export {hint_env}=..., or pass --api-key-env NAME")
         return self.api_key
 
@@ -176,8 +181,47 @@ def is_loopback(url: str) -> bool:
     return is_loopback_host(urlsplit(url).hostname or "")
 
 
+def masked_url(url: str) -> str:
+    """`url` with any password in it shown as `***` (user:***@host), for messages and plans."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _origin(url: str) -> tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number cannot match any key's home
+        port = -1
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
+def same_origin(url: str, home: Optional[str]) -> bool:
+    """Whether `url` is the scheme, host and port of `home` (where a key is meant to go)."""
+    return home is not None and _origin(url) == _origin(home)
+
+
+def key_home(name: str, profile: Profile, config: dict) -> Optional[str]:
+    """The URL a profile's key variable is meant for: the profile's own URL when the config file
+    names the variable for it, else the built-in profile's URL (a config file that only moves a
+    built-in profile to another host does not send the built-in key there)."""
+    tables = config.get("profiles")
+    table = tables.get(name) if isinstance(tables, dict) else None
+    if isinstance(table, dict) and "api_key_env" in table:
+        return profile.base_url
+    builtin = BUILTIN_PROFILES.get(name)
+    return builtin.base_url if builtin else None
+
+
 def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Profile,
-                 base_url: str, from_openai_env: bool) -> tuple[Optional[str], str]:
+                 base_url: str, home: Optional[str]) -> tuple[Optional[str], str]:
+    """(key, where it came from). A key named for no particular host (--api-key-env, MMCLI_API_KEY)
+    goes wherever the user sends requests; a profile's or OpenAI's key only to its own host."""
     if flags.api_key_env:
         if not environ.get(flags.api_key_env):
             raise UsageError("API key variable is not set", where=flags.api_key_env,
@@ -185,15 +229,20 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
         return environ[flags.api_key_env], flags.api_key_env
     if environ.get("MMCLI_API_KEY"):
         return environ["MMCLI_API_KEY"], "MMCLI_API_KEY"
+    withheld = ""
     if profile.api_key_env and environ.get(profile.api_key_env):
-        return environ[profile.api_key_env], profile.api_key_env
-    # OPENAI_API_KEY goes only where OPENAI_BASE_URL points, or to OpenAI itself.
-    openai_host = urlsplit(base_url).hostname == "api.openai.com"
-    if environ.get("OPENAI_API_KEY") and (from_openai_env or openai_host):
-        return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+        if same_origin(base_url, home):
+            return environ[profile.api_key_env], profile.api_key_env
+        withheld = profile.api_key_env
+    # OPENAI_API_KEY goes only to OpenAI itself or to the host OPENAI_BASE_URL names.
+    if environ.get("OPENAI_API_KEY"):
+        if (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
+                or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None)):
+            return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+        withheld = withheld or "OPENAI_API_KEY"
     if is_loopback(base_url):
         return PLACEHOLDER_KEY, "placeholder"
-    return None, "none"
+    return None, f"withheld {withheld}" if withheld else "none"
 
 
 def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -215,7 +264,7 @@ def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] 
     if server is not None:  # the server `mmcli serve` started: its address, model, family and key
         base_url = server.base_url
         profile = replace(profile, model=profile.model or server.model, family=profile.family or server.family)
-    key, source = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
+    key, source = _resolve_key(flags, environ, profile, base_url, key_home(name, profile, config))
     if server is not None and server.key_file and source in ("placeholder", "none"):
         key, source = _server_key(server.key_file), "server key file"
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
