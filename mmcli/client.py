@@ -7,17 +7,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, redact,
+                        retry_after)
 from .config import Endpoint, is_loopback, masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MediaError, MmcliError, RequestRejected
-from .replies import BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse, summarise
+from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
+                      model_entries, summarise)
 
 RETRY_ATTEMPTS = 3
-RETRY_AFTER_CAP = 30.0
 CONNECT_TIMEOUT = 10.0
-# Statuses that may pass if asked again; others (501 Not Implemented, 505, ...) will not.
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a complete reply: check its log, "
-                     "and that --base-url points at an OpenAI-compatible endpoint")
 StatusFn = Callable[[str], None]
 
 
@@ -53,19 +51,20 @@ def _openai_client(endpoint: Endpoint):
                          timeout=_timeout(endpoint), max_retries=0)
 
 
-def redact(text: str, endpoint: Endpoint) -> str:
-    """`text` with the API key and the URL's password removed, whatever the server or library echoed back."""
-    key = endpoint.api_key
-    if key and len(key) >= 4:
-        text = text.replace(key, "***")
-    return text.replace(endpoint.base_url, masked_url(endpoint.base_url))
-
-
 def list_models(endpoint: Endpoint) -> list[str]:
     """Ids the endpoint serves (GET /models)."""
+    return [entry["id"] for entry in list_models_detailed(endpoint)]
+
+
+def list_models_detailed(endpoint: Endpoint) -> list[dict]:
+    """Each served model as {"id", "root", "max_model_len"} (GET /models); vLLM gives all three,
+    other servers may give only the id (the rest is None)."""
     client = _openai_client(endpoint)
-    page = _with_retries(endpoint, lambda: client.models.list(), None)
-    return [m.id for m in page.data]
+    raw = _with_retries(endpoint, lambda: client.models.with_raw_response.list(), None)
+    try:
+        return model_entries(decode_json(_read_body(endpoint, raw.http_response), "the model list"))
+    except MmcliError as exc:
+        raise _located(exc, endpoint) from None
 
 
 def first_model(endpoint: Endpoint) -> str:
@@ -243,6 +242,10 @@ def _worth_retrying(exc, endpoint: Endpoint) -> bool:
     code = getattr(exc, "status_code", None)
     if code is not None:
         return code in TRANSIENT_STATUS
+    import httpx2
+
+    if isinstance(exc.__cause__, httpx2.DecodingError):
+        return False  # a body that cannot be decoded will not decode next time
     # Nothing listens on this machine's port: asking again 0.5 s later will not change that.
     return not (_refused(exc) and is_loopback(endpoint.base_url))
 
@@ -260,122 +263,11 @@ def _short_reason(exc) -> str:
     return "connection failed" if _refused(exc) else "the server broke off its reply"
 
 
-def retry_after(response) -> Optional[float]:
-    """Seconds a Retry-After header asks for, or None when absent or not a plain number of seconds."""
-    header = response.headers.get("retry-after") if response is not None else None
-    # delay-seconds is digits (RFC 9110); nan, inf, -1, 1e9 and HTTP dates are not trusted.
-    match = re.fullmatch(r"\s*(\d{1,12}(?:\.\d+)?)\s*", header or "")
-    return float(match.group(1)) if match else None
-
-
 def _retry_delay(exc, attempt: int) -> float:
     seconds = retry_after(getattr(exc, "response", None))
     if seconds is not None and seconds <= RETRY_AFTER_CAP:
         return seconds
     return 0.5 * 2 ** (attempt - 1)
-
-
-def _api_message(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-        if body.get("message"):
-            return str(body["message"])
-    response = getattr(exc, "response", None)
-    try:
-        text = response.text if response is not None else str(exc)
-    except (UnicodeDecodeError, LookupError):  # a body in no encoding Python knows
-        text = "an undecodable body"
-    return summarise(text, 200) or "no details"
-
-
-_HINTS = [
-    (re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I),
-     "send at most {0} {1}(s) per request, or restart the server with a higher limit "
-     "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
-    (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
-     "the request does not fit the model's context: lower --max-pixels or send fewer images"),
-    (re.compile(r"Failed to load image|cannot identify image", re.I),
-     "the server could not read an image; check the input file"),
-]
-
-
-def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
-    """The MmcliError (with hint) for an openai SDK error."""
-    import openai
-
-    where = masked_url(endpoint.base_url)
-    if isinstance(exc, openai.APIConnectionError):
-        return _connection_error(exc, endpoint, where)
-    code = getattr(exc, "status_code", 0)
-    message = redact(_api_message(exc), endpoint)
-    if code >= 500:
-        return _server_error(code, message, where)
-    hint = _hint_for(code, message)
-    if code == 429:
-        seconds = retry_after(getattr(exc, "response", None))
-        if seconds is not None and seconds > RETRY_AFTER_CAP:
-            hint = f"the endpoint asks to wait {seconds:g} s before trying again"
-    if code == 404 and not endpoint.base_url.rstrip("/").endswith("/v1"):
-        hint = f"OpenAI-compatible endpoints usually end in /v1: try --base-url {where}/v1"
-    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=hint)
-    error.status_code = code
-    return error
-
-
-def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
-    import httpx2
-
-    cause = exc.__cause__ or exc
-    why = redact(str(cause) or type(cause).__name__, endpoint)
-    if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError, httpx2.DecodingError)):
-        return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
-    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=_unreachable_hint(endpoint))
-
-
-def _server_error(code: int, message: str, where: str) -> MmcliError:
-    if code in TRANSIENT_STATUS:
-        return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
-                                   hint="the server may be overloaded or crashed; try again later")
-    if code == 501:
-        return EndpointUnavailable("the server does not implement this request (HTTP 501)", message, where=where,
-                                   hint="check that --base-url points at an OpenAI-compatible endpoint")
-    return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
-                               hint="this is not a passing failure: check the server's log and --base-url")
-
-
-def _hint_for(code: int, message: str) -> str:
-    for pattern, hint in _HINTS:
-        match = pattern.search(message)
-        if match:
-            return hint.format(*match.groups())
-    if code in (401, 403):
-        return "check the API key: MMCLI_API_KEY, --api-key-env NAME, or the profile's api_key_env"
-    if code == 404:
-        return "check --model against the models the server lists at GET /v1/models"
-    if code == 413:
-        return "the request is too large for the server: lower --max-pixels or send fewer images"
-    if code == 429:
-        return "the endpoint is rate-limiting; wait a little and try again"
-    return ""
-
-
-def _unreachable_hint(endpoint: Endpoint) -> str:
-    dry_run = "; --dry-run shows what would be sent without a server"
-    if not is_loopback(endpoint.base_url):
-        return "check that the server is running and the URL is right (--base-url / --profile)"
-    from urllib.parse import urlsplit
-
-    port = urlsplit(endpoint.base_url).port or 80
-    if endpoint.profile.name == "local":
-        flag = "" if port == 8000 else f" --port {port}"
-        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
-                "or pick another endpoint with --base-url / --profile" + dry_run)
-    return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run
 
 
 def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) -> tuple[bytes, str]:

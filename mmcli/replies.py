@@ -97,6 +97,24 @@ def chunk_piece(data: Any) -> Piece:
     return piece
 
 
+def model_entries(data: Any) -> list[dict]:
+    """{"id", "root", "max_model_len"} for each model in a GET /models reply, or BadReply."""
+    obj = _object(data, "the model list")
+    models = obj.get("data")
+    if not isinstance(models, list):
+        raise BadReply(f"the model list's 'data' is {_kind(models)}, not a list")
+    entries = []
+    for i, raw in enumerate(models):
+        model = _object(raw, f"the model list's data[{i}]")
+        if not _optional_str(model.get("id")):
+            raise BadReply(f"the model list's data[{i}] has no 'id'")
+        length = model.get("max_model_len")
+        valid_length = isinstance(length, int) and not isinstance(length, bool) and length > 0
+        entries.append({"id": model["id"], "root": _optional_str(model.get("root")),
+                        "max_model_len": length if valid_length else None})
+    return entries
+
+
 def error_message(obj: dict) -> Optional[str]:
     """The message of an error object sent where an answer was expected, or None when it is not one."""
     error = obj.get("error")
