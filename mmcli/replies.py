@@ -59,6 +59,8 @@ def decode_json(body: bytes, what: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    if text.lstrip().startswith("data:"):
+        raise BadReply(f"{what} is an event stream, not JSON, though the request did not ask to stream")
     if re.match(r"\s*<", text):
         raise BadReply(f"{what} is an HTML page, not JSON: {summarise(text) or 'no title'}") from None
     raise BadReply(f"{what} is not valid JSON (cut off?): {summarise(text, 60)}") from None

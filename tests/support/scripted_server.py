@@ -165,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"", "text/plain")
         elif path != "/v1/models":
             self._send_json(404, {"detail": "Not Found"})
+        elif self.server.owner.models_reply is not None:
+            self._send_raw(self.server.owner.models_reply)
         elif self._authorized():
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "root": m,
                      "parent": None, "max_model_len": 32768} for m in self.server.owner.models]
@@ -376,6 +378,7 @@ class ScriptedServer:
         # Used once the script runs out; None means Reply("ok"). Setting e.g. Status(500)
         # makes every retry fail the same way without scripting each attempt.
         self.default: Action | None = default
+        self.models_reply: Raw | None = None  # set to answer GET /v1/models with these bytes instead
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()
