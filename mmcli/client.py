@@ -213,7 +213,9 @@ def _check_stream_end(result: ChatResult, done: bool, choices: bool) -> None:
 
 
 def _located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
+    """`error` with the endpoint as its place, and nothing of the key in what the server sent."""
     error.where = error.where or masked_url(endpoint.base_url)
+    error.why = redact(error.why, endpoint)
     return error
 
 

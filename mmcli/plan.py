@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from .config import masked_url
 from .messages import request_size, shorten_data_urls
 
 
@@ -50,7 +51,7 @@ class Plan:
         return {
             "model": self.model,
             "family": self.family,
-            "base_url": self.base_url,
+            "base_url": masked_url(self.base_url),
             "items": [asdict(item) for item in self.items],
             "totals": self.totals(),
             "request": shorten_data_urls(self.request),
