@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -183,12 +184,15 @@ def is_loopback(url: str) -> bool:
 
 def masked_url(url: str) -> str:
     """`url` with any password in it shown as `***` (user:***@host), for messages and plans."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    # By hand rather than urlsplit: the URL may be malformed (an error message is being written about it).
+    match = re.match(r"([^:/?#]+:)?//([^/?#]*)", url)
+    if not match or "@" not in match.group(2):
         return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    userinfo, _, host = match.group(2).rpartition("@")
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return url[:match.start(2)] + f"{user}:***@{host}" + url[match.end(2):]
 
 
 def _origin(url: str) -> tuple[str, str, Optional[int]]:
@@ -327,9 +331,14 @@ def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:
 
 
 def _check_base_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number 0-65535
+    except ValueError as exc:
+        raise UsageError("invalid base URL", str(exc), where=masked_url(url),
+                         hint="use e.g. http://127.0.0.1:8000/v1") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError("invalid base URL", where=url, hint="use e.g. http://127.0.0.1:8000/v1")
+        raise UsageError("invalid base URL", where=masked_url(url), hint="use e.g. http://127.0.0.1:8000/v1")
     return url.rstrip("/")
 
 

@@ -152,6 +152,9 @@ def test_withheld_key_message(tmp_path):
     ("http://user@host/v1", "http://user@host/v1"),
     ("http://host:8000/v1", "http://host:8000/v1"),
     ("http://user:@host/v1", "http://user:***@host/v1"),
+    ("http://u:pw@[::1/v1", "http://u:***@[::1/v1"),  # malformed: still masked
+    ("http://a:b@c:d@host/v1?next=x@y", "http://a:***@host/v1?next=x@y"),
+    ("not a url", "not a url"),
 ])
 def test_masked_url(url, expected):
     assert masked_url(url) == expected
@@ -175,6 +178,14 @@ def test_url_password_not_in_error_lines(mmcli, photo, action):
         url = server.base_url.replace("http://", "http://bob:hunter2pw@")
         run = mmcli("ask", photo, "q", "--base-url", url, "-m", "m", "--no-stream")
     assert_clean_error(run, 5, "bob:***@127.0.0.1")
+    assert "hunter2pw" not in run.output
+
+
+@pytest.mark.parametrize("url", ["http://bob:hunter2pw@[::1/v1", "http://bob:hunter2pw@host:99999/v1",
+                                 "http://bob:hunter2pw@host:port/v1", "ftp://bob:hunter2pw@host/v1"])
+def test_invalid_base_url_is_a_usage_error_without_the_password(mmcli, url):
+    run = mmcli("ask", "q", "--base-url", url, "-m", "m")
+    assert_clean_error(run, 2, "invalid base URL", "bob:***@")
     assert "hunter2pw" not in run.output
 
 
