@@ -7,11 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .config import Endpoint, is_loopback
+from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, redact,
+                        retry_after)
+from .config import Endpoint, is_loopback, masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MediaError, MmcliError, RequestRejected
+from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
+                      model_entries, summarise)
 
 RETRY_ATTEMPTS = 3
-RETRY_AFTER_CAP = 30.0
 CONNECT_TIMEOUT = 10.0
 StatusFn = Callable[[str], None]
 
@@ -48,39 +51,27 @@ def _openai_client(endpoint: Endpoint):
                          timeout=_timeout(endpoint), max_retries=0)
 
 
-def redact(text: str, endpoint: Endpoint) -> str:
-    """`text` with the API key removed, whatever the server echoed back."""
-    key = endpoint.api_key
-    if key and len(key) >= 4:
-        text = text.replace(key, "***")
-    return text
-
-
 def list_models(endpoint: Endpoint) -> list[str]:
     """Ids the endpoint serves (GET /models)."""
-    client = _openai_client(endpoint)
-    page = _with_retries(endpoint, lambda: client.models.list(), None)
-    return [m.id for m in page.data]
+    return [entry["id"] for entry in list_models_detailed(endpoint)]
 
 
 def list_models_detailed(endpoint: Endpoint) -> list[dict]:
-    """Each served model's id, and vLLM's root (what it loaded) and max_model_len when given."""
+    """Each served model as {"id", "root", "max_model_len"} (GET /models); vLLM gives all three,
+    other servers may give only the id (the rest is None)."""
     client = _openai_client(endpoint)
-    page = _with_retries(endpoint, lambda: client.models.list(), None)
-    models = []
-    for entry in page.data:
-        extra = getattr(entry, "model_extra", None) or {}
-        root, max_len = extra.get("root"), extra.get("max_model_len")
-        models.append({"id": entry.id, "root": root if isinstance(root, str) else None,
-                       "max_model_len": max_len if isinstance(max_len, int) and max_len > 0 else None})
-    return models
+    raw = _with_retries(endpoint, lambda: client.models.with_raw_response.list(), None)
+    try:
+        return model_entries(decode_json(_read_body(endpoint, raw.http_response), "the model list"))
+    except MmcliError as exc:
+        raise _located(exc, endpoint) from None
 
 
 def first_model(endpoint: Endpoint) -> str:
     """The first model the endpoint serves; used when no --model was given."""
     models = list_models(endpoint)
     if not models:
-        raise RequestRejected("the endpoint serves no models", where=endpoint.base_url,
+        raise RequestRejected("the endpoint serves no models", where=masked_url(endpoint.base_url),
                               hint="pass --model NAME")
     return models[0]
 
@@ -119,186 +110,166 @@ def _served_models_hint(endpoint: Endpoint, model: str) -> str:
 
 def _chat(endpoint: Endpoint, request: dict, on_text, status) -> ChatResult:
     client = _openai_client(endpoint)
-    if not request.get("stream"):
-        response = _with_retries(endpoint, lambda: client.chat.completions.create(**request), status)
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
-        if on_text and text:
-            on_text(text)
-        return ChatResult(text, response.model, choice.finish_reason if choice else None, _usage(response))
-    stream = _with_retries(endpoint, lambda: client.chat.completions.create(**request), status)
-    return _consume_stream(endpoint, stream, request.get("model", ""), on_text)
+    # The raw reply: the SDK's own parsing trusts the server and fails with AttributeError or
+    # JSONDecodeError on bad replies; mmcli reads the bytes itself (mmcli.replies).
+    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**request), status)
+    response = raw.http_response
+    model = request.get("model", "")
+    if request.get("stream") and _is_event_stream(response):
+        return _consume_stream(endpoint, response, model, on_text)
+    return _whole_reply(endpoint, response, model, on_text)
 
 
-def _consume_stream(endpoint: Endpoint, stream, model: str, on_text) -> ChatResult:
+def _is_event_stream(response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+def _whole_reply(endpoint: Endpoint, response, model: str, on_text) -> ChatResult:
+    """A reply sent in one piece (also a server that ignored `stream`), checked."""
+    try:
+        body = _read_body(endpoint, response)
+        piece = completion_piece(decode_json(body, "the reply"))
+    except MmcliError as exc:
+        raise _located(exc, endpoint) from None
+    if on_text and piece.text:
+        on_text(piece.text)
+    return ChatResult(piece.text, piece.model or model, piece.finish_reason, piece.usage)
+
+
+def _read_body(endpoint: Endpoint, response) -> bytes:
     import httpx2
-    import openai
+
+    try:
+        return response.read()
+    except httpx2.TimeoutException:
+        raise EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
+                              hint="raise --timeout") from None
+    except (httpx2.TransportError, httpx2.DecodingError) as exc:
+        raise EndpointUnavailable("the server broke off its reply", redact(str(exc), endpoint),
+                                  hint=BROKEN_REPLY_HINT) from None
+    finally:
+        response.close()
+
+
+def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatResult:
+    """Read the SSE stream, passing text to `on_text`; any failure keeps what arrived (PartialAnswerError)."""
+    import httpx2
 
     result = ChatResult("", model, None)
     pieces: list[str] = []
+    state = {"done": False, "choices": False}
     try:
-        for chunk in stream:
-            result.model = chunk.model or result.model
-            if chunk.usage:
-                result.usage = _usage(chunk)
-            for choice in chunk.choices:
-                delta = choice.delta.content if choice.delta else None
-                if delta:
-                    pieces.append(delta)
-                    if on_text:
-                        on_text(delta)
-                if choice.finish_reason:
-                    result.finish_reason = choice.finish_reason
-    except (httpx2.TimeoutException, openai.APITimeoutError):
+        for event, data in iter_sse(response.iter_bytes()):
+            if data.strip() == b"[DONE]":
+                state["done"] = True
+                break
+            piece = _stream_piece(event, data, endpoint)
+            result.model = piece.model or result.model
+            result.usage = piece.usage or result.usage
+            result.finish_reason = piece.finish_reason or result.finish_reason
+            state["choices"] = state["choices"] or piece.has_choice
+            if piece.text:
+                pieces.append(piece.text)
+                if on_text:
+                    on_text(piece.text)
+        _check_stream_end(result, **state)
+    except httpx2.TimeoutException:
+        error: MmcliError = EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
+                                            hint="raise --timeout")
+    except (httpx2.TransportError, httpx2.DecodingError) as exc:
+        error = EndpointUnavailable("the stream was cut", redact(str(exc), endpoint),
+                                    hint="the server may have crashed; try again")
+    except MmcliError as exc:
+        error = exc
+    else:
         result.text = "".join(pieces)
-        raise PartialAnswerError(EndpointTimeout("the answer stopped arriving", where=endpoint.base_url,
-                                                 why=f"no data for {endpoint.timeout:g} s",
-                                                 hint="raise --timeout"), result) from None
-    except (httpx2.TransportError, openai.APIConnectionError) as exc:
-        result.text = "".join(pieces)
-        raise PartialAnswerError(EndpointUnavailable("the stream was cut", redact(str(exc), endpoint),
-                                                     where=endpoint.base_url,
-                                                     hint="the server may have crashed; try again"), result) from None
-    except openai.APIError as exc:
-        result.text = "".join(pieces)
-        raise PartialAnswerError(EndpointUnavailable("the server reported an error mid-answer",
-                                                     redact(_api_message(exc), endpoint),
-                                                     where=endpoint.base_url), result) from None
+        return result
+    finally:
+        response.close()
     result.text = "".join(pieces)
-    if result.finish_reason is None:
-        raise PartialAnswerError(EndpointUnavailable("the stream ended before the answer was complete",
-                                                     where=endpoint.base_url,
-                                                     hint="the server may have crashed; try again"), result)
-    return result
+    raise PartialAnswerError(_located(error, endpoint), result) from None
 
 
-def _usage(obj) -> dict:
-    usage = getattr(obj, "usage", None)
-    if usage is None:
-        return {}
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
-    return {k: getattr(usage, k) for k in keys if getattr(usage, k, None) is not None}
+def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:
+    obj = decode_json(data, "a stream event")
+    message = error_message(obj) if isinstance(obj, dict) else None
+    if event == "error" and message is None:
+        message = summarise(data.decode("utf-8", "replace"), 200)
+    if message is not None:
+        raise EndpointUnavailable("the server reported an error mid-answer", redact(message, endpoint))
+    return chunk_piece(obj)
+
+
+def _check_stream_end(result: ChatResult, done: bool, choices: bool) -> None:
+    # A finish reason means the answer is whole even if [DONE] never came; without one it is not.
+    if result.finish_reason is not None:
+        return
+    if not choices:
+        raise BadReply("the stream held no answer: no event carried 'choices'" if done
+                       else "the stream ended before any answer arrived")
+    raise EndpointUnavailable("the stream ended before the answer was complete",
+                              "no finish reason" + ("" if done else " and no [DONE]"),
+                              hint="the server may have crashed; try again")
+
+
+def _located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
+    """`error` with the endpoint as its place, and nothing of the key in what the server sent."""
+    error.where = error.where or masked_url(endpoint.base_url)
+    error.why = redact(error.why, endpoint)
+    return error
 
 
 def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn]):
-    """Run `call`, retrying connection failures, 429 and 5xx; map what remains to MmcliError."""
+    """Run `call`, retrying what may pass (dropped connections, 429, 500/502/503/504); map the rest to MmcliError."""
     import openai
 
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             return call()
         except openai.APITimeoutError:
-            raise EndpointTimeout("no answer in time", f"waited {endpoint.timeout:g} s", where=endpoint.base_url,
+            raise EndpointTimeout("no answer in time", f"waited {endpoint.timeout:g} s",
+                                  where=masked_url(endpoint.base_url),
                                   hint="raise --timeout, or lower --max-pixels to make the request lighter") from None
-        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-            delay = _retry_delay(exc, attempt)
-            if attempt == RETRY_ATTEMPTS:
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            if attempt == RETRY_ATTEMPTS or not _worth_retrying(exc, endpoint):
                 raise map_api_error(exc, endpoint) from None
+            delay = _retry_delay(exc, attempt)
             if status:
                 status(f"{_short_reason(exc)}; retrying in {delay:.1f} s ({attempt}/{RETRY_ATTEMPTS - 1})")
             time.sleep(delay)
-        except openai.APIStatusError as exc:
-            raise map_api_error(exc, endpoint) from None
     raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+def _worth_retrying(exc, endpoint: Endpoint) -> bool:
+    code = getattr(exc, "status_code", None)
+    if code is not None:
+        return code in TRANSIENT_STATUS
+    import httpx2
+
+    if isinstance(exc.__cause__, httpx2.DecodingError):
+        return False  # a body that cannot be decoded will not decode next time
+    # Nothing listens on this machine's port: asking again 0.5 s later will not change that.
+    return not (_refused(exc) and is_loopback(endpoint.base_url))
+
+
+def _refused(exc) -> bool:
+    import httpx2
+
+    return isinstance(exc.__cause__, httpx2.ConnectError)
 
 
 def _short_reason(exc) -> str:
     code = getattr(exc, "status_code", None)
-    return f"HTTP {code}" if code else "connection failed"
+    if code:
+        return f"HTTP {code}"
+    return "connection failed" if _refused(exc) else "the server broke off its reply"
 
 
 def _retry_delay(exc, attempt: int) -> float:
-    response = getattr(exc, "response", None)
-    header = response.headers.get("retry-after") if response is not None else None
-    if header:
-        try:
-            return min(max(float(header), 0.0), RETRY_AFTER_CAP)
-        except ValueError:
-            pass  # an HTTP date: fall back to the backoff below
+    seconds = retry_after(getattr(exc, "response", None))
+    if seconds is not None and seconds <= RETRY_AFTER_CAP:
+        return seconds
     return 0.5 * 2 ** (attempt - 1)
-
-
-def _api_message(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-        if body.get("message"):
-            return str(body["message"])
-    response = getattr(exc, "response", None)
-    text = response.text if response is not None else str(exc)
-    return _plain_first_line(text)
-
-
-def _plain_first_line(text: str) -> str:
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-    if title:
-        text = title.group(1)
-    text = re.sub(r"<[^>]+>", " ", text)
-    line = " ".join(text.split())
-    return line[:200] or "no details"
-
-
-_HINTS = [
-    (re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I),
-     "send at most {0} {1}(s) per request, or restart the server with a higher limit "
-     "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
-    (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
-     "the request does not fit the model's context: lower --max-pixels or send fewer images"),
-    (re.compile(r"Failed to load image|cannot identify image", re.I),
-     "the server could not read an image; check the input file"),
-]
-
-
-def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
-    """The MmcliError (with hint) for an openai SDK error."""
-    import openai
-
-    where = endpoint.base_url
-    if isinstance(exc, openai.APIConnectionError):
-        return EndpointUnavailable("cannot reach the endpoint", redact(str(exc.__cause__ or exc), endpoint),
-                                   where=where, hint=_unreachable_hint(endpoint))
-    code = getattr(exc, "status_code", 0)
-    message = redact(_api_message(exc), endpoint)
-    if code >= 500:
-        return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
-                                   hint="the server may be overloaded or crashed; try again later")
-    hint = _hint_for(code, message)
-    if code == 404 and not where.rstrip("/").endswith("/v1"):
-        hint = f"OpenAI-compatible endpoints usually end in /v1: try --base-url {where}/v1"
-    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=hint)
-    error.status_code = code
-    return error
-
-
-def _hint_for(code: int, message: str) -> str:
-    for pattern, hint in _HINTS:
-        match = pattern.search(message)
-        if match:
-            return hint.format(*match.groups())
-    if code in (401, 403):
-        return "check the API key: MMCLI_API_KEY, --api-key-env NAME, or the profile's api_key_env"
-    if code == 404:
-        return "check --model against the models the server lists at GET /v1/models"
-    if code == 413:
-        return "the request is too large for the server: lower --max-pixels or send fewer images"
-    if code == 429:
-        return "the endpoint is rate-limiting; wait a little and try again"
-    return ""
-
-
-def _unreachable_hint(endpoint: Endpoint) -> str:
-    if endpoint.profile.name == "local" and is_loopback(endpoint.base_url):
-        from urllib.parse import urlsplit
-
-        port = urlsplit(endpoint.base_url).port or 80
-        flag = "" if port == 8000 else f" --port {port}"
-        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
-                "or pick another endpoint with --base-url / --profile")
-    return "check that the server is running and the URL is right (--base-url / --profile)"
 
 
 def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) -> tuple[bytes, str]:

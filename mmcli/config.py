@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,8 +106,13 @@ class Endpoint:
     def require_key(self) -> str:
         """The API key, or a usage error saying how to provide one."""
         if self.api_key is None:
+            if self.key_source.startswith("withheld "):
+                name = self.key_source.split(" ", 1)[1]
+                raise UsageError("no API key for this endpoint", where=masked_url(self.base_url),
+                                 why=f"{name} is only sent to its own host",
+                                 hint=f"to send it here, pass --api-key-env {name}")
             hint_env = self.profile.api_key_env or "MMCLI_API_KEY"
-            raise UsageError("no API key for this endpoint", where=self.base_url,
+            raise UsageError("no API key for this endpoint", where=masked_url(self.base_url),
                              hint=f"export {hint_env}=..., or pass --api-key-env NAME")
         return self.api_key
 
@@ -207,8 +213,50 @@ def is_loopback(url: str) -> bool:
     return is_loopback_host(urlsplit(url).hostname or "")
 
 
+def masked_url(url: str) -> str:
+    """`url` with any password in it shown as `***` (user:***@host), for messages and plans."""
+    # By hand rather than urlsplit: the URL may be malformed (an error message is being written about it).
+    match = re.match(r"([^:/?#]+:)?//([^/?#]*)", url)
+    if not match or "@" not in match.group(2):
+        return url
+    userinfo, _, host = match.group(2).rpartition("@")
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return url[:match.start(2)] + f"{user}:***@{host}" + url[match.end(2):]
+
+
+def _origin(url: str) -> tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number cannot match any key's home
+        port = -1
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
+def same_origin(url: str, home: Optional[str]) -> bool:
+    """Whether `url` is the scheme, host and port of `home` (where a key is meant to go)."""
+    return home is not None and _origin(url) == _origin(home)
+
+
+def key_home(name: str, profile: Profile, config: dict) -> Optional[str]:
+    """The URL a profile's key variable is meant for: the profile's own URL when the config file
+    names the variable for it, else the built-in profile's URL (a config file that only moves a
+    built-in profile to another host does not send the built-in key there)."""
+    tables = config.get("profiles")
+    table = tables.get(name) if isinstance(tables, dict) else None
+    if isinstance(table, dict) and "api_key_env" in table:
+        return profile.base_url
+    builtin = BUILTIN_PROFILES.get(name)
+    return builtin.base_url if builtin else None
+
+
 def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Profile,
-                 base_url: str, from_openai_env: bool) -> tuple[Optional[str], str]:
+                 base_url: str, home: Optional[str]) -> tuple[Optional[str], str]:
+    """(key, where it came from). A key named for no particular host (--api-key-env, MMCLI_API_KEY)
+    goes wherever the user sends requests; a profile's or OpenAI's key only to its own host."""
     if flags.api_key_env:
         if not environ.get(flags.api_key_env):
             raise UsageError("API key variable is not set", where=flags.api_key_env,
@@ -216,15 +264,20 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
         return environ[flags.api_key_env], flags.api_key_env
     if environ.get("MMCLI_API_KEY"):
         return environ["MMCLI_API_KEY"], "MMCLI_API_KEY"
+    withheld = ""
     if profile.api_key_env and environ.get(profile.api_key_env):
-        return environ[profile.api_key_env], profile.api_key_env
-    # OPENAI_API_KEY goes only where OPENAI_BASE_URL points, or to OpenAI itself.
-    openai_host = urlsplit(base_url).hostname == "api.openai.com"
-    if environ.get("OPENAI_API_KEY") and (from_openai_env or openai_host):
-        return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+        if same_origin(base_url, home):
+            return environ[profile.api_key_env], profile.api_key_env
+        withheld = profile.api_key_env
+    # OPENAI_API_KEY goes only to OpenAI itself or to the host OPENAI_BASE_URL names.
+    if environ.get("OPENAI_API_KEY"):
+        if (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
+                or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None)):
+            return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+        withheld = withheld or "OPENAI_API_KEY"
     if is_loopback(base_url):
         return PLACEHOLDER_KEY, "placeholder"
-    return None, "none"
+    return None, f"withheld {withheld}" if withheld else "none"
 
 
 def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -246,7 +299,7 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
     base_url = _check_base_url(base_url)
     from_profile = not flags.base_url and not use_openai_env
-    key, _ = _resolve_key(flags, environ, profile, base_url, use_openai_env and not flags.base_url)
+    key, _ = _resolve_key(flags, environ, profile, base_url, key_home(name, profile, config))
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
     if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
         raise UsageError("invalid timeout", f"{timeout:g} s",
@@ -299,9 +352,14 @@ def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:
 
 
 def _check_base_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number 0-65535
+    except ValueError as exc:
+        raise UsageError("invalid base URL", str(exc), where=masked_url(url),
+                         hint="use e.g. http://127.0.0.1:8000/v1") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError("invalid base URL", where=url, hint="use e.g. http://127.0.0.1:8000/v1")
+        raise UsageError("invalid base URL", where=masked_url(url), hint="use e.g. http://127.0.0.1:8000/v1")
     return url.rstrip("/")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .config import masked_url
 from .media.item import MediaItem
 from .messages import request_size, shorten_data_urls
 
@@ -36,7 +37,7 @@ class Plan:
         data = {
             "model": self.model,
             "family": self.family,
-            "base_url": self.base_url,
+            "base_url": masked_url(self.base_url),
             "items": [item.summary() for item in self.items],
             "totals": self.totals(),
             "request": shorten_data_urls(self.request),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import SECRET_KEY, assert_clean_error
 from tests.support import media
-from tests.support.scripted_server import (NGINX_413_HTML, CutStream, ErrorEvent, Hang, Reply, ScriptedServer,
-                                           Status, free_port, vllm_error)
+from tests.support.scripted_server import (NGINX_413_HTML, CutStream, ErrorEvent, Hang, Raw, Reply,
+                                           ScriptedServer, Status, free_port, vllm_error)
 
 KEY_ENV = {"MMCLI_API_KEY": SECRET_KEY}
 
@@ -137,6 +139,41 @@ def test_connection_refused_exit_5(mmcli, photo):
     url = f"http://127.0.0.1:{free_port()}/v1"
     run = mmcli("ask", photo, "q", "--base-url", url, "-m", "x")
     assert_clean_error(run, 5, "cannot reach", url)
+
+
+@pytest.mark.parametrize("args", [["--base-url", "http://127.0.0.1:{port}/v1"], [],
+                                  ["--profile", "xinference", "--base-url", "http://127.0.0.1:{port}/v1"]])
+def test_first_run_with_no_local_server_fails_at_once(mmcli, clean_env, photo, args):
+    """Nothing listens on this machine's port: no retries (they only add silence) and a hint to --dry-run."""
+    port = free_port()
+    if not args:  # the default `local` profile, moved to a free port by the config file
+        config = Path(clean_env["XDG_CONFIG_HOME"]) / "mmcli" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'[profiles.local]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+    started = time.monotonic()
+    run = mmcli("ask", photo, "q", *[a.format(port=port) for a in args], "-m", "x")
+    elapsed = time.monotonic() - started
+    assert_clean_error(run, 5, "cannot reach", f"127.0.0.1:{port}")
+    assert "retrying" not in run.stderr
+    assert "--dry-run" in run.stderr
+    assert ("mmcli serve" in run.stderr) == ("xinference" not in args)  # only the local profile's hint
+    assert elapsed < 20  # one refused attempt; python start-up is most of it
+
+
+def test_list_models_detailed(server):
+    from mmcli.client import list_models, list_models_detailed
+    from mmcli.config import EndpointFlags, resolve_settings
+
+    server.models = ["Qwen/Qwen2.5-VL-7B-Instruct", "other"]
+    endpoint = resolve_settings(EndpointFlags(base_url=server.base_url), {"MMCLI_CONFIG": "/nonexistent"}).endpoint
+    assert list_models_detailed(endpoint) == [
+        {"id": "Qwen/Qwen2.5-VL-7B-Instruct", "root": "Qwen/Qwen2.5-VL-7B-Instruct", "max_model_len": 32768},
+        {"id": "other", "root": "other", "max_model_len": 32768}]
+    assert list_models(endpoint) == ["Qwen/Qwen2.5-VL-7B-Instruct", "other"]
+    # A server that gives only ids (and odd lengths) still lists its models.
+    server.models_reply = Raw(json.dumps({"object": "list", "data": [
+        {"id": "a"}, {"id": "b", "root": 5, "max_model_len": "big"}, {"id": "c", "max_model_len": True}]}))
+    assert list_models_detailed(endpoint) == [{"id": i, "root": None, "max_model_len": None} for i in "abc"]
 
 
 def test_read_timeout_exit_6(mmcli, server, photo):

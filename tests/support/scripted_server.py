@@ -33,8 +33,8 @@ DEFAULT_MODEL = "qwen2.5-vl-test"
 
 __all__ = [
     "CHAT_PATH", "DEFAULT_MODEL", "NGINX_413_HTML", "VLLM_UNAUTHORIZED", "Action", "CutStream",
-    "Drop", "ErrorEvent", "Hang", "RecordedRequest", "Reply", "ScriptedServer", "Status",
-    "data_url_parts", "decode_images", "free_port", "vllm_error",
+    "Drop", "ErrorEvent", "Events", "Hang", "Raw", "RecordedRequest", "Reply", "ScriptedServer", "Status",
+    "chunk", "completion", "data_url_parts", "decode_images", "free_port", "vllm_error",
 ]
 
 
@@ -99,7 +99,40 @@ class Drop:
     """Close the connection without sending any response."""
 
 
-Action = Union[Reply, Status, Hang, CutStream, ErrorEvent, Drop]
+@dataclass
+class Raw:
+    """Send `body` as is with `code`; `length` declares a Content-Length (larger: a short body, then close)."""
+
+    body: Union[str, bytes]
+    code: int = 200
+    content_type: str = "application/json"
+    length: int | None = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Events:
+    """A 200 SSE stream of `events` whatever the request asked: a dict goes out as JSON, a str after
+    `data: `, bytes verbatim (one HTTP chunk each); then `data: [DONE]` if `done`, and a clean end
+    unless `cut`."""
+
+    events: list[Union[dict, str, bytes]]
+    done: bool = True
+    cut: bool = False
+
+
+Action = Union[Reply, Status, Hang, CutStream, ErrorEvent, Drop, Raw, Events]
+
+
+def chunk(content: str | None, finish_reason: str | None = None, model: str = DEFAULT_MODEL) -> dict:
+    """One chat.completion.chunk carrying `content` (None: no delta content), for Events scripts."""
+    delta = {"content": content} if content is not None else {}
+    return CompletionBuilder(model).chunk(delta, finish_reason=finish_reason)
+
+
+def completion(text: str, finish_reason: str = "stop", model: str = DEFAULT_MODEL) -> dict:
+    """A whole chat.completion object, for Status/Raw scripts to break in some way."""
+    return CompletionBuilder(model).full(text, finish_reason, default_usage(text))
 
 
 @dataclass
@@ -132,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"", "text/plain")
         elif path != "/v1/models":
             self._send_json(404, {"detail": "Not Found"})
+        elif self.server.owner.models_reply is not None:
+            self._send_raw(self.server.owner.models_reply)
         elif self._authorized():
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "root": m,
                      "parent": None, "max_model_len": 32768} for m in self.server.owner.models]
@@ -220,6 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream_error(completion, action)
         elif isinstance(action, Drop):
             self._abort()
+        elif isinstance(action, Raw):
+            self._send_raw(action)
+        elif isinstance(action, Events):
+            self._send_events(action)
         else:
             raise TypeError(f"unknown scripted action: {action!r}")
 
@@ -232,6 +271,33 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, str):
             body = body.encode()
         self._send(action.code, body, action.content_type, action.headers)
+
+    def _send_raw(self, action: Raw) -> None:
+        body = action.body.encode() if isinstance(action.body, str) else action.body
+        self.send_response(action.code)
+        self.send_header("Content-Type", action.content_type)
+        self.send_header("Content-Length", str(action.length if action.length is not None else len(body)))
+        for name, value in (action.headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        if action.length is not None and action.length > len(body):
+            self._abort()  # the rest of the declared body never comes
+
+    def _send_events(self, action: Events) -> None:
+        self._start_stream()
+        for event in action.events:
+            if isinstance(event, bytes):
+                self._write_chunk(event)
+            else:
+                self._event(event)
+        if action.done:
+            self._event("[DONE]")
+        if action.cut:
+            self._abort()
+        else:
+            self._end_stream()
 
     def _start_stream(self) -> None:
         self.send_response(200)
@@ -312,6 +378,7 @@ class ScriptedServer:
         # Used once the script runs out; None means Reply("ok"). Setting e.g. Status(500)
         # makes every retry fail the same way without scripting each attempt.
         self.default: Action | None = default
+        self.models_reply: Raw | None = None  # set to answer GET /v1/models with these bytes instead
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()

@@ -1,0 +1,137 @@
+"""How an endpoint's failures read: openai SDK errors become MmcliErrors with hints, secrets kept out."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from .config import Endpoint, is_loopback, masked_url
+from .errors import EndpointUnavailable, MmcliError, RequestRejected
+from .replies import BadReply, summarise
+
+RETRY_AFTER_CAP = 30.0
+# Statuses that may pass if asked again; others (501 Not Implemented, 505, ...) will not.
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a complete reply: check its log, "
+                     "and that --base-url points at an OpenAI-compatible endpoint")
+
+
+def redact(text: str, endpoint: Endpoint) -> str:
+    """`text` with the API key and the URL's password removed, whatever the server or library echoed back."""
+    key = endpoint.api_key
+    if key and len(key) >= 4:
+        text = text.replace(key, "***")
+    return text.replace(endpoint.base_url, masked_url(endpoint.base_url))
+
+
+def retry_after(response) -> Optional[float]:
+    """Seconds a Retry-After header asks for, or None when absent or not a plain number of seconds."""
+    header = response.headers.get("retry-after") if response is not None else None
+    # delay-seconds is digits (RFC 9110); nan, inf, -1, 1e9 and HTTP dates are not trusted.
+    match = re.fullmatch(r"\s*(\d{1,12}(?:\.\d+)?)\s*", header or "")
+    return float(match.group(1)) if match else None
+
+
+def _api_message(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+        if body.get("message"):
+            return str(body["message"])
+    response = getattr(exc, "response", None)
+    try:
+        text = response.text if response is not None else str(exc)
+    except (UnicodeDecodeError, LookupError):  # a body in no encoding Python knows
+        text = "an undecodable body"
+    return summarise(text, 200) or "no details"
+
+
+_HINTS = [
+    (re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I),
+     "send at most {0} {1}(s) per request, or restart the server with a higher limit "
+     "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
+    (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
+     "the request does not fit the model's context: lower --max-pixels or send fewer images"),
+    (re.compile(r"Failed to load image|cannot identify image", re.I),
+     "the server could not read an image; check the input file"),
+]
+
+
+def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
+    """The MmcliError (with hint) for an openai SDK error."""
+    import openai
+
+    where = masked_url(endpoint.base_url)
+    if isinstance(exc, openai.APIConnectionError):
+        return _connection_error(exc, endpoint, where)
+    code = getattr(exc, "status_code", 0)
+    message = redact(_api_message(exc), endpoint)
+    if code >= 500:
+        return _server_error(code, message, where)
+    hint = _hint_for(code, message)
+    if code == 429:
+        seconds = retry_after(getattr(exc, "response", None))
+        if seconds is not None and seconds > RETRY_AFTER_CAP:
+            hint = f"the endpoint asks to wait {seconds:g} s before trying again"
+    if code == 404 and not endpoint.base_url.rstrip("/").endswith("/v1"):
+        hint = f"OpenAI-compatible endpoints usually end in /v1: try --base-url {where}/v1"
+    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=hint)
+    error.status_code = code
+    return error
+
+
+def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
+    import httpx2
+
+    cause = exc.__cause__ or exc
+    why = redact(str(cause) or type(cause).__name__, endpoint)
+    if isinstance(cause, httpx2.DecodingError):
+        return BadReply(f"the reply cannot be decoded: {why}", where=where)
+    if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
+        return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
+    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=_unreachable_hint(endpoint))
+
+
+def _server_error(code: int, message: str, where: str) -> MmcliError:
+    if code in TRANSIENT_STATUS:
+        return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
+                                   hint="the server may be overloaded or crashed; try again later")
+    if code == 501:
+        return EndpointUnavailable("the server does not implement this request (HTTP 501)", message, where=where,
+                                   hint="check that --base-url points at an OpenAI-compatible endpoint")
+    return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
+                               hint="this is not a passing failure: check the server's log and --base-url")
+
+
+def _hint_for(code: int, message: str) -> str:
+    for pattern, hint in _HINTS:
+        match = pattern.search(message)
+        if match:
+            return hint.format(*match.groups())
+    if code in (401, 403):
+        return "check the API key: MMCLI_API_KEY, --api-key-env NAME, or the profile's api_key_env"
+    if code == 404:
+        return "check --model against the models the server lists at GET /v1/models"
+    if code == 413:
+        return "the request is too large for the server: lower --max-pixels or send fewer images"
+    if code == 429:
+        return "the endpoint is rate-limiting; wait a little and try again"
+    return ""
+
+
+def _unreachable_hint(endpoint: Endpoint) -> str:
+    dry_run = "; --dry-run shows what would be sent without a server"
+    if not is_loopback(endpoint.base_url):
+        return "check that the server is running and the URL is right (--base-url / --profile)"
+    from urllib.parse import urlsplit
+
+    port = urlsplit(endpoint.base_url).port or 80
+    if endpoint.profile.name == "local":
+        flag = "" if port == 8000 else f" --port {port}"
+        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
+                "or pick another endpoint with --base-url / --profile" + dry_run)
+    return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run
