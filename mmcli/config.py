@@ -95,6 +95,7 @@ class Endpoint:
     profile: Profile
     api_key: Optional[str] = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    withheld_key: Optional[str] = None  # a key variable that is set but belongs to another host
 
     @property
     def quirks(self) -> Quirks:
@@ -106,8 +107,8 @@ class Endpoint:
     def require_key(self) -> str:
         """The API key, or a usage error saying how to provide one."""
         if self.api_key is None:
-            if self.key_source.startswith("withheld "):
-                name = self.key_source.split(" ", 1)[1]
+            if self.withheld_key:
+                name = self.withheld_key
                 raise UsageError("no API key for this endpoint", where=masked_url(self.base_url),
                                  why=f"{name} is only sent to its own host",
                                  hint=f"to send it here, pass --api-key-env {name}")
@@ -299,14 +300,15 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
     base_url = _check_base_url(base_url)
     from_profile = not flags.base_url and not use_openai_env
-    key, _ = _resolve_key(flags, environ, profile, base_url, key_home(name, profile, config))
+    key, source = _resolve_key(flags, environ, profile, base_url, key_home(name, profile, config))
+    withheld = source.split(" ", 1)[1] if source.startswith("withheld ") else None
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
     if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
         raise UsageError("invalid timeout", f"{timeout:g} s",
                          hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
     family = flags.family or profile.family
     _check_family(family)
-    endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout)
+    endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout, withheld_key=withheld)
     autostart, vllm_python = serve_settings(flags.autostart, environ, config, path)
     default_local = from_profile and name == "local" and profile.base_url == BUILTIN_PROFILES["local"].base_url
     return Settings(endpoint=endpoint, model=flags.model or profile.model, family=family,

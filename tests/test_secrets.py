@@ -136,7 +136,7 @@ def test_openai_key_host_match(tmp_path, url, expected):
 def test_withheld_key_message(tmp_path):
     s = settings(tmp_path, EndpointFlags(profile="parasail", base_url="https://x.example/v1"),
                  PARASAIL_API_KEY=PARASAIL_KEY)
-    assert s.endpoint.api_key is None and s.endpoint.key_source == "withheld PARASAIL_API_KEY"
+    assert s.endpoint.api_key is None and s.endpoint.withheld_key == "PARASAIL_API_KEY"
     with pytest.raises(UsageError) as info:
         s.endpoint.require_key()
     assert "--api-key-env PARASAIL_API_KEY" in info.value.hint
