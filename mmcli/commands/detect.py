@@ -78,7 +78,11 @@ def detect(
         "--force", rich_help_panel=DETECTION, help="Overwrite output files that already exist (never an input).")] = False,
     pages: Annotated[Optional[str], typer.Option(
         "--pages", metavar="LIST", callback=page_list, rich_help_panel=DETECTION,
-        help="PDF pages to search, e.g. 1-3,7 (default: all, up to 50; one request per page).")] = None,
+        help="PDF pages to search, e.g. 1-3,7 (default: all, up to --max-pages; one request per page).")] = None,
+    max_pages: Annotated[int, typer.Option(
+        "--max-pages", min=1, metavar="N", rich_help_panel=DETECTION,
+        help="Refuse inputs with more pages than this (image inputs count one each) unless --pages picks "
+             "them.")] = DEFAULT_MAX_PAGES,
     password_env: Annotated[Optional[str], typer.Option(
         "--password-env", metavar="NAME", rich_help_panel=DETECTION,
         help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
@@ -91,4 +95,4 @@ def detect(
     run_detect(inputs, opts, DetectOptions(
         target=target, draw=draw, output_dir=output_dir, format=format.value if format else None,
         points=points, coords=coords.value if coords else None, strict=strict, crop=crop, force=force,
-        pages=pages, password_env=password_env))
+        pages=pages, password_env=password_env, max_pages=max_pages))

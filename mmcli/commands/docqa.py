@@ -59,7 +59,7 @@ def docqa(
         help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
     max_pages: Annotated[int, typer.Option(
         "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
-        help="Refuse documents longer than this unless --pages picks the pages.")] = 50,
+        help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about PDF documents or scanned pages."""

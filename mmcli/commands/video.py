@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..media.frames import DEFAULT_MAX_REQUEST_MB
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def video(
              "[default: 128000*28*28*0.9; 128000*32*32*0.9 for Qwen3-VL]")] = None,
     max_request_mb: Annotated[float, typer.Option(
         "--max-request-mb", min=0.01, metavar="MB", rich_help_panel=SAMPLING,
-        help="Largest request to send; over it, JPEG quality, then frame size, then frame count are lowered.")] = 20.0,
+        help="Largest request to send; over it, JPEG quality, then frame size, then frame count are lowered.")
+    ] = DEFAULT_MAX_REQUEST_MB,
     transport: Annotated[Optional[str], typer.Option(
         "--as", metavar="frames|images|file", rich_help_panel=SAMPLING, show_default=False,
         help="How to send the video: one frame list (default for Qwen models), one image per frame with "

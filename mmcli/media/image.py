@@ -9,14 +9,13 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import MediaError
-from .jpeg import jpeg_is_complete, reduction_for
+from .jpeg import JPEG_QUALITY, jpeg_is_complete, reduction_for
 from .resize import MAX_ASPECT_RATIO, AspectRatioError, PixelBudget
 
 if TYPE_CHECKING:
     import numpy as np
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
-JPEG_QUALITY = 90
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The quality every JPEG mmcli encodes is written at (images, pages, frames before fitting).
+JPEG_QUALITY = 90
+
 _SOI = b"\xff\xd8"
 _EOI = b"\xff\xd9"
 _SOS = 0xDA

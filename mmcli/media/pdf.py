@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import MediaError, UsageError
+from .jpeg import JPEG_QUALITY
 from .resize import AspectRatioError, PixelBudget
 from .sources import Source
 
@@ -29,7 +30,6 @@ POPPLER_HINT = ("install poppler: apt-get install poppler-utils (Debian/Ubuntu),
 REFERENCE_DPI = 300
 # With --dpi the budget no longer applies; this is the ceiling instead (Qwen's own image maximum).
 DPI_MAX_PIXELS = 16384 * 28 * 28
-JPEG_QUALITY = 90
 MAX_PAGE_TEXT = 12000
 POPPLER_TIMEOUT = 120  # seconds per poppler call, plus PAGE_TIMEOUT per page it renders
 PAGE_TIMEOUT = 5
@@ -49,7 +49,6 @@ class PdfInput:
     path: Optional[Path] = None
     data: Optional[bytes] = field(default=None, repr=False)
     password: Optional[str] = field(default=None, repr=False)
-    encrypted: bool = False
 
     def size_pt(self, page: int) -> tuple[float, float]:
         """(width, height) of 1-based `page` in points."""
@@ -132,8 +131,7 @@ def open_pdf(source: Source, password: Optional[str] = None) -> PdfInput:
             raise _open_error(source.label, str(exc), password) from None
     sizes, rotations = _page_geometry(info, source.label)
     return PdfInput(label=source.label, page_count=len(sizes), page_sizes=sizes, rotations=rotations,
-                    path=source.path, data=data, password=password,
-                    encrypted=str(info.get("Encrypted", "no")).startswith("yes"))
+                    path=source.path, data=data, password=password)
 
 
 def _open_error(label: str, stderr: str, password: Optional[str]) -> MediaError:
@@ -330,10 +328,10 @@ def check_rendered(data: bytes, page: int, width: int, height: int, label: str, 
     if abs(size[0] - width) > 2 or abs(size[1] - height) > 2:
         raise MediaError("cannot render PDF page", f"poppler returned {size[0]}x{size[1]} for page {page} "
                          f"instead of {width}x{height}", where=label)
-    return _fit(data, width, height, lossless, label)
+    return _trim_to_size(data, width, height, lossless, label)
 
 
-def _fit(data: bytes, width: int, height: int, lossless: bool, label: str) -> bytes:
+def _trim_to_size(data: bytes, width: int, height: int, lossless: bool, label: str) -> bytes:
     """Rounding in poppler can leave a pixel over or under: resize that last bit exactly."""
     import cv2
     import numpy as np

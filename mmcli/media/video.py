@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import MediaError, UsageError
 from .frames import Sampling, plausible
-from .image import JPEG_QUALITY, encode_bgr, resize_exact
+from .image import encode_bgr, resize_exact
+from .jpeg import JPEG_QUALITY
 
 if TYPE_CHECKING:
     import numpy as np

@@ -117,7 +117,7 @@ def _plan_frames(video: VideoInput, job: VideoJob, cap_notes: list[str]) -> Medi
         job.warn("--lossless does not apply to a frame list, which is JPEG by definition; sending JPEG frames")
         job = replace(job, media=replace(job.media, lossless=False))
     result, fmt, notes, span = _sample_and_decode(video, job)
-    data, times, fmt, fitted = _fit(video, job, result.data, result.times, fmt)
+    data, times, fmt, fitted = _fit_request(video, job, result.data, result.times, fmt)
     n, transport = len(data), job.transport
     summary = (f"{n} frames {fr.format_time(times[0])}-{fr.format_time(times[-1])} "
                f"at {fmt.width}x{fmt.height}, sent as {transport}")
@@ -259,7 +259,7 @@ def _progress(video: VideoInput, job: VideoJob, span: Optional[float]) -> Iterat
         yield advance
 
 
-def _fit(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat
+def _fit_request(video: VideoInput, job: VideoJob, data: list[bytes], times: list[float], fmt: FrameFormat
          ) -> tuple[list[bytes], list[float], FrameFormat, list[str]]:
     """Shrink quality, then frame size, then frame count until the parts fit the budget; say what was done."""
     size = _parts_size(job, data, times, fmt)
