@@ -45,6 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.vllm)
+            # Under pytest-xdist every tier test runs in one worker, so each server starts once per run.
+            item.add_marker(pytest.mark.xdist_group("vllm"))
 
 
 def tier_required() -> bool:
