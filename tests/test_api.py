@@ -241,3 +241,17 @@ def test_text_only_and_bytes_pdf_inputs(client, server):
     Image.new("RGB", (64, 64), "red").save(buffer, format="JPEG")
     server.script(Reply("red"))
     assert client.ask([buffer.getvalue()], "colour?").text == "red"
+
+
+def test_video_with_start_end_and_a_frame_count(client, server, tmp_path):
+    from tests.test_video_fixtures import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=100, fps=25)
+    server.script(Reply("a red square moves"))
+    answer = client.video(clip, start="0:01", end=3.5, frames=6)
+    times = answer.plan.items[0].details["timestamps"]
+    assert len(times) == 6 and times[0] == pytest.approx(1.0) and times[-1] == pytest.approx(3.48)
+    prompt = server.chat_requests()[0].json["messages"][-1]["content"][-1]["text"]
+    assert prompt == "Describe this video in detail." and answer.text == "a red square moves"
+    with pytest.raises(mmcli.MediaError):
+        client.video(media.make_small_png(tmp_path))  # an image is not a video
