@@ -197,9 +197,9 @@ class _Cancelled(Exception):
 
 
 class AnswerStream:
-    """Text pieces of one answer as they arrive. After the loop, `.answer` is the Answer (also the
-    generator's return value); a failure raises its MmcliError from the loop. Leaving the loop early
-    abandons the request."""
+    """Text pieces of one answer as they arrive. The request is sent when the loop starts; after it,
+    `.answer` is the Answer (also the generator's return value). A failure raises its MmcliError from
+    the loop, with the text so far on `.partial`. Leaving the loop early abandons the request."""
 
     def __init__(self, run: Callable[[Callable[[str], None]], "Answer"]) -> None:
         self._run = run

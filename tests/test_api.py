@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -231,7 +232,7 @@ def test_warnings_are_kept_not_printed(client, server, photo, capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_text_only_and_bytes_pdf_inputs(client, server):
+def test_text_only_bytes_and_data_url_inputs(client, server):
     server.script(Reply("4"))
     assert client.ask([], "what is 2+2?").text == "4"
     assert server.chat_requests()[0].json["messages"][-1]["content"] == "what is 2+2?"
@@ -239,8 +240,11 @@ def test_text_only_and_bytes_pdf_inputs(client, server):
         client.ask([], "  ")
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(buffer, format="JPEG")
-    server.script(Reply("red"))
+    data_url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    server.script(Reply("red"), Reply("red too"))
     assert client.ask([buffer.getvalue()], "colour?").text == "red"
+    assert client.ask(data_url, "colour?").text == "red too"
+    assert [len(decode_images(r.json)) for r in server.chat_requests()[1:]] == [1, 1]
 
 
 def test_video_with_start_end_and_a_frame_count(client, server, tmp_path):
