@@ -36,6 +36,7 @@ class PartialAnswerError(MmcliError):
         super().__init__(cause.what, cause.why, where=cause.where, hint=cause.hint)
         self.exit_code = cause.exit_code
         self.partial = partial
+        self.cause = cause  # the error of its own class, for callers that tell errors apart by class
 
 
 def _timeout(endpoint: Endpoint):

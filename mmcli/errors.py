@@ -38,6 +38,7 @@ class MmcliError(Exception):
     """Base of every expected failure: `what (where): why` plus an optional hint."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    partial: object = None  # Python API: what a stopped run had answered (an Answer, DocAnswer or Detections)
 
     def __init__(self, what: str, why: str = "", *, where: str = "", hint: str = "") -> None:
         super().__init__(what)

@@ -41,6 +41,10 @@ class Events:
         """Something the user should know about the result."""
         self.warnings.append(message)
 
+    def stderr_block(self, text: str) -> None:
+        """Diagnostic text such as the end of a server's log; kept with the warnings."""
+        self.warnings.append(text)
+
     @contextmanager
     def spinner(self, message: str) -> Iterator[None]:
         """Something slow is happening."""

@@ -46,23 +46,10 @@ def stream_answer(runner: "Runner", job: "Job", out: "Output", extra: Optional[d
 
 def check_result(result: "Result", out: "Output") -> None:
     """Warn when the answer was cut at the token limit or the server counted less than was planned."""
-    if result.finish_reason == "length":
-        limit = result.job.generation.max_tokens or "server default"
-        name = f" for {result.job.label}" if result.job.context.get("name_in_warnings") else ""
-        out.warn(f"the answer{name} stopped at the token limit ({limit}); raise --max-tokens for a longer answer")
-    if result.verified is False:
-        out.warn(unverified_message(result))
+    from .tasks.common import result_warnings
 
-
-def unverified_message(result: "Result") -> str:
-    """Why the server's prompt is smaller than the plan, and what to do about it."""
-    planned, prompt = result.planned_visual_tokens, result.usage.get("prompt_tokens")
-    video = any(item.kind == "video" for item in result.job.items)
-    cause = ("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
-             "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)" if video else
-             "the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
-    return (f"the server counted {prompt:,} prompt tokens, fewer than the {planned:,} visual tokens planned: "
-            f"media were dropped or shrunk; likely {cause}")
+    for warning in result_warnings(result):
+        out.warn(warning)
 
 
 def result_json(result: "Result", extra: Optional[dict] = None) -> dict:

@@ -42,7 +42,6 @@ def _in_batches(runner: "Runner", jobs: "DocJobs", question: str, ctx: "Context"
             raise stopped.cause from None
         steps.begin(f"merging {len(answers)} partial answers")
     merge = merge_job(question, answers, jobs, ctx)
-    merge.context["listed_items"] = [page.page.item for page in jobs.pages]  # listed in the plan, not sent again
     extra = {"pages": jobs.numbers, "batches": [batch_dict(a) for a in answers], "batch_usage": batch_usage(answers)}
     try:
         stream_answer(runner, merge, out, extra=extra)

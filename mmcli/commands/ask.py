@@ -34,18 +34,16 @@ def ask(
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about images."""
-    from ..flow import start
     from ..inputs import check_question
     from ..present import stream_answer
     from ..render import Output
-    from ..tasks.ask import ask_job
+    from ..tasks.ask import prepare_ask
 
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     out = Output(json_mode=opts.output.json)
-    started = start(inputs, opts, out, allowed=("image", "video"))
-    job = ask_job(started.checked, prompt, started.ctx)
+    runner, job = prepare_ask(inputs, prompt, opts, out)
     if opts.output.dry_run:
-        out.show_plan(started.runner.plan(job))
+        out.show_plan(runner.plan(job))
         return
-    stream_answer(started.runner, job, out)
+    stream_answer(runner, job, out)

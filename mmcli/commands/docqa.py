@@ -64,22 +64,18 @@ def docqa(
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about PDF documents or scanned pages."""
-    from ..flow import connect, open_inputs
     from ..inputs import check_question
     from ..render import Output
     from ..show_docqa import show_answer, show_dry_run
-    from ..tasks.docqa import DocOptions, choose_pages, doc_jobs
+    from ..tasks.docqa import DocOptions, prepare_docqa
 
     doc = DocOptions(pages=pages, dpi=dpi, with_text=with_text, pages_per_request=pages_per_request,
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []
     check_question(inputs, question, 'mmcli docqa FILE.pdf "question"')
     out = Output(json_mode=opts.output.json)
-    opened = open_inputs(inputs, opts, out, allowed=("image", "pdf"))
-    selected = choose_pages(opened.checked, doc)
-    started = connect(opened, opts, out)
-    jobs = doc_jobs(selected, question, doc, started.ctx)
+    runner, jobs, ctx = prepare_docqa(inputs, question, doc, opts, out)
     if opts.output.dry_run:
-        show_dry_run(started.runner, jobs, out)
+        show_dry_run(runner, jobs, out)
         return
-    show_answer(started.runner, jobs, question, started.ctx, out)
+    show_answer(runner, jobs, question, ctx, out)

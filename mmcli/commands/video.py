@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..media.frames import DEFAULT_MAX_REQUEST_MB
+from ..tasks import DEFAULT_VIDEO_PROMPT
 from .options import with_common_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
 
 SAMPLING = "Video sampling"
-DEFAULT_PROMPT = "Describe this video in detail."
+DEFAULT_PROMPT = DEFAULT_VIDEO_PROMPT
 
 HELP = """Ask a vision-language model about a video.
 
@@ -87,11 +88,10 @@ def video(
 ) -> None:
     """Ask a vision-language model about a video."""
     from ..errors import UsageError
-    from ..flow import start
     from ..media.frames import SamplingOptions
     from ..present import stream_answer
     from ..render import Output
-    from ..tasks.ask import ask_job
+    from ..tasks.ask import prepare_ask
 
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=_time(start_at, "--start"), end=_time(end, "--end"), total_pixels=total_pixels,
@@ -101,9 +101,8 @@ def video(
     if problems:
         raise UsageError("invalid video options", problems[0])
     out = Output(json_mode=opts.output.json)
-    started = start([source], opts, out, allowed=("video",))
-    job = ask_job(started.checked, prompt, started.ctx, sampling)
+    runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",))
     if opts.output.dry_run:
-        out.show_plan(started.runner.plan(job))
+        out.show_plan(runner.plan(job))
         return
-    stream_answer(started.runner, job, out)
+    stream_answer(runner, job, out)

@@ -21,6 +21,16 @@ class Detection:
     model_coords: tuple[float, ...] = ()
     exact: tuple[float, ...] = ()  # the same place before rounding to whole pixels
 
+    @property
+    def bbox(self) -> Optional[tuple[int, ...]]:
+        """The box (x1, y1, x2, y2) in original pixels; None for a point."""
+        return self.coords if self.kind == "box" else None
+
+    @property
+    def point(self) -> Optional[tuple[int, ...]]:
+        """The point (x, y) in original pixels; None for a box."""
+        return self.coords if self.kind == "point" else None
+
     def to_dict(self) -> dict:
         """The detection as JSON-ready data."""
         key = "bbox" if self.kind == "box" else "point"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import MmcliError, OutputUnparseable
+from ..errors import MmcliError
 from ..runner import RunStopped
 from .outputs import OutputPlan, check_plan, write
 
@@ -21,24 +21,25 @@ RAW_PREVIEW = 300
 
 def run_detect(inputs: list[str], opts: "CommonOptions", detect: "DetectOptions") -> None:
     """Ground `detect.target` in every input; show, draw and save the results."""
-    from ..flow import connect, open_inputs
     from ..render import Output
-    from ..tasks.detect import choose, detect_jobs, output_plan
+    from ..tasks.detect import check_strict, output_plan, prepare_detect
 
     out = Output(json_mode=opts.output.json)
-    opened = open_inputs(inputs, opts, out, allowed=("image", "pdf"))
-    selected = choose(opened.checked, detect, opts.media.pass_url)
-    outputs = output_plan(selected, detect)
-    if not opts.output.dry_run:
-        check_plan(outputs, draw=detect.draw, crop=detect.crop)
-    started = connect(opened, opts, out)
-    jobs = detect_jobs(selected, detect, started.ctx)
+    planned: list[OutputPlan] = []
+
+    def check_outputs(selected) -> None:  # before any server is started: no clobbered file after a long wait
+        planned.append(output_plan(selected, detect))
+        if not opts.output.dry_run:
+            check_plan(planned[0], draw=detect.draw, crop=detect.crop)
+
+    runner, jobs = prepare_detect(inputs, detect, opts, out, before_connect=check_outputs)
     if opts.output.dry_run:
-        _show_plans([started.runner.plan(job) for job in jobs], out)
+        _show_plans([runner.plan(job) for job in jobs], out)
         return
-    results = _ask_all(started.runner, jobs, detect, outputs, out)
-    _report(results, started.runner, detect, outputs, out)
-    _enforce_strict(results, detect)
+    results = _ask_all(runner, jobs, detect, planned[0], out)
+    _report(results, runner, detect, planned[0], out)
+    if detect.strict:
+        check_strict(results)
 
 
 def _show_plans(plans: list, out: "Output") -> None:
@@ -143,27 +144,3 @@ def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptio
         else:
             for line in tsv_lines(results):
                 out.line(line)
-
-
-def _unreadable(result: "InputResult") -> Optional[str]:
-    parsed = result.parsed
-    if parsed.form == "none":
-        return "no boxes or points in the answer" if result.raw.strip() else "the answer is empty"
-    if parsed.truncated:
-        return "the answer was cut off"
-    if parsed.skipped:
-        return f"{parsed.skipped} item(s) could not be read"
-    return None
-
-
-def _enforce_strict(results: list["InputResult"], detect: "DetectOptions") -> None:
-    if not detect.strict:
-        return
-    failed = [(r, why) for r in results if (why := _unreadable(r))]
-    if not failed:
-        return
-    first, why = failed[0]
-    where = first.display_name + (f" and {len(failed) - 1} more" if len(failed) > 1 else "")
-    raise OutputUnparseable("model output could not be parsed", why, where=where,
-                            hint="the raw answer is in the --json output; check --family and --coords, "
-                                 "or leave out --strict to keep what could be read")

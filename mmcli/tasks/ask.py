@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
@@ -12,10 +13,51 @@ from ..media.prepare import image_budget, image_item
 from .common import Context
 
 if TYPE_CHECKING:
+    from ..config import CommonOptions
+    from ..events import Events
     from ..inputs import CheckedInput
+    from ..plan import Plan
+    from ..runner import Result, Runner
 
 # Clients may serialise the body with a few more separators than counted here.
 SIZE_HEADROOM = 0.995
+
+
+@dataclass
+class Answer:
+    """One answer: its text, the tokens used, the plan it was sent with, and what to know about it."""
+
+    text: str
+    usage: dict = field(default_factory=dict)
+    plan: Optional["Plan"] = field(default=None, repr=False)
+    finish_reason: Optional[str] = None
+    verified: Optional[bool] = None  # False: the server counted fewer tokens than planned; None: unknown
+    model: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def answer_from(result: "Result", warnings: list[str]) -> Answer:
+    """The Answer of one finished (or partial) result; its own warnings are added to `warnings`."""
+    from .common import result_warnings
+
+    for warning in result_warnings(result):
+        if warning not in warnings:
+            warnings.append(warning)
+    return Answer(result.text, dict(result.usage), result.plan, result.finish_reason, result.verified,
+                  result.model or result.job.model, warnings)
+
+
+def prepare_ask(inputs: list, prompt: str, opts: "CommonOptions", events: "Events",
+                sampling: Optional[SamplingOptions] = None,
+                allowed: tuple[str, ...] = ("image", "video")) -> tuple["Runner", Job]:
+    """Settings, inputs, endpoint, then the one job: what `mmcli ask`/`video` and the Python API share."""
+    from ..flow import start
+
+    started = start(inputs, opts, events, allowed=allowed)
+    return started.runner, ask_job(started.checked, prompt, started.ctx, sampling)
 
 
 def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,

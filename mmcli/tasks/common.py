@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ..config import GenerationOptions, MediaOptions
     from ..endpoint import Target
     from ..events import Events
+    from ..runner import Result
 
 
 @dataclass
@@ -36,3 +37,26 @@ def total_usage(usages: list[dict]) -> dict:
             if isinstance(value, int):
                 total[key] = total.get(key, 0) + value
     return total
+
+
+def result_warnings(result: "Result") -> list[str]:
+    """What the user should know about one answer: cut at the token limit, or fewer tokens than planned."""
+    found = []
+    if result.finish_reason == "length":
+        limit = result.job.generation.max_tokens or "server default"
+        name = f" for {result.job.label}" if result.job.context.get("name_in_warnings") else ""
+        found.append(f"the answer{name} stopped at the token limit ({limit}); raise --max-tokens for a longer answer")
+    if result.verified is False:
+        found.append(unverified_message(result))
+    return found
+
+
+def unverified_message(result: "Result") -> str:
+    """Why the server's prompt is smaller than the plan, and what to do about it."""
+    planned, prompt = result.planned_visual_tokens, result.usage.get("prompt_tokens")
+    video = any(item.kind == "video" for item in result.job.items)
+    cause = ("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
+             "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)" if video else
+             "the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    return (f"the server counted {prompt:,} prompt tokens, fewer than the {planned:,} visual tokens planned: "
+            f"media were dropped or shrunk; likely {cause}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from ..errors import MediaError, UsageError
+from ..errors import MediaError, OutputUnparseable, UsageError
 from ..grounding.outputs import DOCUMENT_NAMES, OutputNames, OutputPlan, names_for
 from ..grounding.prompts import default_space, grounding_prompt
 from ..job import Job
@@ -16,9 +16,11 @@ from ..media.prepare import image_budget
 from .common import Context
 
 if TYPE_CHECKING:
+    from ..config import CommonOptions
+    from ..events import Events
     from ..grounding.report import InputResult
     from ..inputs import CheckedInput
-    from ..runner import Result
+    from ..runner import Result, Runner
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,22 @@ class DetectOptions:
     pages: Optional[str] = None
     password_env: Optional[str] = None
     max_pages: int = DEFAULT_MAX_PAGES
+
+
+def prepare_detect(inputs: list, detect: DetectOptions, opts: "CommonOptions", events: "Events",
+                   before_connect: Optional[Callable[[list[Selected]], None]] = None) -> tuple["Runner", list[Job]]:
+    """Settings, inputs, pages chosen, endpoint, then one job per image: what `mmcli detect` and the API share.
+
+    `before_connect` sees the chosen pages before any server is started or asked (the CLI checks its output files).
+    """
+    from ..flow import connect, open_inputs
+
+    opened = open_inputs(inputs, opts, events, allowed=("image", "pdf"))
+    selected = choose(opened.checked, detect, opts.media.pass_url)
+    if before_connect is not None:
+        before_connect(selected)
+    started = connect(opened, opts, events)
+    return started.runner, detect_jobs(selected, detect, started.ctx)
 
 
 def choose(checked: list["CheckedInput"], detect: DetectOptions, pass_url: bool) -> list[Selected]:
@@ -114,6 +132,30 @@ def ground_result(result: "Result") -> "InputResult":
                        error=None if result.ok else (result.error.message() if result.error else "interrupted"))
 
 
+def unreadable(result: "InputResult") -> Optional[str]:
+    """Why an answer's boxes could not (all) be read, or None when they could."""
+    parsed = result.parsed
+    if parsed.form == "none":
+        return "no boxes or points in the answer" if result.raw.strip() else "the answer is empty"
+    if parsed.truncated:
+        return "the answer was cut off"
+    if parsed.skipped:
+        return f"{parsed.skipped} item(s) could not be read"
+    return None
+
+
+def check_strict(results: list["InputResult"]) -> None:
+    """--strict: an OutputUnparseable error (exit 7) when any answer had unreadable boxes."""
+    failed = [(r, why) for r in results if (why := unreadable(r))]
+    if not failed:
+        return
+    first, why = failed[0]
+    where = first.display_name + (f" and {len(failed) - 1} more" if len(failed) > 1 else "")
+    raise OutputUnparseable("model output could not be parsed", why, where=where,
+                            hint="the raw answer is in the --json output; check --family and --coords, "
+                                 "or leave out --strict to keep what could be read")
+
+
 @dataclass
 class Detections:
     """detect's results for the Python API: one entry per image or page, boxes in original pixels."""
@@ -121,6 +163,25 @@ class Detections:
     inputs: list["InputResult"] = field(default_factory=list)
     target: str = ""
     originals: list = field(default_factory=list, repr=False)  # each input's pixels, for drawing
+    model: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+    plans: list = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_results(cls, results: list["Result"], target: str, warnings: list[str]) -> "Detections":
+        """Every answer parsed and mapped to its original pixels; each one's warnings added to `warnings`."""
+        from .common import result_warnings
+
+        found = cls(target=target, warnings=warnings)
+        for result in results:
+            grounded = ground_result(result)
+            warnings += [f"{result.job.label}: {w}" for w in grounded.grounded.warnings]
+            warnings += [w for w in result_warnings(result) if w not in warnings]
+            found.inputs.append(grounded)
+            found.originals.append(result.job.context["original"])
+            found.plans.append(result.plan)
+            found.model = found.model or result.model or result.job.model
+        return found
 
     @property
     def items(self) -> list:

@@ -17,6 +17,8 @@ from ..media.prepare import image_budget
 from .common import Context, total_usage
 
 if TYPE_CHECKING:
+    from ..config import CommonOptions
+    from ..events import Events
     from ..inputs import CheckedInput
     from ..runner import Result, Runner
 
@@ -77,6 +79,17 @@ def choose_pages(checked: list["CheckedInput"], doc: DocOptions) -> list[Selecte
     if not checked:
         raise UsageError("no document given", hint='mmcli docqa FILE.pdf "question"')
     return select_pages(checked, doc.pages, read_password(doc.password_env), doc.max_pages)
+
+
+def prepare_docqa(inputs: list, question: str, doc: DocOptions, opts: "CommonOptions",
+                  events: "Events") -> tuple["Runner", DocJobs, Context]:
+    """Settings, inputs, pages chosen, endpoint, then the requests: what `mmcli docqa` and the API share."""
+    from ..flow import connect, open_inputs
+
+    opened = open_inputs(inputs, opts, events, allowed=("image", "pdf"))
+    selected = choose_pages(opened.checked, doc)
+    started = connect(opened, opts, events)
+    return started.runner, doc_jobs(selected, question, doc, started.ctx), started.ctx
 
 
 def doc_jobs(selected: list[Selected], question: str, doc: DocOptions, ctx: Context) -> DocJobs:
@@ -153,7 +166,9 @@ def merge_job(question: str, answers: list["Result"], doc_jobs: DocJobs, ctx: Co
     useful = [a for a in answers if not a.text.strip().lower().startswith(NOTHING.lower()[:-1])]
     partials = "\n\n".join(f"[Pages {format_pages(a.job.context['pages'])}]\n{a.text.strip()}" for a in useful)
     prompt = MERGE_PROMPT.format(question=question, partials=partials or "(no part found anything relevant)")
-    return ctx.job([], prompt, label="the merge", pages=doc_jobs.numbers)
+    job = ctx.job([], prompt, label="the merge", pages=doc_jobs.numbers)
+    job.context["listed_items"] = [page.page.item for page in doc_jobs.pages]  # listed in the plan, not sent again
+    return job
 
 
 def batch_dict(result: "Result") -> dict:
@@ -179,12 +194,19 @@ class DocAnswer:
     batches: list[dict]
     usage: dict
     finish_reason: Optional[str] = None
-    plan: Optional[object] = None
+    plan: Optional[object] = field(default=None, repr=False)
     verified: Optional[bool] = None
+    model: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def answer_document(runner: "Runner", jobs: DocJobs, question: str, ctx: Context) -> DocAnswer:
     """Run every request (batches, then the merge) without showing anything; for the Python API."""
+    from .common import result_warnings
+
     results = runner.run_all(jobs.jobs)
     if jobs.mode == "batches":
         final = runner.run(merge_job(question, results, jobs, ctx))
@@ -196,5 +218,14 @@ def answer_document(runner: "Runner", jobs: DocJobs, question: str, ctx: Context
         batches = [{"pages": r.job.context["pages"], "answer": r.text, "usage": r.usage} for r in results]
     else:
         text = final.text
+    warnings = ctx.events.warnings
+    for result in runner.results:
+        warnings += [w for w in result_warnings(result) if w not in warnings]
     return DocAnswer(text, jobs.numbers, batches, total_usage([r.usage for r in runner.results]),
-                     final.finish_reason, final.plan, final.verified)
+                     final.finish_reason, final.plan, final.verified, final.model or final.job.model, warnings)
+
+
+def partial_document(results: list["Result"], jobs: DocJobs) -> DocAnswer:
+    """What a stopped run had answered: the finished (or partial) requests as batches, no merged text."""
+    answered = [r for r in results if r.ok or r.text]
+    return DocAnswer("", jobs.numbers, [batch_dict(r) for r in answered], total_usage([r.usage for r in results]))
