@@ -16,6 +16,8 @@ from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_jso
 
 RETRY_ATTEMPTS = 3
 CONNECT_TIMEOUT = 10.0
+# Body fields of vLLM's own that the openai package takes only through extra_body.
+EXTRA_BODY_FIELDS = ("media_io_kwargs",)
 StatusFn = Callable[[str], None]
 
 
@@ -113,7 +115,10 @@ def _chat(endpoint: Endpoint, request: dict, on_text, status) -> ChatResult:
     client = _openai_client(endpoint)
     # The raw reply: the SDK's own parsing trusts the server and fails with AttributeError or
     # JSONDecodeError on bad replies; mmcli reads the bytes itself (mmcli.replies).
-    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**request), status)
+    body = {k: v for k, v in request.items() if k not in EXTRA_BODY_FIELDS}
+    extra = {k: v for k, v in request.items() if k in EXTRA_BODY_FIELDS} or None
+    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**body, extra_body=extra),
+                        status)
     response = raw.http_response
     model = request.get("model", "")
     if request.get("stream") and _is_event_stream(response):

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from .media.item import MediaItem
 
 SHORTEN_AT = 64
+# Families whose vLLM processor writes "<t seconds>" before each frame pair of a video (get_video_repl).
+LABELLED_FAMILIES = ("qwen3-vl",)
+TEMPORAL_PATCH = 2  # frames per pair, as the labels are averaged
+TICKS_PER_SECOND = 1000.0  # frame numbering for sources without a usable frame rate: milliseconds
+VLLM_DEFAULT_FPS = 1.0  # what vLLM assumes for a frame list that comes without timing
 
 
 def data_url(data: bytes, mime: str) -> str:
@@ -87,7 +92,64 @@ def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) 
         request["temperature"] = gen.temperature
     if stream:
         request["stream_options"] = {"include_usage": True}
+    timed = _timed_frame_list(job, quirks)
+    if timed is not None:
+        request["media_io_kwargs"] = {"video": video_timing(timed)}
     return request
+
+
+def video_timing(item: "MediaItem") -> dict:
+    """vLLM's `media_io_kwargs.video` for a frame list: keep every frame, and give the frames' real times.
+
+    Each frame is numbered by its source frame (time x source rate), so Qwen3-VL's labels (index / fps)
+    come out in seconds of the source, a `--start` offset included. `total_num_frames` and `duration`
+    describe the stretch the frames cover (one frame interval each), so Qwen2.5-VL's sampled rate,
+    frames / total_num_frames x fps, is the rate they were really taken at (its temporal positions).
+    `num_frames: -1` goes with them because a request's fps alone makes vLLM drop the server's value.
+    """
+    rate = float(item.details.get("video_fps") or TICKS_PER_SECOND)
+    times = item.times
+    count = len(times)
+    interval = (times[-1] - times[0]) / (count - 1) if count > 1 else 1 / rate
+    total = max(count, round(count * interval * rate))
+    return {"num_frames": -1, "fps": rate, "frames_indices": [round(t * rate) for t in times],
+            "total_num_frames": total, "duration": total / rate}
+
+
+def inserted_text(job: Job, quirks: "Quirks") -> list[str]:
+    """The text vLLM writes into the prompt beside the job's media: Qwen3-VL's `<t seconds>` per frame pair."""
+    if job.family.name not in LABELLED_FAMILIES:
+        return []
+    timed = _timed_frame_list(job, quirks)
+    labels: list[str] = []
+    for item in _frame_lists(job):
+        if item is timed:
+            timing = video_timing(item)
+            labels += pair_labels(timing["frames_indices"], timing["fps"])
+        else:  # vLLM's defaults for a frame list without timing: frames 0, 1, 2, ... at 1 fps
+            labels += pair_labels(list(range(len(item.frames))), VLLM_DEFAULT_FPS)
+    return labels
+
+
+def pair_labels(indices: list[int], fps: float) -> list[str]:
+    """Qwen3-VL's frame-pair labels as vLLM computes them: the pair's mean of index / fps, one decimal."""
+    if len(indices) % TEMPORAL_PATCH:
+        indices = indices + [indices[-1]] * (TEMPORAL_PATCH - len(indices) % TEMPORAL_PATCH)
+    seconds = [i / fps for i in indices]
+    return [f"<{(seconds[k] + seconds[k + 1]) / 2:.1f} seconds>" for k in range(0, len(seconds), TEMPORAL_PATCH)]
+
+
+def _frame_lists(job: Job) -> list["MediaItem"]:
+    return [item for item in job.items if item.transport == "frames"]
+
+
+def _timed_frame_list(job: Job, quirks: "Quirks") -> Optional["MediaItem"]:
+    """The frame list whose timing the request carries: only where the server takes per-request media_io_kwargs,
+    and only for a single frame list, since those kwargs apply to every video of the request alike."""
+    if not quirks.media_io_kwargs:
+        return None
+    lists = _frame_lists(job)
+    return lists[0] if len(lists) == 1 and lists[0].times else None
 
 
 def frames_wire_size(frame_sizes: list[int], times: list[float], mime: str, transport: str) -> int:

@@ -21,6 +21,9 @@ class Plan:
     request: dict
     family_source: str = ""  # flag, id, root, profile or default
     notes: list[str] = field(default_factory=list)
+    # Text the server writes into the prompt beside the media (vLLM's Qwen3-VL frame-pair labels):
+    # prompt tokens, not visual ones, so `visual_tokens` leaves it out.
+    inserted_text: list[str] = field(default_factory=list)
 
     def totals(self) -> dict:
         """Item count, visual tokens (None when any is unknown), payload and request bytes."""
@@ -46,4 +49,6 @@ class Plan:
             data["family_source"] = self.family_source
         if self.notes:
             data["notes"] = list(self.notes)
+        if self.inserted_text:
+            data["inserted_text"] = list(self.inserted_text)
         return data

@@ -67,13 +67,14 @@ class Runner:
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
         """The exact request for `job` and what is known about it."""
-        from .messages import build_request
+        from .messages import build_request, inserted_text
 
         endpoint = self.target.settings.endpoint
         request = build_request(job, endpoint.quirks, stream=stream)
         items = job.context.get("listed_items", job.items)  # a merge lists the pages it answers about
         return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=items,
-                    request=request, family_source=self.target.family_source)
+                    request=request, family_source=self.target.family_source,
+                    inserted_text=inserted_text(job, endpoint.quirks))
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
         """Send one job; the Result is kept even when the job fails (then RunStopped is raised)."""

@@ -119,6 +119,8 @@ def _plan_frames(video: VideoInput, job: VideoJob, cap_notes: list[str]) -> Medi
     result, fmt, notes, span = _sample_and_decode(video, job)
     data, times, fmt, fitted = _fit_request(video, job, result.data, result.times, fmt)
     n, transport = len(data), job.transport
+    if job.options.max_frames is not None and n < job.options.max_frames:
+        cap_notes = []  # the cap did not bite: fewer frames were wanted anyway
     summary = (f"{n} frames {fr.format_time(times[0])}-{fr.format_time(times[-1])} "
                f"at {fmt.width}x{fmt.height}, sent as {transport}")
     mime = "video/jpeg" if transport == "frames" else ("image/png" if fmt.lossless else "image/jpeg")
