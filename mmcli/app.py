@@ -17,6 +17,8 @@ from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
+from .commands import embed as embed_command
+from .commands import search as search_command
 from .commands import serve as serve_command
 from .commands import video as video_command
 from .commands.options import RunState
@@ -122,6 +124,8 @@ app.command("ask", cls=PlainUsageCommand, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
 app.command("video", cls=PlainUsageCommand, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
 app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
 app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.command("embed", cls=PlainUsageCommand, help=embed_command.HELP, epilog=embed_command.EPILOG)(embed_command.embed)
+app.command("search", cls=PlainUsageCommand, help=search_command.HELP, epilog=search_command.EPILOG)(search_command.search)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 

@@ -101,6 +101,61 @@ def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], No
         raise
 
 
+POOLING_HINT = "start the server with --runner pooling (mmcli serve MODEL --embed)"
+# What servers say when the model they serve cannot embed: vLLM with a generative model answers 404
+# (no /v1/embeddings route) or 501 "The model does not support Embeddings API"; others a 400.
+_NOT_POOLING = re.compile(r"embedding|pooling|runner|does not support|not supported|task", re.I)
+
+
+def embed(endpoint: Endpoint, request: dict, status: Optional[StatusFn] = None) -> tuple[list[list[float]], dict]:
+    """Send one POST /embeddings; (vectors in input order, usage). A model that cannot embed is exit 4."""
+    from .embedding.replies import embeddings_reply
+
+    messages = request.get("messages") or []
+    expected = len(messages) if messages and isinstance(messages[0], list) else 1
+    try:
+        response = _with_retries(endpoint, lambda: _post_embeddings(endpoint, request), status)
+        data = decode_json(_read_body(endpoint, response), "the reply")
+        reply = embeddings_reply(data, expected)
+        return reply.vectors, reply.usage
+    except RequestRejected as exc:
+        raise _not_pooling(exc, endpoint, request.get("model", "")) from None
+    except EndpointUnavailable as exc:
+        if "HTTP 501" in exc.what and _NOT_POOLING.search(exc.why):
+            raise _rejected_embeddings(exc, 501) from None
+        raise _located(exc, endpoint) from None
+    except MmcliError as exc:
+        raise _located(exc, endpoint) from None
+
+
+def _post_embeddings(endpoint: Endpoint, request: dict):
+    import httpx2
+
+    # The SDK's embeddings.create() insists on `input`; vLLM's chat form sends `messages` instead.
+    return _openai_client(endpoint).post("/embeddings", cast_to=httpx2.Response, body=request)
+
+
+def _not_pooling(exc: RequestRejected, endpoint: Endpoint, model: str) -> MmcliError:
+    if exc.status_code == 400 and _NOT_POOLING.search(exc.why):
+        return _rejected_embeddings(exc, 400)
+    if exc.status_code == 404:
+        try:
+            served = list_models(endpoint)
+        except MmcliError:
+            return exc
+        if model in served or model == "(first served model)":
+            return _rejected_embeddings(exc, 404, "the server has no embeddings route for this model")
+        exc.hint = "served models: " + (", ".join(served) or "none") + "; pass one with --model"
+    return exc
+
+
+def _rejected_embeddings(exc: MmcliError, code: int, why: str = "") -> RequestRejected:
+    error = RequestRejected(f"the model cannot make embeddings (HTTP {code})", why or exc.why, where=exc.where,
+                            hint=POOLING_HINT)
+    error.status_code = code
+    return error
+
+
 def _served_models_hint(endpoint: Endpoint, model: str) -> str:
     try:
         served = list_models(endpoint)

@@ -9,6 +9,7 @@ from .job import Job, Text
 
 if TYPE_CHECKING:
     from .config import Quirks
+    from .embedding.presets import Preset
     from .media.item import MediaItem
 
 SHORTEN_AT = 64
@@ -150,6 +151,32 @@ def _timed_frame_list(job: Job, quirks: "Quirks") -> Optional["MediaItem"]:
         return None
     lists = _frame_lists(job)
     return lists[0] if len(lists) == 1 and lists[0].times else None
+
+
+def embedding_conversation(job: Job, preset: "Preset") -> list[dict]:
+    """One item to embed as the messages of one conversation, written the way `preset` says."""
+    text = job.context.get("text")
+    parts = content_parts(job)
+    if text is not None:
+        system, words = preset.text_system, preset.text_format.replace("{text}", text)
+    else:
+        system, words = preset.image_system, preset.image_text
+    if words:
+        parts.append(text_part(words))
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": parts}]
+
+
+def build_embedding_request(jobs: list[Job], quirks: "Quirks", preset: "Preset") -> dict:
+    """The POST /embeddings body (vLLM's chat form): one conversation, or a list of them for a batch."""
+    conversations = [embedding_conversation(job, preset) for job in jobs]
+    model = jobs[0].model if jobs else None
+    request: dict = {"model": model or "(first served model)",
+                     "messages": conversations[0] if len(conversations) == 1 else conversations,
+                     "encoding_format": "float"}
+    if preset.generation_prompt:
+        request["add_generation_prompt"] = True
+    return request
 
 
 def frames_wire_size(frame_sizes: list[int], times: list[float], mime: str, transport: str) -> int:

@@ -10,6 +10,7 @@ from .job import Job
 from .plan import Plan
 
 if TYPE_CHECKING:
+    from .embedding.presets import Preset
     from .endpoint import Target
 
 TextFn = Callable[[str], None]
@@ -28,6 +29,7 @@ class Result:
     usage: dict = field(default_factory=dict)
     error: Optional[MmcliError] = None
     interrupted: bool = False
+    vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
 
     @property
     def ok(self) -> bool:
@@ -99,6 +101,44 @@ class Runner:
         if result.error is not None:
             raise RunStopped(self.results, result.error)
         return result
+
+    def plan_embedding(self, jobs: list[Job], preset: "Preset") -> Plan:
+        """The exact POST /embeddings request for a batch of jobs (one conversation each)."""
+        from .messages import build_embedding_request
+
+        endpoint = self.target.settings.endpoint
+        request = build_embedding_request(jobs, endpoint.quirks, preset)
+        items = [item for job in jobs for item in job.items]
+        return Plan(model=jobs[0].model if jobs else None, family=self.target.family.name,
+                    base_url=endpoint.base_url, items=items, request=request,
+                    family_source=self.target.family_source)
+
+    def embed(self, jobs: list[Job], preset: "Preset") -> list[Result]:
+        """Send a batch of embedding jobs in one request; one Result (with its vector) per job.
+
+        The usage is the whole request's: the server counts tokens per request, not per conversation.
+        """
+        from . import client
+
+        plan = self.plan_embedding(jobs, preset)
+        results = [Result(job, plan) for job in jobs]
+        try:
+            vectors, usage = client.embed(self.target.settings.endpoint, plan.request, status=self.status)
+        except MmcliError as exc:
+            for result in results:
+                result.error = exc
+        except KeyboardInterrupt as exc:
+            for result in results:
+                result.interrupted = True
+            self.results.extend(results)
+            raise RunStopped(self.results, exc) from None
+        else:
+            for result, vector in zip(results, vectors):
+                result.vector, result.usage, result.model = vector, dict(usage), plan.model
+        self.results.extend(results)
+        if results and results[0].error is not None:
+            raise RunStopped(self.results, results[0].error)
+        return results
 
     def run_all(self, jobs: Iterable[Job], on_text: Optional[Callable[[Job], Optional[TextFn]]] = None,
                 before: Optional[Callable[[Job], None]] = None,

@@ -40,7 +40,9 @@ EPILOG = """Examples:
 
   mmcli serve status; mmcli serve stop
 
-  mmcli serve qwen2.5-vl --dry-run"""
+  mmcli serve qwen2.5-vl --dry-run
+
+  mmcli serve MrLight/dse-qwen2-2b-mrl-v1 --embed && mmcli embed photos/ --index photos.idx"""
 
 
 ModelArg = Annotated[Optional[str], typer.Argument(
@@ -118,6 +120,15 @@ StopTimeoutOpt = Annotated[float, typer.Option(
     "--stop-timeout", min=0, metavar="SECONDS", rich_help_panel=RUN,
     help="Seconds between SIGTERM and SIGKILL when stopping.")]
 
+EmbedOpt = Annotated[bool, typer.Option(
+    "--embed", rich_help_panel=SERVER,
+    help="Serve MODEL as an embedding model for mmcli embed / search (vLLM --runner pooling).")]
+
+PresetOpt = Annotated[Optional[str], typer.Option(
+    "--preset", metavar="vlm2vec|dse-qwen2|gme|plain", rich_help_panel=SERVER,
+    help="With --embed: the chat template to serve (vLLM's for VLM2Vec and DSE; DSE's for GME). "
+         "[default: judged from MODEL, else the model's own]")]
+
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", rich_help_panel=RUN, help="Print the vLLM command and environment; start nothing.")]
 
@@ -146,6 +157,8 @@ def serve(
     allowed_local_media_path: AllowedLocalMediaPathOpt = None,
     allow_media_domain: AllowMediaDomainOpt = None,
     require_key: RequireKeyOpt = False,
+    embed: EmbedOpt = False,
+    preset: PresetOpt = None,
     vllm_python: VllmPythonOpt = None,
     detach: DetachOpt = False,
     startup_timeout: StartupTimeoutOpt = DEFAULT_STARTUP_TIMEOUT,
@@ -174,7 +187,7 @@ def serve(
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                         device=device, cpu_kv_cache_gib=cpu_kv_cache_gib, allowed_local_media_path=media_path,
                         allow_media_domains=tuple(allow_media_domain or ()), require_key=require_key,
-                        extra_args=tuple(vllm_args or ()))
+                        extra_args=tuple(vllm_args or ()), embed=embed, preset=preset)
     command = launch.prepare(opts, _launcher(vllm_python, dry_run, out))
     if dry_run:
         return _show_dry_run(command, out)

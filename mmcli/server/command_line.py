@@ -61,6 +61,8 @@ class ServeOptions:
     allow_media_domains: tuple[str, ...] = ()
     require_key: bool = False
     extra_args: tuple[str, ...] = ()
+    embed: bool = False  # serve as an embedding (pooling) model
+    preset: Optional[str] = None  # embedding preset whose chat template the server uses; None: judged from MODEL
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,12 @@ def check_options(opts: ServeOptions) -> None:
     for domain in opts.allow_media_domains:
         if not domain or "/" in domain or ":" in domain or " " in domain:
             raise UsageError("invalid --allow-media-domain", where=domain, hint="a host name, e.g. upload.wikimedia.org")
+    if opts.preset is not None:
+        if not opts.embed:
+            raise UsageError("--preset needs --embed", hint="mmcli serve MODEL --embed --preset dse-qwen2")
+        from ..embedding.presets import get_preset
+
+        get_preset(opts.preset)
     check_passthrough(opts.extra_args)
 
 
@@ -270,6 +278,7 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
         # vLLM closed by default; only this machine's users can reach a loopback server.
         argv.append("--trust-request-mm-kwargs")
     argv += ["--no-enable-log-requests", "--disable-uvicorn-access-log"]
+    argv += embedding_flags(opts, model)
     argv += list(opts.extra_args)
     env = {"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0"}
     if opts.cpu_kv_cache_gib is not None:
@@ -280,6 +289,18 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,
                          port=opts.port, needs_key=opts.require_key or not loopback,
                          frame_limit=None, request_mm_kwargs=loopback)
+
+
+def embedding_flags(opts: ServeOptions, model: ModelChoice) -> list[str]:
+    """`--runner pooling` and the preset's chat template (given inline: vLLM reads a template with
+    braces as the template itself) when serving an embedding model; nothing otherwise."""
+    if not opts.embed:
+        return []
+    from ..embedding.presets import chat_template, get_preset, guess_preset
+
+    preset = get_preset(opts.preset) if opts.preset else guess_preset(model.source)
+    template = chat_template(preset)
+    return ["--runner", "pooling"] + (["--chat-template", template] if template else [])
 
 
 def child_env(command: ServerCommand, inherited: Mapping[str, str], api_key: Optional[str]) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Multimodal embeddings: presets, jobs, the reply format, output files and the local index."""

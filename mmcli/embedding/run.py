@@ -1,0 +1,102 @@
+"""How the CLI runs `mmcli embed`: batches planned lazily, sent by the runner, vectors handed to a sink."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+from .jobs import batches, finish_vector, page_jobs, text_jobs
+from .output import record
+
+if TYPE_CHECKING:
+    from ..job import Job
+    from ..media.document import Selected
+    from ..render import Output
+    from ..runner import Result, Runner
+    from ..tasks.common import Context
+    from .index import Index
+    from .presets import Preset
+
+Sink = Callable[["Result", list, dict], None]
+
+
+def count_jobs(selected: list["Selected"], texts: list[str]) -> int:
+    """How many vectors the run makes."""
+    return sum(len(s.pages) for s in selected) + len(texts)
+
+
+def job_stream(selected: list["Selected"], texts: list[str], preset: "Preset", ctx: "Context",
+               hashes: Optional[dict] = None) -> Iterator["Job"]:
+    """Jobs in input order; each input is rendered only when its turn comes, so memory stays flat."""
+    from ..media.document import render
+    from ..media.prepare import image_budget
+
+    budget = image_budget(ctx.target.family, ctx.media)
+    for entry in selected:
+        for job in page_jobs(render([entry], budget, lossless=ctx.media.lossless, warn=ctx.events.warn), ctx):
+            if hashes is not None:
+                job.context["sha256"] = hashes.get(entry.source.label)
+            yield job
+    yield from text_jobs(texts, preset, ctx)
+
+
+def batch_stream(jobs: Iterator["Job"], size: int) -> Iterator[list["Job"]]:
+    """The jobs grouped into requests of at most `size` conversations."""
+    batch: list = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Preset", out: "Output") -> None:
+    """The preset's conventions and every request's plan; nothing is sent."""
+    plans = [runner.plan_embedding(batch, preset) for batch in stream]
+    if out.json_mode:
+        out.emit_json({"preset": preset.describe(), "requests": [p.to_dict() for p in plans]})
+        return
+    conventions = preset.describe()
+    out.line(f"preset {preset.name} ({preset.models}):")
+    for key in ("image_text", "text_format", "image_system", "text_system", "placeholder_image", "normalize",
+                "generation_prompt", "chat_template"):
+        out.line(f"  {key}: {conventions[key]!r}")
+    for plan in plans:
+        out.show_plan(plan)
+
+
+def embed_all(runner: "Runner", stream: Iterator[list["Job"]], total: int, size: int, preset: "Preset",
+              out: "Output", sink: Sink) -> int:
+    """Send every batch, hand each vector (finished as the preset says) to `sink`; the number of vectors."""
+    from ..present import check_result
+
+    done = 0
+    with out.steps(max(1, math.ceil(total / size)), "embedding") as steps:
+        for n, batch in enumerate(stream):
+            steps.begin(f"{len(batch)} item(s): {batch[0].label}" + (" ..." if len(batch) > 1 else ""))
+            results = runner.embed(batch, preset)
+            steps.advance()
+            if results and results[0].verified is False:
+                steps.close()
+                check_result(results[0], out)
+            for result in results:
+                vector = finish_vector(result.vector or [], preset)
+                sink(result, vector, record(result, vector, n, len(batch)))
+                done += 1
+    return done
+
+
+def index_entry(result: "Result", index: "Index") -> dict:
+    """The index row of one embedded page or image, its thumbnail saved beside the index."""
+    from .index import save_thumbnail
+
+    ctx = result.job.context
+    sha = ctx.get("sha256") or ""
+    entry = {"source": ctx.get("source"), "path": ctx.get("path"), "page": ctx.get("page"),
+             "kind": ctx.get("kind"), "sha256": sha, "thumbnail": None}
+    item = result.job.items[0] if result.job.items else None
+    if item is not None and item.data:
+        entry["thumbnail"] = save_thumbnail(index.folder, f"{sha[:20]}-{ctx.get('page') or 0}", item.data)
+    return entry
