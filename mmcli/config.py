@@ -392,6 +392,7 @@ class OutputOptions:
 
     json: bool = False
     dry_run: bool = False
+    verify: bool = False  # count the text with vLLM's /tokenize and check the visual tokens exactly
 
 
 @dataclass(frozen=True)

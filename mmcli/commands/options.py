@@ -95,6 +95,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "dry_run": (Annotated[bool, typer.Option(
         "--dry-run", rich_help_panel=OUTPUT,
         help="Print the plan (sizes, visual tokens, bytes) and the request; send nothing.")], False),
+    "verify": (Annotated[bool, typer.Option(
+        "--verify", rich_help_panel=OUTPUT,
+        help="On a vLLM endpoint, count the prompt's text exactly (POST /tokenize) and check that the server "
+             "saw exactly the visual tokens planned; warn when not.")], False),
     "debug": (Annotated[bool, typer.Option(
         "--debug", rich_help_panel=OUTPUT, callback=note_debug, help="Show tracebacks for errors.")], False),
 }
@@ -113,7 +117,7 @@ def _common_from(values: dict) -> "CommonOptions":
                            lossless=values["lossless"], pass_url=values["pass_url"]),
         generation=GenerationOptions(system=values["system"], max_tokens=values["max_tokens"],
                                      temperature=values["temperature"], stream=values["stream"]),
-        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"]),
+        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], verify=values["verify"]),
     )
 
 
