@@ -129,3 +129,41 @@ def judge_family(settings: "Settings", model: Optional[str], root: Optional[str]
     if root and by_root.name != "generic":
         return by_root, "root"
     return by_id, "default"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model an endpoint serves, and the family mmcli would use for it and why."""
+
+    id: str
+    root: Optional[str]
+    max_model_len: Optional[int]
+    family: str
+    family_source: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"id": self.id, "root": self.root, "family": self.family, "family_source": self.family_source,
+                "max_model_len": self.max_model_len}
+
+
+def served_models(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None):
+    """(settings aimed at the server, its probe asked afresh with the vLLM version, each model described)."""
+    from . import probe as probes
+
+    environ = os.environ if environ is None else environ
+    settings = attach_server(settings, environ)
+    with out.spinner("asking the endpoint what it serves"):
+        found = probes.probe(settings.endpoint, environ, want_version=True, refresh=True)
+    rows = []
+    for entry in found.models:
+        family, source = judge_family(settings, entry["id"], entry.get("root"))
+        rows.append(ServedModel(entry["id"], entry.get("root"), entry.get("max_model_len"), family.name, source))
+    return settings, found, rows
+
+
+def target_for(settings: "Settings", row: ServedModel) -> Target:
+    """The target of one served model (what `mmcli models --check` sends to)."""
+    family = FAMILIES[row.family]
+    return Target(settings, row.id, family, row.family_source, row.max_model_len,
+                  family_notes(family, row.family_source, row.id, row.root))

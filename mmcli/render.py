@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, TextIO
 
 from .events import Events, Steps
+from .config import masked_url
 from .plan import Plan
 
 
@@ -184,7 +185,7 @@ class Output(Events):
         tokens = totals["visual_tokens"]
         source = f" (from {plan.family_source})" if plan.family_source else ""
         console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}{source}  "
-                      f"endpoint: {plan.base_url}")
+                      f"endpoint: {masked_url(plan.base_url)}")
         for note in plan.notes:
             console.print(f"note: {note}")
         console.print(f"total: {totals['items']} item(s), "
