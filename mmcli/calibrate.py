@@ -95,16 +95,20 @@ def finding(family: Family, item, counted: Optional[int], media: "MediaOptions")
     planned = item.visual_tokens
     if counted is None:
         return "the server reported no prompt token counts, so nothing can be compared"
+    if counted <= 0:
+        return ("the prompt with the image was no longer than without it (beyond the vision markers): "
+                "the server seems to ignore images")
     if planned is not None and counted == planned:
         return f"the server counted the {planned:,} visual tokens planned: server and plan agree"
     grid = _grid_family(item, counted)
     if planned is None:
         if grid:
-            return f"the server counts this image like a {grid} model ({counted:,} tokens); pass --family {grid}"
+            return (f"the server counts this image like a {_label(grid)} model ({counted:,} tokens); "
+                    f"pass --family {grid}")
         return (f"the server counted {counted:,} tokens for the image; mmcli cannot plan a generic model's tokens "
                 "(pass --family if it is a Qwen-VL)")
     if grid and grid != family.name and FAMILIES[grid].factor != family.factor:
-        return (f"the server counted {counted:,} visual tokens, the plan {planned:,}: its grid is that of {grid} "
+        return (f"the server counted {counted:,} visual tokens, the plan {planned:,}: its grid is that of {_label(grid)} "
                 f"(factor {FAMILIES[grid].factor}), not {family.name}; pass --family {grid}")
     factor = family.factor or QWEN2_FACTOR
     if counted < planned:
@@ -128,3 +132,8 @@ def _grid_family(item, counted: int) -> Optional[str]:
         if (height // factor) * (width // factor) == counted:
             return name
     return None
+
+
+def _label(name: str) -> str:
+    # Qwen2-VL and Qwen2.5-VL share the 28 px grid: the count cannot tell them apart.
+    return "qwen2-vl or qwen2.5-vl" if name == "qwen2.5-vl" else name
