@@ -19,6 +19,7 @@ from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import embed as embed_command
 from .commands import search as search_command
+from .commands import models as models_command
 from .commands import serve as serve_command
 from .commands import video as video_command
 from .commands.options import RunState
@@ -126,6 +127,7 @@ app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=de
 app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
 app.command("embed", cls=PlainUsageCommand, help=embed_command.HELP, epilog=embed_command.EPILOG)(embed_command.embed)
 app.command("search", cls=PlainUsageCommand, help=search_command.HELP, epilog=search_command.EPILOG)(search_command.search)
+app.command("models", cls=PlainUsageCommand, help=models_command.HELP, epilog=models_command.EPILOG)(models_command.models)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 

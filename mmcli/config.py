@@ -31,7 +31,7 @@ ENVIRONMENT: dict[str, str] = {
     "XDG_CONFIG_HOME": "Base directory of the config file (default ~/.config).",
     "MMCLI_AUTOSTART": "0 or 1: whether client commands may start a local vLLM (like --no-autostart/--autostart).",
     "MMCLI_VLLM_PYTHON": "Python (or venv folder) with vLLM, for mmcli serve and auto-start.",
-    "XDG_STATE_HOME": "Base directory of mmcli serve's state: pid, log and key files (default ~/.local/state).",
+    "XDG_STATE_HOME": "Base directory of mmcli serve's state (pid, log and key files) and of the endpoint probes kept for a minute (default ~/.local/state).",
 }
 
 
@@ -392,6 +392,7 @@ class OutputOptions:
 
     json: bool = False
     dry_run: bool = False
+    verify: bool = False  # count the text with vLLM's /tokenize and check the visual tokens exactly
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Optional
 
+from .config import masked_url
 from .errors import UsageError
 from .models import FAMILIES, Family, family_for_model
 
@@ -23,6 +24,7 @@ class Target:
     family: Family
     family_source: str  # flag, profile, id, root, server or default
     max_model_len: Optional[int] = None
+    notes: tuple[str, ...] = ()  # for the plan: e.g. that nothing told the family
 
     @property
     def base_url(self) -> str:
@@ -56,7 +58,8 @@ def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings
 
 def connect(settings: "Settings", out: "Output", *, dry_run: bool,
             environ: Optional[Mapping[str, str]] = None) -> Target:
-    """Start the local server if it is missing (not for a dry run), then learn the model and its family."""
+    """Start the local server if it is missing (not for a dry run), then learn the model, its family and
+    its context length (from the probe cache, or GET /models; a dry run only reads the cache)."""
     environ = os.environ if environ is None else environ
     if not dry_run:
         from .server.launch import ensure_local_server
@@ -64,32 +67,50 @@ def connect(settings: "Settings", out: "Output", *, dry_run: bool,
         ensure_local_server(settings, out, environ)
     settings = attach_server(settings, environ)
     model, root, max_len = settings.model, None, None
-    if not dry_run and (model is None or (not settings.family and family_for_model(model).name == "generic")):
-        model, root, max_len = _served(settings, model, out)
+    entry = _served(settings, model, out, environ, ask=not dry_run)
+    if entry is not None:
+        model, root, max_len = entry["id"], entry.get("root"), entry.get("max_model_len")
     family, source = judge_family(settings, model, root)
-    return Target(settings, model, family, source, max_len)
+    return Target(settings, model, family, source, max_len, family_notes(family, source, model, root))
 
 
-def _served(settings: "Settings", model: Optional[str], out: "Output") -> tuple[str, Optional[str], Optional[int]]:
-    """(model, root, max_model_len) from GET /models: the named model's entry, else the first one."""
-    from . import client
+def _served(settings: "Settings", model: Optional[str], out: "Output", environ: Mapping[str, str],
+            ask: bool) -> Optional[dict]:
+    """The named model's entry in what the endpoint serves (the first one when none is named), or None.
+
+    A fresh probe from the cache costs nothing. Without one the endpoint is asked, unless this is a dry
+    run or the user named both the model and its family (then nothing is left to learn but the
+    context length, not worth a request to an endpoint that may not even list its models)."""
+    from . import probe as probes
     from .errors import MmcliError, RequestRejected
 
-    with out.spinner("asking the endpoint which model it serves"):
-        if model is None:
-            served = client.list_models_detailed(settings.endpoint)
-        else:
-            try:  # only to learn the family from the model's root: an endpoint without /models is fine
-                served = client.list_models_detailed(settings.endpoint)
-            except MmcliError:
-                return model, None, None
-    if model is None and not served:
-        raise RequestRejected("the endpoint serves no models", where=settings.endpoint.base_url,
+    found = probes.cached(settings.endpoint.base_url, environ)
+    if found is None and ask and (model is None or not settings.family):
+        with out.spinner("asking the endpoint which model it serves"):
+            if model is None:
+                found = probes.probe(settings.endpoint, environ)
+            else:
+                try:  # only to learn the family and context length: an endpoint without /models is fine
+                    found = probes.probe(settings.endpoint, environ)
+                except MmcliError:
+                    return None
+    if found is None:
+        return None
+    if model is None and not found.models:
+        raise RequestRejected("the endpoint serves no models", where=masked_url(settings.endpoint.base_url),
                               hint="pass --model NAME")
-    entry = next((m for m in served if model is None or m.get("id") == model), None)
-    if entry is None:
-        return model, None, None
-    return entry["id"], entry.get("root"), entry.get("max_model_len")
+    return found.entry(model)
+
+
+def family_notes(family: Family, source: str, model: Optional[str], root: Optional[str]) -> tuple[str, ...]:
+    """The plan's note when nothing told the family and mmcli stays generic."""
+    if family.name != "generic" or source != "default":
+        return ()
+    named = [f"the model id {model!r}" if model else "no model id",
+             f"its root {root!r}" if root else "no root from the endpoint"]
+    return (f"family generic: {' and '.join(named)} name no known family "
+            f"({', '.join(f for f in FAMILIES if f != 'generic')}), so images keep a longest side of "
+            f"{family.longest_side} px and their token cost is unknown; pass --family if the model is one of them",)
 
 
 def judge_family(settings: "Settings", model: Optional[str], root: Optional[str]) -> tuple[Family, str]:
@@ -108,3 +129,41 @@ def judge_family(settings: "Settings", model: Optional[str], root: Optional[str]
     if root and by_root.name != "generic":
         return by_root, "root"
     return by_id, "default"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model an endpoint serves, and the family mmcli would use for it and why."""
+
+    id: str
+    root: Optional[str]
+    max_model_len: Optional[int]
+    family: str
+    family_source: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"id": self.id, "root": self.root, "family": self.family, "family_source": self.family_source,
+                "max_model_len": self.max_model_len}
+
+
+def served_models(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None):
+    """(settings aimed at the server, its probe asked afresh with the vLLM version, each model described)."""
+    from . import probe as probes
+
+    environ = os.environ if environ is None else environ
+    settings = attach_server(settings, environ)
+    with out.spinner("asking the endpoint what it serves"):
+        found = probes.probe(settings.endpoint, environ, want_version=True, refresh=True)
+    rows = []
+    for entry in found.models:
+        family, source = judge_family(settings, entry["id"], entry.get("root"))
+        rows.append(ServedModel(entry["id"], entry.get("root"), entry.get("max_model_len"), family.name, source))
+    return settings, found, rows
+
+
+def target_for(settings: "Settings", row: ServedModel) -> Target:
+    """The target of one served model (what `mmcli models --check` sends to)."""
+    family = FAMILIES[row.family]
+    return Target(settings, row.id, family, row.family_source, row.max_model_len,
+                  family_notes(family, row.family_source, row.id, row.root))

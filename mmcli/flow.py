@@ -50,7 +50,8 @@ def connect(opened: Opened, opts: "CommonOptions", events: "Events",
 
     target = find_target(opened.settings, events, dry_run=opts.output.dry_run, environ=environ)
     ctx = Context(target, opts.media, opts.generation, events)
-    return Started(opened.checked, ctx, Runner(target, status=events.status))
+    return Started(opened.checked, ctx, Runner(target, status=events.status, verify=opts.output.verify,
+                                                     warn=events.warn))
 
 
 def start(inputs: list, opts: "CommonOptions", events: "Events", allowed: tuple[str, ...],

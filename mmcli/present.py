@@ -58,6 +58,8 @@ def result_json(result: "Result", extra: Optional[dict] = None) -> dict:
                "finish_reason": result.finish_reason, "usage": result.usage,
                "planned_visual_tokens": result.planned_visual_tokens,
                "prompt_tokens": result.usage.get("prompt_tokens"), "verified": result.verified,
+               **({"server_visual_tokens": result.server_visual_tokens}
+                  if result.server_visual_tokens is not None else {}),
                "plan": result.plan.to_dict(), **(extra or {})}
     if result.error is not None:
         payload["error"] = result.error.message()

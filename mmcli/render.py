@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, TextIO
 
 from .events import Events, Steps
+from .config import masked_url
 from .plan import Plan
 
 
@@ -182,8 +183,11 @@ class Output(Events):
         console.print(plan_table(plan))
         totals = plan.totals()
         tokens = totals["visual_tokens"]
-        console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}  "
-                      f"endpoint: {plan.base_url}")
+        source = f" (from {plan.family_source})" if plan.family_source else ""
+        console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}{source}  "
+                      f"endpoint: {masked_url(plan.base_url)}")
+        for note in plan.notes:
+            console.print(f"note: {note}")
         console.print(f"total: {totals['items']} item(s), "
                       f"{'unknown' if tokens is None else f'{tokens:,}'} visual tokens, "
                       f"{totals['bytes']:,} bytes of media, request {totals['request_bytes']:,} bytes")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 from .errors import MmcliError
 from .job import Job
 from .plan import Plan
+from .verify import check_fits, server_visual_tokens
 
 if TYPE_CHECKING:
     from .embedding.presets import Preset
@@ -30,6 +31,7 @@ class Result:
     error: Optional[MmcliError] = None
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
+    server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
 
     @property
     def ok(self) -> bool:
@@ -43,8 +45,11 @@ class Result:
 
     @property
     def verified(self) -> Optional[bool]:
-        """False when the server counted fewer prompt tokens than the plan's visual tokens; None: unknown."""
+        """Whether the server saw what was planned: exact with --verify, else False when the prompt is
+        smaller than the planned visual tokens alone; None when nothing can be said."""
         planned, prompt = self.planned_visual_tokens, self.usage.get("prompt_tokens")
+        if self.server_visual_tokens is not None and planned is not None:
+            return self.server_visual_tokens == planned
         if not planned or not isinstance(prompt, int):
             return None
         return prompt >= planned
@@ -62,9 +67,12 @@ class RunStopped(Exception):
 class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
-    def __init__(self, target: "Target", status: Optional[StatusFn] = None) -> None:
+    def __init__(self, target: "Target", status: Optional[StatusFn] = None, verify: bool = False,
+                 warn: Optional[StatusFn] = None) -> None:
         self.target = target
         self.status = status
+        self.warn = warn
+        self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
         self.results: list[Result] = []
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
@@ -75,7 +83,7 @@ class Runner:
         request = build_request(job, endpoint.quirks, stream=stream)
         items = job.context.get("listed_items", job.items)  # a merge lists the pages it answers about
         return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=items,
-                    request=request, family_source=self.target.family_source,
+                    request=request, family_source=self.target.family_source, notes=list(self.target.notes),
                     inserted_text=inserted_text(job, endpoint.quirks))
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
@@ -85,6 +93,7 @@ class Runner:
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         try:
+            check_fits(plan, self.target.max_model_len, job.generation.max_tokens)
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status)
         except client.PartialAnswerError as exc:
             _copy_answer(result, exc.partial)
@@ -97,6 +106,9 @@ class Runner:
             raise RunStopped(self.results, exc) from None
         else:
             _copy_answer(result, answer)
+            if self.verify:
+                result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
+                                                                   self.warn)
         self.results.append(result)
         if result.error is not None:
             raise RunStopped(self.results, result.error)

@@ -95,6 +95,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "dry_run": (Annotated[bool, typer.Option(
         "--dry-run", rich_help_panel=OUTPUT,
         help="Print the plan (sizes, visual tokens, bytes) and the request; send nothing.")], False),
+    "verify": (Annotated[bool, typer.Option(
+        "--verify", rich_help_panel=OUTPUT,
+        help="On a vLLM endpoint, count the prompt's text exactly (POST /tokenize) and check that the server "
+             "saw exactly the visual tokens planned; warn when not.")], False),
     "debug": (Annotated[bool, typer.Option(
         "--debug", rich_help_panel=OUTPUT, callback=note_debug, help="Show tracebacks for errors.")], False),
 }
@@ -103,6 +107,7 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
 def _common_from(values: dict) -> "CommonOptions":
     from ..config import CommonOptions, EndpointFlags, GenerationOptions, MediaOptions, OutputOptions
 
+    values = {**{name: default for name, (_, default) in SHARED_PARAMETERS.items()}, **values}
     return CommonOptions(
         endpoint=EndpointFlags(profile=values["profile"], base_url=values["base_url"],
                                api_key_env=values["api_key_env"], model=values["model"],
@@ -113,7 +118,7 @@ def _common_from(values: dict) -> "CommonOptions":
                            lossless=values["lossless"], pass_url=values["pass_url"]),
         generation=GenerationOptions(system=values["system"], max_tokens=values["max_tokens"],
                                      temperature=values["temperature"], stream=values["stream"]),
-        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"]),
+        output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], verify=values["verify"]),
     )
 
 
@@ -127,19 +132,34 @@ def _evaluated(annotation: object, func: Callable) -> object:
 
 def with_common_options(func: Callable) -> Callable:
     """Add the shared options to a command; it receives them as one `opts: CommonOptions` argument."""
+    return _with_options(func, tuple(SHARED_PARAMETERS))
+
+
+# What a command about the endpoint itself (not about media) takes: where it is and how to reach it,
+# the family to judge by, the image budget (for a calibration image) and the output switches.
+ENDPOINT_PARAMETERS = ("profile", "base_url", "api_key_env", "model", "family", "timeout",
+                       "max_pixels", "min_pixels", "max_tokens_per_image", "json_output", "debug")
+
+
+def with_endpoint_options(func: Callable) -> Callable:
+    """Add the endpoint options only; the others take their defaults in `opts`."""
+    return _with_options(func, ENDPOINT_PARAMETERS)
+
+
+def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:
     signature = inspect.signature(func)
     own = [p.replace(annotation=_evaluated(p.annotation, func))
            for p in signature.parameters.values() if p.name != "opts"]
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-              for name, (annotation, default) in SHARED_PARAMETERS.items()]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED_PARAMETERS[name][0],
+                                default=SHARED_PARAMETERS[name][1]) for name in names]
 
     @functools.wraps(func)
     def command(**kwargs):
-        values = {name: kwargs.pop(name) for name in SHARED_PARAMETERS}
+        values = {name: kwargs.pop(name) for name in names}
         return func(**kwargs, opts=_common_from(values))
 
     command.__signature__ = signature.replace(parameters=own + shared)
     command.__annotations__ = {**{p.name: p.annotation for p in own},
-                               **{name: ann for name, (ann, _) in SHARED_PARAMETERS.items()}}
+                               **{name: SHARED_PARAMETERS[name][0] for name in names}}
     del command.__wrapped__  # Typer must see the combined signature, not the original
     return command

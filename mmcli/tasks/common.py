@@ -55,8 +55,15 @@ def unverified_message(result: "Result") -> str:
     """Why the server's prompt is smaller than the plan, and what to do about it."""
     planned, prompt = result.planned_visual_tokens, result.usage.get("prompt_tokens")
     video = any(item.kind == "video" for item in result.job.items)
+    counted = result.server_visual_tokens
+    if counted is not None and counted > planned:
+        return (f"the server counted {counted:,} visual tokens, more than the {planned:,} planned (--verify): "
+                "its grid or minimum size differs from the plan's; check --family")
     cause = ("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
              "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)" if video else
              "the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    if counted is not None:
+        return (f"the server counted {counted:,} visual tokens, fewer than the {planned:,} planned (--verify): "
+                f"media were dropped or shrunk; likely {cause}")
     return (f"the server counted {prompt:,} prompt tokens, fewer than the {planned:,} visual tokens planned: "
             f"media were dropped or shrunk; likely {cause}")

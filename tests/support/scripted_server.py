@@ -161,20 +161,27 @@ class _Handler(BaseHTTPRequestHandler):
         """Serve /health and /v1/models."""
         self._record(b"")
         path = self.path.split("?")[0]
+        owner = self.server.owner
         if path == "/health":
             self._send(200, b"", "text/plain")
+        elif path == "/version" and owner.version is not None:
+            self._send_json(200, {"version": owner.version})
         elif path != "/v1/models":
             self._send_json(404, {"detail": "Not Found"})
         elif self.server.owner.models_reply is not None:
             self._send_raw(self.server.owner.models_reply)
         elif self._authorized():
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "root": m,
-                     "parent": None, "max_model_len": 32768} for m in self.server.owner.models]
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "root": owner.roots.get(m, m),
+                     "parent": None, "max_model_len": owner.max_model_len} for m in owner.models]
             self._send_json(200, {"object": "list", "data": data})
 
     def do_POST(self) -> None:
         """Serve chat completions from the script."""
         record = self._record(self._read_body())
+        owner = self.server.owner
+        if self.path.split("?")[0] == "/tokenize" and owner.tokenize_count is not None:
+            self._send_json(200, {"count": owner.tokenize_count, "max_model_len": owner.max_model_len, "tokens": []})
+            return
         if self.path.split("?")[0] != CHAT_PATH:
             self._send_json(404, {"detail": "Not Found"})
             return
@@ -379,6 +386,10 @@ class ScriptedServer:
         # makes every retry fail the same way without scripting each attempt.
         self.default: Action | None = default
         self.models_reply: Raw | None = None  # set to answer GET /v1/models with these bytes instead
+        self.roots: dict[str, str] = {}  # model id -> the `root` GET /v1/models gives (default: the id)
+        self.max_model_len: int = 32768
+        self.version: str | None = None  # set to answer GET /version as vLLM does
+        self.tokenize_count: int | None = None  # set to answer POST /tokenize with this count
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()

@@ -1,0 +1,162 @@
+"""Every answer checked against the plan (and exactly with --verify), requests that cannot fit refused
+before sending, and the probe cache: against a scripted endpoint on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmcli import probe as probes
+from mmcli.errors import UsageError
+from mmcli.media.item import MediaItem
+from mmcli.plan import Plan
+from mmcli.verify import check_fits, text_only
+from tests.conftest import SECRET_KEY, assert_clean_error
+from tests.support import media
+from tests.support.scripted_server import Reply, ScriptedServer
+
+KEY_ENV = {"MMCLI_API_KEY": SECRET_KEY}
+TEXT_TOKENS = 31  # what the scripted /tokenize says the text-only prompt costs
+
+
+@pytest.fixture
+def photo(tmp_path):
+    return media.make_small_png(tmp_path)
+
+
+def planned_tokens(mmcli, server, photo) -> int:
+    run = mmcli("ask", photo, "what is here?", "--base-url", server.base_url, "--dry-run", "--json",
+                "--family", "qwen2.5-vl", env=KEY_ENV)
+    assert run.code == 0, run.stderr
+    return json.loads(run.stdout)["totals"]["visual_tokens"]
+
+
+def ask(mmcli, server, photo, *extra):
+    return mmcli("ask", photo, "what is here?", "--base-url", server.base_url, "--json", *extra, env=KEY_ENV)
+
+
+def usage(prompt: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": 2, "total_tokens": prompt + 2}
+
+
+def test_prompt_smaller_than_planned_warns_and_is_not_verified(mmcli, server, photo):
+    planned = planned_tokens(mmcli, server, photo)
+    server.script(Reply("a cat", usage=usage(planned // 2)))
+    run = ask(mmcli, server, photo)
+    assert run.code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["verified"] is False and result["planned_visual_tokens"] == planned
+    assert result["prompt_tokens"] == planned // 2
+    assert "mmcli: warning: the server counted" in run.stderr and "--max-pixels" in run.stderr
+
+
+def test_verify_compares_the_visual_tokens_exactly(mmcli, server, photo):
+    planned = planned_tokens(mmcli, server, photo)
+    server.tokenize_count = TEXT_TOKENS
+    server.script(Reply("a cat", usage=usage(TEXT_TOKENS + 2 + planned)))
+    run = ask(mmcli, server, photo, "--verify")
+    result = json.loads(run.stdout)
+    assert result["verified"] is True and result["server_visual_tokens"] == planned, run.stderr
+    assert "warning" not in run.stderr
+    [counted] = [r for r in server.requests if r.path == "/tokenize"]
+    # the same conversation, media left out: only the question's text is counted
+    assert counted.json["messages"][-1]["content"] == [{"type": "text", "text": "what is here?"}]
+    assert counted.json["model"] == server.chat_requests()[0].json["model"]
+
+
+def test_verify_catches_a_count_the_prompt_size_check_would_pass(mmcli, server, photo):
+    planned = planned_tokens(mmcli, server, photo)
+    server.tokenize_count = TEXT_TOKENS
+    # larger than the visual tokens alone (the plain check passes), yet 40 tokens short of the plan
+    server.script(Reply("a cat", usage=usage(TEXT_TOKENS + 2 + planned - 40)))
+    run = ask(mmcli, server, photo, "--verify")
+    result = json.loads(run.stdout)
+    assert result["verified"] is False and result["server_visual_tokens"] == planned - 40
+    assert f"counted {planned - 40:,} visual tokens, fewer than the {planned:,} planned (--verify)" in run.stderr
+
+
+def test_verify_without_tokenize_says_so_and_keeps_the_plain_check(mmcli, server, photo):
+    planned = planned_tokens(mmcli, server, photo)
+    server.script(Reply("a cat", usage=usage(planned + 40)))
+    run = ask(mmcli, server, photo, "--verify")
+    assert run.code == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["verified"] is True and "server_visual_tokens" not in result
+    assert "--verify" in run.stderr and "/tokenize" in run.stderr
+
+
+def test_request_that_cannot_fit_is_refused_before_sending(mmcli, photo):
+    with ScriptedServer() as server:
+        server.max_model_len = 4096
+        run = mmcli("ask", photo, "what is here?", "--base-url", server.base_url, "--max-tokens", "4000",
+                    env=KEY_ENV)
+        assert_clean_error(run, 2, "does not fit", "max_model_len 4,096", "4,000 --max-tokens")
+        assert "--max-tokens-per-image" in run.stderr
+        assert server.chat_requests() == []  # nothing uploaded
+
+
+def test_the_budget_named_in_the_refusal_fits(mmcli, photo, tmp_path):
+    big = media.make_real_photo(tmp_path, size=(4032, 2268))
+    with ScriptedServer() as server:
+        server.max_model_len = 4096
+        run = mmcli("ask", big, big, big, "what changed?", "--base-url", server.base_url, "--max-tokens", "500",
+                    env=KEY_ENV)
+        assert run.code == 2 and server.chat_requests() == []
+        per_image = int(run.stderr.split("--max-tokens-per-image ")[1].split()[0])
+        retry = mmcli("ask", big, big, big, "what changed?", "--base-url", server.base_url, "--max-tokens", "500",
+                      "--max-tokens-per-image", str(per_image), "--json", env=KEY_ENV)
+        assert retry.code == 0, retry.stderr
+        assert json.loads(retry.stdout)["planned_visual_tokens"] <= 3 * per_image
+
+
+def test_probe_is_cached_per_endpoint_without_the_key(mmcli, server, photo, clean_env):
+    for _ in range(2):
+        assert ask(mmcli, server, photo).code == 0
+    assert len([r for r in server.requests if r.path == "/v1/models"]) == 1  # the second run used the cache
+    [cache] = list((Path(clean_env["XDG_STATE_HOME"]) / "mmcli").glob("probe-*.json"))
+    text = cache.read_text()
+    assert SECRET_KEY not in text and json.loads(text)["models"][0]["max_model_len"] == 32768
+
+
+def test_probe_cache_expires_and_ignores_damage(tmp_path):
+    environ = {"XDG_STATE_HOME": str(tmp_path)}
+    url = "http://user:pw@127.0.0.1:9/v1"
+    probes.save(probes.Probe(probes.masked_url(url), [{"id": "m", "root": None, "max_model_len": 8}]), environ)
+    kept = probes.cached(url, environ)
+    assert kept is not None and kept.entry(None)["max_model_len"] == 8
+    assert "pw" not in probes.cache_path(url, environ).read_text()
+    assert probes.cached(url, environ, now=kept.fetched_at + probes.PROBE_TTL + 1) is None
+    probes.cache_path(url, environ).write_text("{not json")
+    assert probes.cached(url, environ) is None
+
+
+def _plan(tokens: int, count: int = 1) -> Plan:
+    items = [MediaItem(source=f"p{i}.png", kind="image", mime="image/png", sent_width=28, sent_height=28,
+                       visual_tokens=tokens) for i in range(count)]
+    request = {"model": "m", "messages": [{"role": "user", "content": [
+        *({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}} for _ in items),
+        {"type": "text", "text": "x" * 400}]}]}
+    return Plan("m", "qwen2.5-vl", "http://127.0.0.1:8000/v1", items, request)
+
+
+def test_check_fits_counts_visual_text_and_answer():
+    check_fits(_plan(3000), 4096, 900)  # 3000 + 102 + 900 = 4002: fits
+    with pytest.raises(UsageError) as refused:
+        check_fits(_plan(3000), 4096, 1000)
+    assert "4,102" in refused.value.why and "--max-tokens-per-image 2994" in refused.value.hint
+    with pytest.raises(UsageError) as two:
+        check_fits(_plan(2000, count=2), 4096, None)  # 16 kept for the answer
+    assert "--max-tokens-per-image 1988 (--max-pixels 1558592)" in two.value.hint
+    check_fits(_plan(10**6), None, None)  # unknown context: nothing to check
+
+
+def test_text_only_keeps_text_and_system():
+    request = _plan(10).request
+    request["messages"].insert(0, {"role": "system", "content": "be brief"})
+    stripped = text_only(request)
+    assert stripped["messages"][0] == {"role": "system", "content": "be brief"}
+    assert stripped["messages"][1]["content"] == [{"type": "text", "text": "x" * 400}]
+    assert request["messages"][1]["content"][0]["type"] == "image_url"  # the original is untouched
+
