@@ -37,13 +37,17 @@ def _unfinished(match: re.Match) -> bool:
     return _STRING_END.search(body) is None
 
 
-def _split(text: str, final: bool) -> tuple[str, str]:
-    """(`text` cleaned, an unfinished sequence at its end to keep for the next piece)."""
+def _split(text: str, final: bool, lone: str = "") -> tuple[str, str]:
+    """(`text` cleaned, an unfinished sequence at its end to keep for the next piece); `lone` replaces
+    a single control character."""
     kept: list[str] = []
     position = 0
     for match in _SEQUENCE.finditer(text):
         kept.append(text[position:match.start()])
         position = match.end()
+        if match.lastgroup is None:
+            kept.append(lone)
+            continue
         if position == len(text) and _unfinished(match):
             if not final and len(match.group()) <= HOLD_LIMIT:
                 return "".join(kept), match.group()
@@ -54,9 +58,11 @@ def _split(text: str, final: bool) -> tuple[str, str]:
     return "".join(kept), ""
 
 
-def strip_controls(text: str) -> str:
-    """`text` without terminal escape sequences and control characters (newlines and tabs kept)."""
-    return _split(text.replace("\r\n", "\n"), final=True)[0]
+def strip_controls(text: str, lone: str = "") -> str:
+    """`text` without terminal escape sequences and control characters (newlines and tabs kept).
+
+    `lone` takes the place of each single control character (a sequence goes without a trace)."""
+    return _split(text.replace("\r\n", "\n"), final=True, lone=lone)[0]
 
 
 class ControlFilter:
