@@ -6,13 +6,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 from PIL import Image
@@ -39,7 +37,7 @@ class FullDisk:
     """A directory whose files cannot grow: a full tmpfs, or any directory under RLIMIT_FSIZE 0."""
 
     directory: Path
-    preexec: Optional[Callable[[], None]]
+    launcher: list[str]  # how to start Python for mmcli
     reason: str  # what the failed write reports
 
 
@@ -53,9 +51,10 @@ def _fill(directory: Path) -> None:
             assert exc.errno == errno.ENOSPC
 
 
-def _no_file_growth() -> None:
-    # The kernel refuses to grow a regular file past the limit (EFBIG); Python ignores SIGXFSZ.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+# The kernel refuses to grow a regular file past RLIMIT_FSIZE (EFBIG; Python ignores SIGXFSZ). Set in the
+# child itself, before mmcli runs, rather than in a preexec_fn, which is unsafe next to the server's threads.
+NO_FILE_GROWTH = [sys.executable, "-c", "import resource, runpy; resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)); "
+                  "runpy.run_module('mmcli', run_name='__main__', alter_sys=True)"]
 
 
 @pytest.fixture(params=["tmpfs", "rlimit"])
@@ -64,7 +63,7 @@ def full_disk(request, tmp_path):
     directory = tmp_path / "disk"
     directory.mkdir()
     if request.param == "rlimit":
-        yield FullDisk(directory, _no_file_growth, "File too large")
+        yield FullDisk(directory, NO_FILE_GROWTH, "File too large")
         return
     mounted = os.geteuid() == 0 and shutil.which("mount") and subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)], capture_output=True).returncode == 0
@@ -72,17 +71,15 @@ def full_disk(request, tmp_path):
         pytest.skip("a tmpfs cannot be mounted here; the rlimit case covers the failure")
     try:
         _fill(directory)
-        yield FullDisk(directory, None, "No space left on device")
+        yield FullDisk(directory, [sys.executable, "-m", "mmcli"], "No space left on device")
     finally:
         subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
 def detect_on(disk: FullDisk, server, clean_env, *args: str) -> Run:
-    """Run detect with the disk's limits (the rlimit applies to the mmcli process only)."""
-    argv = [sys.executable, "-m", "mmcli", "detect", *map(str, args), "--base-url", server.base_url,
-            "--max-pixels", "940800"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env, timeout=60, cwd=ROOT,
-                          preexec_fn=disk.preexec, check=False)
+    """Run detect with the disk's limits (a file-size limit applies to the mmcli process only)."""
+    argv = [*disk.launcher, "detect", *map(str, args), "--base-url", server.base_url, "--max-pixels", "940800"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env, timeout=60, cwd=ROOT, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
