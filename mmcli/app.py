@@ -24,6 +24,7 @@ from .commands import serve as serve_command
 from .commands import video as video_command
 from .commands.options import RunState
 from .errors import ExitCode, MmcliError
+from .terminal import for_stream
 
 EXAMPLES = """Examples:
 
@@ -134,7 +135,7 @@ app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serv
 def _say(*lines: str) -> None:
     # The boundary's own lines: written even when stdout is gone, and never raising again.
     try:
-        sys.stderr.write("".join(line + "\n" for line in lines))
+        sys.stderr.write(for_stream("".join(line + "\n" for line in lines), sys.stderr))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

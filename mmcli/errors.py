@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5
     TIMEOUT = 6
     UNPARSEABLE = 7
+    # 8 is kept for "some jobs of a many-file run failed" (DESIGN.md)
+    OUTPUT_NOT_WRITTEN = 9
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE, as other Unix tools report a closed pipe
 
@@ -29,6 +31,7 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
+    ExitCode.OUTPUT_NOT_WRITTEN: "an output file could not be written (disk full, ...); the results were still shown",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.BROKEN_PIPE: "standard output was closed early (e.g. piped into head)",
 }
@@ -92,3 +95,9 @@ class OutputUnparseable(MmcliError):
     """The model's answer could not be parsed into the structure asked for."""
 
     exit_code = ExitCode.UNPARSEABLE
+
+
+class OutputNotWritten(MmcliError):
+    """An output file could not be written after the requests succeeded (disk full, directory gone, ...)."""
+
+    exit_code = ExitCode.OUTPUT_NOT_WRITTEN

@@ -1,8 +1,10 @@
 """Output files: checked before anything is sent, written atomically, never clobbered without --force.
 
-Problems with where output goes (an output directory that is a file or cannot be written, a file
-that exists, a path that is one of the inputs) exit 2: they are about how the command was called
-(`-o`, `--force`), not about the input media (exit 3), and they are found before any request.
+Problems with where output goes (an output directory that is a file or cannot be created or written,
+a file that exists, a path that is one of the inputs) exit 2: they are about how the command was
+called (`-o`, `--force`), not about the input media (exit 3), and they are found before any request.
+A write that fails afterwards (a full disk, a directory removed meanwhile) is `OutputNotWritten`,
+exit 9: the results were already paid for, so the caller shows them before exiting.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .errors import UsageError
+from .errors import OutputNotWritten, UsageError
 
 # Hard links give a race-free "create only if absent"; these errors mean the filesystem has none.
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
@@ -28,41 +30,47 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def prepare_output_dir(path: Path, label: Optional[str] = None) -> Path:
-    """Make sure `path` is a directory this process can create files in (created if missing)."""
+def check_output_dir(path: Path, label: Optional[str] = None) -> None:
+    """Refuse before sending a directory that is not one or cannot become one; create nothing."""
     label = label or str(path)
-    if path.exists() and not path.is_dir():
+    existing = path
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing == path and not path.is_dir():
         raise OutputError("output directory is a file", where=label,
                           hint="pass a directory to -o, or leave -o out to write beside the input")
+    if existing != path and not existing.is_dir():
+        raise OutputError("cannot create output directory", "a part of the path is a file, not a directory",
+                          where=label, hint="pass a directory to -o")
+    try:
+        probe_writable(existing)
+    except OSError as exc:
+        what = "output directory is not writable" if existing == path else "cannot create output directory"
+        why = _reason(exc) if existing == path else f"{existing} is not writable: {_reason(exc)}"
+        raise OutputError(what, why, where=label, hint="choose another directory with -o DIR") from None
+
+
+def make_output_dir(path: Path) -> Path:
+    """Create `path` (and its parents) when the first file goes into it; checked earlier by check_output_dir."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError("cannot create output directory", "a part of the path is a file, not a directory",
-                          where=label, hint="pass a directory to -o") from None
     except OSError as exc:
-        raise OutputError("cannot create output directory", _reason(exc), where=label) from None
-    probe_writable(path, label)
+        raise OutputNotWritten("cannot create output directory", _reason(exc), where=str(path)) from None
     return path
 
 
-def probe_writable(directory: Path, label: Optional[str] = None) -> None:
+def probe_writable(directory: Path) -> None:
     """Create and remove a scratch file in `directory`: the only check that covers ACLs and read-only mounts."""
-    label = label or str(directory)
-    try:
-        fd, scratch = _create_temp(directory, ".mmcli-probe")
-    except OSError as exc:
-        raise OutputError("output directory is not writable", _reason(exc), where=label,
-                          hint="choose another directory with -o DIR") from None
+    fd, scratch = _create_temp(directory, ".mmcli-probe")
     os.close(fd)
     os.unlink(scratch)
 
 
 def check_target(path: Path, *, force: bool, inputs: Iterable[Path] = ()) -> None:
     """Refuse a target that is an input, a directory, or an existing file without --force."""
-    for source in inputs:
-        if _same_file(path, source):
-            raise OutputError("refusing to overwrite an input", where=str(path),
-                              hint="choose another output directory with -o DIR")
+    if is_input(path, inputs):
+        raise OutputError("refusing to overwrite an input", where=str(path),
+                          hint="choose another output directory with -o DIR")
     if path.is_symlink() or path.exists():
         if path.is_dir():
             raise OutputError("output path is a directory", where=str(path))
@@ -71,6 +79,11 @@ def check_target(path: Path, *, force: bool, inputs: Iterable[Path] = ()) -> Non
                               hint="pass --force to overwrite it, or choose another directory with -o DIR")
         if path.exists() and not stat.S_ISREG(path.stat().st_mode):
             raise OutputError("output path is not a regular file", where=str(path))
+
+
+def is_input(path: Path, inputs: Iterable[Path]) -> bool:
+    """Whether `path` names one of `inputs` (the same file by another name counts)."""
+    return any(_same_file(path, source) for source in inputs)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -98,7 +111,7 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False) -> Path:
     try:
         fd, temp = _create_temp(directory, path.name)
     except OSError as exc:
-        raise OutputError("cannot write output file", _reason(exc), where=str(path)) from None
+        raise OutputNotWritten("cannot write output file", _reason(exc), where=str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -106,7 +119,7 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False) -> Path:
             os.fsync(handle.fileno())
         _publish(temp, path, force)
     except OSError as exc:
-        raise OutputError("cannot write output file", _reason(exc), where=str(path)) from None
+        raise OutputNotWritten("cannot write output file", _reason(exc), where=str(path)) from None
     finally:
         if os.path.lexists(temp):
             os.unlink(temp)

@@ -1,4 +1,9 @@
-"""Output: the answer alone on stdout; status, progress and warnings on stderr."""
+"""Output: the answer alone on stdout; status, progress and warnings on stderr.
+
+What goes to a terminal is stripped of escape sequences and control characters (mmcli.terminal): a
+model, a server or a file name must not be able to retitle, clear or rewrite the user's screen. What
+goes to a pipe or a file is written exactly as it came.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Iterator, Optional, TextIO
 from .events import Events, Steps
 from .config import masked_url
 from .plan import Plan
+from .terminal import ControlFilter, for_stream, json_for_stream, strip_controls
 
 
 class AnswerSink:
@@ -23,18 +29,27 @@ class AnswerSink:
 
 
 class PlainAnswer(AnswerSink):
-    """Plain text, written as it arrives (stdout is a pipe or file)."""
+    """Plain text, written as it arrives: byte-exact to a pipe or file, control sequences removed on a terminal."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.ended_with_newline = True
+        self.filter = ControlFilter() if stream.isatty() else None
 
     def write(self, delta: str) -> None:
-        self.stream.write(delta)
+        shown = self.filter.feed(delta) if self.filter is not None else delta
+        if not shown:
+            return
+        self.stream.write(shown)
         self.stream.flush()
-        self.ended_with_newline = delta.endswith("\n")
+        self.ended_with_newline = shown.endswith("\n")
 
     def close(self) -> None:
+        if self.filter is not None:
+            rest = self.filter.flush()
+            if rest:
+                self.stream.write(rest)
+                self.ended_with_newline = rest.endswith("\n")
         if not self.ended_with_newline:
             self.stream.write("\n")
         self.stream.flush()
@@ -57,13 +72,14 @@ class _Tail:
 
 
 class MarkdownAnswer(AnswerSink):
-    """Markdown rendered live with rich (stdout is a terminal)."""
+    """Markdown rendered live with rich (stdout is a terminal): the text shown has no control sequences."""
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(file=stream)
+        self.filter = ControlFilter()
         self.text = ""
         self.live = Live(console=self.console, refresh_per_second=8, transient=True)
         self.live.start()
@@ -71,13 +87,14 @@ class MarkdownAnswer(AnswerSink):
     def write(self, delta: str) -> None:
         from rich.markdown import Markdown
 
-        self.text += delta
+        self.text += self.filter.feed(delta)
         self.live.update(_Tail(Markdown(self.text), self.console.size.height - 1))
 
     def close(self) -> None:
         from rich.markdown import Markdown
 
         self.live.stop()
+        self.text += self.filter.flush()
         if self.text:
             self.console.print(Markdown(self.text))
 
@@ -94,16 +111,16 @@ class Output(Events):
 
     def status(self, message: str) -> None:
         """A progress or status line on stderr."""
-        print(f"mmcli: {message}", file=self.stderr, flush=True)
+        print(for_stream(f"mmcli: {message}", self.stderr), file=self.stderr, flush=True)
 
     def warn(self, message: str) -> None:
         """A warning on stderr."""
         self.warnings.append(message)
-        print(f"mmcli: warning: {message}", file=self.stderr, flush=True)
+        print(for_stream(f"mmcli: warning: {message}", self.stderr), file=self.stderr, flush=True)
 
     def stderr_block(self, text: str) -> None:
         """Text on stderr as it is, unprefixed (e.g. the end of a server's log)."""
-        print(text, file=self.stderr, flush=True)
+        print(for_stream(text, self.stderr), file=self.stderr, flush=True)
 
     @contextmanager
     def spinner(self, message: str) -> Iterator[None]:
@@ -112,8 +129,9 @@ class Output(Events):
             yield
             return
         from rich.console import Console
+        from rich.text import Text
 
-        with Console(file=self.stderr).status(message):
+        with Console(file=self.stderr).status(Text(strip_controls(message))):
             yield
 
     def start_spinner(self, message: str):
@@ -121,8 +139,9 @@ class Output(Events):
         if not self.stderr.isatty():
             return lambda: None
         from rich.console import Console
+        from rich.text import Text
 
-        status = Console(file=self.stderr).status(message)
+        status = Console(file=self.stderr).status(Text(strip_controls(message)))
         status.start()
         return status.stop
 
@@ -155,17 +174,17 @@ class Output(Events):
 
     def line(self, text: str = "") -> None:
         """One line of text on stdout (a result, not a status)."""
-        self.stdout.write(text + "\n")
+        self.stdout.write(for_stream(text, self.stdout) + "\n")
         self.stdout.flush()
 
     def json_line(self, payload: dict) -> None:
         """One compact JSON object on its own line of stdout (JSON lines)."""
-        self.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        self.stdout.write(json_for_stream(json.dumps(payload, ensure_ascii=False), self.stdout) + "\n")
         self.stdout.flush()
 
     def emit_json(self, payload: dict) -> None:
         """One JSON object on stdout."""
-        self.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        self.stdout.write(json_for_stream(json.dumps(payload, ensure_ascii=False, indent=2), self.stdout) + "\n")
         self.stdout.flush()
 
     def console(self):
@@ -183,16 +202,18 @@ class Output(Events):
         console.print(plan_table(plan))
         totals = plan.totals()
         tokens = totals["visual_tokens"]
+        # Model ids come from the server: shown as plain text, never as markup or escape sequences.
         source = f" (from {plan.family_source})" if plan.family_source else ""
-        console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}{source}  "
-                      f"endpoint: {masked_url(plan.base_url)}")
+        console.print(strip_controls(f"model: {plan.model or '(first model the endpoint serves)'}  "
+                                     f"family: {plan.family}{source}  endpoint: {masked_url(plan.base_url)}"),
+                      markup=False)
         for note in plan.notes:
-            console.print(f"note: {note}")
+            console.print(strip_controls(f"note: {note}"), markup=False)
         console.print(f"total: {totals['items']} item(s), "
                       f"{'unknown' if tokens is None else f'{tokens:,}'} visual tokens, "
                       f"{totals['bytes']:,} bytes of media, request {totals['request_bytes']:,} bytes")
         console.print("request (nothing sent):")
-        console.print_json(json.dumps(plan.to_dict()["request"], ensure_ascii=False))
+        console.print_json(for_stream(json.dumps(plan.to_dict()["request"], ensure_ascii=False), self.stdout))
 
 
 def _size(width: Optional[int], height: Optional[int]) -> str:
@@ -202,14 +223,16 @@ def _size(width: Optional[int], height: Optional[int]) -> str:
 def plan_table(plan: Plan):
     """A rich table of the plan's items."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="plan", title_justify="left")
     for column in ("input", "kind", "original", "sent", "visual tokens", "bytes", "notes"):
         table.add_column(column, justify="right" if column in ("visual tokens", "bytes") else "left")
     for item in plan.items:
         tokens = "?" if item.visual_tokens is None else f"{item.visual_tokens:,}"
-        table.add_row(item.source, item.kind, _size(item.original_width, item.original_height),
-                      _size(item.sent_width, item.sent_height), tokens, f"{item.bytes:,}", "; ".join(item.notes))
+        table.add_row(Text(strip_controls(item.source)), item.kind, _size(item.original_width, item.original_height),
+                      _size(item.sent_width, item.sent_height), tokens, f"{item.bytes:,}",
+                      Text(strip_controls("; ".join(item.notes))))
     return table
 
 
@@ -228,16 +251,16 @@ class Progress(Steps):
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
-            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self.bar = Bar(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                            TimeElapsedColumn(), console=Console(file=self.out.stderr), transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(self.title, total=self.total)
+            self.task = self.bar.add_task(strip_controls(self.title), total=self.total)
         return self
 
     def begin(self, what: str) -> None:
         """A step starts."""
         if self.bar is not None:
-            self.bar.update(self.task, description=what)
+            self.bar.update(self.task, description=strip_controls(what))
         else:
             self.out.status(f"[{self.done + 1}/{self.total}] {what}")
 

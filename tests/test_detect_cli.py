@@ -95,7 +95,7 @@ def test_piped_output_is_one_tab_separated_line_per_detection(mmcli, server, sce
     run = detect(mmcli, server, scene, "--max-pixels", MAX_PIXELS)
     assert run.code == 0, run.stderr
     assert run.stdout.splitlines() == [f"{scene}\tdog\t200\t400\t600\t800",
-                                       f"{scene}\tcat nap [31m\t20\t40\t60\t80"]
+                                       f"{scene}\tcat nap\t20\t40\t60\t80"]
 
 
 def test_no_detections_exits_0_and_keeps_the_raw_answer(mmcli, server, scene):

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from mmcli.errors import ExitCode
-from mmcli.files import OutputError, check_target, prepare_output_dir, write_atomic
+from mmcli.files import OutputError, check_output_dir, check_target, make_output_dir, write_atomic
 
 
 def _leftovers(directory):
@@ -60,18 +60,21 @@ def test_output_dir_that_is_a_file(tmp_path):
     blocker = tmp_path / "out"
     blocker.write_text("not a directory")
     with pytest.raises(OutputError) as info:
-        prepare_output_dir(blocker)
+        check_output_dir(blocker)
     assert info.value.message() == f"output directory is a file ({blocker})"
     with pytest.raises(OutputError) as info:
-        prepare_output_dir(blocker / "deeper")
+        check_output_dir(blocker / "deeper" / "still")
     assert "a part of the path is a file" in info.value.message()
     assert blocker.read_text() == "not a directory"
 
 
-def test_output_dir_is_created(tmp_path):
+def test_output_dir_is_checked_without_being_created_then_made_on_demand(tmp_path):
     target = tmp_path / "a" / "b"
-    assert prepare_output_dir(target).is_dir()
-    assert list(target.iterdir()) == []  # the write probe leaves nothing behind
+    check_output_dir(target)
+    assert list(tmp_path.iterdir()) == []  # nothing created, and the write probe leaves nothing behind
+    assert make_output_dir(target).is_dir()
+    check_output_dir(target)
+    assert list(target.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; tests/test_detect_outputs.py covers it")
@@ -81,6 +84,8 @@ def test_read_only_output_dir(tmp_path):
     locked.chmod(0o555)
     try:
         with pytest.raises(OutputError, match="not writable"):
-            prepare_output_dir(locked)
+            check_output_dir(locked)
+        with pytest.raises(OutputError, match=f"cannot create output directory.*{locked} is not writable"):
+            check_output_dir(locked / "new" / "deeper")
     finally:
         locked.chmod(0o755)

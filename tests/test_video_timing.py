@@ -11,7 +11,7 @@ import pytest
 from mmcli.config import GenerationOptions, Quirks
 from mmcli.job import Job, Text
 from mmcli.media.item import MediaItem
-from mmcli.messages import build_request, inserted_text, pair_labels, video_timing
+from mmcli.messages import build_request, inserted_text, pair_labels
 from mmcli.models import FAMILIES
 from mmcli.server.state import ServerState, ensure_state_dir, save_state
 from tests.test_video_fixtures import write_clip

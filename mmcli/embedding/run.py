@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-from .jobs import batches, finish_vector, page_jobs, text_jobs
+from .jobs import finish_vector, page_jobs, text_jobs
 from .output import record
 
 if TYPE_CHECKING:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..terminal import strip_controls
+
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
 def clean_label(text: str, limit: int = 60) -> str:
     """`text` without control, format or private-use characters, whitespace collapsed, at most `limit` characters."""
-    kept = "".join(" " if unicodedata.category(c).startswith(("C", "Z")) else c for c in str(text))
+    # Whole escape sequences go first, so no "]0;title" is left of a window-title sequence.
+    kept = "".join(" " if unicodedata.category(c).startswith(("C", "Z")) else c for c in strip_controls(str(text), " "))
     kept = " ".join(kept.split())
     return kept if len(kept) <= limit else kept[: max(1, limit - 1)].rstrip() + "…"
 

@@ -1,15 +1,23 @@
-"""Where detect's files go: named and checked before anything is sent, written atomically afterwards."""
+"""Where detect's files go: named and checked before anything is sent, written atomically afterwards.
+
+A write that fails after the requests (a full disk) does not end the run: it is warned about and
+noted, the results are still shown, and the run exits 9 at the end (`Writer.raise_if_failed`).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import unquote, urlsplit
 
-from ..files import OutputError, check_target, prepare_output_dir, write_atomic
+from ..errors import OutputNotWritten
+from ..files import OutputError, check_output_dir, check_target, is_input, make_output_dir, write_atomic
 from .labels import slug
+
+if TYPE_CHECKING:
+    from ..events import Events
 
 DOCUMENT_NAMES = {"json": "detections.json", "coco": "coco.json"}
 _UNSAFE_NAME = re.compile(r"[^\w.+-]+")
@@ -32,8 +40,12 @@ class OutputNames:
         return self.directory / (f"{self.name}.crop-{number:02d}" + (f"-{tail}" if tail else "") + ".png")
 
     def crop_pattern(self) -> str:
-        """A glob matching every crop file of this image."""
+        """A glob matching every crop file of this image (and perhaps of an image named like one)."""
         return f"{_glob_escape(self.name)}.crop-[0-9][0-9]*.png"
+
+    def is_crop(self, path: Path) -> bool:
+        """Whether `path` is exactly a crop file name of this image (slugs hold no dots, names may)."""
+        return re.fullmatch(re.escape(self.name) + r"\.crop-[0-9]{2,}(-[a-z0-9-]+)?\.png", path.name) is not None
 
 
 @dataclass
@@ -78,7 +90,7 @@ def check_plan(plan: OutputPlan, *, draw: bool, crop: bool) -> None:
     if plan.document is not None:
         directories.add(plan.document.parent)
     for directory in sorted(directories, key=str):
-        prepare_output_dir(directory)
+        check_output_dir(directory)  # created only when its first file is written
     seen: set[Path] = set()
     for names in plan.names:
         key = (names.directory / names.name).resolve()
@@ -90,7 +102,8 @@ def check_plan(plan: OutputPlan, *, draw: bool, crop: bool) -> None:
         if draw:
             check_target(names.annotated(), force=plan.force, inputs=plan.inputs)
         if crop and not plan.force:
-            earlier = sorted(names.directory.glob(names.crop_pattern()))
+            earlier = sorted(p for p in names.directory.glob(names.crop_pattern())
+                             if names.is_crop(p) and not is_input(p, plan.inputs))
             if earlier:
                 raise OutputError("crop files from an earlier run exist", where=str(earlier[0]),
                                   hint="pass --force to overwrite them, or choose another directory with -o DIR")
@@ -98,7 +111,54 @@ def check_plan(plan: OutputPlan, *, draw: bool, crop: bool) -> None:
         check_target(plan.document, force=plan.force, inputs=plan.inputs)
 
 
-def write(path: Path, data: bytes, plan: OutputPlan) -> Path:
-    """Write one output file atomically, refusing inputs always and existing files without --force."""
-    check_target(path, force=plan.force, inputs=plan.inputs)
-    return write_atomic(path, data, force=plan.force)
+class Writer:
+    """Writes a run's files once its answers are in: directories made at the first file, failures noted."""
+
+    def __init__(self, plan: OutputPlan, events: "Events") -> None:
+        self.plan = plan
+        self.events = events
+        self.failed: list[dict] = []  # {"file": path, "error": why}, in the order they failed
+
+    def write(self, path: Path, data: bytes) -> Optional[Path]:
+        """Write one file atomically; on failure warn, note it and return None (the run goes on)."""
+        try:
+            make_output_dir(path.parent)
+            check_target(path, force=self.plan.force, inputs=self.plan.inputs)  # it may have appeared since
+            return write_atomic(path, data, force=self.plan.force)
+        except (OutputError, OutputNotWritten) as exc:
+            why = exc.why or exc.what
+            self.failed.append({"file": str(path), "error": why})
+            self.events.warn(f"could not write {path}: {why}")
+            return None
+
+    def remove_stale(self, names: OutputNames, kept: list[Path], *, crops: bool, annotated: bool) -> None:
+        """With --force, remove this image's crops (and annotated copy) from an earlier run not rewritten now."""
+        if not self.plan.force:
+            return
+        stale = sorted(p for p in names.directory.glob(names.crop_pattern()) if names.is_crop(p)) if crops else []
+        if annotated:
+            stale.append(names.annotated())
+        keep = {str(p) for p in kept}
+        removed = []
+        for path in stale:
+            if str(path) in keep or not path.is_file() or path.is_symlink() or is_input(path, self.plan.inputs):
+                continue
+            try:
+                path.unlink()
+            except OSError as exc:  # a stale file left behind loses nothing: say so and go on
+                self.events.warn(f"could not remove {path} from an earlier run: {exc.strerror or exc}")
+                continue
+            removed.append(path)
+        if removed:
+            self.events.status(f"removed {len(removed)} file(s) from an earlier run: {removed[0]}"
+                               + (" ..." if len(removed) > 1 else ""))
+
+    def raise_if_failed(self) -> None:
+        """End the run with exit 9 if any file could not be written (after the results were shown)."""
+        if not self.failed:
+            return
+        first = self.failed[0]
+        more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+        raise OutputNotWritten("could not write output file", first["error"], where=first["file"] + more,
+                               hint="the results above are complete; free some space or choose another "
+                                    "directory with -o DIR, then run again with --force")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..errors import MmcliError
 from ..runner import RunStopped
-from .outputs import OutputPlan, check_plan, write
+from .outputs import OutputPlan, Writer, check_plan
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -36,10 +36,12 @@ def run_detect(inputs: list[str], opts: "CommonOptions", detect: "DetectOptions"
     if opts.output.dry_run:
         _show_plans([runner.plan(job) for job in jobs], out)
         return
-    results = _ask_all(runner, jobs, detect, planned[0], out)
-    _report(results, runner, detect, planned[0], out)
+    writer = Writer(planned[0], out)
+    results = _ask_all(runner, jobs, detect, writer, out)
+    _report(results, runner, detect, writer, out)
     if detect.strict:
         check_strict(results)
+    writer.raise_if_failed()  # after the results are shown: they were paid for
 
 
 def _show_plans(plans: list, out: "Output") -> None:
@@ -50,7 +52,7 @@ def _show_plans(plans: list, out: "Output") -> None:
         out.show_plan(plan)
 
 
-def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", outputs: OutputPlan,
+def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", writer: Writer,
              out: "Output") -> list["InputResult"]:
     results: list["InputResult"] = []
 
@@ -59,7 +61,7 @@ def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", outpu
             out.status(f"[{len(results) + 1}/{len(jobs)}] {job.label}")
 
     def after(result: "Result") -> None:
-        results.append(_finish(result, detect, outputs, out))
+        results.append(_finish(result, detect, writer, out))
 
     try:
         with out.spinner("waiting for the model"):
@@ -68,9 +70,9 @@ def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", outpu
         # Nothing is lost: what was found before the failure is shown (and saved) before exiting.
         last = stopped.results[-1]
         if last.text:  # a partial answer may still hold boxes
-            results.append(_finish(last, detect, outputs, out))
+            results.append(_finish(last, detect, writer, out))
         if results:
-            _report(results, runner, detect, outputs, out, error=_reason(stopped.cause))
+            _report(results, runner, detect, writer, out, error=_reason(stopped.cause))
         raise stopped.cause from None
     return results
 
@@ -79,7 +81,7 @@ def _reason(cause: BaseException) -> str:
     return cause.message() if isinstance(cause, MmcliError) else "interrupted"
 
 
-def _finish(result: "Result", detect: "DetectOptions", outputs: OutputPlan, out: "Output") -> "InputResult":
+def _finish(result: "Result", detect: "DetectOptions", writer: Writer, out: "Output") -> "InputResult":
     from ..present import check_result
     from ..tasks.detect import ground_result
 
@@ -90,8 +92,8 @@ def _finish(result: "Result", detect: "DetectOptions", outputs: OutputPlan, out:
     check_result(result, out)
     if not found.grounded.detections:
         out.status(f"no detections in {job.label}; the model answered: {_preview(result.text)}")
-    elif detect.draw or detect.crop:
-        found.files = _write_images(job, found.grounded.detections, detect, outputs, out)
+    if detect.draw or detect.crop:
+        found.files = _write_images(job, found.grounded.detections, detect, writer, out)
     return found
 
 
@@ -101,46 +103,66 @@ def _preview(text: str) -> str:
     return repr(clean_label(text, RAW_PREVIEW)) if text.strip() else "(nothing)"
 
 
-def _write_images(job: "Job", detections, detect: "DetectOptions", outputs: OutputPlan, out: "Output") -> dict:
-    from ..media.image import oriented_bgr
-    from .draw import annotate, crop, png_bytes, to_rgb_image
-
+def _write_images(job: "Job", detections, detect: "DetectOptions", writer: Writer, out: "Output") -> dict:
     names = job.context["names"]
-    image = to_rgb_image(oriented_bgr(job.context["original"]))
     files: dict = {}
-    if detect.draw:
-        path = write(names.annotated(), png_bytes(annotate(image, detections)), outputs)
-        files["annotated"] = str(path)
-        out.status(f"wrote {path}")
-    if detect.crop:
-        boxes = [d for d in detections if d.kind == "box"]
-        crops = [write(names.crop(n, d.label), png_bytes(crop(image, d)), outputs)
-                 for n, d in enumerate(boxes, start=1)]
-        files["crops"] = [str(p) for p in crops]
-        if crops:
-            out.status(f"wrote {len(crops)} crop(s): {crops[0]}" + (" ..." if len(crops) > 1 else ""))
+    written: list = []
+    failures_before = len(writer.failed)
+    if detections:
+        from ..media.image import oriented_bgr
+        from .draw import annotate, crop, png_bytes, to_rgb_image
+
+        image = to_rgb_image(oriented_bgr(job.context["original"]))
+        if detect.draw and (path := writer.write(names.annotated(), png_bytes(annotate(image, detections)))):
+            files["annotated"] = str(path)
+            written.append(path)
+            out.status(f"wrote {path}")
+        if detect.crop:
+            boxes = [d for d in detections if d.kind == "box"]
+            crops = [writer.write(names.crop(n, d.label), png_bytes(crop(image, d)))
+                     for n, d in enumerate(boxes, start=1)]
+            crops = [path for path in crops if path is not None]
+            files["crops"] = [str(p) for p in crops]
+            written += crops
+            if crops:
+                out.status(f"wrote {len(crops)} crop(s): {crops[0]}" + (" ..." if len(crops) > 1 else ""))
+    # With --force, files an earlier run left for this image (more crops, a drawing of old boxes) go.
+    writer.remove_stale(names, written, crops=detect.crop, annotated=detect.draw)
+    if len(writer.failed) > failures_before:
+        files["not_written"] = writer.failed[failures_before:]
     return files
 
 
-def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptions", outputs: OutputPlan,
+def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptions", writer: Writer,
             out: "Output", error: Optional[str] = None) -> None:
     import json
 
     from .report import coco, document, print_table, tsv_lines
 
     model, family = runner.target.model, runner.target.family.name
-    docs = {"json": lambda: document(results, model, family, detect.target, error),
-            "coco": lambda: coco(results, detect.target)}
-    if outputs.document is not None and detect.format:
-        data = json.dumps(docs[detect.format](), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-        out.status(f"wrote {write(outputs.document, data, outputs)}")
+
+    def payload(form: str) -> dict:
+        # Built when needed: a failed write of an image (or of the file itself) shows in what comes after.
+        if form == "coco":
+            return coco(results, detect.target)
+        return document(results, model, family, detect.target, error or _not_written(writer))
+
+    if writer.plan.document is not None and detect.format:
+        data = json.dumps(payload(detect.format), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+        if path := writer.write(writer.plan.document, data):
+            out.status(f"wrote {path}")
     if detect.format and detect.output_dir is None:
-        out.emit_json(docs[detect.format]())
+        out.emit_json(payload(detect.format))
     elif out.json_mode:
-        out.emit_json(docs["json"]())
+        out.emit_json(payload("json"))
     elif any(r.grounded.detections for r in results):
         if out.stdout.isatty():
             print_table(results, out.stdout)
         else:
             for line in tsv_lines(results):
                 out.line(line)
+
+
+def _not_written(writer: Writer) -> Optional[str]:
+    count = len(writer.failed)
+    return f"could not write {count} output file(s), the first {writer.failed[0]['file']}" if count else None

@@ -287,16 +287,28 @@ def _fit_request(video: VideoInput, job: VideoJob, data: list[bytes], times: lis
         new_times = [times[i] for i in keep]
         new_size = _parts_size(job, new_data, new_times, new_fmt)
         if new_size <= job.budget:
-            note = (f"{size / fr.MB:.1f} MB would not fit the {job.budget / fr.MB:.1f} MB left in the request: "
+            wanted, left = size_pair(size, job.budget)
+            note = (f"{wanted} would not fit the {left} left in the request: "
                     f"sent {step.count} frames at {step.width}x{step.height}"
                     + ("" if fmt.lossless else f", JPEG quality {step.quality}")
                     + f" (planned {len(data)} at {fmt.width}x{fmt.height})")
             job.warn(f"{video.label}: {note}")
             return new_data, new_times, new_fmt, [note]
+    taken, left = size_pair(new_size, job.budget)
     raise UsageError("the video does not fit the request-size limit",
-                     f"even {step.count} frames at {step.width}x{step.height} take {new_size / fr.MB:.1f} MB; "
-                     f"{job.budget / fr.MB:.1f} MB are left for it", where=video.label,
+                     f"even {step.count} frames at {step.width}x{step.height} take {taken}; "
+                     f"{left} are left for it", where=video.label,
                      hint="raise --max-request-mb, or send a shorter part with --start/--end")
+
+
+def size_pair(first: int, second: int) -> tuple[str, str]:
+    """Two byte counts in one unit (kB below 1 MB), with as many decimals as it takes to tell them apart."""
+    unit, scale = ("MB", fr.MB) if max(first, second) >= fr.MB else ("kB", 1000)
+    for decimals in range(1, 7):
+        shown = f"{first / scale:.{decimals}f}", f"{second / scale:.{decimals}f}"
+        if shown[0] != shown[1] or first == second:
+            break
+    return f"{shown[0]} {unit}", f"{shown[1]} {unit}"
 
 
 def _video_limits(family: Family) -> tuple[int, int, int]:

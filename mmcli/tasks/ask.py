@@ -75,10 +75,12 @@ def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
     if any(c.is_video for c in checked):
         from ..messages import build_request, request_size
 
+        from ..media.videoplan import size_pair
+
         size = request_size(build_request(job, ctx.target.settings.endpoint.quirks))
         if size > sampling.max_request_bytes:
-            raise UsageError("the request is over the size limit",
-                             f"{size / 1e6:.2f} MB > {sampling.max_request_mb:g} MB",
+            shown, limit = size_pair(size, sampling.max_request_bytes)
+            raise UsageError("the request is over the size limit", f"{shown} > the {limit} limit",
                              hint="raise --max-request-mb, or send fewer or smaller inputs")
     return job
 
@@ -87,7 +89,7 @@ def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: C
                  sampling: SamplingOptions) -> None:
     """Plan the videos in place; each gets an even share of what the rest of the request leaves."""
     from ..messages import build_request, frames_wire_size, request_size
-    from ..media.videoplan import VideoJob, default_transport, plan_video, plan_video_url
+    from ..media.videoplan import VideoJob, default_transport, plan_video, plan_video_url, size_pair
 
     quirks = ctx.target.settings.endpoint.quirks
     transport = sampling.transport or default_transport(ctx.target.family, quirks.takes_video)
@@ -97,8 +99,9 @@ def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: C
         used = request_size(build_request(others, quirks))
         share = int((sampling.max_request_bytes - used) * SIZE_HEADROOM) // (len(pending) - n)
         if share <= 0:
-            raise UsageError("no room for the video in the request", f"the rest of the request takes "
-                             f"{used / 1e6:.2f} MB of the {sampling.max_request_mb:g} MB limit",
+            taken, limit = size_pair(used, sampling.max_request_bytes)
+            raise UsageError("no room for the video in the request",
+                             f"the rest of the request takes {taken} of the {limit} limit",
                              where=checked[i].source.label, hint="raise --max-request-mb")
         job = VideoJob(ctx.target.family, ctx.media, sampling, transport, share, wire_size=frames_wire_size,
                        warn=ctx.events.warn, progress=ctx.events.seconds, frame_limit=sampling.frame_limit or quirks.frame_limit)

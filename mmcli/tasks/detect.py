@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import MediaError, OutputUnparseable, UsageError
-from ..grounding.outputs import DOCUMENT_NAMES, OutputNames, OutputPlan, names_for
+from ..grounding.outputs import DOCUMENT_NAMES, OutputPlan, names_for
 from ..grounding.prompts import default_space, grounding_prompt
 from ..job import Job
 from ..media.document import DEFAULT_MAX_PAGES, Page, Selected, render, select_pages
