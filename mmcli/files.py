@@ -105,14 +105,18 @@ def _create_temp(directory: Path, stem: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
 
 
-def write_atomic(path: Path, data: bytes, *, force: bool = False) -> Path:
-    """Write `data` to `path` via a temporary file in the same directory; never replace a file unless `force`."""
+def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional[int] = None) -> Path:
+    """Write `data` to `path` via a temporary file in the same directory; never replace a file unless `force`.
+
+    `mode` sets the file's permissions exactly (a key file: 0o600); otherwise the umask decides."""
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp = _create_temp(directory, path.name)
     except OSError as exc:
         raise OutputNotWritten("cannot write output file", _reason(exc), where=str(path)) from None
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)  # before any byte is written, and whatever the umask says
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

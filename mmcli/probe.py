@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,15 +79,14 @@ def _from_dict(data: object) -> Optional[Probe]:
 
 def save(probe: Probe, environ: Mapping[str, str]) -> None:
     """Keep `probe` (atomically); a state folder that cannot be written only means asking again next time."""
+    from .errors import OutputNotWritten
+    from .files import write_atomic
     from .server.state import ensure_state_dir
 
     try:
-        directory = ensure_state_dir(environ)
-        path = cache_path(probe.base_url, environ)
-        tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(probe.to_dict()), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
+        ensure_state_dir(environ)
+        write_atomic(cache_path(probe.base_url, environ), json.dumps(probe.to_dict()).encode("utf-8"), force=True)
+    except (OSError, OutputNotWritten):
         pass
 
 

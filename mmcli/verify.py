@@ -3,16 +3,16 @@ exactly the visual tokens planned (--verify, with vLLM's /tokenize) after."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from .errors import MmcliError, UsageError
 from .models import FAMILIES, Family
 
 if TYPE_CHECKING:
     from .config import Endpoint
+    from .job import Job
     from .media.item import MediaItem
     from .plan import Plan
-    from .runner import Result
 
 # Tokens kept for the answer when --max-tokens is not given: vLLM needs room for at least a few.
 ANSWER_RESERVE = 16
@@ -46,7 +46,18 @@ def vision_markers(item: "MediaItem", family: Family) -> Optional[int]:
     return QWEN_MARKERS
 
 
-def server_visual_tokens(endpoint: "Endpoint", result: "Result",
+class Answered(Protocol):
+    """What verification reads of a runner's Result (named here so this module needs no runner import)."""
+
+    usage: dict
+    job: "Job"
+    plan: "Plan"
+
+    @property
+    def planned_visual_tokens(self) -> Optional[int]: ...
+
+
+def server_visual_tokens(endpoint: "Endpoint", result: Answered,
                          warn: Optional[Callable[[str], None]] = None) -> Optional[int]:
     """The visual tokens the server counted: its prompt tokens minus the exact text tokens (POST
     /tokenize of the same messages without media) minus the vision markers; None when unknown."""

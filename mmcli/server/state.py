@@ -4,7 +4,6 @@ pid, log and API key files, and `running_server`, how clients find that server."
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -62,14 +61,9 @@ def ensure_state_dir(environ: Mapping[str, str]) -> Path:
 
 
 def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask must not widen or narrow it
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    from ..files import write_atomic
+
+    write_atomic(path, text.encode("utf-8"), force=True, mode=mode)
 
 
 def save_state(directory: Path, state: ServerState) -> None:
