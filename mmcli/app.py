@@ -18,6 +18,7 @@ from .commands.ask import ask
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import serve as serve_command
+from .commands import transcribe as transcribe_command
 from .commands import video as video_command
 from .commands.options import RunState
 from .errors import ExitCode, MmcliError
@@ -122,6 +123,8 @@ app.command("ask", cls=PlainUsageCommand, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
 app.command("video", cls=PlainUsageCommand, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
 app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
 app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
+            epilog=transcribe_command.EPILOG)(transcribe_command.transcribe)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 
