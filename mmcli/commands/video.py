@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .audio_options import AudioFormat, SampleRate
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ EPILOG = """Examples:
 
   mmcli video clip.webm --fps 1 --max-frames 64 --dry-run
 
-  mmcli video clip.mp4 "what happens?" --frames 16 --as images"""
+  mmcli video clip.mp4 "what happens?" --frames 16 --as images
+
+  mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
 
 
 def _time(value: Optional[str], flag: str) -> Optional[float]:
@@ -40,6 +43,23 @@ def _time(value: Optional[str], flag: str) -> Optional[float]:
     except ValueError as exc:
         raise UsageError("invalid time", str(exc), where=f"{flag} {value}",
                          hint="use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None
+
+
+def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
+    """The sound track and how to cut it, checked before anything is sent."""
+    from ..errors import UsageError
+    from ..media.audio import AudioOptions, check_span, open_audio
+
+    if checked.source.url is not None:
+        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
+                         where=checked.source.label, hint="leave out --pass-url")
+    opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
+    problems = opts.problems()
+    if problems:
+        raise UsageError("invalid audio options", problems[0])
+    track = open_audio(checked.source, what="video")
+    check_span(track, opts)
+    return track, opts
 
 
 @with_common_options
@@ -81,11 +101,17 @@ def video(
         "--frame-limit", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
         help="Frames the endpoint keeps of a frame list. [default: 32, vLLM's own; all for a server "
              "mmcli serve started; frame_limit in the profile]")] = None,
+    audio: Annotated[bool, typer.Option(
+        "--audio", rich_help_panel="Audio",
+        help="Also send the video's sound track (cut to --start/--end, 16 kHz mono) after the frames, "
+             "for omni models such as Qwen2.5-Omni and Qwen3-Omni.")] = False,
+    sample_rate: SampleRate = None,
+    audio_format: AudioFormat = "wav",
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
     from ..errors import UsageError
-    from ..flow import start
+    from ..flow import connect, open_inputs
     from ..media.frames import SamplingOptions
     from ..present import stream_answer
     from ..render import Output
@@ -99,8 +125,14 @@ def video(
     if problems:
         raise UsageError("invalid video options", problems[0])
     out = Output(json_mode=opts.output.json)
-    started = start([source], opts, out, allowed=("video",))
+    opened = open_inputs([source], opts, out, allowed=("video",))
+    sound = _sound(opened.checked[0], sampling, sample_rate, audio_format) if audio else None
+    started = connect(opened, opts, out)
     job = ask_job(started.checked, prompt, started.ctx, sampling)
+    if sound is not None:
+        from ..tasks.audio import audio_content
+
+        job.content.extend(audio_content(sound[0], sound[1], started.ctx.target.family))
     if opts.output.dry_run:
         out.show_plan(started.runner.plan(job))
         return

@@ -22,3 +22,4 @@ def audio_content(audio: "AudioInput", opts: Optional["AudioOptions"], family: "
     for item in items:
         content += [Text(f"Audio {clock(item.details['start'])}-{clock(item.details['end'])}"), item]
     return content
+
