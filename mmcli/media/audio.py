@@ -190,26 +190,35 @@ def _origin(stream) -> float:
     return float(stream.start_time * stream.time_base)
 
 
-def _mono(frame) -> "np.ndarray":
+def _mono(frame, scale: float) -> "np.ndarray":
     chunk = frame.to_ndarray()
-    return chunk.mean(axis=0) if chunk.shape[0] > 1 else chunk[0]
+    if chunk.shape[0] > 1:
+        return chunk.mean(axis=0)
+    return chunk[0] * scale if scale != 1.0 else chunk[0]
+
+
+def _resampler(layout, rate: int):
+    """(resampler, scale): stereo is mixed by FFmpeg, whose weights are 1/sqrt(2) each, so scaling by
+    1/sqrt(2) gives the mean exactly; other layouts keep their channels and are averaged here."""
+    av = _av()
+    # Output in frames of a few seconds: fewer round trips through Python than one per packet.
+    if layout.name == "stereo":
+        return av.AudioResampler(format="flt", layout="mono", rate=rate, frame_size=rate * 4), math.sqrt(0.5)
+    return av.AudioResampler(format="fltp", layout=layout.name, rate=rate, frame_size=rate * 4), 1.0
 
 
 def _decode_into(container, stream, rate: int, chunks: list, start: Optional[float], end: Optional[float],
                  max_seconds: float, label: str) -> Optional[float]:
     """Append mono chunks to `chunks`; return the source time of the first sample (None: nothing decoded)."""
-    av = _av()
-    resampler, offset, have, stop = None, None, 0, math.inf
+    resampler, offset, have, stop, scale = None, None, 0, math.inf, 1.0
     for frame in container.decode(stream):
         if resampler is None:
-            # Keep the source layout and average channels here: FFmpeg's own downmix weights
-            # stereo by 1/sqrt(2) each, louder than the mean, and can clip.
-            resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
+            resampler, scale = _resampler(frame.layout, rate)
             offset = float(frame.time) - _origin(stream) if frame.time is not None else 0.0
             lead = max(0.0, (start or 0.0) - offset)  # decoded before --start (seeking is inexact)
             stop = (lead + (end - (start or 0.0)) if end is not None else lead + max_seconds) + 1.0
         for out in resampler.resample(frame):
-            chunks.append(_mono(out))
+            chunks.append(_mono(out, scale))
             have += out.samples
         if have > stop * rate:
             if end is None:
@@ -218,7 +227,7 @@ def _decode_into(container, stream, rate: int, chunks: list, start: Optional[flo
                                  hint="cut it with --start/--end, or raise --max-audio-seconds")
             return offset
     if resampler is not None:
-        chunks.extend(_mono(out) for out in resampler.resample(None))
+        chunks.extend(_mono(out, scale) for out in resampler.resample(None))
     return offset
 
 
