@@ -66,7 +66,7 @@ class AudioInput:
 
 @dataclass
 class Decoded:
-    """Mono float32 samples at `rate`, starting at `offset` seconds of the source."""
+    """Mono 16-bit samples at `rate`, starting at `offset` seconds of the source."""
 
     samples: "np.ndarray"
     rate: int
@@ -162,7 +162,7 @@ def part_count(seconds: float, part_seconds: float = PART_SECONDS) -> int:
 
 def decode(audio: AudioInput, rate: int, start: Optional[float] = None, end: Optional[float] = None,
            max_seconds: float = math.inf) -> Decoded:
-    """Decode [start, end) of the track to mono float32 at `rate`; refuse past `max_seconds` while decoding."""
+    """Decode [start, end) of the track to mono 16-bit at `rate`; refuse past `max_seconds` while decoding."""
     import numpy as np
 
     av = _av()
@@ -179,7 +179,7 @@ def decode(audio: AudioInput, rate: int, start: Optional[float] = None, end: Opt
         except av.error.FFmpegError as exc:
             raise MediaError("cannot decode audio", f"{_ffmpeg_reason(exc)} (the file may be truncated or corrupt)",
                              where=audio.source.label, hint="re-encode it, e.g. to WAV or FLAC") from None
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return _cut(Decoded(samples, rate, offset or 0.0), audio, start, end)
 
 
@@ -190,35 +190,39 @@ def _origin(stream) -> float:
     return float(stream.start_time * stream.time_base)
 
 
-def _mono(frame, scale: float) -> "np.ndarray":
+def _mono(frame) -> "np.ndarray":
+    """One output frame as mono int16 samples."""
+    import numpy as np
+
     chunk = frame.to_ndarray()
-    if chunk.shape[0] > 1:
-        return chunk.mean(axis=0)
-    return chunk[0] * scale if scale != 1.0 else chunk[0]
+    if chunk.dtype == np.int16:
+        return chunk.reshape(-1)
+    mean = chunk.mean(axis=0)
+    return (np.clip(mean, -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
 
 def _resampler(layout, rate: int):
-    """(resampler, scale): stereo is mixed by FFmpeg, whose weights are 1/sqrt(2) each, so scaling by
-    1/sqrt(2) gives the mean exactly; other layouts keep their channels and are averaged here."""
+    """Mono and stereo are mixed and converted to 16-bit by FFmpeg (for stereo to 16-bit it weighs the
+    channels 1/2 each: the mean); other layouts keep their channels, averaged here."""
     av = _av()
     # Output in frames of a few seconds: fewer round trips through Python than one per packet.
-    if layout.name == "stereo":
-        return av.AudioResampler(format="flt", layout="mono", rate=rate, frame_size=rate * 4), math.sqrt(0.5)
-    return av.AudioResampler(format="fltp", layout=layout.name, rate=rate, frame_size=rate * 4), 1.0
+    if layout.nb_channels <= 2:
+        return av.AudioResampler(format="s16", layout="mono", rate=rate, frame_size=rate * 4)
+    return av.AudioResampler(format="fltp", layout=layout.name, rate=rate, frame_size=rate * 4)
 
 
 def _decode_into(container, stream, rate: int, chunks: list, start: Optional[float], end: Optional[float],
                  max_seconds: float, label: str) -> Optional[float]:
     """Append mono chunks to `chunks`; return the source time of the first sample (None: nothing decoded)."""
-    resampler, offset, have, stop, scale = None, None, 0, math.inf, 1.0
+    resampler, offset, have, stop = None, None, 0, math.inf
     for frame in container.decode(stream):
         if resampler is None:
-            resampler, scale = _resampler(frame.layout, rate)
+            resampler = _resampler(frame.layout, rate)
             offset = float(frame.time) - _origin(stream) if frame.time is not None else 0.0
             lead = max(0.0, (start or 0.0) - offset)  # decoded before --start (seeking is inexact)
             stop = (lead + (end - (start or 0.0)) if end is not None else lead + max_seconds) + 1.0
         for out in resampler.resample(frame):
-            chunks.append(_mono(out, scale))
+            chunks.append(_mono(out))
             have += out.samples
         if have > stop * rate:
             if end is None:
@@ -227,7 +231,7 @@ def _decode_into(container, stream, rate: int, chunks: list, start: Optional[flo
                                  hint="cut it with --start/--end, or raise --max-audio-seconds")
             return offset
     if resampler is not None:
-        chunks.extend(_mono(out, scale) for out in resampler.resample(None))
+        chunks.extend(_mono(out) for out in resampler.resample(None))
     return offset
 
 
@@ -251,10 +255,13 @@ def _cut(decoded: Decoded, audio: AudioInput, start: Optional[float], end: Optio
 
 
 def encode(samples: "np.ndarray", rate: int, fmt: str = "wav") -> bytes:
-    """16-bit mono WAV or FLAC bytes of float samples in [-1, 1]."""
+    """16-bit mono WAV or FLAC bytes of int16 samples (or floats in [-1, 1])."""
     import numpy as np
 
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    if samples.dtype == np.int16:
+        pcm = samples.astype("<i2", copy=False)
+    else:
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
     if fmt == "wav":
         import wave
 
