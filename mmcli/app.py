@@ -21,6 +21,7 @@ from .commands import embed as embed_command
 from .commands import search as search_command
 from .commands import models as models_command
 from .commands import serve as serve_command
+from .commands import transcribe as transcribe_command
 from .commands import video as video_command
 from .commands.options import RunState
 from .errors import ExitCode, MmcliError
@@ -129,6 +130,8 @@ app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docq
 app.command("embed", cls=PlainUsageCommand, help=embed_command.HELP, epilog=embed_command.EPILOG)(embed_command.embed)
 app.command("search", cls=PlainUsageCommand, help=search_command.HELP, epilog=search_command.EPILOG)(search_command.search)
 app.command("models", cls=PlainUsageCommand, help=models_command.HELP, epilog=models_command.EPILOG)(models_command.models)
+app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
+            epilog=transcribe_command.EPILOG)(transcribe_command.transcribe)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 

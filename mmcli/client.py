@@ -238,6 +238,23 @@ def _chat(endpoint: Endpoint, request: dict, on_text, status) -> ChatResult:
     return _whole_reply(endpoint, response, model, on_text)
 
 
+def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
+               status: Optional[StatusFn] = None) -> object:
+    """POST /audio/transcriptions as multipart (file + fields); the reply parsed as JSON, or its text
+    for the plain formats (text, srt, vtt)."""
+    client = _openai_client(endpoint)
+    sent = {key: value for key, value in fields.items() if value is not None}
+    raw = _with_retries(endpoint, lambda: client.audio.transcriptions.with_raw_response.create(
+        file=(filename, audio, "audio/wav"), **sent), status)
+    try:
+        body = _read_body(endpoint, raw.http_response)
+        if sent.get("response_format") in ("text", "srt", "vtt"):
+            return body.decode("utf-8", "replace")
+        return decode_json(body, "the transcription")
+    except MmcliError as exc:
+        raise _located(exc, endpoint) from None
+
+
 def _is_event_stream(response) -> bool:
     return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
 

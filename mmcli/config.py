@@ -43,6 +43,7 @@ class Quirks:
     takes_video: bool = True  # video content parts (frame lists) are understood
     frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
     media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
+    audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
 
 
 OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
@@ -68,10 +69,11 @@ BUILTIN_PROFILES: dict[str, Profile] = {
     "openai": Profile("openai", "https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
                       model="gpt-4o-mini", pages_per_request=8, quirks=OPENAI_QUIRKS),
     "xinference": Profile("xinference", "http://127.0.0.1:9997/v1", api_key_env="XINFERENCE_API_KEY",
-                          pages_per_request=2),
+                          pages_per_request=2, quirks=Quirks(audio_part="xinference")),
 }
 
-_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit"}
+_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part"}
+AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,8 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         quirks = (base.quirks if base else Quirks())
         if "frame_limit" in table:
             quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
+        if "audio_part" in table:
+            quirks = replace(quirks, audio_part=table.pop("audio_part"))
         profiles[name] = replace(base, quirks=quirks, **table) if base else Profile(name=name, quirks=quirks, **table)
     return profiles
 
@@ -197,6 +201,9 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
         elif not isinstance(value, str) or not value:
             raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a non-empty string",
                              where=str(path))
+        elif key == "audio_part" and value not in AUDIO_PARTS:
+            raise UsageError("invalid config file", f"[profiles.{name}] audio_part must be one of "
+                             + ", ".join(AUDIO_PARTS), where=str(path))
 
 
 def is_loopback_host(host: str) -> bool:

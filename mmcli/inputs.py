@@ -12,22 +12,30 @@ from .media.video import VideoInput, open_video
 
 if TYPE_CHECKING:
     from .config import MediaOptions
+    from .media.audio import AudioInput
 
 WarnFn = Callable[[str], None]
 
 
 @dataclass
 class CheckedInput:
-    """An input that passed every local check; `image` is set for decodable images, `video` for videos."""
+    """An input that passed every local check; `image` is set for decodable images, `video` for videos,
+    `audio` for sound files (an audio-only WebM or MP4 included)."""
 
     source: Source
     image: Optional[ImageInput] = None
     video: Optional[VideoInput] = None
+    audio: Optional["AudioInput"] = None
 
     @property
     def is_video(self) -> bool:
         """Whether this input is a video (opened, or a URL passed through)."""
-        return self.video is not None or self.source.sniffed.kind == "video"
+        return self.video is not None or (self.source.sniffed.kind == "video" and self.audio is None)
+
+    @property
+    def is_audio(self) -> bool:
+        """Whether this input is sound only."""
+        return self.audio is not None
 
 
 def check_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,
@@ -39,6 +47,11 @@ def check_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnF
                            fetch=lambda url, cap: client.fetch_url(url, cap, timeout))
     checked = []
     for source in sources:
+        if _sound_only(source, allowed):
+            from .media.audio import open_audio
+
+            checked.append(CheckedInput(source, audio=open_audio(source)))
+            continue
         refuse_unsupported(source, allowed)
         if source.sniffed.kind == "video" and source.url is None:
             checked.append(CheckedInput(source, video=open_video(source)))
@@ -52,6 +65,19 @@ def check_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnF
             warn(note)
         checked.append(CheckedInput(source, image))
     return checked
+
+
+def _sound_only(source: Source, allowed: tuple[str, ...]) -> bool:
+    """Audio files, and containers such as WebM or MP4 that hold sound but no pictures, when audio is allowed."""
+    if "audio" not in allowed or source.url is not None:
+        return False
+    if source.sniffed.kind == "audio":
+        return True
+    if source.sniffed.kind != "video":
+        return False
+    from .media.audio import has_video_stream
+
+    return not has_video_stream(source)
 
 
 def check_question(inputs: list[str], question: str, usage: str) -> None:
@@ -93,9 +119,9 @@ def _pillow_reads_avif() -> bool:
     return bool(features.check("avif"))
 
 
-_KIND_NAMES = {"image": "an image", "video": "a video", "pdf": "a PDF"}
+_KIND_NAMES = {"image": "an image", "video": "a video", "pdf": "a PDF", "audio": "audio"}
 _KIND_FORMATS = {"image": "a JPEG, PNG, WebP, GIF, BMP or TIFF image", "video": "an MP4, MOV, WebM, MKV or AVI video",
-                 "pdf": "a PDF document"}
+                 "pdf": "a PDF document", "audio": "a WAV, FLAC, MP3, Ogg/Opus, M4A/AAC or WebM audio file"}
 
 
 def _unknown_reason(source: Source, allowed: tuple[str, ...] = ("image",)) -> str:

@@ -52,8 +52,21 @@ def frame_label(time: float) -> str:
     return f"Frame at {format_time(time)}"
 
 
-def media_parts(item: "MediaItem") -> list[dict]:
+def audio_part(data: bytes, mime: str, shape: str = "input_audio") -> dict:
+    """An audio content part in the endpoint's shape: input_audio (base64 + format), an audio_url
+    data URL, or Xinference's {"type": "audio", "audio_url": URL} with the URL as a plain string."""
+    if shape == "xinference":
+        return {"type": "audio", "audio_url": data_url(data, mime)}
+    if shape == "audio_url":
+        return {"type": "audio_url", "audio_url": {"url": data_url(data, mime)}}
+    return {"type": "input_audio",
+            "input_audio": {"data": base64.b64encode(data).decode("ascii"), "format": mime.split("/")[-1]}}
+
+
+def media_parts(item: "MediaItem", quirks: Optional["Quirks"] = None) -> list[dict]:
     """The content parts one prepared item becomes."""
+    if item.kind == "audio":
+        return [audio_part(item.data or b"", item.mime, quirks.audio_part if quirks else "input_audio")]
     if item.transport == "url":
         return [video_part(item.url or "") if item.kind == "video" else image_part(item.url or "")]
     if item.transport == "frames":
@@ -68,17 +81,17 @@ def media_parts(item: "MediaItem") -> list[dict]:
     return [image_part(data_url(item.data or b"", item.mime))]
 
 
-def content_parts(job: Job) -> list[dict]:
+def content_parts(job: Job, quirks: Optional["Quirks"] = None) -> list[dict]:
     """The job's content (media and interleaved text) as parts, the prompt not included."""
     return [text_part(part.text) if isinstance(part, Text) else p
-            for part in job.content for p in ([part] if isinstance(part, Text) else media_parts(part))]
+            for part in job.content for p in ([part] if isinstance(part, Text) else media_parts(part, quirks))]
 
 
 def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) -> dict:
     """The chat completion request for `job`: content first, then the prompt, as Qwen-style models expect."""
     gen = job.generation
     stream = gen.stream if stream is None else stream
-    parts = content_parts(job)
+    parts = content_parts(job, quirks)
     content = list(parts)
     if job.prompt:
         content.append(text_part(job.prompt))
@@ -198,13 +211,20 @@ def _b64_len(n: int) -> int:
 def shorten_data_urls(value):
     """A copy of a request with every base64 payload cut to a readable stub."""
     if isinstance(value, dict):
-        return {k: shorten_data_urls(v) for k, v in value.items()}
+        return {k: _short_base64(v) if k == "data" else shorten_data_urls(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shorten_data_urls(v) for v in value]
     if isinstance(value, str) and value.startswith("data:") and len(value) > SHORTEN_AT:
         head, _, payload = value.partition(",")
         return f"{head},{payload[:24]}...({len(payload):,} chars)"
     return value
+
+
+def _short_base64(value):
+    """input_audio's bare base64 payload, cut like a data URL's."""
+    if isinstance(value, str) and len(value) > SHORTEN_AT:
+        return f"{value[:24]}...({len(value):,} chars)"
+    return shorten_data_urls(value)
 
 
 def request_size(request: object) -> int:

@@ -29,6 +29,7 @@ class Family:
     video_min_pixels: int = 0
     video_max_pixels: int = 0
     video_total_pixels: int = 0
+    audio_encoder: Optional[str] = None  # how audio parts are counted in tokens (media.audio.audio_tokens)
 
 
 def _qwen(name: str, factor: int, box: str) -> Family:
@@ -50,6 +51,17 @@ FAMILIES: dict[str, Family] = {
     "qwen2-vl": _qwen("qwen2-vl", QWEN2_FACTOR, "norm1000"),
     "qwen2.5-vl": _qwen("qwen2.5-vl", QWEN2_FACTOR, "abs"),
     "qwen3-vl": _qwen("qwen3-vl", QWEN3_FACTOR, "norm1000"),
+    # Audio-language models: images are not their business, so no grid; audio tokens are counted.
+    "qwen2-audio": Family(
+        name="qwen2-audio",
+        factor=None,
+        min_pixels=1,
+        max_pixels=GENERIC_LONGEST_SIDE * GENERIC_LONGEST_SIDE,
+        longest_side=GENERIC_LONGEST_SIDE,
+        box_convention="norm1000",
+        accepts_video=False,
+        audio_encoder="qwen2-audio",
+    ),
     "generic": Family(
         name="generic",
         factor=None,
@@ -66,6 +78,7 @@ _NAME_PATTERNS = [
     (re.compile(r"qwen[-_]?3(\.\d+)?[-_]?(vl|omni)"), "qwen3-vl"),
     (re.compile(r"qwen[-_]?2\.5[-_]?(vl|omni)"), "qwen2.5-vl"),
     (re.compile(r"qwen[-_]?2[-_]?vl"), "qwen2-vl"),
+    (re.compile(r"qwen[-_]?2[-_]?audio"), "qwen2-audio"),
 ]
 
 
@@ -134,6 +147,7 @@ MODEL_TYPE_FAMILIES = {
     "qwen2_5_vl": "qwen2.5-vl",
     "qwen3_vl": "qwen3-vl",
     "qwen3_vl_moe": "qwen3-vl",
+    "qwen2_audio": "qwen2-audio",
 }
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 HELP = """Ask a vision-language model about images.
 
-INPUTS are paths, http(s) URLs, data URLs, or - for standard input; the last argument is the question. Images are resized on this machine to exactly the pixel grid the model uses, so the upload is small and the token cost is known before sending (--dry-run shows it)."""
+INPUTS are paths, http(s) URLs, data URLs, or - for standard input; the last argument is the question. Images are resized on this machine to exactly the pixel grid the model uses, so the upload is small and the token cost is known before sending (--dry-run shows it). Audio (WAV, FLAC, MP3, Ogg/Opus, M4A, WebM) is decoded here, mixed to mono at 16 kHz and sent in parts of at most 30 seconds."""
 
 EPILOG = """Examples:
 
@@ -23,14 +24,23 @@ EPILOG = """Examples:
 
   cat photo.jpg | mmcli ask - "describe"
 
+  mmcli ask talk.mp3 "what is the speaker's main point?" --start 1:00 --end 2:30
+
   mmcli ask photo.jpg "what's here" --dry-run --json"""
 
 
 @with_common_options
 def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
-        metavar="INPUT", show_default=False, help="Images or videos: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
+        metavar="INPUT", show_default=False,
+        help="Images, videos or audio: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", show_default=False, help="The question.")] = ...,
+    sample_rate: SampleRate = None,
+    audio_format: AudioFormat = "wav",
+    start_at: Start = None,
+    end: End = None,
+    max_audio_seconds: MaxAudioSeconds = 600.0,
+    max_audio_parts: MaxAudioParts = 20,
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about images."""
@@ -38,11 +48,13 @@ def ask(
     from ..present import stream_answer
     from ..render import Output
     from ..tasks.ask import prepare_ask
+    from .audio_options import audio_options
 
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
+    audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)
     out = Output(json_mode=opts.output.json)
-    runner, job = prepare_ask(inputs, prompt, opts, out)
+    runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
     if opts.output.dry_run:
         out.show_plan(runner.plan(job))
         return

@@ -56,7 +56,7 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         help="Model id; default: the profile's model, else the first one the endpoint lists.")], None),
     "family": (Annotated[Optional[str], typer.Option(
         "--family", envvar="MMCLI_FAMILY", metavar="FAMILY", rich_help_panel=ENDPOINT,
-        help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, generic); default: judged from the model id.")], None),
+        help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, qwen2-audio, generic); default: judged from the model id.")], None),
     "timeout": (Annotated[Optional[float], typer.Option(
         "--timeout", envvar="MMCLI_TIMEOUT", metavar="SECONDS", rich_help_panel=ENDPOINT,
         help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),

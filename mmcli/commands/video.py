@@ -8,6 +8,7 @@ import typer
 
 from ..media.frames import DEFAULT_MAX_REQUEST_MB
 from ..tasks import DEFAULT_VIDEO_PROMPT
+from .audio_options import AudioFormat, SampleRate
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ EPILOG = """Examples:
 
   mmcli video clip.webm --fps 1 --max-frames 64 --dry-run
 
-  mmcli video clip.mp4 "what happens?" --frames 16 --as images"""
+  mmcli video clip.mp4 "what happens?" --frames 16 --as images
+
+  mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
 
 
 def _time(value: Optional[str], flag: str) -> Optional[float]:
@@ -42,6 +45,23 @@ def _time(value: Optional[str], flag: str) -> Optional[float]:
     except ValueError as exc:
         raise UsageError("invalid time", str(exc), where=f"{flag} {value}",
                          hint="use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None
+
+
+def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
+    """The sound track and how to cut it, checked before anything is sent."""
+    from ..errors import UsageError
+    from ..media.audio import AudioOptions, check_span, open_audio
+
+    if checked.source.url is not None:
+        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
+                         where=checked.source.label, hint="leave out --pass-url")
+    opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
+    problems = opts.problems()
+    if problems:
+        raise UsageError("invalid audio options", problems[0])
+    track = open_audio(checked.source, what="video")
+    check_span(track, opts)
+    return track, opts
 
 
 @with_common_options
@@ -84,6 +104,12 @@ def video(
         "--frame-limit", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
         help="Frames the endpoint keeps of a frame list. [default: 32, vLLM's own; all for a server "
              "mmcli serve started; frame_limit in the profile]")] = None,
+    audio: Annotated[bool, typer.Option(
+        "--audio", rich_help_panel="Audio",
+        help="Also send the video's sound track (cut to --start/--end, 16 kHz mono) after the frames, "
+             "for omni models such as Qwen2.5-Omni and Qwen3-Omni.")] = False,
+    sample_rate: SampleRate = None,
+    audio_format: AudioFormat = "wav",
     opts: "CommonOptions" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
@@ -101,7 +127,17 @@ def video(
     if problems:
         raise UsageError("invalid video options", problems[0])
     out = Output(json_mode=opts.output.json)
-    runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",))
+    sounds: list = []
+
+    def take_sound(checked: list) -> None:  # decoded before any server is asked: a silent video is refused first
+        if audio:
+            sounds.append(_sound(checked[0], sampling, sample_rate, audio_format))
+
+    runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",), before_connect=take_sound)
+    if sounds:
+        from ..tasks.audio import audio_content
+
+        job.content.extend(audio_content(sounds[0][0], sounds[0][1], runner.target.family))
     if opts.output.dry_run:
         out.show_plan(runner.plan(job))
         return

@@ -23,7 +23,7 @@ class Sniffed:
 
 
 # Descriptions whose spoken first sound is a vowel (by sound, not by letter: "a JPEG", "an MP3").
-_VOWEL_SOUND = ("AVI", "MPEG", "MP3", "Ogg", "image", "audio")
+_VOWEL_SOUND = ("AVI", "MPEG", "MP3", "Ogg", "AAC", "AIFF", "image", "audio")
 
 
 _IMAGE_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
@@ -80,4 +80,8 @@ def sniff(head: bytes) -> Sniffed:
         return Sniffed("audio", "flac", "audio/flac", "FLAC audio")
     if head.startswith(b"OggS"):
         return Sniffed("audio", "ogg", "audio/ogg", "Ogg audio")
+    if head[:2] in (b"\xff\xf1", b"\xff\xf9"):  # ADTS frame sync, MPEG-4 or MPEG-2, no CRC
+        return Sniffed("audio", "aac", "audio/aac", "AAC audio")
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return Sniffed("audio", "aiff", "audio/aiff", "AIFF audio")
     return UNKNOWN

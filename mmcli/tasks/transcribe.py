@@ -1,0 +1,137 @@
+"""Transcription: audio decoded to 16 kHz mono WAV, split at quiet points under the upload limit, each
+piece sent to /audio/transcriptions, the texts and timestamps joined back together."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from ..config import Endpoint
+    from ..media.audio import AudioInput, AudioOptions
+
+FORMATS = ("text", "json", "srt", "vtt")
+WAV_HEADER = 44
+# Room left in each upload for the multipart envelope and the other fields.
+ENVELOPE = 4096
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What to ask for and how big each upload may be."""
+
+    format: str = "text"
+    language: Optional[str] = None
+    prompt: Optional[str] = None
+    max_upload_bytes: int = 25 * 1000 * 1000  # vLLM's and OpenAI's limit
+
+
+@dataclass
+class Piece:
+    """One upload: WAV bytes and where they sit in the source."""
+
+    start: float
+    end: float
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class Transcript:
+    """The joined answer for one file."""
+
+    source: str
+    text: str = ""
+    segments: list[dict] = field(default_factory=list)
+    language: Optional[str] = None
+    duration: float = 0.0
+    pieces: int = 0
+    timestamps: str = "server"  # server: segments from the endpoint; pieces: one per upload
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"source": self.source, "text": self.text, "language": self.language,
+                "duration": round(self.duration, 3), "pieces": self.pieces, "timestamps": self.timestamps,
+                "segments": self.segments}
+
+
+def pieces_of(audio: "AudioInput", audio_opts: "AudioOptions", opts: TranscribeOptions) -> list[Piece]:
+    """Decode to 16 kHz mono and cut into WAV pieces under the upload limit, at quiet points."""
+    from ..errors import UsageError
+    from ..media.audio import check_span, decode, encode, quiet_cuts
+
+    check_span(audio, audio_opts)
+    decoded = decode(audio, audio_opts.rate, audio_opts.start, audio_opts.end, audio_opts.max_seconds)
+    room = (opts.max_upload_bytes - WAV_HEADER - ENVELOPE) // 2  # 16-bit samples
+    if room < decoded.rate:
+        raise UsageError("the upload limit is too small", f"{opts.max_upload_bytes:,} bytes hold less than "
+                         "a second of 16-bit audio", hint="raise --max-upload-mb")
+    return [Piece(decoded.offset + a / decoded.rate, decoded.offset + b / decoded.rate,
+                  encode(decoded.samples[a:b], decoded.rate, "wav"))
+            for a, b in quiet_cuts(decoded.samples, decoded.rate, room)]
+
+
+def wire_format(fmt: str) -> str:
+    """The response_format asked of the server: timestamps need verbose_json, plain text needs json."""
+    return "json" if fmt == "text" else "verbose_json"
+
+
+def transcribe_file(endpoint: "Endpoint", model: str, label: str, pieces: list[Piece], opts: TranscribeOptions,
+                    status: Optional[Callable[[str], None]] = None) -> Transcript:
+    """Send every piece in order and join the replies."""
+    from .. import client
+    from ..replies import BadReply
+
+    result = Transcript(label, pieces=len(pieces), duration=sum(p.end - p.start for p in pieces))
+    texts = []
+    for n, piece in enumerate(pieces, 1):
+        if status and len(pieces) > 1:
+            status(f"{label}: piece {n}/{len(pieces)} ({piece.start:.1f}-{piece.end:.1f} s)")
+        fields = {"model": model, "language": opts.language, "prompt": opts.prompt,
+                  "response_format": wire_format(opts.format)}
+        reply = client.transcribe(endpoint, piece.data, f"piece-{n}.wav", fields, status)
+        if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+            raise BadReply("the transcription has no text", where=label,
+                           hint="the endpoint may not serve /audio/transcriptions")
+        texts.append(reply["text"].strip())
+        result.language = result.language or reply.get("language")
+        _add_segments(result, reply, piece)
+    result.text = " ".join(t for t in texts if t)
+    return result
+
+
+def _add_segments(result: Transcript, reply: dict, piece: Piece) -> None:
+    segments = reply.get("segments")
+    if not isinstance(segments, list) or not segments:
+        result.timestamps = "pieces"
+        result.segments.append({"start": round(piece.start, 3), "end": round(piece.end, 3),
+                                "text": reply["text"].strip()})
+        return
+    for segment in segments:
+        if not isinstance(segment, dict):
+            continue
+        start = float(segment.get("start") or 0.0) + piece.start
+        end = min(float(segment.get("end") or 0.0) + piece.start, piece.end)
+        result.segments.append({"start": round(start, 3), "end": round(max(start, end), 3),
+                                "text": str(segment.get("text", "")).strip()})
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    """The transcript as text, JSON, SubRip or WebVTT."""
+    if fmt == "json":
+        return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=1) + "\n"
+    if fmt == "text":
+        return transcript.text + "\n"
+    cues = [s for s in transcript.segments if s["text"]]
+    if fmt == "srt":
+        return "\n".join(f"{n}\n{_stamp(s['start'], ',')} --> {_stamp(s['end'], ',')}\n{s['text']}\n"
+                         for n, s in enumerate(cues, 1))
+    body = "\n".join(f"{_stamp(s['start'], '.')} --> {_stamp(s['end'], '.')}\n{s['text']}\n" for s in cues)
+    return "WEBVTT\n\n" + body
+
+
+def _stamp(seconds: float, mark: str) -> str:
+    millis = int(round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{mark}{rest % 1000:03d}"

@@ -1,0 +1,136 @@
+"""A local Whisper-style endpoint: POST /v1/audio/transcriptions (multipart) answered from the audio it got.
+
+Each upload is parsed, its WAV decoded and recorded; the reply names the upload's number and length, so
+tests can check how pieces were cut and how their texts and timestamps were joined. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import wave
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "whisper-tiny-test"
+
+
+@dataclass
+class Upload:
+    """One transcription request as received."""
+
+    fields: dict[str, str]
+    filename: str
+    content_type: str
+    audio: bytes = field(repr=False)
+    rate: int = 0
+    channels: int = 0
+    frames: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Length of the uploaded audio."""
+        return self.frames / self.rate if self.rate else 0.0
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, str, bytes]]:
+    """(text fields, (file name, file content type, file bytes)) of a multipart/form-data body."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields, upload = {}, ("", "", b"")
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_filename():
+            upload = (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+        else:
+            fields[name] = part.get_payload(decode=True).decode("utf-8")
+    return fields, upload
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        """Serve /v1/models."""
+        if self.path.split("?")[0] != "/v1/models":
+            self._send(404, b'{"detail": "Not Found"}')
+            return
+        data = [{"id": MODEL, "object": "model", "root": "openai/whisper-tiny", "max_model_len": 448}]
+        self._send(200, json.dumps({"object": "list", "data": data}).encode())
+
+    def do_POST(self):
+        """Serve /v1/audio/transcriptions."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0] != "/v1/audio/transcriptions":
+            self._send(404, b'{"detail": "Not Found"}')
+            return
+        fields, (filename, content_type, audio) = parse_multipart(self.headers["Content-Type"], body)
+        upload = Upload(fields, filename, content_type, audio)
+        with wave.open(io.BytesIO(audio)) as wav:
+            upload.rate, upload.channels, upload.frames = wav.getframerate(), wav.getnchannels(), wav.getnframes()
+        owner = self.server.owner
+        with owner.lock:
+            owner.uploads.append(upload)
+            n = len(owner.uploads)
+        self._reply(n, upload)
+
+    def _reply(self, n: int, upload: Upload) -> None:
+        fmt = upload.fields.get("response_format", "json")
+        text = f"piece {n} lasts {upload.seconds:.2f} seconds."
+        if fmt == "text":
+            self._send(200, text.encode(), "text/plain")
+            return
+        reply: dict = {"text": text}
+        if fmt == "verbose_json":
+            half = upload.seconds / 2
+            reply.update(language="english", duration=upload.seconds, segments=[
+                {"id": 0, "start": 0.0, "end": half, "text": f" piece {n} first half."},
+                {"id": 1, "start": half, "end": upload.seconds, "text": f" piece {n} second half."}])
+        self._send(200, json.dumps(reply).encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: "TranscriptionServer"
+
+
+class TranscriptionServer:
+    """Whisper-style endpoint on 127.0.0.1; `uploads` holds what it received."""
+
+    def __init__(self) -> None:
+        self.uploads: list[Upload] = []
+        self.lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        """Base URL ending in /v1."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "TranscriptionServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""`mmcli transcribe` against a local Whisper-style endpoint: what is uploaded, and how replies are joined."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error
+from tests.support import sound
+from tests.support.transcription_server import MODEL, TranscriptionServer
+
+OUTPUT_EXISTS = 2  # an output file in the way is a usage error, as in detect
+
+
+@pytest.fixture
+def whisper():
+    with TranscriptionServer() as srv:
+        yield srv
+
+
+def transcribe(mmcli, whisper, *args, expect=0):
+    run = mmcli("transcribe", *args, "--base-url", whisper.base_url)
+    assert run.code == expect, run.stderr
+    return run
+
+
+def speech_with_pauses(seconds: float, rate: int, pauses: list[float]) -> np.ndarray:
+    """Speech-like noise with 0.6 s of silence centred on each time in `pauses`."""
+    signal = sound.speechlike(seconds, rate, seed=3) + 0.3 * sound.tone(seconds, rate, 300)
+    for t in pauses:
+        signal[int((t - 0.3) * rate):int((t + 0.3) * rate)] = 0.0
+    return signal
+
+
+def test_one_file_is_sent_as_16k_mono_wav_multipart(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "memo.m4a", sound.chirp(5.0, 44100), 44100, "m4a",
+                             sound.speechlike(5.0, 44100))
+    run = transcribe(mmcli, whisper, path, "--language", "en", "--prompt", "Names: Ada")
+    [upload] = whisper.uploads
+    assert upload.fields == {"model": MODEL, "language": "en", "prompt": "Names: Ada", "response_format": "json"}
+    assert upload.content_type == "audio/wav" and upload.filename.endswith(".wav")
+    assert (upload.rate, upload.channels) == (16000, 1) and abs(upload.seconds - 5.0) <= 0.010
+    assert run.stdout == "piece 1 lasts 5.00 seconds.\n"
+
+
+def test_a_long_file_is_split_at_quiet_points_and_joined(mmcli, whisper, tmp_path):
+    # 0.3 MB holds about 9.2 s of 16 kHz 16-bit audio: pauses at 8 s and 16 s are where it should cut.
+    signal = speech_with_pauses(24.0, 16000, [8.0, 16.0])
+    path = sound.write_audio(tmp_path / "talk.flac", signal, 16000, "flac")
+    run = transcribe(mmcli, whisper, path, "--max-upload-mb", "0.3", "--format", "json")
+    lengths = [u.seconds for u in whisper.uploads]
+    assert len(lengths) == 3 and abs(sum(lengths) - 24.0) < 1e-6
+    assert all(len(u.audio) <= 300_000 for u in whisper.uploads)
+    cuts = np.cumsum(lengths)[:-1]
+    assert all(abs(cut - t) <= 0.3 for cut, t in zip(cuts, [8.0, 16.0]))  # inside the silences
+    result = json.loads(run.stdout)
+    assert result["text"].startswith("piece 1 lasts") and "piece 3 lasts" in result["text"]
+    starts = [s["start"] for s in result["segments"]]
+    assert len(starts) == 6 and starts == sorted(starts)
+    assert result["segments"][2]["start"] == pytest.approx(cuts[0], abs=1e-3)  # piece 2 offset by piece 1
+    assert result["segments"][-1]["end"] == pytest.approx(24.0, abs=1e-3)
+
+
+def test_srt_written_beside_the_input_never_clobbered(mmcli, whisper, tmp_path):
+    signal = speech_with_pauses(12.0, 16000, [6.0])
+    path = sound.write_audio(tmp_path / "clip.wav", signal, 16000, "wav")
+    run = transcribe(mmcli, whisper, path, "--format", "srt", "-o", "--max-upload-mb", "0.25")
+    srt = (tmp_path / "clip.srt").read_text()
+    blocks = srt.strip().split("\n\n")
+    assert len(blocks) == 4 and blocks[0].startswith("1\n00:00:00,000 --> 00:00:0")
+    assert re.match(r"3\n00:00:0\d,\d{3} --> ", blocks[2]) and "piece 2 first half." in blocks[2]
+    assert run.stdout == ""
+    again = mmcli("transcribe", path, "--format", "srt", "-o", "--base-url", whisper.base_url)
+    assert_clean_error(again, OUTPUT_EXISTS, "output file exists", "clip.srt")
+    assert len(whisper.uploads) == 2  # the second run sent nothing
+    assert (tmp_path / "clip.srt").read_text() == srt
+
+
+def test_vtt_has_a_header_and_dotted_times(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "a.ogg", sound.tone(3.0, 48000), 48000, "ogg")
+    run = transcribe(mmcli, whisper, path, "--format", "vtt")
+    assert run.stdout.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\npiece 1 first half.\n")
+    assert whisper.uploads[0].fields["response_format"] == "verbose_json"
+
+
+def test_the_sound_of_a_video_is_transcribed(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "voice.webm", sound.tone(2.0, 48000), 48000, "webm")
+    transcribe(mmcli, whisper, path)
+    assert abs(whisper.uploads[0].seconds - 2.0) <= 0.010
+
+
+def test_bad_files_are_found_before_anything_is_sent(mmcli, whisper, tmp_path):
+    good = sound.write_audio(tmp_path / "good.wav", sound.tone(1.0, 16000), 16000, "wav")
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("not audio at all\n" * 10)
+    run = mmcli("transcribe", good, bad, "--base-url", whisper.base_url)
+    assert_clean_error(run, 3, "bad.mp3")
+    assert whisper.uploads == []
+
+
+def test_dry_run_lists_the_pieces_and_sends_nothing(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "a.wav", sound.tone(7.0, 16000), 16000, "wav")
+    run = transcribe(mmcli, whisper, path, "--dry-run", "--max-upload-mb", "0.1")
+    [planned] = json.loads(run.stdout)["files"]
+    assert len(planned["pieces"]) == 3 and planned["pieces"][-1]["end"] == 7.0
+    assert whisper.uploads == []
