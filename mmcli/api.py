@@ -43,7 +43,7 @@ class Client:
     def __repr__(self) -> str:
         given = ", ".join(f"{k}={v!r}" for k, v in self._given.items() if v is not None and k != "base_url")
         if self._given["base_url"]:
-            from .config import masked_url
+            from .urls import masked_url
 
             given = ", ".join(filter(None, [f"base_url={masked_url(self._given['base_url'])!r}", given]))
         return f"mmcli.Client({given})"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .config import Endpoint, is_loopback, masked_url
+from .config import Endpoint
+from .urls import is_loopback, masked_url
 from .errors import EndpointUnavailable, MmcliError, RequestRejected
 from .replies import BadReply, summarise
 

@@ -52,7 +52,7 @@ def synthetic_image():
 
 def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: bool) -> Calibration:
     """Send the image request and the text-only one; compare the server's count for the image with the plan."""
-    from . import client
+    from . import vllm_routes
     from .config import GenerationOptions
     from .errors import MmcliError
     from .inputs import check_inputs
@@ -73,7 +73,7 @@ def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: b
     tokenized = None
     if vllm:
         try:
-            tokenized = client.tokenize(endpoint, text_only(without.plan.request))
+            tokenized = vllm_routes.tokenize(endpoint, text_only(without.plan.request))
         except MmcliError as exc:
             events.warn(f"cannot count the text exactly: {exc.message()}")
     [item] = image_job.items

@@ -1,4 +1,4 @@
-"""The only code that talks HTTP: chat requests, model listing and media downloads."""
+"""Talking to the endpoint: chat and embedding requests, transcriptions, model listing, retries."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Callable, Optional
 
 from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, redact,
                         retry_after)
-from .config import Endpoint, is_loopback, masked_url
-from .errors import EndpointTimeout, EndpointUnavailable, MediaError, MmcliError, RequestRejected
+from .config import Endpoint
+from .urls import is_loopback, masked_url
+from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
 from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
 
@@ -41,7 +42,8 @@ class PartialAnswerError(MmcliError):
         self.cause = cause  # the error of its own class, for callers that tell errors apart by class
 
 
-def _timeout(endpoint: Endpoint):
+def http_timeout(endpoint: Endpoint):
+    """The SDK's timeout for this endpoint: --timeout, with a shorter connect."""
     import httpx2
 
     return httpx2.Timeout(endpoint.timeout, connect=min(CONNECT_TIMEOUT, endpoint.timeout))
@@ -51,7 +53,7 @@ def _openai_client(endpoint: Endpoint):
     import openai
 
     return openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.require_key(),
-                         timeout=_timeout(endpoint), max_retries=0)
+                         timeout=http_timeout(endpoint), max_retries=0)
 
 
 def list_models(endpoint: Endpoint) -> list[str]:
@@ -67,64 +69,7 @@ def list_models_detailed(endpoint: Endpoint) -> list[dict]:
     try:
         return model_entries(decode_json(_read_body(endpoint, raw.http_response), "the model list"))
     except MmcliError as exc:
-        raise _located(exc, endpoint) from None
-
-
-def root_url(endpoint: Endpoint) -> str:
-    """The server's root: the base URL without its trailing /v1 (where vLLM serves /version and /tokenize)."""
-    url = endpoint.base_url.rstrip("/")
-    return url[:-3] if url.endswith("/v1") else url
-
-
-def _root_call(endpoint: Endpoint, method: str, path: str, body: Optional[dict] = None):
-    """One plain HTTP call at the server's root (vLLM's own routes), the key sent as the SDK sends it."""
-    import httpx2
-
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-    where = masked_url(endpoint.base_url)
-    try:
-        with httpx2.Client(timeout=_timeout(endpoint)) as http:
-            response = http.request(method, root_url(endpoint) + path, json=body, headers=headers)
-            return response.status_code, response.content
-    except httpx2.TimeoutException:
-        raise EndpointTimeout("no answer in time", f"{path}: waited {endpoint.timeout:g} s", where=where,
-                              hint="raise --timeout") from None
-    except httpx2.HTTPError as exc:
-        raise EndpointUnavailable("cannot reach the endpoint", redact(f"{path}: {exc}", endpoint),
-                                  where=where, hint="check --base-url and that the server is running") from None
-
-
-def server_version(endpoint: Endpoint) -> Optional[str]:
-    """vLLM's version (GET /version at the server's root); None when the server has no such route."""
-    code, body = _root_call(endpoint, "GET", "/version")
-    if code != 200:
-        return None
-    try:
-        data = decode_json(body, "the version")
-    except BadReply:
-        return None  # not vLLM's reply: the server is something else
-    version = data.get("version") if isinstance(data, dict) else None
-    return version if isinstance(version, str) else None
-
-
-def tokenize(endpoint: Endpoint, request: dict) -> int:
-    """How many tokens vLLM's chat template makes of `request`'s messages (POST /tokenize at the root)."""
-    body = {"model": request.get("model"), "messages": request["messages"], "add_generation_prompt": True}
-    code, raw = _root_call(endpoint, "POST", "/tokenize", body)
-    where = masked_url(endpoint.base_url)
-    if code != 200:
-        error = RequestRejected("the endpoint cannot count tokens", redact(f"POST /tokenize: HTTP {code}", endpoint),
-                                where=where, hint="--verify needs a vLLM endpoint (it serves POST /tokenize)")
-        error.status_code = code
-        raise error
-    try:
-        data = decode_json(raw, "the token count")
-    except MmcliError as exc:
-        raise _located(exc, endpoint) from None
-    count = data.get("count") if isinstance(data, dict) else None
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise _located(BadReply("the token count has no whole 'count'"), endpoint)
-    return count
+        raise located(exc, endpoint) from None
 
 
 def first_model(endpoint: Endpoint) -> str:
@@ -180,9 +125,9 @@ def embed(endpoint: Endpoint, request: dict, status: Optional[StatusFn] = None) 
     except EndpointUnavailable as exc:
         if "HTTP 501" in exc.what and _NOT_POOLING.search(exc.why):
             raise _rejected_embeddings(exc, 501) from None
-        raise _located(exc, endpoint) from None
+        raise located(exc, endpoint) from None
     except MmcliError as exc:
-        raise _located(exc, endpoint) from None
+        raise located(exc, endpoint) from None
 
 
 def _post_embeddings(endpoint: Endpoint, request: dict):
@@ -252,7 +197,7 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
             return body.decode("utf-8", "replace")
         return decode_json(body, "the transcription")
     except MmcliError as exc:
-        raise _located(exc, endpoint) from None
+        raise located(exc, endpoint) from None
 
 
 def _is_event_stream(response) -> bool:
@@ -265,7 +210,7 @@ def _whole_reply(endpoint: Endpoint, response, model: str, on_text) -> ChatResul
         body = _read_body(endpoint, response)
         piece = completion_piece(decode_json(body, "the reply"))
     except MmcliError as exc:
-        raise _located(exc, endpoint) from None
+        raise located(exc, endpoint) from None
     if on_text and piece.text:
         on_text(piece.text)
     return ChatResult(piece.text, piece.model or model, piece.finish_reason, piece.usage)
@@ -322,7 +267,7 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     finally:
         response.close()
     result.text = "".join(pieces)
-    raise PartialAnswerError(_located(error, endpoint), result) from None
+    raise PartialAnswerError(located(error, endpoint), result) from None
 
 
 def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:
@@ -347,7 +292,7 @@ def _check_stream_end(result: ChatResult, done: bool, choices: bool) -> None:
                               hint="the server may have crashed; try again")
 
 
-def _located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
+def located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
     """`error` with the endpoint as its place, and nothing of the key in what the server sent."""
     error.where = error.where or masked_url(endpoint.base_url)
     error.why = redact(error.why, endpoint)
@@ -405,51 +350,3 @@ def _retry_delay(exc, attempt: int) -> float:
     if seconds is not None and seconds <= RETRY_AFTER_CAP:
         return seconds
     return 0.5 * 2 ** (attempt - 1)
-
-
-def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) -> tuple[bytes, str]:
-    """Download `url` (http/https only, every redirect re-checked) up to `max_bytes`; (data, final URL)."""
-    import httpx2
-
-    current = url
-    with httpx2.Client(timeout=httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
-                       follow_redirects=False) as http:
-        for _ in range(max_redirects + 1):
-            _check_media_url(current, url)
-            try:
-                with http.stream("GET", current) as response:
-                    if response.is_redirect:
-                        current = str(response.url.join(response.headers.get("location", "")))
-                        continue
-                    if response.status_code >= 400:
-                        raise MediaError("cannot download media", f"HTTP {response.status_code}", where=url)
-                    return _read_capped(response, max_bytes, url), current
-            except httpx2.TimeoutException:
-                raise MediaError("cannot download media", f"no answer within {timeout:g} s", where=url,
-                                 hint="check the URL, or download the file and pass its path") from None
-            except httpx2.TransportError as exc:
-                raise MediaError("cannot download media", str(exc) or type(exc).__name__, where=url,
-                                 hint="check the URL, or download the file and pass its path") from None
-    raise MediaError("cannot download media", f"more than {max_redirects} redirects", where=url)
-
-
-def _check_media_url(current: str, original: str) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(current)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MediaError("refusing to download media", f"only http and https URLs are fetched, got {current!r}",
-                         where=original)
-
-
-def _read_capped(response, max_bytes: int, url: str) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise MediaError("media too large", f"{int(declared):,} bytes, over the {max_bytes:,}-byte limit", where=url)
-    chunks, total = [], 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > max_bytes:
-            raise MediaError("media too large", f"over the {max_bytes:,}-byte limit", where=url)
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .urls import is_loopback, masked_url, same_origin
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
 PLACEHOLDER_KEY = "EMPTY"
@@ -204,49 +203,6 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
         elif key == "audio_part" and value not in AUDIO_PARTS:
             raise UsageError("invalid config file", f"[profiles.{name}] audio_part must be one of "
                              + ", ".join(AUDIO_PARTS), where=str(path))
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether `host` (a name or address, IPv6 with or without brackets) is this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def is_loopback(url: str) -> bool:
-    """Whether `url` points at this machine."""
-    return is_loopback_host(urlsplit(url).hostname or "")
-
-
-def masked_url(url: str) -> str:
-    """`url` with any password in it shown as `***` (user:***@host), for messages and plans."""
-    # By hand rather than urlsplit: the URL may be malformed (an error message is being written about it).
-    match = re.match(r"([^:/?#]+:)?//([^/?#]*)", url)
-    if not match or "@" not in match.group(2):
-        return url
-    userinfo, _, host = match.group(2).rpartition("@")
-    if ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return url[:match.start(2)] + f"{user}:***@{host}" + url[match.end(2):]
-
-
-def _origin(url: str) -> tuple[str, str, Optional[int]]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:  # a port that is not a number cannot match any key's home
-        port = -1
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port if port is not None else default
-
-
-def same_origin(url: str, home: Optional[str]) -> bool:
-    """Whether `url` is the scheme, host and port of `home` (where a key is meant to go)."""
-    return home is not None and _origin(url) == _origin(home)
 
 
 def key_home(name: str, profile: Profile, config: dict) -> Optional[str]:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from .config import masked_url
+from .urls import masked_url
 from .errors import UsageError
 from .models import FAMILIES, Family, family_for_model
 
@@ -79,13 +79,15 @@ def _served(settings: "Settings", model: Optional[str], out: "Output", environ: 
     """The named model's entry in what the endpoint serves (the first one when none is named), or None.
 
     A fresh probe from the cache costs nothing. Without one the endpoint is asked, unless this is a dry
-    run or the user named both the model and its family (then nothing is left to learn but the
-    context length, not worth a request to an endpoint that may not even list its models)."""
+    run or the model and its family are known (by flag, or the id names the family): then only the
+    context length is left to learn, and the Runner asks for it just before the first request is sent,
+    once the media are known to be good (`context_limit`)."""
     from . import probe as probes
     from .errors import MmcliError, RequestRejected
 
     found = probes.cached(settings.endpoint.base_url, environ)
-    if found is None and ask and (model is None or not settings.family):
+    named = settings.family or (model is not None and family_for_model(model).name != "generic")
+    if found is None and ask and (model is None or not named):
         with out.spinner("asking the endpoint which model it serves"):
             if model is None:
                 found = probes.probe(settings.endpoint, environ)
@@ -100,6 +102,22 @@ def _served(settings: "Settings", model: Optional[str], out: "Output", environ: 
         raise RequestRejected("the endpoint serves no models", where=masked_url(settings.endpoint.base_url),
                               hint="pass --model NAME")
     return found.entry(model)
+
+
+def context_limit(target: Target, environ: Optional[Mapping[str, str]] = None) -> Optional[int]:
+    """The model's max_model_len: known from the endpoint step, else asked now (GET /models, kept a
+    short while); None when the endpoint does not say or cannot list its models."""
+    if target.max_model_len is not None:
+        return target.max_model_len
+    from . import probe as probes
+    from .errors import MmcliError
+
+    try:
+        found = probes.probe(target.settings.endpoint, os.environ if environ is None else environ)
+    except MmcliError:
+        return None
+    entry = found.entry(target.model)
+    return entry.get("max_model_len") if entry else None
 
 
 def family_notes(family: Family, source: str, model: Optional[str], root: Optional[str]) -> tuple[str, ...]:

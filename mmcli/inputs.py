@@ -41,10 +41,10 @@ class CheckedInput:
 def check_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,
                  allowed: tuple[str, ...] = ("image",)) -> list[CheckedInput]:
     """Open and validate every input (paths, URLs, bytes, PIL images, arrays) before anything is sent."""
-    from . import client
+    from . import download
 
     sources = open_sources([_as_spec(spec) for spec in specs], pass_url=media.pass_url,
-                           fetch=lambda url, cap: client.fetch_url(url, cap, timeout))
+                           fetch=lambda url, cap: download.fetch_url(url, cap, timeout))
     checked = []
     for source in sources:
         if _sound_only(source, allowed):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .config import masked_url
+from .urls import masked_url
 from .media.item import MediaItem
 from .messages import request_size, shorten_data_urls
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from .config import masked_url
+from .urls import masked_url
 
 if TYPE_CHECKING:
     from .config import Endpoint
@@ -93,7 +93,7 @@ def save(probe: Probe, environ: Mapping[str, str]) -> None:
 def probe(endpoint: "Endpoint", environ: Mapping[str, str], *, want_version: bool = False,
           refresh: bool = False) -> Probe:
     """The endpoint's models (and vLLM version if wanted), from the cache when fresh, else asked and kept."""
-    from . import client
+    from . import client, vllm_routes
 
     kept = None if refresh else cached(endpoint.base_url, environ)
     if kept is not None and (kept.version_asked or not want_version):
@@ -101,7 +101,7 @@ def probe(endpoint: "Endpoint", environ: Mapping[str, str], *, want_version: boo
     models = kept.models if kept is not None else client.list_models_detailed(endpoint)
     found = Probe(masked_url(endpoint.base_url), [_entry(m) for m in models])
     if want_version:
-        found.version, found.version_asked = client.server_version(endpoint), True
+        found.version, found.version_asked = vllm_routes.server_version(endpoint), True
     save(found, environ)
     return found
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, TextIO
 
 from .events import Events, Steps
-from .config import masked_url
+from .urls import masked_url
 from .plan import Plan
 from .terminal import ControlFilter, for_stream, json_for_stream, strip_controls
 

@@ -61,7 +61,7 @@ def server_visual_tokens(endpoint: "Endpoint", result: Answered,
                          warn: Optional[Callable[[str], None]] = None) -> Optional[int]:
     """The visual tokens the server counted: its prompt tokens minus the exact text tokens (POST
     /tokenize of the same messages without media) minus the vision markers; None when unknown."""
-    from . import client
+    from . import vllm_routes
 
     prompt = result.usage.get("prompt_tokens")
     items = result.job.items
@@ -73,7 +73,7 @@ def server_visual_tokens(endpoint: "Endpoint", result: Answered,
                    "only the prompt-size check was made")
         return None
     try:
-        text = client.tokenize(endpoint, text_only(result.plan.request))
+        text = vllm_routes.tokenize(endpoint, text_only(result.plan.request))
     except MmcliError as exc:
         _say(warn, f"--verify: {exc.message()}; only the prompt-size check was made")
         return None

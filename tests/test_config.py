@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmcli.config import EndpointFlags, is_loopback, resolve_settings
+from mmcli.config import EndpointFlags, resolve_settings
+from mmcli.urls import is_loopback
 from mmcli.errors import UsageError
 
 

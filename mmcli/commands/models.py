@@ -34,7 +34,8 @@ def models(
     opts: "CommonOptions" = None,
 ) -> None:
     """List the models the endpoint serves."""
-    from ..config import masked_url, resolve_settings
+    from ..config import resolve_settings
+    from ..urls import masked_url
     from ..endpoint import served_models, target_for
     from ..errors import RequestRejected, UsageError
     from ..render import Output

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UsageError
-from ..files import prepare_output_dir, write_atomic
+from ..files import check_output_dir, make_output_dir, write_atomic
 
 FORMAT = "mmcli-index"
 VERSION = 1
@@ -115,7 +115,8 @@ def save(index: Index) -> None:
     """Write the vectors, then the entries that describe them (both atomically)."""
     from .output import npy_bytes
 
-    prepare_output_dir(index.folder)
+    check_output_dir(index.folder)
+    make_output_dir(index.folder)
     write_atomic(index.folder / VECTORS_FILE, npy_bytes(index.vectors), force=True)
     meta = {"format": FORMAT, "version": VERSION, "model": index.model, "preset": index.preset,
             "dims": index.dims, "rows": len(index.entries), "entries": index.entries}
@@ -137,7 +138,7 @@ def save_thumbnail(folder: Path, name: str, data: bytes) -> Optional[str]:
             image.save(buffer, "JPEG", quality=80)
     except (OSError, UnidentifiedImageError):
         return None  # a contact sheet shows a blank tile; the vector is what matters
-    prepare_output_dir(folder / THUMBS)
+    make_output_dir(folder / THUMBS)
     write_atomic(folder / THUMBS / f"{name}.jpg", buffer.getvalue(), force=True)
     return f"{THUMBS}/{name}.jpg"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
-from ..config import is_loopback_host
+from ..urls import is_loopback_host
 from ..errors import UsageError
 from ..models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
 from .defaults import DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT
