@@ -10,11 +10,12 @@ from ..media.frames import DEFAULT_MAX_REQUEST_MB
 from ..tasks import DEFAULT_VIDEO_PROMPT
 from .audio_options import AudioFormat, SampleRate
 from .options import with_common_options
+from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
+                            TotalPixels, Transport, WithAudio)
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
 
-SAMPLING = "Video sampling"
 DEFAULT_PROMPT = DEFAULT_VIDEO_PROMPT
 
 HELP = """Ask a vision-language model about a video.
@@ -70,44 +71,17 @@ def video(
         metavar="VIDEO", show_default=False,
         help="The video: a path, an http(s) URL, a data URL, or - for standard input.")],
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The question.")] = DEFAULT_PROMPT,
-    fps: Annotated[Optional[float], typer.Option(
-        "--fps", min=0.001, metavar="RATE", rich_help_panel=SAMPLING, show_default=False,
-        help="Frames to sample per second of video. [default: 2]")] = None,
-    min_frames: Annotated[Optional[int], typer.Option(
-        "--min-frames", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
-        help="Fewest frames to sample (rounded up to even). [default: 4]")] = None,
-    max_frames: Annotated[Optional[int], typer.Option(
-        "--max-frames", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
-        help="Most frames to sample (rounded down to even). [default: 768]")] = None,
-    frames: Annotated[Optional[int], typer.Option(
-        "--frames", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
-        help="Sample exactly N frames, evenly spaced (even N for --as frames); replaces --fps.")] = None,
-    start_at: Annotated[Optional[str], typer.Option(
-        "--start", metavar="TIME", rich_help_panel=SAMPLING, show_default=False,
-        help="Start of the part to send: seconds (90.5) or [h:]mm:ss (1:30).")] = None,
-    end: Annotated[Optional[str], typer.Option(
-        "--end", metavar="TIME", rich_help_panel=SAMPLING, show_default=False,
-        help="End of the part to send: seconds or [h:]mm:ss.")] = None,
-    total_pixels: Annotated[Optional[int], typer.Option(
-        "--total-pixels", min=1, metavar="N", rich_help_panel=SAMPLING, show_default=False,
-        help="Pixel budget shared by all frames (frame pairs for Qwen). "
-             "[default: 128000*28*28*0.9; 128000*32*32*0.9 for Qwen3-VL]")] = None,
-    max_request_mb: Annotated[float, typer.Option(
-        "--max-request-mb", min=0.01, metavar="MB", rich_help_panel=SAMPLING,
-        help="Largest request to send; over it, JPEG quality, then frame size, then frame count are lowered.")
-    ] = DEFAULT_MAX_REQUEST_MB,
-    transport: Annotated[Optional[str], typer.Option(
-        "--as", metavar="frames|images|file", rich_help_panel=SAMPLING, show_default=False,
-        help="How to send the video: one frame list (default for Qwen models), one image per frame with "
-             "its timestamp (default for other models and OpenAI), or the original file.")] = None,
-    frame_limit: Annotated[Optional[int], typer.Option(
-        "--frame-limit", min=2, metavar="N", rich_help_panel=SAMPLING, show_default=False,
-        help="Frames the endpoint keeps of a frame list. [default: 32, vLLM's own; all for a server "
-             "mmcli serve started; frame_limit in the profile]")] = None,
-    audio: Annotated[bool, typer.Option(
-        "--audio", rich_help_panel="Audio",
-        help="Also send the video's sound track (cut to --start/--end, 16 kHz mono) after the frames, "
-             "for omni models such as Qwen2.5-Omni and Qwen3-Omni.")] = False,
+    fps: Fps = None,
+    min_frames: MinFrames = None,
+    max_frames: MaxFrames = None,
+    frames: Frames = None,
+    start_at: StartAt = None,
+    end: EndAt = None,
+    total_pixels: TotalPixels = None,
+    max_request_mb: MaxRequestMb = DEFAULT_MAX_REQUEST_MB,
+    transport: Transport = None,
+    frame_limit: FrameLimit = None,
+    audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
     opts: "CommonOptions" = None,
