@@ -55,14 +55,14 @@ def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: b
     from . import vllm_routes
     from .config import GenerationOptions
     from .errors import MmcliError
-    from .inputs import check_inputs
+    from .inputs import read_inputs
     from .runner import Runner, RunStopped
     from .tasks.ask import ask_job
     from .tasks.common import Context
     from .verify import text_only, vision_markers
 
     endpoint = target.settings.endpoint
-    checked = check_inputs([synthetic_image()], media, endpoint.timeout, events.warn, ("image",))
+    checked = read_inputs([synthetic_image()], media, endpoint.timeout, events.warn, ("image",))
     ctx = Context(target, media, GenerationOptions(max_tokens=1, temperature=0.0, stream=False), events)
     runner = Runner(target, status=events.status, warn=events.warn)
     image_job, text_job = ask_job(checked, PROMPT, ctx), ask_job([], PROMPT, ctx)

@@ -34,10 +34,10 @@ def open_inputs(inputs: list, opts: "CommonOptions", events: "Events", allowed: 
                 environ: Optional[Mapping[str, str]] = None) -> Opened:
     """Resolve settings, then open and check every input (downloads included)."""
     from .config import resolve_settings
-    from .inputs import check_inputs
+    from .inputs import read_inputs
 
     settings = resolve_settings(opts.endpoint, environ)
-    checked = check_inputs(inputs, opts.media, settings.endpoint.timeout, events.warn, allowed)
+    checked = read_inputs(inputs, opts.media, settings.endpoint.timeout, events.warn, allowed)
     return Opened(settings, checked)
 
 

@@ -38,9 +38,10 @@ class CheckedInput:
         return self.audio is not None
 
 
-def check_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,
-                 allowed: tuple[str, ...] = ("image",)) -> list[CheckedInput]:
-    """Open and validate every input (paths, URLs, bytes, PIL images, arrays) before anything is sent."""
+def read_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,
+                allowed: tuple[str, ...] = ("image",)) -> list[CheckedInput]:
+    """Read every input (paths, URLs, bytes, PIL images, arrays) and check it before anything is sent:
+    URLs are downloaded, types sniffed, images opened (decoded unless a JPEG can wait), videos probed."""
     from . import download
 
     sources = open_sources([_as_spec(spec) for spec in specs], pass_url=media.pass_url,
