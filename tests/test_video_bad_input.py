@@ -65,6 +65,9 @@ def test_bad_video_files_exit_3_before_sending(mmcli, server, tmp_path, make, fr
     (("--as", "file", "--max-request-mb", "0.01"), "too large to send as a file"),
     (("--as", "file", "--start", "1"), "cannot trim"),
     (("--max-pixels", "5000"), "pixel budget"),
+    # Budgets have ceilings: refused before any frame is decoded (this once took minutes and 12 GB).
+    (("--min-pixels", "999999999"), "above the most a qwen2.5-vl model takes"),
+    (("--max-pixels", "9000", "--min-pixels", "50000"), "--min-pixels is above --max-pixels"),
 ], ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
 def test_bad_video_options_exit_2_before_sending(mmcli, server, tmp_path, args, fragment):
     clip = write_clip(tmp_path / "clip.mp4", frames=50)  # 2 s at 25 fps

@@ -103,12 +103,25 @@ def _flat(items: list) -> list:
     return [part for item in items if item is not None for part in (item if isinstance(item, list) else [item])]
 
 
+def _check_frame_budget(ctx: Context) -> None:
+    """Refuse per-frame budgets above the family's ceiling before a single frame is decoded."""
+    from ..media.prepare import check_ceiling
+
+    media = ctx.media
+    for pixels, flag in ((media.min_pixels, "--min-pixels"), (media.max_pixels, "--max-pixels")):
+        if pixels:
+            check_ceiling(ctx.target.family, pixels, flag)
+    if media.min_pixels and media.max_pixels and media.min_pixels > media.max_pixels:
+        raise UsageError("--min-pixels is above --max-pixels", f"{media.min_pixels:,} > {media.max_pixels:,}")
+
+
 def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: Context,
                  sampling: SamplingOptions) -> None:
     """Plan the videos in place; each gets an even share of what the rest of the request leaves."""
     from ..messages import build_request, frames_wire_size, request_size
     from ..media.videoplan import VideoJob, default_transport, plan_video, plan_video_url, size_pair
 
+    _check_frame_budget(ctx)
     quirks = ctx.target.settings.endpoint.quirks
     transport = sampling.transport or default_transport(ctx.target.family, quirks.takes_video)
     pending = [i for i, c in enumerate(checked) if c.is_video]
