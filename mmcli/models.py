@@ -47,30 +47,19 @@ def _qwen(name: str, factor: int, box: str) -> Family:
     )
 
 
+def _off_grid(name: str, **extra: object) -> Family:
+    """A family with no pixel grid: images keep a longest side, and their token cost is unknown."""
+    return Family(name=name, factor=None, min_pixels=1, max_pixels=GENERIC_LONGEST_SIDE * GENERIC_LONGEST_SIDE,
+                  longest_side=GENERIC_LONGEST_SIDE, box_convention="norm1000", accepts_video=False, **extra)
+
+
 FAMILIES: dict[str, Family] = {
     "qwen2-vl": _qwen("qwen2-vl", QWEN2_FACTOR, "norm1000"),
     "qwen2.5-vl": _qwen("qwen2.5-vl", QWEN2_FACTOR, "abs"),
     "qwen3-vl": _qwen("qwen3-vl", QWEN3_FACTOR, "norm1000"),
     # Audio-language models: images are not their business, so no grid; audio tokens are counted.
-    "qwen2-audio": Family(
-        name="qwen2-audio",
-        factor=None,
-        min_pixels=1,
-        max_pixels=GENERIC_LONGEST_SIDE * GENERIC_LONGEST_SIDE,
-        longest_side=GENERIC_LONGEST_SIDE,
-        box_convention="norm1000",
-        accepts_video=False,
-        audio_encoder="qwen2-audio",
-    ),
-    "generic": Family(
-        name="generic",
-        factor=None,
-        min_pixels=1,
-        max_pixels=GENERIC_LONGEST_SIDE * GENERIC_LONGEST_SIDE,
-        longest_side=GENERIC_LONGEST_SIDE,
-        box_convention="norm1000",
-        accepts_video=False,
-    ),
+    "qwen2-audio": _off_grid("qwen2-audio", audio_encoder="qwen2-audio"),
+    "generic": _off_grid("generic"),
 }
 
 # Order matters: the most specific pattern first ("qwen2.5" before "qwen2").

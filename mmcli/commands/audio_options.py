@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .options import parse_time
+
 if TYPE_CHECKING:
     from ..media.audio import AudioOptions
 
@@ -29,20 +31,6 @@ Start = Annotated[Optional[str], typer.Option(
 End = Annotated[Optional[str], typer.Option(
     "--end", metavar="TIME", rich_help_panel=AUDIO, show_default=False,
     help="End of the audio to send: seconds or [h:]mm:ss.")]
-
-
-def parse_time(value: Optional[str], flag: str) -> Optional[float]:
-    """Seconds from a --start/--end value; a usage error for anything else."""
-    from ..errors import UsageError
-    from ..media.frames import parse_time as parse
-
-    if value is None:
-        return None
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise UsageError("invalid time", str(exc), where=f"{flag} {value}",
-                         hint="use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None
 
 
 def audio_options(sample_rate: Optional[int], audio_format: str, start: Optional[str], end: Optional[str],

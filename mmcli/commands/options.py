@@ -163,3 +163,17 @@ def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:
                                **{name: SHARED_PARAMETERS[name][0] for name in names}}
     del command.__wrapped__  # Typer must see the combined signature, not the original
     return command
+
+
+def parse_time(value: Optional[str], flag: str) -> Optional[float]:
+    """Seconds from a --start/--end value; a usage error for anything else."""
+    from ..errors import UsageError
+    from ..media.frames import parse_time as parse
+
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise UsageError("invalid time", str(exc), where=f"{flag} {value}",
+                         hint="use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None

@@ -71,7 +71,7 @@ def transcribe(
     from ..media.audio import AudioOptions
     from ..show_transcripts import run_transcribe
     from ..tasks.transcribe import TranscribeOptions
-    from .audio_options import parse_time
+    from .options import parse_time
 
     audio = AudioOptions(start=parse_time(start_at, "--start"), end=parse_time(end, "--end"),
                          max_seconds=max_audio_seconds, max_parts=10 ** 9)

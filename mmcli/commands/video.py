@@ -9,7 +9,7 @@ import typer
 from ..media.frames import DEFAULT_MAX_REQUEST_MB
 from ..tasks import DEFAULT_VIDEO_PROMPT
 from .audio_options import AudioFormat, SampleRate
-from .options import with_common_options
+from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
 
@@ -33,19 +33,6 @@ EPILOG = """Examples:
   mmcli video clip.mp4 "what happens?" --frames 16 --as images
 
   mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
-
-
-def _time(value: Optional[str], flag: str) -> Optional[float]:
-    from ..errors import UsageError
-    from ..media.frames import parse_time
-
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise UsageError("invalid time", str(exc), where=f"{flag} {value}",
-                         hint="use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)") from None
 
 
 def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
@@ -94,7 +81,7 @@ def video(
     from ..tasks.ask import prepare_ask
 
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
-                               start=_time(start_at, "--start"), end=_time(end, "--end"), total_pixels=total_pixels,
+                               start=parse_time(start_at, "--start"), end=parse_time(end, "--end"), total_pixels=total_pixels,
                                max_request_mb=max_request_mb, transport=transport,
                                frame_limit=frame_limit)
     problems = sampling.problems()
