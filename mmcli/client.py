@@ -88,10 +88,12 @@ def server_healthy(root_url: str, timeout: float = 2.0) -> bool:
 
 
 def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], None]] = None,
-         status: Optional[StatusFn] = None) -> ChatResult:
-    """Send one chat completion; stream it to `on_text` when the request asks to stream."""
+         status: Optional[StatusFn] = None, pacer=None) -> ChatResult:
+    """Send one chat completion; stream it to `on_text` when the request asks to stream.
+
+    `pacer` (many-job runs) is shared by every sender: each attempt waits for it, and a 429 pauses it."""
     try:
-        return _chat(endpoint, request, on_text, status)
+        return _chat(endpoint, request, on_text, status, pacer)
     except RequestRejected as exc:
         if exc.status_code == 404:
             exc.hint = _served_models_hint(endpoint, request.get("model", "")) or exc.hint
@@ -108,11 +110,12 @@ def _served_models_hint(endpoint: Endpoint, model: str) -> str:
     return "served models: " + (", ".join(served) or "none") + "; pass one with --model"
 
 
-def _chat(endpoint: Endpoint, request: dict, on_text, status) -> ChatResult:
+def _chat(endpoint: Endpoint, request: dict, on_text, status, pacer=None) -> ChatResult:
     client = _openai_client(endpoint)
     # The raw reply: the SDK's own parsing trusts the server and fails with AttributeError or
     # JSONDecodeError on bad replies; mmcli reads the bytes itself (mmcli.replies).
-    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**request), status)
+    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**request), status,
+                        pacer)
     response = raw.http_response
     model = request.get("model", "")
     if request.get("stream") and _is_event_stream(response):
@@ -219,11 +222,13 @@ def _located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
     return error
 
 
-def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn]):
+def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn], pacer=None):
     """Run `call`, retrying what may pass (dropped connections, 429, 500/502/503/504); map the rest to MmcliError."""
     import openai
 
     for attempt in range(1, RETRY_ATTEMPTS + 1):
+        if pacer is not None:
+            pacer.wait()
         try:
             return call()
         except openai.APITimeoutError:
@@ -234,6 +239,8 @@ def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn]):
             if attempt == RETRY_ATTEMPTS or not _worth_retrying(exc, endpoint):
                 raise map_api_error(exc, endpoint) from None
             delay = _retry_delay(exc, attempt)
+            if pacer is not None and getattr(exc, "status_code", None) == 429:
+                pacer.pause(delay)  # a rate limit holds back every sender, not only this one
             if status:
                 status(f"{_short_reason(exc)}; retrying in {delay:.1f} s ({attempt}/{RETRY_ATTEMPTS - 1})")
             time.sleep(delay)

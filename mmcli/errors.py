@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5
     TIMEOUT = 6
     UNPARSEABLE = 7
+    SOME_FAILED = 8
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE, as other Unix tools report a closed pipe
 
@@ -29,6 +30,7 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
+    ExitCode.SOME_FAILED: "some jobs of a many-file run failed (--each, mmcli batch); the others are done",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.BROKEN_PIPE: "standard output was closed early (e.g. piped into head)",
 }
@@ -91,3 +93,9 @@ class OutputUnparseable(MmcliError):
     """The model's answer could not be parsed into the structure asked for."""
 
     exit_code = ExitCode.UNPARSEABLE
+
+
+class JobsFailed(MmcliError):
+    """A many-job run finished, but some of its jobs failed (their lines in the results say why)."""
+
+    exit_code = ExitCode.SOME_FAILED

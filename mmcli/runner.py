@@ -60,9 +60,10 @@ class RunStopped(Exception):
 class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
-    def __init__(self, target: "Target", status: Optional[StatusFn] = None) -> None:
+    def __init__(self, target: "Target", status: Optional[StatusFn] = None, pacer=None) -> None:
         self.target = target
         self.status = status
+        self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
         self.results: list[Result] = []
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
@@ -82,7 +83,8 @@ class Runner:
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         try:
-            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status)
+            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
+                                 pacer=self.pacer)
         except client.PartialAnswerError as exc:
             _copy_answer(result, exc.partial)
             result.error = exc

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..media.document import DEFAULT_MAX_PAGES
 from .options import page_list, with_common_options
 
 if TYPE_CHECKING:
