@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .batchopts import with_batch_options
 from .options import with_common_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 HELP = """Ask a vision-language model about images.
@@ -27,11 +29,13 @@ EPILOG = """Examples:
 
 
 @with_common_options
+@with_batch_options()
 def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False, help="Images or videos: paths, http(s) URLs, data URLs, or - for standard input.")] = None,
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", show_default=False, help="The question.")] = ...,
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about images."""
     from ..flow import start
@@ -42,6 +46,10 @@ def ask(
 
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
+    if batch.each:
+        from ..batch.run import run_each
+
+        return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
     started = start(inputs, opts, out, allowed=("image", "video"))
     job = ask_job(started.checked, prompt, started.ctx)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..media.frames import DEFAULT_MAX_REQUEST_MB
+from .batchopts import with_batch_options
 from .options import with_common_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 SAMPLING = "Video sampling"
@@ -44,6 +46,7 @@ def _time(value: Optional[str], flag: str) -> Optional[float]:
 
 
 @with_common_options
+@with_batch_options()
 def video(
     source: Annotated[str, typer.Argument(
         metavar="VIDEO", show_default=False,
@@ -84,6 +87,7 @@ def video(
         help="Frames the endpoint keeps of a frame list. [default: 32, vLLM's own; all for a server "
              "mmcli serve started; frame_limit in the profile]")] = None,
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
     from ..errors import UsageError
@@ -100,6 +104,10 @@ def video(
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
+    if batch.each:
+        from ..batch.run import run_each
+
+        return run_each("video", [source], prompt, opts, batch, sampling)
     out = Output(json_mode=opts.output.json)
     started = start([source], opts, out, allowed=("video",))
     job = ask_job(started.checked, prompt, started.ctx, sampling)
