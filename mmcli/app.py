@@ -15,6 +15,7 @@ from . import __version__
 from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
+from .commands import batch as batch_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import serve as serve_command
@@ -122,6 +123,7 @@ app.command("ask", cls=PlainUsageCommand, help=ASK_HELP, epilog=ASK_EPILOG)(ask)
 app.command("video", cls=PlainUsageCommand, help=video_command.HELP, epilog=video_command.EPILOG)(video_command.video)
 app.command("detect", cls=PlainUsageCommand, help=detect_command.HELP, epilog=detect_command.EPILOG)(detect_command.detect)
 app.command("docqa", cls=PlainUsageCommand, help=docqa_command.HELP, epilog=docqa_command.EPILOG)(docqa_command.docqa)
+app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 

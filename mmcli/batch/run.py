@@ -163,3 +163,27 @@ class Batch:
         if not isinstance(error, MmcliError):
             raise error  # Ctrl-C never reaches a worker; anything else is a bug
         return {"error": error_fields(error)}
+
+
+def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:
+    """`mmcli batch TASKS.jsonl`: bad lines reported by number, every other line run as its own job."""
+    from ..errors import UsageError
+    from .tasksfile import read_tasks
+
+    refuse_dry_run(opts)
+    works, problems = read_tasks(path, parse, opts)
+    for problem in problems:
+        out.warn(f"{path}, line {problem.line}: {problem.message}; the line is left out")
+    if not works:
+        raise UsageError("no job to run in the tasks file", where=str(path),
+                         hint='each line is a JSON object like {"command": "ask", "inputs": ["a.jpg"], '
+                              '"prompt": "caption"}')
+    try:
+        run_works(works, opts, flags, out, title="batch")
+    except JobsFailed as failed:
+        if problems:
+            failed.why = f"and {len(problems)} bad line(s) were left out"
+        raise
+    if problems:
+        raise JobsFailed(f"{len(problems)} line(s) of the tasks file could not run", where=str(path),
+                         hint="the warnings above name each line and why; the other lines are done")

@@ -40,11 +40,14 @@ RESULTS = ("output", (Annotated[Optional[Path], typer.Option(
          "jobs already done.")], None))
 
 
-def with_batch_options(results_file: bool = True) -> Callable[[Callable], Callable]:
+def with_batch_options(results_file: bool = True, each: bool = True) -> Callable[[Callable], Callable]:
     """Add the many-job options; the command receives them as one `batch: BatchFlags` argument.
 
-    `results_file=False` for a command with its own -o (detect: -o DIR holds results.jsonl)."""
+    `results_file=False` for a command with its own -o (detect: -o DIR holds results.jsonl);
+    `each=False` for mmcli batch, whose every line is a job anyway."""
     names = dict(PARAMETERS, **({RESULTS[0]: RESULTS[1]} if results_file else {}))
+    if not each:
+        names = {name: value for name, value in names.items() if name not in ("each", "recursive")}
 
     def decorate(func: Callable) -> Callable:
         signature = inspect.signature(func)
@@ -59,6 +62,8 @@ def with_batch_options(results_file: bool = True) -> Callable[[Callable], Callab
         @functools.wraps(func)
         def command(**kwargs):
             values = {name: kwargs.pop(name) for name in names}
+            if not each:
+                values.update(each=True, recursive=False)
             return func(**kwargs, batch=_flags(values))
 
         # Keyword-only throughout: Typer passes everything by name, and the order stays as declared.
