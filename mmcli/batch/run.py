@@ -27,6 +27,10 @@ def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions"
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
     works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    if flags.export:
+        from .export import run_export
+
+        return run_export(works, opts, flags, out, title=f"{command} --each --export")
     run_works(works, opts, flags, out, title=f"{command} --each")
 
 
@@ -179,7 +183,12 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
                          hint='each line is a JSON object like {"command": "ask", "inputs": ["a.jpg"], '
                               '"prompt": "caption"}')
     try:
-        run_works(works, opts, flags, out, title="batch")
+        if flags.export:
+            from .export import run_export
+
+            run_export(works, opts, flags, out, title="batch --export")
+        else:
+            run_works(works, opts, flags, out, title="batch")
     except JobsFailed as failed:
         if problems:
             failed.why = f"and {len(problems)} bad line(s) were left out"

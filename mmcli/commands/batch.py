@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -28,6 +28,11 @@ EPILOG = """Examples:
   mmcli batch tasks.jsonl --export openai-batch requests.jsonl
 
   mmcli batch collect requests.jsonl output.jsonl -o results.jsonl"""
+
+
+COLLECT_HELP = """Join a batch runner's output back to an export by custom_id and finish every job.
+
+FILE.jsonl is what --export openai-batch wrote (FILE.manifest.json must be beside it); OUTPUT.jsonl is what the Batch API (OpenAI, Parasail) or vLLM's offline runner wrote for it, in any order. The results lines are the same as a live run's: answers, usage, the check against the plan, detections in the original image's pixels."""
 
 
 class RunByDefault(TyperGroup):
@@ -57,6 +62,23 @@ def run(
     from ..render import Output
 
     run_tasks(tasks, parse_line, opts, batch, Output(json_mode=opts.output.json))
+
+
+@app.command("collect", help=COLLECT_HELP)
+def collect(
+    export: Annotated[Path, typer.Argument(metavar="FILE.jsonl", show_default=False,
+                                           help="The batch file --export wrote (its manifest beside it).")],
+    outputs: Annotated[list[Path], typer.Argument(metavar="OUTPUT.jsonl", show_default=False,
+                                                  help="The batch runner's output file(s), in any order.")],
+    results: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE.jsonl", show_default=False,
+        help="Write the results lines here (appended; jobs already done are skipped); default: stdout.")] = None,
+) -> None:
+    """Join a batch runner's output back to the export and finish each job."""
+    from ..batch.collect import collect as collect_output
+    from ..render import Output
+
+    collect_output(export, outputs, results, Output())
 
 
 def parse_line(command: str, argv: list[str]) -> dict:
