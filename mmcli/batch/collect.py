@@ -103,8 +103,27 @@ def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
         return {"error": error_fields(exc)}
     entries = list(job["requests"].values())
     if job["command"] == "detect":
-        return _detections(pieces, entries, manifest)
-    return _answer(pieces, entries, job, manifest)
+        fields = _detections(pieces, entries, manifest)
+    else:
+        fields = _answer(pieces, entries, job, manifest)
+    # As live: ask and detect warn about each answer (docqa's answer is judged as a whole).
+    warnings = [] if job["command"] == "docqa" else _warnings(pieces, entries, named=job["command"] == "detect")
+    if warnings:
+        fields["warnings"] = warnings
+    return fields
+
+
+def _warnings(pieces: list, entries: list[dict], named: bool) -> list[str]:
+    """The warnings a live run gives: an answer cut at the token limit, fewer prompt tokens than planned."""
+    found = []
+    for piece, entry in zip(pieces, entries):
+        name = f"{entry['label']}: " if named else ""
+        if piece.finish_reason == "length":
+            found.append(f"{name}the answer stopped at the token limit; raise --max-tokens for a longer answer")
+        if _verified(piece, entry) is False:
+            found.append(f"{name}the server counted {piece.usage.get('prompt_tokens')} prompt tokens, fewer than "
+                         f"the {entry['plan']['totals']['visual_tokens']} visual tokens planned")
+    return found
 
 
 def _verified(piece, entry: dict) -> Optional[bool]:
