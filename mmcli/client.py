@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -44,11 +45,22 @@ def _timeout(endpoint: Endpoint):
     return httpx2.Timeout(endpoint.timeout, connect=min(CONNECT_TIMEOUT, endpoint.timeout))
 
 
+_CLIENTS: dict = {}  # one client (and connection pool) per endpoint, shared by the senders of a run
+_CLIENTS_LOCK = threading.Lock()
+
+
 def _openai_client(endpoint: Endpoint):
     import openai
 
-    return openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.require_key(),
-                         timeout=_timeout(endpoint), max_retries=0)
+    key = endpoint.require_key()
+    # Building a client loads a TLS context (tens of ms with the GIL held); many-job runs reuse one.
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get((endpoint.base_url, key, endpoint.timeout))
+        if client is None:
+            client = openai.OpenAI(base_url=endpoint.base_url, api_key=key, timeout=_timeout(endpoint),
+                                   max_retries=0)
+            _CLIENTS[(endpoint.base_url, key, endpoint.timeout)] = client
+        return client
 
 
 def list_models(endpoint: Endpoint) -> list[str]:

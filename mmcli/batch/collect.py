@@ -92,7 +92,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
 def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
     """A job's results fields from its answers, through the same finishing as a live run."""
     from ..replies import completion_piece
-    from .run import error_fields
+    from .results import error_fields
 
     errors = [a["error"] for a in answers if "error" in a]
     if errors:

@@ -189,7 +189,7 @@ class _Exporter:
         from ..events import Events
         from ..runner import Runner
         from ..tasks.common import Context
-        from .run import error_fields
+        from .results import error_fields
 
         started = time.monotonic()
         jid = job_id(work, self.target.family.name)

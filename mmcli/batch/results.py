@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Optional
 from ..files import OutputError
 
 if TYPE_CHECKING:
+    from ..errors import MmcliError
     from ..render import Output
+
+
+def error_fields(error: "MmcliError") -> dict:
+    """A failed job's error: its exit code, its one-line message and the hint."""
+    data = {"exit_code": int(error.exit_code), "message": error.message()}
+    if error.hint:
+        data["hint"] = error.hint
+    return data
 
 
 def read_lines(path: Path) -> tuple[list[dict], int]:

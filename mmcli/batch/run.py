@@ -89,14 +89,6 @@ def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) 
                               "with --retry-failed to try the failed jobs again")
 
 
-def error_fields(error: MmcliError) -> dict:
-    """A failed job's error: its exit code, its one-line message and the hint."""
-    data = {"exit_code": int(error.exit_code), "message": error.message()}
-    if error.hint:
-        data["hint"] = error.hint
-    return data
-
-
 class Batch:
     """What every worker shares: servers, the rate-limit gate, the results, the progress."""
 
@@ -166,6 +158,8 @@ class Batch:
             avoid = server
         if not isinstance(error, MmcliError):
             raise error  # Ctrl-C never reaches a worker; anything else is a bug
+        from .results import error_fields
+
         return {"error": error_fields(error)}
 
 
