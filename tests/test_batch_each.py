@@ -195,11 +195,11 @@ def test_profile_sets_default_concurrency(mmcli, server, tmp_path, clean_env):
     config.parent.mkdir(parents=True)
     config.write_text(f'[profiles.farm]\nbase_url = "{server.base_url}"\nconcurrency = 1\n')
     make_images(tmp_path / "album", 3)
-    server.default = Reply("x", chunk_delay=0.05)
+    server.default = Reply("one two three four five six", chunk_delay=0.05)
     run = mmcli("ask", "--each", tmp_path / "album", "caption", "--profile", "farm")
     assert run.code == 0, run.stderr
     times = sorted(r.received_at for r in server.chat_requests())
-    assert times[1] - times[0] >= 0.1 and times[2] - times[1] >= 0.1  # one at a time
+    assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.25  # one at a time
 
 
 @pytest.mark.parametrize("command", ["docqa", "detect"])
