@@ -122,3 +122,41 @@ def test_export_needs_a_model_and_refuses_to_overwrite(mmcli, tmp_path):
     assert_clean_error(again, 2, "exists")
     run = mmcli("ask", "--each", tmp_path / "album", "q", "--export", "csv", export, *MODEL)
     assert_clean_error(run, 2, "unknown export format")
+
+
+def test_docqa_merge_is_a_second_batch_file(mmcli, server, tmp_path):
+    from tests.support.pdfs import text_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text_pdf(docs / "a.pdf", 3)
+    text_pdf(docs / "b.pdf", 1)
+    export = tmp_path / "doc.jsonl"
+    run = mmcli("docqa", "--each", docs, "who wrote it?", "--pages-per-request", "2", "--export", "openai-batch",
+                export, *MODEL, "--max-tokens", "50", "-j", "1")  # one worker: a.pdf's lines, then b.pdf's
+    assert run.code == 0, run.stderr
+    assert [p["lines"] for p in json.loads((tmp_path / "doc.manifest.json").read_text())["files"]] == [3]
+    server.script(Reply("Alice wrote it (p. 1)."), Reply("Nothing relevant on these pages."),
+                  Reply("Bob (p. 1)."))  # the last line of the file is b.pdf
+    output = tmp_path / "out.jsonl"
+    run_batch_file(server, export, output)
+    results = tmp_path / "results.jsonl"
+    run = mmcli("batch", "collect", export, output, "-o", results)
+    assert_clean_error(run, 8, "1 job(s) are not done")
+    merge_file = tmp_path / "doc.merge.jsonl"
+    assert f"run {merge_file} through the batch runner" in run.stderr
+    assert [r["answer"] for r in lines(results)] == ["Bob (p. 1)."]  # the one-request document is done
+    merge = json.loads(merge_file.read_text())
+    prompt = merge["body"]["messages"][-1]["content"]
+    assert "Alice wrote it (p. 1)." in json.dumps(prompt) and "Nothing relevant" not in json.dumps(prompt)
+    assert merge["body"]["max_tokens"] == 50 and merge["body"]["model"] == "tiny"
+
+    server.script(Reply("Alice wrote it (p. 1)."))
+    merge_out = tmp_path / "merge-out.jsonl"
+    run_batch_file(server, merge_file, merge_out)
+    run = mmcli("batch", "collect", merge_file, merge_out, "-o", results)
+    assert run.code == 0, run.stderr
+    done = {Path(r["sources"][0]).name: r for r in lines(results)}
+    assert done["a.pdf"]["answer"] == "Alice wrote it (p. 1)." and done["a.pdf"]["mode"] == "batches"
+    assert [b["pages"] for b in done["a.pdf"]["batches"]] == [[1, 2], [3]]
+    assert done["a.pdf"]["pages"] == [1, 2, 3]

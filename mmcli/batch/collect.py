@@ -59,48 +59,82 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
 
 
 def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Output") -> None:
-    """Write one results line per exported job whose every request has an answer."""
+    """Write one results line per exported job whose every request has an answer; documents that still
+    need their merge go to a second batch file (mmcli.batch.merge)."""
+    from .merge import write_merges
     from .results import open_sink
 
     manifest = read_manifest(export)
     answers = read_outputs(outputs)
     sink = open_sink(results, out)
-    counts = {"done": 0, "failed": 0, "missing": 0, "already": 0}
+    counts = {"done": 0, "failed": 0, "missing": 0, "already": 0, "merge": 0}
+    merges: dict = {"lines": [], "jobs": {}}
     try:
         for jid, job in manifest["jobs"].items():
-            before = sink.previous.get(jid)
-            if before is not None and not before.get("error"):
-                counts["already"] += 1
-                continue
-            if any(cid not in answers for cid in job["requests"]):
-                counts["missing"] += 1
-                continue
-            record = {"id": jid, "command": job["command"], "sources": job["sources"], "prompt": job["prompt"]}
-            record.update(finish(job, [answers[cid] for cid in job["requests"]], manifest))
-            counts["failed" if "error" in record else "done"] += 1
-            sink.write(record)
+            counts[_collect_one(jid, job, answers, manifest, sink, merges)] += 1
     finally:
         sink.close()
     out.status(f"{counts['done']} done, {counts['failed']} failed, {counts['already']} already done"
                + (f", {counts['missing']} with no output yet" if counts["missing"] else ""))
-    if counts["failed"] or counts["missing"]:
-        raise JobsFailed(f"{counts['failed'] + counts['missing']} job(s) are not done", where=str(export),
+    waiting = len(merges["jobs"])
+    if waiting:
+        path = write_merges(export, merges["lines"], merges["jobs"], manifest)
+        out.status(f"{waiting} document(s) need their merge step: run {path} through the batch runner, then "
+                   f"mmcli batch collect {path} OUTPUT.jsonl" + (f" -o {results}" if results else ""))
+    if counts["failed"] or counts["missing"] or waiting:
+        raise JobsFailed(f"{counts['failed'] + counts['missing'] + waiting} job(s) are not done", where=str(export),
                          hint="failed lines say why; jobs with no output yet are collected when run again "
-                              "with the rest of the output")
+                              "with the rest of the output; merges are collected from the merge file's output")
+
+
+def _collect_one(jid: str, job: dict, answers: dict, manifest: dict, sink, merges: dict) -> str:
+    """Finish one job (or queue its merge); which count it adds to."""
+    from .merge import merge_request
+
+    before = sink.previous.get(jid)
+    if before is not None and not before.get("error"):
+        return "already"
+    if any(cid not in answers for cid in job["requests"]):
+        return "missing"
+    got = [answers[cid] for cid in job["requests"]]
+    record = {"id": jid, "command": job["command"], "sources": job["sources"], "prompt": job["prompt"]}
+    if job["command"] == "docqa" and job.get("mode") == "batches" and not any("error" in a for a in got):
+        pieces = _pieces(got)
+        if not isinstance(pieces, dict):
+            line, entry = merge_request(jid, job, pieces, manifest)
+            merges["lines"].append(line)
+            merges["jobs"][jid] = entry
+            return "merge"
+        record.update(pieces)
+    else:
+        record.update(finish(job, got, manifest))
+    sink.write(record)
+    return "failed" if "error" in record else "done"
+
+
+def _pieces(answers: list[dict]):
+    """The completions of `answers`, or the error fields of the first bad one."""
+    from ..replies import completion_piece
+    from .results import error_fields
+
+    try:
+        return [completion_piece(a["body"]) for a in answers]
+    except MmcliError as exc:
+        return {"error": error_fields(exc)}
 
 
 def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
     """A job's results fields from its answers, through the same finishing as a live run."""
-    from ..replies import completion_piece
-    from .results import error_fields
+    from .merge import MERGED, merged_fields
 
     errors = [a["error"] for a in answers if "error" in a]
     if errors:
         return {"error": {"exit_code": 4, "message": errors[0]}}
-    try:
-        pieces = [completion_piece(a["body"]) for a in answers]
-    except MmcliError as exc:
-        return {"error": error_fields(exc)}
+    pieces = _pieces(answers)
+    if isinstance(pieces, dict):
+        return pieces
+    if job.get("mode") == MERGED:
+        return merged_fields(job, pieces[0])
     entries = list(job["requests"].values())
     if job["command"] == "detect":
         fields = _detections(pieces, entries, manifest)

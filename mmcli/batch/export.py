@@ -7,6 +7,7 @@ manifest (FILE.manifest.json) keeps, per job, what `mmcli batch collect` needs t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -106,12 +107,10 @@ def prepared_jobs(work: Work, ctx: "Context") -> tuple[list["Job"], dict]:
         from ..tasks.docqa import choose_pages, doc_jobs
 
         jobs = doc_jobs(choose_pages(checked, work.task), work.prompt, work.task, ctx)
-        if jobs.mode == "batches":
-            raise UsageError("docqa's merge step cannot be exported", f"{len(jobs.pages)} pages need "
-                             f"{len(jobs.jobs)} requests and a merge", where=", ".join(work.inputs),
-                             hint="raise --pages-per-request to fit every page in one request, use --per-page, "
-                                  "or run it live")
-        return jobs.jobs, {"mode": jobs.mode, "pages": jobs.numbers}
+        extra = {"mode": jobs.mode, "pages": jobs.numbers}
+        if jobs.mode == "batches":  # the merge is built by collect, from these options (mmcli.batch.merge)
+            extra["generation"] = dataclasses.asdict(work.generation)
+        return jobs.jobs, extra
     from ..tasks.detect import choose, detect_jobs
 
     return detect_jobs(choose(checked, work.task, work.media.pass_url), work.task, ctx), {}
@@ -141,6 +140,7 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     from ..endpoint import connect
     from ..files import write_atomic
     from .engine import Engine
+    from .merge import quirks_entry
     from .progress import Progress, Tally
 
     settings = resolve_settings(opts.endpoint)
@@ -153,7 +153,8 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
         raise UsageError("export manifest exists", where=str(manifest_file), hint="export to another name")
     parts = Parts(flags.export_path, int(flags.batch_max_mb * 1_000_000))
     manifest = {"format": "openai-batch", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": target.model,
-                "family": target.family.name, "base_url": masked_url(target.base_url), "files": parts.files,
+                "family": target.family.name, "base_url": masked_url(target.base_url),
+                "quirks": quirks_entry(target), "files": parts.files,
                 "jobs": {}, "failed": []}
     progress = Progress(out, Tally(len(works)), title)
     exporter = _Exporter(target, parts, manifest, progress)
