@@ -98,3 +98,63 @@ def test_profile_base_urls(mmcli, tmp_path, clean_env):
         run = mmcli("ask", "--each", tmp_path / "album", "caption", "--profile", "farm", "-j", "2")
         assert run.code == 0, run.stderr
         assert len(one.chat_requests()) >= 2 and len(two.chat_requests()) >= 2
+
+
+def test_video_each_over_a_directory(mmcli, server, tmp_path):
+    from tests.test_video_fixtures import write_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_clip(clips / "a.mp4", frames=50, fps=25, size=(320, 240))
+    write_clip(clips / "b.mp4", frames=30, fps=25, size=(320, 240))
+    (clips / "notes.txt").write_text("not a video")
+    results = tmp_path / "r.jsonl"
+    run = mmcli("video", "--each", clips, "what happens?", "--frames", "4", "-o", results,
+                "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    found = lines(results)
+    assert sorted(Path(r["sources"][0]).name for r in found) == ["a.mp4", "b.mp4"]
+    assert all(r["plan"]["items"][0]["kind"] == "video" for r in found)
+    assert all(r.json["messages"][-1]["content"][0]["type"] == "video_url" for r in server.chat_requests())
+
+
+def test_a_torn_last_line_is_left_alone_and_its_job_runs_again(mmcli, server, tmp_path):
+    make_images(tmp_path / "album", 2)
+    results = tmp_path / "r.jsonl"
+    assert mmcli("ask", "--each", tmp_path / "album", "q", "-o", results, "--base-url", server.base_url).code == 0
+    whole = results.read_bytes().splitlines(keepends=True)
+    results.write_bytes(whole[0] + whole[1][:40])  # as if the machine died while writing the second line
+    run = mmcli("ask", "--each", tmp_path / "album", "q", "-o", results, "--base-url", server.base_url)
+    assert run.code == 0 and "1 done, 0 failed, 1 already done" in run.stderr
+    kept = results.read_bytes().splitlines()
+    assert kept[1] == whole[1][:40] and len(kept) == 3 and json.loads(kept[2])["answer"] == "ok"
+
+
+def test_progress_bar_on_a_terminal(server, clean_env, tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    make_images(tmp_path / "album", 4)
+    results = tmp_path / "r.jsonl"
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "q", "-o",
+                             str(results), "--base-url", server.base_url], cwd=Path(__file__).parent.parent,
+                            env=clean_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(controller)
+    text = shown.decode("utf-8", "replace")
+    assert "] done: " not in text  # no per-job lines: a bar instead
+    assert "4 done, 0 failed, 0 already done" in text
+    assert len(lines(results)) == 4
