@@ -158,3 +158,15 @@ def test_progress_bar_on_a_terminal(server, clean_env, tmp_path):
     assert "] done: " not in text  # no per-job lines: a bar instead
     assert "4 done, 0 failed, 0 already done" in text
     assert len(lines(results)) == 4
+
+
+def test_first_server_down_at_the_start(mmcli, server, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    make_images(tmp_path / "album", 3)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    run = mmcli("ask", "--each", tmp_path / "album", "q", "--base-url", dead, "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    assert "trying the next server" in run.stderr
+    assert len(server.chat_requests()) == 3
+    assert all(json.loads(line)["server"] == server.base_url for line in run.stdout.splitlines())

@@ -48,17 +48,16 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
               environ: Optional[Mapping[str, str]] = None) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
-    from ..endpoint import connect
     from .engine import Engine
     from .pacing import Pacer
     from .progress import Progress, Tally
     from .results import open_sink
-    from .servers import Servers, targets_for
+    from .servers import Servers, connect_first, targets_for
 
     settings = resolve_settings(opts.endpoint, environ)
     sink = open_sink(flags.output, out)
     try:
-        target = connect(settings, out, dry_run=False, environ=environ)
+        target = connect_first(settings, opts.endpoint, out, environ)
         servers = Servers(targets_for(target, opts.endpoint, environ))
         endpoint = settings.endpoint
         concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)

@@ -87,3 +87,23 @@ def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapp
             endpoint = replace(endpoint, api_key=first.api_key, withheld_key=None)
         targets.append(replace(target, settings=replace(target.settings, endpoint=endpoint)))
     return targets
+
+
+def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mapping[str, str]] = None) -> "Target":
+    """The endpoint step on the first server that answers: one server down at the start does not stop
+    a run that has others."""
+    from ..config import resolve_settings
+    from ..endpoint import connect
+    from ..errors import EndpointTimeout, EndpointUnavailable
+
+    profile = settings.endpoint.profile
+    urls = list(dict.fromkeys(u.rstrip("/") for u in (list(flags.base_urls) or list(profile.base_urls or ()))))
+    others = [u for u in urls if u != settings.endpoint.base_url]
+    while True:
+        try:
+            return connect(settings, out, dry_run=False, environ=environ)
+        except (EndpointUnavailable, EndpointTimeout) as exc:
+            if not others:
+                raise
+            out.warn(f"{exc.message()}; trying the next server")
+            settings = resolve_settings(replace(flags, base_url=others.pop(0), base_urls=()), environ)
