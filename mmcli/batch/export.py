@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from ..errors import JobsFailed, MmcliError, UsageError
 from .work import BatchFlags, Work, job_id
