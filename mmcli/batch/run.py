@@ -138,6 +138,7 @@ class Batch:
         for _ in range(len(self.servers)):
             server = self.servers.acquire(avoid)
             target = server.target
+            events.warnings.clear()  # a job handed to another server is prepared again
             ctx = Context(target, work.media, work.generation, events)
             try:
                 fields = answer(work, Runner(target, pacer=self.pacer), ctx)
