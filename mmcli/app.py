@@ -15,6 +15,7 @@ from . import __version__
 from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
+from .commands import batch as batch_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import embed as embed_command
@@ -132,6 +133,9 @@ app.command("search", cls=PlainUsageCommand, help=search_command.HELP, epilog=se
 app.command("models", cls=PlainUsageCommand, help=models_command.HELP, epilog=models_command.EPILOG)(models_command.models)
 app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
             epilog=transcribe_command.EPILOG)(transcribe_command.transcribe)
+for _info in batch_command.app.registered_commands:  # batch run / collect: plain metavars like the others
+    _info.cls = PlainUsageCommand
+app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -49,11 +50,22 @@ def http_timeout(endpoint: Endpoint):
     return httpx2.Timeout(endpoint.timeout, connect=min(CONNECT_TIMEOUT, endpoint.timeout))
 
 
+_CLIENTS: dict = {}  # one client (and connection pool) per endpoint, shared by the senders of a run
+_CLIENTS_LOCK = threading.Lock()
+
+
 def _openai_client(endpoint: Endpoint):
     import openai
 
-    return openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.require_key(),
-                         timeout=http_timeout(endpoint), max_retries=0)
+    key = endpoint.require_key()
+    # Building a client loads a TLS context (tens of ms with the GIL held); many-job runs reuse one.
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get((endpoint.base_url, key, endpoint.timeout))
+        if client is None:
+            client = openai.OpenAI(base_url=endpoint.base_url, api_key=key, timeout=http_timeout(endpoint),
+                                   max_retries=0)
+            _CLIENTS[(endpoint.base_url, key, endpoint.timeout)] = client
+        return client
 
 
 def list_models(endpoint: Endpoint) -> list[str]:
@@ -93,10 +105,12 @@ def server_healthy(root_url: str, timeout: float = 2.0) -> bool:
 
 
 def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], None]] = None,
-         status: Optional[StatusFn] = None) -> ChatResult:
-    """Send one chat completion; stream it to `on_text` when the request asks to stream."""
+         status: Optional[StatusFn] = None, pacer=None) -> ChatResult:
+    """Send one chat completion; stream it to `on_text` when the request asks to stream.
+
+    `pacer` (many-job runs) is shared by every sender: each attempt waits for it, and a 429 pauses it."""
     try:
-        return _chat(endpoint, request, on_text, status)
+        return _chat(endpoint, request, on_text, status, pacer)
     except RequestRejected as exc:
         if exc.status_code == 404:
             exc.hint = _served_models_hint(endpoint, request.get("model", "")) or exc.hint
@@ -168,14 +182,14 @@ def _served_models_hint(endpoint: Endpoint, model: str) -> str:
     return "served models: " + (", ".join(served) or "none") + "; pass one with --model"
 
 
-def _chat(endpoint: Endpoint, request: dict, on_text, status) -> ChatResult:
+def _chat(endpoint: Endpoint, request: dict, on_text, status, pacer=None) -> ChatResult:
     client = _openai_client(endpoint)
     # The raw reply: the SDK's own parsing trusts the server and fails with AttributeError or
     # JSONDecodeError on bad replies; mmcli reads the bytes itself (mmcli.replies).
     body = {k: v for k, v in request.items() if k not in EXTRA_BODY_FIELDS}
     extra = {k: v for k, v in request.items() if k in EXTRA_BODY_FIELDS} or None
     raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**body, extra_body=extra),
-                        status)
+                        status, pacer)
     response = raw.http_response
     model = request.get("model", "")
     if request.get("stream") and _is_event_stream(response):
@@ -299,11 +313,13 @@ def located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
     return error
 
 
-def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn]):
+def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn], pacer=None):
     """Run `call`, retrying what may pass (dropped connections, 429, 500/502/503/504); map the rest to MmcliError."""
     import openai
 
     for attempt in range(1, RETRY_ATTEMPTS + 1):
+        if pacer is not None:
+            pacer.wait()
         try:
             return call()
         except openai.APITimeoutError:
@@ -314,6 +330,8 @@ def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn]):
             if attempt == RETRY_ATTEMPTS or not _worth_retrying(exc, endpoint):
                 raise map_api_error(exc, endpoint) from None
             delay = _retry_delay(exc, attempt)
+            if pacer is not None and getattr(exc, "status_code", None) == 429:
+                pacer.pause(delay)  # a rate limit holds back every sender, not only this one
             if status:
                 status(f"{_short_reason(exc)}; retrying in {delay:.1f} s ({attempt}/{RETRY_ATTEMPTS - 1})")
             time.sleep(delay)

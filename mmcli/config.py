@@ -59,6 +59,12 @@ class Profile:
     family: Optional[str] = None
     pages_per_request: Optional[int] = None
     quirks: Quirks = Quirks()
+    concurrency: Optional[int] = None  # jobs at once for --each and mmcli batch; None: local 8, remote 4
+    base_urls: tuple = ()  # several servers sharing the jobs of a many-job run
+
+    def default_concurrency(self, base_url: str) -> int:
+        """Jobs at once when --concurrency is not given: the profile's, else 8 on this machine, 4 remote."""
+        return self.concurrency or (8 if is_loopback(base_url) else 4)
 
 
 BUILTIN_PROFILES: dict[str, Profile] = {
@@ -71,7 +77,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                           pages_per_request=2, quirks=Quirks(audio_part="xinference")),
 }
 
-_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part"}
+_PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part",
+                 "concurrency", "base_urls"}
 AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
 
 
@@ -86,6 +93,7 @@ class EndpointFlags:
     family: Optional[str] = None
     timeout: Optional[float] = None
     autostart: Optional[bool] = None  # --autostart/--no-autostart; None: MMCLI_AUTOSTART, config, on
+    base_urls: tuple = ()  # every --base-url when it was given more than once
 
 
 @dataclass(frozen=True)
@@ -179,9 +187,12 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
                              hint="known keys: " + ", ".join(sorted(_PROFILE_KEYS)))
         _check_profile_types(name, table, path)
         base = profiles.get(name)
-        if base is None and "base_url" not in table:
+        if base is None and "base_url" not in table and not table.get("base_urls"):
             raise UsageError("invalid config file", f"[profiles.{name}] needs a base_url", where=str(path))
         table = dict(table)
+        if "base_urls" in table:
+            table["base_urls"] = tuple(table["base_urls"])
+            table.setdefault("base_url", table["base_urls"][0])
         quirks = (base.quirks if base else Quirks())
         if "frame_limit" in table:
             quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
@@ -193,7 +204,13 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
 
 def _check_profile_types(name: str, table: dict, path: Path) -> None:
     for key, value in table.items():
-        if key in ("pages_per_request", "frame_limit"):
+        if key == "base_urls":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+                raise UsageError("invalid config file", f"[profiles.{name}] base_urls must be a list of URLs",
+                                 where=str(path))
+            for url in value:
+                _check_base_url(url)
+        elif key in ("pages_per_request", "frame_limit", "concurrency"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a "
                                  "positive whole number", where=str(path))

@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5
     TIMEOUT = 6
     UNPARSEABLE = 7
-    # 8 is kept for "some jobs of a many-file run failed" (DESIGN.md)
+    SOME_FAILED = 8
     OUTPUT_NOT_WRITTEN = 9
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE, as other Unix tools report a closed pipe
@@ -31,6 +31,7 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
+    ExitCode.SOME_FAILED: "some jobs of a many-file run failed (--each, mmcli batch); the others are done",
     ExitCode.OUTPUT_NOT_WRITTEN: "an output file could not be written (disk full, ...); the results were still shown",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.BROKEN_PIPE: "standard output was closed early (e.g. piped into head)",
@@ -97,6 +98,10 @@ class OutputUnparseable(MmcliError):
     exit_code = ExitCode.UNPARSEABLE
 
 
+class JobsFailed(MmcliError):
+    """A many-job run finished, but some of its jobs failed (their lines in the results say why)."""
+
+    exit_code = ExitCode.SOME_FAILED
 class OutputNotWritten(MmcliError):
     """An output file could not be written after the requests succeeded (disk full, directory gone, ...)."""
 

@@ -68,11 +68,12 @@ class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
     def __init__(self, target: "Target", status: Optional[StatusFn] = None, verify: bool = False,
-                 warn: Optional[StatusFn] = None) -> None:
+                 warn: Optional[StatusFn] = None, pacer=None) -> None:
         self.target = target
         self.status = status
         self.warn = warn
         self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
+        self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
         self.results: list[Result] = []
         self._limit: Optional[int] = None
         self._limit_known = False
@@ -105,7 +106,8 @@ class Runner:
         try:
             if plan.totals()["visual_tokens"] is not None:  # only then can the fit be judged
                 check_fits(plan, self._context_limit(), job.generation.max_tokens)
-            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status)
+            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
+                                 pacer=self.pacer)
         except client.PartialAnswerError as exc:
             _copy_answer(result, exc.partial)
             result.error = exc

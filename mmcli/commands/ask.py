@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
+from .batchopts import with_batch_options
 from .options import with_common_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 HELP = """Ask a vision-language model about images.
@@ -30,6 +32,7 @@ EPILOG = """Examples:
 
 
 @with_common_options
+@with_batch_options()
 def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -42,6 +45,7 @@ def ask(
     max_audio_seconds: MaxAudioSeconds = 600.0,
     max_audio_parts: MaxAudioParts = 20,
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about images."""
     from ..inputs import check_question
@@ -53,6 +57,10 @@ def ask(
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)
+    if batch.each:
+        from ..batch.run import run_each
+
+        return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
     runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
     if opts.output.dry_run:

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..media.document import DEFAULT_MAX_PAGES
+from .batchopts import with_batch_options
 from .options import page_list, with_common_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 DETECTION = "Detection"
@@ -49,6 +51,7 @@ class CoordinateSpace(str, Enum):
 
 
 @with_common_options
+@with_batch_options(results_file=False)
 def detect(
     inputs: Annotated[list[str], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -88,12 +91,18 @@ def detect(
         "--password-env", metavar="NAME", rich_help_panel=DETECTION,
         help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Find things in images: boxes (or points) in the original image's pixels."""
     from ..grounding.run import run_detect
     from ..tasks.detect import DetectOptions
 
-    run_detect(inputs, opts, DetectOptions(
+    options = DetectOptions(
         target=target, draw=draw, output_dir=output_dir, format=format.value if format else None,
         points=points, coords=coords.value if coords else None, strict=strict, crop=crop, force=force,
-        pages=pages, password_env=password_env, max_pages=max_pages))
+        pages=pages, password_env=password_env, max_pages=max_pages)
+    if batch.each:
+        from ..batch.detect import detect_each
+
+        return detect_each(inputs, opts, batch, options)
+    run_detect(inputs, opts, options)

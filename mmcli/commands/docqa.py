@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..media.document import DEFAULT_MAX_PAGES
+from .batchopts import with_batch_options
 from .options import page_list, with_common_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 DOCUMENT = "Document"
@@ -32,6 +34,7 @@ EPILOG = """Examples:
 
 
 @with_common_options
+@with_batch_options()
 def docqa(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -62,6 +65,7 @@ def docqa(
         "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
         help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about PDF documents or scanned pages."""
     from ..inputs import check_question
@@ -73,6 +77,10 @@ def docqa(
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []
     check_question(inputs, question, 'mmcli docqa FILE.pdf "question"')
+    if batch.each:
+        from ..batch.run import run_each
+
+        return run_each("docqa", inputs, question, opts, batch, doc)
     out = Output(json_mode=opts.output.json)
     runner, jobs, ctx = prepare_docqa(inputs, question, doc, opts, out)
     if opts.output.dry_run:

@@ -45,9 +45,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "profile": (Annotated[Optional[str], typer.Option(
         "--profile", envvar="MMCLI_PROFILE", metavar="NAME", rich_help_panel=ENDPOINT,
         help="Endpoint profile: local (default), parasail, openai, xinference, or one from the config file.")], None),
-    "base_url": (Annotated[Optional[str], typer.Option(
-        "--base-url", envvar="MMCLI_BASE_URL", metavar="URL", rich_help_panel=ENDPOINT,
-        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (overrides the profile).")], None),
+    "base_url": (Annotated[Optional[list[str]], typer.Option(
+        "--base-url", envvar="MMCLI_BASE_URL", metavar="URL", rich_help_panel=ENDPOINT, show_default=False,
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (overrides the profile). Give it "
+             "several times to share the jobs of --each or mmcli batch among several servers.")], None),
     "api_key_env": (Annotated[Optional[str], typer.Option(
         "--api-key-env", metavar="NAME", rich_help_panel=ENDPOINT,
         help="Read the API key from environment variable NAME (the key itself is never a flag).")], None),
@@ -109,7 +110,8 @@ def _common_from(values: dict) -> "CommonOptions":
 
     values = {**{name: default for name, (_, default) in SHARED_PARAMETERS.items()}, **values}
     return CommonOptions(
-        endpoint=EndpointFlags(profile=values["profile"], base_url=values["base_url"],
+        endpoint=EndpointFlags(profile=values["profile"], base_url=(values["base_url"] or [None])[0],
+                               base_urls=tuple(values["base_url"] or ()) if len(values["base_url"] or ()) > 1 else (),
                                api_key_env=values["api_key_env"], model=values["model"],
                                family=values["family"], timeout=values["timeout"],
                                autostart=values["autostart"]),

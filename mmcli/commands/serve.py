@@ -86,6 +86,11 @@ GpuMemoryUtilizationOpt = Annotated[Optional[float], typer.Option(
 TensorParallelSizeOpt = Annotated[Optional[int], typer.Option(
     "--tensor-parallel-size", min=1, metavar="N", rich_help_panel=HARDWARE, help="Split the model over N GPUs.")]
 
+DataParallelSizeOpt = Annotated[Optional[int], typer.Option(
+    "--data-parallel-size", min=1, metavar="N", rich_help_panel=HARDWARE,
+    help="Run N copies of the model behind one port, one per GPU (vLLM balances the requests); for one "
+         "machine with several GPUs. Several machines: mmcli --base-url A --base-url B ... --each.")]
+
 DeviceOpt = Annotated[str, typer.Option(
     "--device", metavar="auto|cuda|cpu", rich_help_panel=HARDWARE, help="auto, cuda or cpu (vLLM's CPU build).")]
 
@@ -152,6 +157,7 @@ def serve(
     max_pixels: MaxPixelsOpt = None,
     gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
     tensor_parallel_size: TensorParallelSizeOpt = None,
+    data_parallel_size: DataParallelSizeOpt = None,
     device: DeviceOpt = DEFAULT_DEVICE,
     cpu_kv_cache_gib: CpuKvCacheGibOpt = None,
     allowed_local_media_path: AllowedLocalMediaPathOpt = None,
@@ -185,7 +191,7 @@ def serve(
     opts = ServeOptions(model=model, host=host, port=port, name=name, family=family, max_model_len=max_model_len,
                         max_images=max_images, max_videos=max_videos, max_pixels=max_pixels,
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                        device=device, cpu_kv_cache_gib=cpu_kv_cache_gib, allowed_local_media_path=media_path,
+                        data_parallel_size=data_parallel_size, device=device, cpu_kv_cache_gib=cpu_kv_cache_gib, allowed_local_media_path=media_path,
                         allow_media_domains=tuple(allow_media_domain or ()), require_key=require_key,
                         extra_args=tuple(vllm_args or ()), embed=embed, preset=preset)
     command = launch.prepare(opts, _launcher(vllm_python, dry_run, out))

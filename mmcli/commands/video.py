@@ -12,8 +12,10 @@ from .audio_options import AudioFormat, SampleRate
 from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
+from .batchopts import with_batch_options
 
 if TYPE_CHECKING:
+    from ..batch.work import BatchFlags
     from ..config import CommonOptions
 
 DEFAULT_PROMPT = DEFAULT_VIDEO_PROMPT
@@ -53,6 +55,7 @@ def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
 
 
 @with_common_options
+@with_batch_options()
 def video(
     source: Annotated[str, typer.Argument(
         metavar="VIDEO", show_default=False,
@@ -72,6 +75,7 @@ def video(
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
     opts: "CommonOptions" = None,
+    batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
     from ..errors import UsageError
@@ -87,6 +91,10 @@ def video(
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
+    if batch.each:
+        from ..batch.run import run_each
+
+        return run_each("video", [source], prompt, opts, batch, sampling)
     out = Output(json_mode=opts.output.json)
     sounds: list = []
 

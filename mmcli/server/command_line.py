@@ -55,6 +55,7 @@ class ServeOptions:
     max_pixels: Optional[int] = None
     gpu_memory_utilization: Optional[float] = None
     tensor_parallel_size: Optional[int] = None
+    data_parallel_size: Optional[int] = None  # vLLM's own replicas behind one port (-dp)
     device: str = DEFAULT_DEVICE
     cpu_kv_cache_gib: Optional[int] = None
     allowed_local_media_path: Optional[str] = None  # already resolved and checked
@@ -266,6 +267,8 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
         argv += ["--gpu-memory-utilization", f"{opts.gpu_memory_utilization:g}"]
     if opts.tensor_parallel_size:
         argv += ["--tensor-parallel-size", str(opts.tensor_parallel_size)]
+    if opts.data_parallel_size and opts.data_parallel_size > 1:
+        argv += ["--data-parallel-size", str(opts.data_parallel_size)]
     if opts.device == "cpu":
         argv.append("--enforce-eager")  # graph capture/compilation on CPU costs minutes and buys little
     if opts.allowed_local_media_path:

@@ -1,0 +1,95 @@
+"""docqa's merge step for exported runs: a second batch file.
+
+When a document needs several requests, their answers are merged by one more request that can
+only be written once they are known. `mmcli batch collect` therefore writes the merge requests of
+every document whose batch answers are all in as FILE.merge.jsonl (with its manifest); run it
+through the same batch runner, then `mmcli batch collect FILE.merge.jsonl OUTPUT.jsonl` writes the
+documents' lines, as a live run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..endpoint import Target
+    from ..replies import Piece
+
+MERGED = "merged"  # the mode of a merge manifest's jobs
+
+
+def _target(manifest: dict) -> "Target":
+    from ..config import Endpoint, Profile, Quirks, Settings
+    from ..endpoint import Target
+    from ..models import FAMILIES
+
+    quirks = Quirks(**manifest.get("quirks", {}))
+    endpoint = Endpoint(base_url=manifest["base_url"], profile=Profile("export", manifest["base_url"], quirks=quirks))
+    settings = Settings(endpoint=endpoint, model=manifest["model"], family=manifest["family"])
+    return Target(settings, manifest["model"], FAMILIES[manifest["family"]], "export")
+
+
+def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict) -> tuple[bytes, dict]:
+    """The merge request of one document (a batch-file line) and its entry in the merge manifest."""
+    from ..config import GenerationOptions
+    from ..events import Events
+    from ..job import Job
+    from ..runner import Runner
+    from ..tasks.common import Context, total_usage
+    from ..tasks.docqa import merge_job
+    from .answer import plan_summary
+    from .export import request_line
+
+    target = _target(manifest)
+    generation = GenerationOptions(**{**job.get("generation", {}), "stream": False})
+    ctx = Context(target, None, generation, Events())
+    entries = list(job["requests"].values())
+    # merge_job reads each batch answer's text and pages: stand-ins carry exactly those.
+    answers = [SimpleNamespace(text=p.text, job=Job([], "", None, target.family, generation,
+                                                    context={"pages": e["pages"]}))
+               for p, e in zip(pieces, entries)]
+    merge = merge_job(job["prompt"], answers, SimpleNamespace(numbers=job["pages"]), ctx)
+    plan = Runner(target).plan(merge, stream=False)
+    custom_id = f"{job_id}#merge"
+    batches = [{"pages": e["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
+               for p, e in zip(pieces, entries)]
+    entry = {key: job[key] for key in ("command", "sources", "prompt", "pages") if key in job}
+    entry.update(mode=MERGED, batches=batches, batch_usage=total_usage([p.usage for p in pieces]),
+                 requests={custom_id: {"plan": plan_summary(plan), "label": "the merge"}})
+    return request_line(custom_id, plan.request), entry
+
+
+def merged_fields(job: dict, piece: "Piece") -> dict:
+    """A merged document's results fields, as a live docqa run writes them."""
+    from ..tasks.common import total_usage
+
+    return {"answer": piece.text, "pages": job["pages"], "mode": "batches", "finish_reason": piece.finish_reason,
+            "usage": total_usage([job["batch_usage"], piece.usage]), "verified": None, "batches": job["batches"],
+            "plan": job["requests"][next(iter(job["requests"]))]["plan"]}
+
+
+def merge_paths(export: Path) -> tuple[Path, Path]:
+    """FILE.merge.jsonl and its manifest, beside FILE.jsonl."""
+    from .export import manifest_path
+
+    stem = export.name[:-len(".jsonl")] if export.name.endswith(".jsonl") else export.name
+    path = export.with_name(f"{stem}.merge.jsonl")
+    return path, manifest_path(path)
+
+
+def write_merges(export: Path, lines: list[bytes], jobs: dict, manifest: dict) -> Path:
+    """Write the merge batch file and its manifest (replacing an earlier round's)."""
+    from ..files import write_atomic
+
+    path, manifest_file = merge_paths(export)
+    data = b"".join(lines)
+    merge_manifest = {key: manifest[key] for key in ("format", "model", "family", "base_url", "quirks")
+                      if key in manifest}
+    merge_manifest.update(files=[{"path": str(path), "lines": len(lines), "bytes": len(data)}], jobs=jobs, failed=[])
+    write_atomic(path, data, force=True)
+    write_atomic(manifest_file, (json.dumps(merge_manifest, ensure_ascii=False, indent=1) + "\n").encode(), force=True)
+    return path

@@ -1,0 +1,192 @@
+"""A many-job run from start to end: settings, the endpoint(s), workers, results, summary and exit status."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Mapping, Optional
+
+from ..errors import JobsFailed, MmcliError
+from .work import ALLOWED, BatchFlags, Work, expand, job_id
+
+if TYPE_CHECKING:
+    from ..config import CommonOptions
+    from ..events import Events
+    from ..render import Output
+    from .pacing import Pacer
+    from .progress import Progress
+    from .results import Sink
+    from .servers import Servers
+
+
+def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", flags: BatchFlags,
+             task: object = None) -> None:
+    """`--each`: every input (a directory: its media files) becomes its own job with the same prompt."""
+    from ..render import Output
+
+    out = Output(json_mode=opts.output.json)
+    refuse_dry_run(opts)
+    paths = expand(inputs, flags.recursive, ALLOWED[command])
+    works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    if flags.export:
+        from .export import run_export
+
+        return run_export(works, opts, flags, out, title=f"{command} --each --export")
+    run_works(works, opts, flags, out, title=f"{command} --each")
+
+
+def refuse_dry_run(opts: "CommonOptions") -> None:
+    """A many-job run has no single plan to show."""
+    from ..errors import UsageError
+
+    if opts.output.dry_run:
+        raise UsageError("--dry-run shows one request, not a many-job run",
+                         hint="leave out --each to see the plan of one input, or use --export openai-batch "
+                              "FILE.jsonl to write every request without sending it")
+
+
+def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
+              environ: Optional[Mapping[str, str]] = None) -> "Batch":
+    """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
+    from ..config import resolve_settings
+    from .engine import Engine
+    from .pacing import Pacer
+    from .progress import Progress, Tally
+    from .results import open_sink
+    from .servers import Servers, connect_first, targets_for
+
+    settings = resolve_settings(opts.endpoint, environ)
+    sink = open_sink(flags.output, out)
+    try:
+        target = connect_first(settings, opts.endpoint, out, environ)
+        servers = Servers(targets_for(target, opts.endpoint, environ))
+        endpoint = settings.endpoint
+        concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
+        progress = Progress(out, Tally(len(works)), title)
+        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name)
+        progress.start()
+        try:
+            interrupted = Engine(works, batch.handle, concurrency).run(batch.stopping, sink.close)
+        finally:
+            progress.close()
+    finally:
+        sink.close()
+    finish(batch, flags, out, interrupted)
+    return batch
+
+
+def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
+    """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
+    tally = batch.progress.tally
+    where = f"; results in {flags.output}" if flags.output else ""
+    out.status(tally.summary() + where)
+    if interrupted:
+        raise KeyboardInterrupt
+    failed = tally.failed + tally.failed_before
+    if failed:
+        raise JobsFailed(f"{failed} of {tally.total} job(s) failed", where=str(flags.output or ""),
+                         hint="each failed line has an error field; run the same command again to finish, "
+                              "with --retry-failed to try the failed jobs again")
+
+
+class Batch:
+    """What every worker shares: servers, the rate-limit gate, the results, the progress."""
+
+    def __init__(self, servers: "Servers", pacer: "Pacer", sink: "Sink", progress: "Progress",
+                 retry_failed: bool, family: str) -> None:
+        self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
+        self.retry_failed = retry_failed
+        self.family = family
+
+    def stopping(self, in_flight: int) -> None:
+        """First Ctrl-C: say what happens next."""
+        from .engine import GRACE_SECONDS
+
+        self.progress.note(f"stopping: no new jobs; waiting up to {GRACE_SECONDS:g} s for {in_flight} in flight "
+                           "(Ctrl-C again to stop now)")
+
+    def handle(self, work: Work) -> None:
+        """One job: skipped when its line is already there, else answered and written as one line."""
+        from ..events import Events
+
+        started = time.monotonic()
+        jid = job_id(work, self.family)
+        before = self.sink.previous.get(jid)
+        if before is not None and not (before.get("error") and self.retry_failed):
+            self.progress.skipped(failed_before=bool(before.get("error")))
+            return
+        events = Events()
+        fields = self._attempt(work, events)
+        record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
+        if work.line is not None:
+            record["line"] = work.line
+        record.update(fields)
+        if events.warnings:
+            record["warnings"] = list(events.warnings)
+        record["seconds"] = round(time.monotonic() - started, 3)
+        if self.sink.write(record):
+            self.progress.record(work.label, record)
+
+    def _attempt(self, work: Work, events: "Events") -> dict:
+        """Answer on the least busy server; a server that is down hands the job to another."""
+        from ..urls import masked_url
+        from ..errors import EndpointTimeout, EndpointUnavailable
+        from ..runner import Runner, RunStopped
+        from ..tasks.common import Context
+        from .answer import answer
+
+        avoid = None
+        for _ in range(len(self.servers)):
+            server = self.servers.acquire(avoid)
+            target = server.target
+            events.warnings.clear()  # a job handed to another server is prepared again
+            ctx = Context(target, work.media, work.generation, events)
+            try:
+                fields = answer(work, Runner(target, pacer=self.pacer), ctx)
+            except RunStopped as stopped:
+                error = stopped.cause
+            except MmcliError as exc:
+                error = exc
+            else:
+                self.servers.release(server, failed=False)
+                if len(self.servers) > 1:
+                    fields["server"] = masked_url(target.base_url)
+                return fields
+            down = isinstance(error, (EndpointUnavailable, EndpointTimeout))
+            self.servers.release(server, failed=down)
+            if not (down and len(self.servers) > 1):
+                break
+            avoid = server
+        if not isinstance(error, MmcliError):
+            raise error  # Ctrl-C never reaches a worker; anything else is a bug
+        from .results import error_fields
+
+        return {"error": error_fields(error)}
+
+
+def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:
+    """`mmcli batch TASKS.jsonl`: bad lines reported by number, every other line run as its own job."""
+    from ..errors import UsageError
+    from .tasksfile import read_tasks
+
+    refuse_dry_run(opts)
+    works, problems = read_tasks(path, parse, opts)
+    for problem in problems:
+        out.warn(f"{path}, line {problem.line}: {problem.message}; the line is left out")
+    if not works:
+        raise UsageError("no job to run in the tasks file", where=str(path),
+                         hint='each line is a JSON object like {"command": "ask", "inputs": ["a.jpg"], '
+                              '"prompt": "caption"}')
+    try:
+        if flags.export:
+            from .export import run_export
+
+            run_export(works, opts, flags, out, title="batch --export")
+        else:
+            run_works(works, opts, flags, out, title="batch")
+    except JobsFailed as failed:
+        if problems:
+            failed.why = f"and {len(problems)} bad line(s) were left out"
+        raise
+    if problems:
+        raise JobsFailed(f"{len(problems)} line(s) of the tasks file could not run", where=str(path),
+                         hint="the warnings above name each line and why; the other lines are done")

@@ -1,0 +1,109 @@
+"""Several servers for one run: jobs go to the least busy; a failing server is left out for a while."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Mapping, Optional
+
+if TYPE_CHECKING:
+    from ..config import EndpointFlags
+    from ..endpoint import Target
+
+BENCH_SECONDS = 30.0  # how long a server that failed is left out before it gets jobs again
+
+
+@dataclass
+class Server:
+    """One server of the run and how it is doing."""
+
+    target: "Target"
+    outstanding: int = 0
+    benched_until: float = 0.0
+    done: int = 0
+    failures: int = 0
+
+
+class Servers:
+    """The servers a run shares its jobs among (often just one)."""
+
+    def __init__(self, targets: list["Target"], bench_seconds: float = BENCH_SECONDS) -> None:
+        self.servers = [Server(t) for t in targets]
+        self.bench_seconds = bench_seconds
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+    def acquire(self, avoid: Optional[Server] = None) -> Server:
+        """The server with the fewest requests outstanding among those not left out (and not `avoid`)."""
+        with self._lock:
+            now = time.monotonic()
+            pool = [s for s in self.servers if s is not avoid] or self.servers
+            ready = [s for s in pool if s.benched_until <= now]
+            if ready:
+                chosen = min(ready, key=lambda s: (s.outstanding, s.done))
+            else:  # every server is left out: try the one back soonest rather than fail the job
+                chosen = min(pool, key=lambda s: s.benched_until)
+            chosen.outstanding += 1
+            return chosen
+
+    def release(self, server: Server, failed: bool) -> None:
+        """A job on `server` is over; a failed server is left out for `bench_seconds`."""
+        with self._lock:
+            server.outstanding -= 1
+            if failed:
+                server.failures += 1
+                server.benched_until = time.monotonic() + self.bench_seconds
+            else:
+                server.done += 1
+
+
+def server_urls(flags: "EndpointFlags", target: "Target") -> list[str]:
+    """Every base URL of the run: --base-url given several times, else the profile's base_urls."""
+    profile = target.settings.endpoint.profile
+    urls = list(flags.base_urls) or list(profile.base_urls or ())
+    return list(dict.fromkeys(u.rstrip("/") for u in urls))  # in order, each once
+
+
+def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapping[str, str]] = None
+                ) -> list["Target"]:
+    """One target per server: the same model and family, each URL with the key meant for it."""
+    from ..config import resolve_settings
+
+    urls = server_urls(flags, target)
+    if len(urls) <= 1:
+        return [target]
+    first = target.settings.endpoint
+    from_profile = not flags.base_urls
+    targets = []
+    for url in urls:
+        settings = resolve_settings(replace(flags, base_url=url, base_urls=()), environ)
+        endpoint = replace(first, base_url=settings.endpoint.base_url,
+                           api_key=settings.endpoint.api_key, withheld_key=settings.endpoint.withheld_key)
+        if from_profile and endpoint.api_key is None:
+            # The config file lists these servers for this profile: its key is meant for all of them.
+            endpoint = replace(endpoint, api_key=first.api_key, withheld_key=None)
+        targets.append(replace(target, settings=replace(target.settings, endpoint=endpoint)))
+    return targets
+
+
+def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mapping[str, str]] = None) -> "Target":
+    """The endpoint step on the first server that answers: one server down at the start does not stop
+    a run that has others."""
+    from ..config import resolve_settings
+    from ..endpoint import connect
+    from ..errors import EndpointTimeout, EndpointUnavailable
+
+    profile = settings.endpoint.profile
+    urls = list(dict.fromkeys(u.rstrip("/") for u in (list(flags.base_urls) or list(profile.base_urls or ()))))
+    others = [u for u in urls if u != settings.endpoint.base_url]
+    while True:
+        try:
+            return connect(settings, out, dry_run=False, environ=environ)
+        except (EndpointUnavailable, EndpointTimeout) as exc:
+            if not others:
+                raise
+            out.warn(f"{exc.message()}; trying the next server")
+            settings = resolve_settings(replace(flags, base_url=others.pop(0), base_urls=()), environ)

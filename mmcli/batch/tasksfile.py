@@ -1,0 +1,134 @@
+"""A tasks file for `mmcli batch`: one JSON job per line, options under their flag names.
+
+    {"id": "p1", "command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}
+    {"command": "detect", "inputs": ["page.pdf"], "prompt": "every table", "pages": "1-3"}
+
+Each line is parsed by the command's own option parser, so it is checked exactly as on a command
+line; a bad line is reported with its number and the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import UsageError
+from .work import Work
+
+if TYPE_CHECKING:
+    from ..config import CommonOptions
+
+COMMANDS = ("ask", "video", "docqa", "detect")
+# Set once for the whole run, on the mmcli batch command line.
+RUN_ONLY = {"profile", "base-url", "api-key-env", "model", "family", "timeout", "autostart", "no-autostart",
+            "json", "dry-run", "debug", "each", "recursive", "concurrency", "j", "retry-failed", "export",
+            "batch-max-mb", "output", "o", "draw", "crop", "force", "format", "output-dir", "strict"}
+MAX_LINE_BYTES = 1 << 20
+
+
+@dataclass
+class Problem:
+    """A line that cannot run, and why."""
+
+    line: int
+    message: str
+
+
+def read_tasks(path: Path, parse: Callable[[str, list[str]], dict], run_opts: "CommonOptions"
+               ) -> tuple[list[Work], list[Problem]]:
+    """Every runnable line as Work, and every bad line as a Problem (with its line number)."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise UsageError("cannot read the tasks file", exc.strerror or str(exc), where=str(path)) from None
+    works, problems = [], []
+    seen: dict[str, int] = {}
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                work = task_work(raw, number, parse, run_opts)
+            except LineError as exc:
+                problems.append(Problem(number, str(exc)))
+                continue
+            if work.given_id is not None and work.given_id in seen:
+                problems.append(Problem(number, f"id {work.given_id!r} is also on line {seen[work.given_id]}"))
+                continue
+            if work.given_id is not None:
+                seen[work.given_id] = number
+            works.append(work)
+    return works, problems
+
+
+class LineError(Exception):
+    """What is wrong with one line of a tasks file."""
+
+
+def task_work(raw: bytes, number: int, parse: Callable[[str, list[str]], dict], run_opts: "CommonOptions") -> Work:
+    """One line as Work; LineError says what is wrong with it."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise LineError("the line is longer than 1 MiB")
+    try:
+        task = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LineError(f"not a JSON object: {exc}") from None
+    if not isinstance(task, dict):
+        raise LineError("not a JSON object")
+    command = task.pop("command", None)
+    if command not in COMMANDS:
+        raise LineError(f"'command' must be one of {', '.join(COMMANDS)}, not {command!r}")
+    inputs = task.pop("inputs", [])
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(inputs, list) or not all(isinstance(i, str) and i for i in inputs):
+        raise LineError("'inputs' must be a list of paths or URLs")
+    if "-" in inputs:
+        raise LineError("a tasks file cannot read standard input")
+    given_id = task.pop("id", None)
+    if given_id is not None and (not isinstance(given_id, str) or not given_id):
+        raise LineError("'id' must be a non-empty string")
+    prompt = task.pop("prompt", None)
+    if prompt is not None and not isinstance(prompt, str):
+        raise LineError("'prompt' must be a string")
+    if prompt is None and command != "video":
+        raise LineError('the line has no prompt; give one as "prompt"')
+    if command == "video" and len(inputs) != 1:
+        raise LineError("a video line takes exactly one input")
+    argv = _options_argv(task) + ["--", *inputs] + ([prompt] if prompt is not None else [])
+    try:
+        params = parse(command, argv)
+    except UsageError as exc:
+        raise LineError(exc.message()) from None
+    return Work(command, tuple(inputs), params.pop("__prompt__"), _merged(params["__opts__"].media, run_opts.media,
+                                                                          params["__given__"]),
+                _merged(params["__opts__"].generation, run_opts.generation, params["__given__"]),
+                params.get("__task__"), given_id=given_id, line=number)
+
+
+def _options_argv(task: dict) -> list[str]:
+    argv: list[str] = []
+    for key, value in task.items():
+        name = key.lstrip("-").replace("_", "-")
+        if name in RUN_ONLY:
+            raise LineError(f"{name!r} is set for the whole run (on the mmcli batch command line), not per line")
+        flag = ("-" if len(name) == 1 else "--") + name
+        if value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            if name == "stream":  # the one flag on by default
+                argv.append("--no-stream")
+        elif isinstance(value, list):
+            for v in value:
+                argv += [flag, str(v)]
+        elif isinstance(value, (str, int, float)):
+            argv += [flag, str(value)]
+        else:
+            raise LineError(f"the value of {key!r} must be a string, number, true/false or a list")
+    return argv
+
+
+def _merged(line, run, given: set[str]):
+    """The line's options where the line sets them, else the run's (from the mmcli batch command line)."""
+    return replace(run, **{f.name: getattr(line, f.name) for f in fields(line) if f.name in given})

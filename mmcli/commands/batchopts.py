@@ -1,0 +1,94 @@
+"""The options of many-job runs (--each, --concurrency, -o, --retry-failed, ...), declared once."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+MANY = "Many files"
+
+PARAMETERS: dict[str, tuple[object, object]] = {
+    "each": (Annotated[bool, typer.Option(
+        "--each", rich_help_panel=MANY,
+        help="Each input is its own job, all with the same prompt; a directory means its media files. "
+             "Results: one JSON line per job, on stdout or in -o FILE (resumed when run again).")], False),
+    "recursive": (Annotated[bool, typer.Option(
+        "--recursive", "-r", rich_help_panel=MANY, help="With --each: also the files in subdirectories.")], False),
+    "concurrency": (Annotated[Optional[int], typer.Option(
+        "--concurrency", "-j", min=1, max=256, metavar="N", rich_help_panel=MANY, show_default=False,
+        help="Jobs at once with --each. [default: the profile's; local 8, remote 4]")], None),
+    "retry_failed": (Annotated[bool, typer.Option(
+        "--retry-failed", rich_help_panel=MANY,
+        help="With --each and -o: run the jobs whose lines say they failed again (done jobs are skipped).")],
+        False),
+    "export": (Annotated[Optional[tuple[str, Path]], typer.Option(
+        "--export", metavar="openai-batch FILE.jsonl", rich_help_panel=MANY, show_default=False,
+        help="With --each: write the requests to FILE.jsonl as OpenAI Batch API input (and "
+             "FILE.manifest.json) instead of sending them; mmcli batch collect reads the output back.")], None),
+    "batch_max_mb": (Annotated[float, typer.Option(
+        "--batch-max-mb", min=1.0, metavar="MB", rich_help_panel=MANY,
+        help="Split exported files at this size (Parasail takes 100 MB, OpenAI 200 MB) and at 50,000 lines.")],
+        100.0),
+}
+RESULTS = ("output", (Annotated[Optional[Path], typer.Option(
+    "--output", "-o", metavar="FILE.jsonl", rich_help_panel=MANY, show_default=False,
+    help="With --each: write one JSON line per job here, each flushed as it finishes; a rerun skips the "
+         "jobs already done.")], None))
+
+
+def with_batch_options(results_file: bool = True, each: bool = True) -> Callable[[Callable], Callable]:
+    """Add the many-job options; the command receives them as one `batch: BatchFlags` argument.
+
+    `results_file=False` for a command with its own -o (detect: -o DIR holds results.jsonl);
+    `each=False` for mmcli batch, whose every line is a job anyway."""
+    names = dict(PARAMETERS, **({RESULTS[0]: RESULTS[1]} if results_file else {}))
+    if not each:
+        names = {name: value for name, value in names.items() if name not in ("each", "recursive")}
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        from .options import _evaluated
+
+        own = [p if p.name == "opts" else p.replace(annotation=_evaluated(p.annotation, func))
+               for p in signature.parameters.values() if p.name != "batch"]
+        at = next((i for i, p in enumerate(own) if p.name == "opts"), len(own))
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                 for name, (annotation, default) in names.items()]
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            values = {name: kwargs.pop(name) for name in names}
+            if not each:
+                values.update(each=True, recursive=False)
+            return func(**kwargs, batch=_flags(values))
+
+        # Keyword-only throughout: Typer passes everything by name, and the order stays as declared.
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at] + added + own[at:]]
+        command.__signature__ = signature.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__
+        return command
+
+    return decorate
+
+
+def _flags(values: dict):
+    from ..batch.work import BatchFlags
+    from ..errors import UsageError
+
+    export = values["export"]
+    if export is not None and export[0] != "openai-batch":
+        raise UsageError("unknown export format", where=export[0], hint="use --export openai-batch FILE.jsonl")
+    if not values["each"]:
+        given = [flag for flag, on in (("--recursive", values["recursive"]), ("--concurrency", values["concurrency"]),
+                                       ("--retry-failed", values["retry_failed"]), ("--export", values["export"]),
+                                       ("-o", values.get("output"))) if on]
+        if given:
+            raise UsageError(f"{given[0]} works with --each", hint="add --each to run each input as its own job")
+    return BatchFlags(each=values["each"], concurrency=values["concurrency"], output=values.get("output"),
+                      retry_failed=values["retry_failed"], recursive=values["recursive"],
+                      export=export[0] if export else None, export_path=export[1] if export else None, batch_max_mb=values["batch_max_mb"])

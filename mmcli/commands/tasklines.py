@@ -1,0 +1,63 @@
+"""A tasks-file line's parsed parameters turned into what the jobs need: options, task options, prompt."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def task_parts(command: str, params: dict, given: set[str]) -> dict:
+    """{"__opts__": CommonOptions, "__task__": the command's own options, "__prompt__", "__given__"}."""
+    from .options import _common_from
+
+    opts = _common_from(params)
+    builders = {"ask": _ask, "video": _video, "docqa": _docqa, "detect": _detect}
+    task, prompt = builders[command](params)
+    if prompt is None or not str(prompt).strip():
+        raise UsageError("the line has no prompt", "give one as \"prompt\"")
+    return {"__opts__": opts, "__task__": task, "__prompt__": prompt, "__given__": given}
+
+
+def _ask(params: dict):
+    return None, params.get("prompt")
+
+
+def _time(value, flag: str):
+    from ..media.frames import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise UsageError("invalid time", str(exc), where=f"{flag} {value}") from None
+
+
+def _video(params: dict):
+    from ..media.frames import SamplingOptions
+
+    sampling = SamplingOptions(fps=params["fps"], min_frames=params["min_frames"], max_frames=params["max_frames"],
+                               frames=params["frames"], start=_time(params["start_at"], "--start"),
+                               end=_time(params["end"], "--end"), total_pixels=params["total_pixels"],
+                               max_request_mb=params["max_request_mb"], transport=params["transport"],
+                               frame_limit=params["frame_limit"])
+    problems = sampling.problems()
+    if problems:
+        raise UsageError("invalid video options", problems[0])
+    return sampling, params.get("prompt")
+
+
+def _docqa(params: dict):
+    from ..tasks.docqa import DocOptions
+
+    return DocOptions(pages=params["pages"], dpi=params["dpi"], with_text=params["with_text"],
+                      pages_per_request=params["pages_per_request"], per_page=params["per_page"],
+                      password_env=params["password_env"], max_pages=params["max_pages"]), params.get("question")
+
+
+def _detect(params: dict):
+    from ..tasks.detect import DetectOptions
+
+    coords = params["coords"]
+    return DetectOptions(target=params["target"], points=params["points"],
+                         coords=getattr(coords, "value", coords), pages=params["pages"],
+                         password_env=params["password_env"], max_pages=params["max_pages"]), params.get("target")
