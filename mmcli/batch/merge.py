@@ -9,7 +9,6 @@ documents' lines, as a live run would.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
