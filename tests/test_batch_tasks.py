@@ -70,7 +70,8 @@ def test_two_servers_share_the_jobs_and_one_dying_does_not_stop_the_run(mmcli, t
     with ScriptedServer(default=Reply("from one", chunk_delay=0.02)) as one, \
             ScriptedServer(default=Reply("from two", chunk_delay=0.02)) as two:
         def kill_two() -> None:
-            while len(two.chat_requests()) < 3:
+            deadline = time.monotonic() + 60  # a run that never reaches server two must fail, not hang
+            while len(two.chat_requests()) < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
             two.close()
 
@@ -80,6 +81,7 @@ def test_two_servers_share_the_jobs_and_one_dying_does_not_stop_the_run(mmcli, t
                     "--base-url", one.base_url, "--base-url", two.base_url)
         killer.join()
         assert run.code == 0, run.stderr
+        assert len(two.chat_requests()) >= 3, "server two never took its share before it died"
         found = lines(results)
         assert len(found) == 24 and not any("error" in r for r in found)
         served = {r["server"] for r in found}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..tasks.common import total_usage
+from ..tasks.common import result_warnings, total_usage
 from .work import ALLOWED, Work
 
 if TYPE_CHECKING:
@@ -38,18 +38,6 @@ def result_fields(result: "Result") -> dict:
     return {"answer": result.text, "model": result.model or result.job.model,
             "finish_reason": result.finish_reason, "usage": result.usage, "verified": result.verified,
             "plan": plan_summary(result.plan)}
-
-
-def result_warnings(result: "Result") -> list[str]:
-    """What the single-job path would warn about this result."""
-    from ..present import unverified_message
-
-    found = []
-    if result.finish_reason == "length":
-        found.append("the answer stopped at the token limit; raise --max-tokens for a longer answer")
-    if result.verified is False:
-        found.append(unverified_message(result))
-    return found
 
 
 def _ask(work: Work, checked: list["CheckedInput"], runner: "Runner", ctx: "Context") -> dict:
