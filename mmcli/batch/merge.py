@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,10 +35,9 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
     """The merge request of one document (a batch-file line) and its entry in the merge manifest."""
     from ..config import GenerationOptions
     from ..events import Events
-    from ..job import Job
     from ..runner import Runner
     from ..tasks.common import Context, total_usage
-    from ..tasks.docqa import merge_job
+    from ..tasks.docqa import merge_job_from
     from .answer import plan_summary
     from .export import request_line
 
@@ -47,11 +45,8 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
     generation = GenerationOptions(**{**job.get("generation", {}), "stream": False})
     ctx = Context(target, None, generation, Events())
     entries = list(job["requests"].values())
-    # merge_job reads each batch answer's text and pages: stand-ins carry exactly those.
-    answers = [SimpleNamespace(text=p.text, job=Job([], "", None, target.family, generation,
-                                                    context={"pages": e["pages"]}))
-               for p, e in zip(pieces, entries)]
-    merge = merge_job(job["prompt"], answers, SimpleNamespace(numbers=job["pages"]), ctx)
+    partials = [(e["pages"], p.text) for p, e in zip(pieces, entries)]
+    merge = merge_job_from(job["prompt"], partials, job["pages"], ctx)
     plan = Runner(target).plan(merge, stream=False)
     custom_id = f"{job_id}#merge"
     batches = [{"pages": e["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}

@@ -163,11 +163,21 @@ def _page_words(numbers: list[int]) -> str:
 
 def merge_job(question: str, answers: list["Result"], doc_jobs: DocJobs, ctx: Context) -> Job:
     """The text-only request that turns the batch answers into one, keeping citations."""
-    useful = [a for a in answers if not a.text.strip().lower().startswith(NOTHING.lower()[:-1])]
-    partials = "\n\n".join(f"[Pages {format_pages(a.job.context['pages'])}]\n{a.text.strip()}" for a in useful)
-    prompt = MERGE_PROMPT.format(question=question, partials=partials or "(no part found anything relevant)")
-    job = ctx.job([], prompt, label="the merge", pages=doc_jobs.numbers)
-    job.context["listed_items"] = [page.page.item for page in doc_jobs.pages]  # listed in the plan, not sent again
+    partials = [(a.job.context["pages"], a.text) for a in answers]
+    listed = [page.page.item for page in doc_jobs.pages]  # listed in the plan, not sent again
+    return merge_job_from(question, partials, doc_jobs.numbers, ctx, listed)
+
+
+def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers: list[int], ctx: Context,
+                   listed: Optional[list] = None) -> Job:
+    """The merge request from (pages, answer) pairs: also what an exported batch's answers are merged by."""
+    useful = [(pages, text) for pages, text in partials
+              if not text.strip().lower().startswith(NOTHING.lower()[:-1])]
+    joined = "\n\n".join(f"[Pages {format_pages(pages)}]\n{text.strip()}" for pages, text in useful)
+    prompt = MERGE_PROMPT.format(question=question, partials=joined or "(no part found anything relevant)")
+    job = ctx.job([], prompt, label="the merge", pages=list(numbers))
+    if listed:
+        job.context["listed_items"] = listed
     return job
 
 
