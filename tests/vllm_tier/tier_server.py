@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,6 +72,13 @@ def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MOD
     ]
 
 
+def short_tmpdir() -> str:
+    """A new folder with a short path under the system's temporary folder, removed when the tests end."""
+    path = tempfile.mkdtemp(prefix="vt-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def server_env(venv: Path, state_dir: Path) -> dict[str, str]:
     """Environment of the child: offline, small KV cache, every cache inside state_dir."""
     dropped = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}
@@ -83,6 +93,9 @@ def server_env(venv: Path, state_dir: Path) -> dict[str, str]:
         path = state_dir / sub
         path.mkdir(parents=True, exist_ok=True)
         env[var] = str(path)
+    # vLLM puts its IPC sockets under TMPDIR, and a socket path is capped at 107 bytes: pytest's
+    # temporary folders (longer still under xdist workers) do not fit, so TMPDIR is a short folder.
+    env["TMPDIR"] = short_tmpdir()
     env.update({
         "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
