@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tier_model_builder import PRETOKENIZE_REGEX, SPECIAL_TOKENS, corpus
+from tier_model_builder import SPECIAL_TOKENS, train_tokenizer
+from tier_model_families import VOCAB_SIZE
 
-VOCAB_SIZE = 1000
 AUDIO_TOKENS = ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
 TOKENS = SPECIAL_TOKENS + AUDIO_TOKENS
 CHAT_TEMPLATE = (
@@ -34,23 +34,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-def train_tokenizer():
-    """Byte-level BPE of VOCAB_SIZE tokens with Qwen's and Qwen2-Audio's special tokens first."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus(), trainer)
-    return tok
 
 
 def config(ids: dict[str, int]):
@@ -122,7 +105,7 @@ def build(out: Path) -> None:
     from transformers import GenerationConfig, Qwen2AudioForConditionalGeneration
 
     torch.manual_seed(0)
-    tok = train_tokenizer()
+    tok = train_tokenizer(TOKENS)
     assert len(tok.get_vocab()) == VOCAB_SIZE, len(tok.get_vocab())
     ids = {token: tok.token_to_id(token) for token in TOKENS}
     model = Qwen2AudioForConditionalGeneration(config(ids)).to(torch.bfloat16).eval()

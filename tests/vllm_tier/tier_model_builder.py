@@ -60,8 +60,8 @@ def corpus() -> list[str]:
     return texts
 
 
-def train_tokenizer():
-    """Byte-level BPE of VOCAB_SIZE tokens; the special tokens get ids 0..13."""
+def train_tokenizer(special_tokens: list[str] = SPECIAL_TOKENS):
+    """Byte-level BPE of VOCAB_SIZE tokens; the special tokens get the first ids, in order."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -71,7 +71,7 @@ def train_tokenizer():
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=special_tokens,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(corpus(), trainer)
