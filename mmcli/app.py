@@ -48,7 +48,46 @@ def _is_closed_pipe(error: BaseException) -> bool:
 
 
 class RootGroup(TyperGroup):
-    """The root group: lets Ctrl-C and a closed stdout reach the error boundary as themselves."""
+    """The root group: lets Ctrl-C and a closed stdout reach the error boundary as themselves, and
+    builds a subcommand only when it is used (`lazy`), so start-up does not pay for all of them."""
+
+    lazy: dict = {}  # name -> Typer's CommandInfo or TyperInfo, not yet built
+
+    def list_commands(self, ctx) -> list[str]:
+        """Every subcommand, built or not, in the order they were declared."""
+        return list(self.lazy) or super().list_commands(ctx)
+
+    def get_command(self, ctx, name: str):
+        """The subcommand `name`, built on first use."""
+        if name not in self.commands and name in self.lazy:
+            self.commands[name] = _build(self.lazy[name])
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        """The subcommand named first in `args`; a typo gets the names it is close to, built or not."""
+        from difflib import get_close_matches
+
+        from typer._click.exceptions import UsageError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            if self.lazy and args and "Did you mean" not in exc.message:
+                matches = get_close_matches(args[0], list(self.lazy))
+                if matches:
+                    exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The command list from each command's own help text, without building any of them."""
+        from typer._click.utils import make_default_short_help
+
+        if not self.lazy:
+            return super().format_commands(ctx, formatter)
+        limit = formatter.width - 6 - max(len(name) for name in self.lazy)
+        rows = [(name, make_default_short_help(_help_of(info), limit)) for name, info in self.lazy.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         """Run the subcommand; an interrupt or EPIPE leaves wrapped, so Typer passes it on untouched."""
@@ -200,8 +239,38 @@ def _internal(exc: BaseException, state: RunState) -> int:
     return int(ExitCode.INTERNAL)
 
 
+def _help_of(info) -> str:
+    from typer.models import DefaultPlaceholder
+
+    text = info.help
+    return "" if text is None or isinstance(text, DefaultPlaceholder) else text
+
+
+def _build(info):
+    """The Click command (or group) Typer makes of one registered subcommand."""
+    from typer.models import TyperInfo
+
+    if isinstance(info, TyperInfo):
+        return typer.main.get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                              suggest_commands=app.suggest_commands,
+                                              rich_markup_mode=app.rich_markup_mode)
+    return typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                            rich_markup_mode=app.rich_markup_mode)
+
+
+def root_command() -> RootGroup:
+    """The root group with the root options, its subcommands to be built when used."""
+    import copy
+
+    bare = copy.copy(app)  # the same settings and callback, without the subcommands
+    bare.registered_commands, bare.registered_groups = [], []
+    root = typer.main.get_command(bare)
+    root.lazy = {info.name: info for info in [*app.registered_commands, *app.registered_groups]}
+    return root
+
+
 def _invoke(args: list[str], state: RunState) -> int:
-    command = typer.main.get_command(app)
+    command = root_command()
     try:
         # standalone_mode=False: Click raises usage errors instead of printing and exiting, and
         # returns the status of `typer.Exit` (--help, --version) instead of calling sys.exit.

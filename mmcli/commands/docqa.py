@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..media.document import DEFAULT_MAX_PAGES
+from ..limits import DEFAULT_MAX_PAGES
 from .batchopts import with_batch_options
 from .options import page_list, with_common_options
 

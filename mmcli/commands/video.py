@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..media.frames import DEFAULT_MAX_REQUEST_MB
+from ..limits import DEFAULT_MAX_REQUEST_MB
 from ..tasks import DEFAULT_VIDEO_PROMPT
 from .audio_options import AudioFormat, SampleRate
 from .options import parse_time, with_common_options

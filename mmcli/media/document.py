@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import MediaError, UsageError
+from ..limits import DEFAULT_MAX_PAGES
 from .item import MediaItem
 
 if TYPE_CHECKING:
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from .resize import PixelBudget
     from .sources import Source
 
-# Without --pages, a document longer than this is more likely a mistake than a plan.
-DEFAULT_MAX_PAGES = 50
 
 
 @dataclass

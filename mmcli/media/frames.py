@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from ..limits import DEFAULT_MAX_REQUEST_MB
 from .resize import ceil_by_factor, floor_by_factor, round_by_factor, smart_resize
 
 FRAME_FACTOR = 2  # Qwen merges frames in pairs (temporal patch size 2)
@@ -19,7 +20,6 @@ DEFAULT_FPS = 2.0
 MIN_FRAMES = 4
 MAX_FRAMES = 768
 TRANSPORTS = ("frames", "images", "file")
-DEFAULT_MAX_REQUEST_MB = 20.0
 MB = 1_000_000
 # Budgets for frames sent to models without a patch grid: the Qwen2 video defaults, unrounded.
 GENERIC_VIDEO_MIN_PIXELS = 128 * 28 * 28
