@@ -120,14 +120,19 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
         except (MmcliError, KeyboardInterrupt) as exc:
             _abandon(proc, directory, grace, out, log, show_tail=not isinstance(exc, KeyboardInterrupt))
             raise
-        state.ready = True
-        records.save_state(directory, state)
-        if detach:
-            out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
-                       "`mmcli serve stop` stops it")
-            return state
-        out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; Ctrl-C stops it")
-        _serve_until_stopped(proc, state, directory, grace, out, environ)
+        try:  # a Ctrl-C from here on (even before the wait below) must still stop the server's group
+            state.ready = True
+            records.save_state(directory, state)
+            if detach:
+                out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
+                           "`mmcli serve stop` stops it")
+                return state
+            out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; Ctrl-C stops it")
+            code = proc.wait()  # serve until stopped
+        except KeyboardInterrupt:
+            _shut_down(proc, directory, grace, out)
+            raise
+        _after_exit(proc, code, state, directory, grace, out, environ)
     return state
 
 
@@ -155,13 +160,9 @@ def _show_tail(out: "Output", log: Path) -> None:
         out.stderr_block(f"--- last lines of {log} ---\n{tail}\n---")
 
 
-def _serve_until_stopped(proc, state: ServerState, directory: Path, grace: float, out: "Output",
-                         environ: Mapping[str, str]) -> None:
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        _shut_down(proc, directory, grace, out)
-        raise
+def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: float, out: "Output",
+                environ: Mapping[str, str]) -> None:
+    """The foreground server's leader exited: stopped by `mmcli serve stop`, or it failed."""
     recorded = records.load_state(environ)
     stopped_elsewhere = recorded is None or recorded.pid != state.pid or recorded.stopping
     process.stop_group(proc.pid, grace, reap=proc.poll)  # whatever the leader left behind
