@@ -11,14 +11,14 @@ than librosa. Also checks that the three agree on the length.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from image_prep import median_seconds  # noqa: E402 - bench/ is the script's own folder
 
 SECONDS = 600.0
 
@@ -77,17 +77,6 @@ def librosa_path(path: Path) -> bytes:
 
     samples, _ = librosa.load(str(path), sr=16000)
     return encode(samples, 16000, "wav")
-
-
-def median_seconds(fn, runs: int) -> tuple[float, bytes]:
-    """Median wall time of `fn()` over `runs` runs after one warm-up, and its last result."""
-    result = fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main(argv: list[str] | None = None) -> int:

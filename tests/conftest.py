@@ -14,6 +14,8 @@ import pytest
 from tests.support.scripted_server import ScriptedServer
 
 SECRET_KEY = "sk-test-SECRET-key-0123456789"
+# A Qwen2.5-VL answer with two boxes, in pixels of the sent image.
+TWO_BOXES = '[{"bbox_2d": [100, 200, 300, 400], "label": "dog"}, {"bbox_2d": [500, 100, 700, 500], "label": "cat"}]'
 
 
 @dataclass
@@ -73,3 +75,14 @@ def assert_clean_error(run: Run, code: int, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment.lower() in error_lines[0].lower(), (fragment, error_lines[0])
     assert SECRET_KEY not in run.output
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """A 2240x1680 grey PNG, sent at exactly 1120x840 with --max-pixels 940800."""
+    path = tmp_path / "in" / "scene.png"
+    path.parent.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (2240, 1680), (128, 128, 128)).save(path)
+    return path

@@ -17,20 +17,11 @@ from PIL import Image
 
 from mmcli.grounding.draw import colour
 from tests.conftest import Run, assert_clean_error
+from tests.conftest import TWO_BOXES
 from tests.support import media, pdfs
 from tests.support.scripted_server import Reply
 
-TWO_BOXES = '[{"bbox_2d": [100, 200, 300, 400], "label": "dog"}, {"bbox_2d": [500, 100, 700, 500], "label": "cat"}]'
 BOXES_IN_ORIGINAL = [(200, 400, 600, 800), (1000, 200, 1400, 1000)]  # sent at half size
-
-
-@pytest.fixture
-def scene(tmp_path):
-    """A 2240x1680 grey PNG, sent at exactly 1120x840 with --max-pixels 940800."""
-    path = tmp_path / "in" / "scene.png"
-    path.parent.mkdir()
-    Image.new("RGB", (2240, 1680), (128, 128, 128)).save(path)
-    return path
 
 
 def detect(mmcli, server, *args, target="things"):

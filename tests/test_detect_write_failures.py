@@ -13,23 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from tests.conftest import Run, assert_clean_error
+from tests.conftest import TWO_BOXES, Run, assert_clean_error
 from tests.support.scripted_server import Reply, Status
 
-TWO_BOXES = '[{"bbox_2d": [100, 200, 300, 400], "label": "dog"}, {"bbox_2d": [500, 100, 700, 500], "label": "cat"}]'
 ONE_BOX = '[{"bbox_2d": [100, 200, 300, 400], "label": "dog"}]'
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture
-def scene(tmp_path):
-    """A 2240x1680 grey PNG, sent at exactly 1120x840 with --max-pixels 940800."""
-    path = tmp_path / "in" / "scene.png"
-    path.parent.mkdir()
-    Image.new("RGB", (2240, 1680), (128, 128, 128)).save(path)
-    return path
 
 
 @dataclass

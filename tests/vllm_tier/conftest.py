@@ -61,6 +61,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def prepared_tier(log=None):
+    """The tier's venv and models; a skip here, a failure where the tier is required (CI)."""
+    try:
+        return tier.prepare(log=log) if log else tier.prepare()
+    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
+        unavailable(f"vLLM tier unavailable: {exc}")
+
+
 def _progress(config: pytest.Config):
     capture = config.pluginmanager.getplugin("capturemanager")
 
@@ -78,10 +86,7 @@ def serve_tiny_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
                      family: str = "qwen2-vl", served_name: str | None = None):
     """Generator for fixtures: yield a healthy server of one family's tiny model, then stop it."""
     log = _progress(request.config)
-    try:
-        paths = tier.prepare(log=log)
-    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
-        unavailable(f"vLLM tier unavailable: {exc}")
+    paths = prepared_tier(log)
     log_path = tmp_path_factory.mktemp(f"vllm_tier_{family}") / "server.log"
     handle = tier.start_server(paths, tier.free_port(), log_path, family=family,
                                served_name=served_name)

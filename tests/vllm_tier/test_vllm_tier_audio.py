@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx2
 import pytest
-
 import tier
-from conftest import HEALTH_TIMEOUT, unavailable
+from conftest import HEALTH_TIMEOUT, prepared_tier, unavailable
 from tier_server import ServerHandle, server_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,10 +29,10 @@ SERVED = "qwen2-audio-tiny"
 @pytest.fixture(scope="module")
 def audio_server(request, tmp_path_factory):
     """vLLM on the tiny Qwen2-Audio (up to 4 audio parts a prompt); stopped after this module."""
+    paths = prepared_tier()
     try:
-        paths = tier.prepare()
         model_dir = tier.prepare_audio_model(paths)
-    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
+    except (tier.BuildError, subprocess.SubprocessError, OSError) as exc:
         unavailable(f"vLLM tier unavailable: {exc}")
     log_path = tmp_path_factory.mktemp("vllm_tier_audio") / "server.log"
     state = log_path.parent / "vllm-state"

@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 import tier
 import tier_server
+from conftest import prepared_tier
+from PIL import Image
 
 pytest.importorskip("mmcli")
 from tests.support import pdfs  # noqa: E402  (after the skip: the repo root is on sys.path)
@@ -32,12 +32,7 @@ DIMS = 128
 @pytest.fixture(scope="module")
 def pooling_server(tmp_path_factory):
     """The tiny Qwen2-VL as an embedding model: vLLM with --runner pooling --convert embed."""
-    try:
-        paths = tier.prepare()
-    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
-        if os.environ.get("MMCLI_REQUIRE_VLLM_TIER") == "1":
-            pytest.fail(f"vLLM tier unavailable: {exc}", pytrace=False)
-        pytest.skip(f"vLLM tier unavailable: {exc}")
+    paths = prepared_tier()
     log_path = tmp_path_factory.mktemp("vllm_tier_embed") / "server.log"
     state_dir = log_path.parent / "vllm-state"
     port = tier.free_port()

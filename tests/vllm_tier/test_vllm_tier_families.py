@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 import tier_media
 
 pytest.importorskip("mmcli")

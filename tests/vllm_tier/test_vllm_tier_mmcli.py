@@ -18,7 +18,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import tier_media
 
 pytest.importorskip("mmcli")

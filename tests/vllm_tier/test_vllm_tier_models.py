@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import tier_media
 from conftest import serve_tiny_model
 

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import tier
 import tier_media
+from conftest import prepared_tier
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("mmcli")
@@ -30,13 +30,7 @@ PROMPT = "Describe."
 
 @pytest.fixture(scope="module")
 def paths():
-    try:
-        return tier.prepare()
-    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
-        # as the tier's conftest does: skip here, fail where the tier is required (CI)
-        if os.environ.get("MMCLI_REQUIRE_VLLM_TIER") == "1":
-            pytest.fail(f"vLLM tier unavailable: {exc}", pytrace=False)
-        pytest.skip(f"vLLM tier unavailable: {exc}")
+    return prepared_tier()
 
 
 @pytest.fixture

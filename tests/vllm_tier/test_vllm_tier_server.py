@@ -10,7 +10,6 @@ import json
 import urllib.request
 
 import pytest
-
 import tier_media
 
 openai = pytest.importorskip("openai")

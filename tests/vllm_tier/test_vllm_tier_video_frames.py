@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import tier
+from conftest import prepared_tier
 
 pytest.importorskip("mmcli")
 pytest.importorskip("cv2")
@@ -67,12 +67,7 @@ def private_env(root: Path) -> dict:
 
 def tier_paths():
     """The tier's venv and models; skipped when they cannot be had here (a failure where required, as in CI)."""
-    try:
-        return tier.prepare()
-    except (tier.TierUnavailable, tier.BuildError, subprocess.SubprocessError, OSError) as exc:
-        if os.environ.get("MMCLI_REQUIRE_VLLM_TIER") == "1":
-            pytest.fail(f"vLLM tier unavailable: {exc}", pytrace=False)
-        pytest.skip(f"vLLM tier unavailable: {exc}")
+    return prepared_tier()
 
 
 @pytest.fixture(scope="module")

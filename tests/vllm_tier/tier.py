@@ -32,7 +32,16 @@ if str(HERE) not in sys.path:
 
 import tier_venv  # noqa: E402
 from tier_server import (  # noqa: E402,F401  (re-exported for callers of this module)
-    FAMILIES, MODEL_NAME, MODEL_NAMES, ServerError, ServerHandle, free_port, start_server, stop_server, wait_healthy)
+    FAMILIES,
+    MODEL_NAME,
+    MODEL_NAMES,
+    ServerError,
+    ServerHandle,
+    free_port,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
 from tier_venv import BuildError, TierUnavailable  # noqa: E402,F401
 
 MODEL_BUILDER = HERE / "tier_model_builder.py"

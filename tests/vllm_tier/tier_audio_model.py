@@ -52,7 +52,11 @@ def config(ids: dict[str, int]):
 
 def processor(tok):
     """Tokenizer, 128-bin WhisperFeatureExtractor (16 kHz, 30 s) and the template, as one processor."""
-    from transformers import PreTrainedTokenizerFast, Qwen2AudioProcessor, WhisperFeatureExtractor
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
@@ -68,7 +72,11 @@ def self_check(out: Path, ids: dict[str, int]) -> None:
     """Reload as vLLM would: the audio token id, 125 tokens for 5 s, 750 for 30 s, a forward pass."""
     import numpy as np
     import torch
-    from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration
+    from transformers import (
+        AutoConfig,
+        AutoProcessor,
+        Qwen2AudioForConditionalGeneration,
+    )
 
     cfg = AutoConfig.from_pretrained(out)
     proc = AutoProcessor.from_pretrained(out)

@@ -62,7 +62,15 @@ def corpus() -> list[str]:
 
 def train_tokenizer(special_tokens: list[str] = SPECIAL_TOKENS):
     """Byte-level BPE of VOCAB_SIZE tokens; the special tokens get the first ids, in order."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()

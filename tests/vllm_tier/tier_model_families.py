@@ -109,7 +109,11 @@ def qwen2_5_vl_processor(tokenizer, template: str):
 
 def qwen3_vl_processor(tokenizer, template: str):
     """Qwen3-VL processor: images 64..16384 tokens of 32 px; a video's frames 4096..24M pixels."""
-    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     # The sizes of the released checkpoints' preprocessor configs; for video the longest edge
     # bounds all frames together (frames x height x width), not each frame.
