@@ -104,16 +104,27 @@ def _served(settings: "Settings", model: Optional[str], out: "Output", environ: 
     return found.entry(model)
 
 
+# Context lengths learnt in this process, by (base URL, model): many jobs, one question each.
+_LIMITS: dict[tuple[str, Optional[str]], Optional[int]] = {}
+
+
 def context_limit(target: Target, environ: Optional[Mapping[str, str]] = None) -> Optional[int]:
-    """The model's max_model_len: known from the endpoint step, else asked now (GET /models, kept a
-    short while); None when the endpoint does not say or cannot list its models."""
+    """The model's max_model_len: known from the endpoint step, else asked once (GET /models, also kept
+    on disk a short while); None when the endpoint does not say or cannot list its models."""
     if target.max_model_len is not None:
         return target.max_model_len
+    key = (target.settings.endpoint.base_url, target.model)
+    if key not in _LIMITS:
+        _LIMITS[key] = _asked_limit(target, os.environ if environ is None else environ)
+    return _LIMITS[key]
+
+
+def _asked_limit(target: Target, environ: Mapping[str, str]) -> Optional[int]:
     from . import probe as probes
     from .errors import MmcliError
 
     try:
-        found = probes.probe(target.settings.endpoint, os.environ if environ is None else environ)
+        found = probes.probe(target.settings.endpoint, environ)
     except MmcliError:
         return None
     entry = found.entry(target.model)

@@ -75,8 +75,6 @@ class Runner:
         self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
         self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
         self.results: list[Result] = []
-        self._limit: Optional[int] = None
-        self._limit_known = False
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
         """The exact request for `job` and what is known about it."""
@@ -89,23 +87,16 @@ class Runner:
                     request=request, family_source=self.target.family_source, notes=list(self.target.notes),
                     inserted_text=inserted_text(job, endpoint.quirks))
 
-    def _context_limit(self) -> Optional[int]:
-        """max_model_len, learnt once per run: from the endpoint step, else asked before the first send."""
-        if not self._limit_known:
-            from .endpoint import context_limit
-
-            self._limit, self._limit_known = context_limit(self.target), True
-        return self._limit
-
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
         """Send one job; the Result is kept even when the job fails (then RunStopped is raised)."""
         from . import client
+        from .endpoint import context_limit
 
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         try:
             if plan.totals()["visual_tokens"] is not None:  # only then can the fit be judged
-                check_fits(plan, self._context_limit(), job.generation.max_tokens)
+                check_fits(plan, context_limit(self.target), job.generation.max_tokens)
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
                                  pacer=self.pacer)
         except client.PartialAnswerError as exc:
