@@ -25,12 +25,17 @@ class Plan:
     # prompt tokens, not visual ones, so `visual_tokens` leaves it out.
     inserted_text: list[str] = field(default_factory=list)
 
+    @property
+    def visual_tokens(self) -> Optional[int]:
+        """The visual tokens of every item, None when any item's cost is unknown (cheap: no serialising)."""
+        tokens = [item.visual_tokens for item in self.items]
+        return None if any(t is None for t in tokens) else sum(tokens)
+
     def totals(self) -> dict:
         """Item count, visual tokens (None when any is unknown), payload and request bytes."""
-        tokens = [item.visual_tokens for item in self.items]
         return {
             "items": len(self.items),
-            "visual_tokens": None if any(t is None for t in tokens) else sum(tokens),
+            "visual_tokens": self.visual_tokens,
             "bytes": sum(item.bytes for item in self.items),
             "request_bytes": request_size(self.request),
         }

@@ -41,7 +41,7 @@ class Result:
     @property
     def planned_visual_tokens(self) -> Optional[int]:
         """The visual tokens the plan counted, when every item's cost is known."""
-        return self.plan.totals()["visual_tokens"]
+        return self.plan.visual_tokens
 
     @property
     def verified(self) -> Optional[bool]:
@@ -95,7 +95,7 @@ class Runner:
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         try:
-            if plan.totals()["visual_tokens"] is not None:  # only then can the fit be judged
+            if plan.visual_tokens is not None:  # only then can the fit be judged
                 check_fits(plan, context_limit(self.target), job.generation.max_tokens)
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
                                  pacer=self.pacer)

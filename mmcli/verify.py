@@ -97,7 +97,7 @@ def text_estimate(plan: "Plan") -> int:
 
 def check_fits(plan: "Plan", max_model_len: Optional[int], max_tokens: Optional[int]) -> None:
     """Refuse (exit 2) a request whose planned tokens cannot fit the model's context, naming what would fit."""
-    visual = plan.totals()["visual_tokens"]
+    visual = plan.visual_tokens
     if not max_model_len or visual is None:
         return
     text = text_estimate(plan)
