@@ -84,26 +84,6 @@ def list_models_detailed(endpoint: Endpoint) -> list[dict]:
         raise located(exc, endpoint) from None
 
 
-def first_model(endpoint: Endpoint) -> str:
-    """The first model the endpoint serves; used when no --model was given."""
-    models = list_models(endpoint)
-    if not models:
-        raise RequestRejected("the endpoint serves no models", where=masked_url(endpoint.base_url),
-                              hint="pass --model NAME")
-    return models[0]
-
-
-def server_healthy(root_url: str, timeout: float = 2.0) -> bool:
-    """Whether `GET {root_url}/health` answers 200 (how a vLLM server says it is ready)."""
-    import httpx2
-
-    try:  # trust_env=False: a proxy from the environment must not answer for a local server
-        with httpx2.Client(timeout=timeout, trust_env=False) as http:
-            return http.get(f"{root_url}/health").status_code == 200
-    except httpx2.HTTPError:
-        return False
-
-
 def chat(endpoint: Endpoint, request: dict, on_text: Optional[Callable[[str], None]] = None,
          status: Optional[StatusFn] = None, pacer=None) -> ChatResult:
     """Send one chat completion; stream it to `on_text` when the request asks to stream.

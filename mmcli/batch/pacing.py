@@ -12,13 +12,11 @@ class Pacer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._until = 0.0
-        self.pauses = 0  # how often the run was held back (for the summary)
 
     def pause(self, seconds: float) -> None:
         """Hold back every sender for `seconds` from now (the later end wins)."""
         with self._lock:
             self._until = max(self._until, time.monotonic() + seconds)
-            self.pauses += 1
 
     def wait(self) -> None:
         """Return once the gate is open."""

@@ -22,7 +22,6 @@ class Server:
     outstanding: int = 0
     benched_until: float = 0.0
     done: int = 0
-    failures: int = 0
 
 
 class Servers:
@@ -54,7 +53,6 @@ class Servers:
         with self._lock:
             server.outstanding -= 1
             if failed:
-                server.failures += 1
                 server.benched_until = time.monotonic() + self.bench_seconds
             else:
                 server.done += 1

@@ -100,11 +100,6 @@ PRESETS: dict[str, Preset] = {
 _GUESSES = (("vlm2vec", "vlm2vec"), ("dse-qwen2", "dse-qwen2"), ("dse", "dse-qwen2"), ("gme", "gme"))
 
 
-def preset_names() -> list[str]:
-    """Every preset name, for help texts and errors."""
-    return list(PRESETS)
-
-
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or a usage error listing the known ones."""
     from ..errors import UsageError
