@@ -142,3 +142,17 @@ def test_the_cap_note_is_left_out_when_fewer_frames_were_wanted(mmcli, server, t
     [item] = json.loads(run.stdout)["plan"]["items"]
     assert item["details"]["frames"] == 20 and not any("at most 32" in n for n in item["notes"])
     assert "inserted_text" not in json.loads(run.stdout)["plan"]
+
+
+@pytest.mark.parametrize("quirks", [STARTED_BY_MMCLI, PLAIN], ids=["timed", "plain"])
+def test_the_request_size_is_counted_exactly_without_encoding_the_media(quirks):
+    from mmcli.messages import job_request_size, request_size
+
+    frames = frame_list([0.0, 0.5, 1.0, 1.5])
+    images = MediaItem(source="clip.mp4", kind="video", mime="image/jpeg", transport="images",
+                       frames=[b"\xff\xd8one", b"\xff\xd8two!"], times=[0.0, 2.5])
+    photo = MediaItem(source="a.png", kind="image", mime="image/png", data=bytes(range(256)) * 3)
+    url = MediaItem(source="u", kind="image", mime="image/jpeg", transport="url", url="https://x/y.jpg")
+    whole = Job(content=[Text("Page 1"), photo, frames, images, url], prompt="q", model="m",
+                family=FAMILIES["qwen3-vl"], generation=GenerationOptions(stream=True, max_tokens=5))
+    assert job_request_size(whole, quirks) == request_size(build_request(whole, quirks))

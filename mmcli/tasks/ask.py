@@ -80,11 +80,11 @@ def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
         _plan_videos(checked, items, prompt, ctx, sampling)
     job = ctx.job(_flat(items), prompt, label=", ".join(c.source.label for c in checked) or "question")
     if any(c.is_video for c in checked):
-        from ..messages import build_request, request_size
+        from ..messages import job_request_size
 
         from ..media.videoplan import size_pair
 
-        size = request_size(build_request(job, ctx.target.settings.endpoint.quirks))
+        size = job_request_size(job, ctx.target.settings.endpoint.quirks)
         if size > sampling.max_request_bytes:
             shown, limit = size_pair(size, sampling.max_request_bytes)
             raise UsageError("the request is over the size limit", f"{shown} > the {limit} limit",
@@ -118,7 +118,7 @@ def _check_frame_budget(ctx: Context) -> None:
 def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: Context,
                  sampling: SamplingOptions) -> None:
     """Plan the videos in place; each gets an even share of what the rest of the request leaves."""
-    from ..messages import build_request, frames_wire_size, request_size
+    from ..messages import frames_wire_size, job_request_size
     from ..media.videoplan import VideoJob, default_transport, plan_video, plan_video_url, size_pair
 
     _check_frame_budget(ctx)
@@ -127,7 +127,7 @@ def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: C
     pending = [i for i, c in enumerate(checked) if c.is_video]
     for n, i in enumerate(pending):
         others = ctx.job(_flat(items), prompt)
-        used = request_size(build_request(others, quirks))
+        used = job_request_size(others, quirks)
         share = int((sampling.max_request_bytes - used) * SIZE_HEADROOM) // (len(pending) - n)
         if share <= 0:
             taken, limit = size_pair(used, sampling.max_request_bytes)
