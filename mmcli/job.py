@@ -33,8 +33,14 @@ class Job:
     generation: "GenerationOptions"
     label: str = ""  # how progress and errors name this job
     context: dict = field(default_factory=dict)  # what the finisher needs: sizes, pages, paths
+    listed: Optional[list[MediaItem]] = None  # what the plan lists instead of the content (a merge's pages)
 
     @property
     def items(self) -> list[MediaItem]:
         """The media of this job, in order."""
         return [part for part in self.content if isinstance(part, MediaItem)]
+
+    @property
+    def plan_items(self) -> list[MediaItem]:
+        """What the plan lists: the media sent, or what a text-only job answers about."""
+        return self.items if self.listed is None else self.listed

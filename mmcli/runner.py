@@ -82,8 +82,7 @@ class Runner:
 
         endpoint = self.target.settings.endpoint
         request = build_request(job, endpoint.quirks, stream=stream)
-        items = job.context.get("listed_items", job.items)  # a merge lists the pages it answers about
-        return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=items,
+        return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=job.plan_items,
                     request=request, family_source=self.target.family_source, notes=list(self.target.notes),
                     inserted_text=inserted_text(job, endpoint.quirks))
 

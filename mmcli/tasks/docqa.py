@@ -177,7 +177,7 @@ def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers
     prompt = MERGE_PROMPT.format(question=question, partials=joined or "(no part found anything relevant)")
     job = ctx.job([], prompt, label="the merge", pages=list(numbers))
     if listed:
-        job.context["listed_items"] = listed
+        job.listed = listed
     return job
 
 
