@@ -23,6 +23,15 @@ Content = Union[Text, MediaItem]
 
 
 @dataclass
+class Earlier:
+    """The conversation a follow-up continues: its messages as they were sent, and the media they hold."""
+
+    cid: str
+    messages: list[dict]  # system prompt first (if any), then each earlier question and answer
+    items: list[MediaItem] = field(default_factory=list)
+
+
+@dataclass
 class Job:
     """One request: content in order, the prompt after it, the model and how to generate."""
 
@@ -34,6 +43,7 @@ class Job:
     label: str = ""  # how progress and errors name this job
     context: dict = field(default_factory=dict)  # what the finisher needs: sizes, pages, paths
     listed: Optional[list[MediaItem]] = None  # what the plan lists instead of the content (a merge's pages)
+    earlier: Optional[Earlier] = None  # a follow-up's conversation so far, sent before this question
 
     @property
     def items(self) -> list[MediaItem]:
@@ -43,4 +53,10 @@ class Job:
     @property
     def plan_items(self) -> list[MediaItem]:
         """What the plan lists: the media sent, or what a text-only job answers about."""
-        return self.items if self.listed is None else self.listed
+        earlier = self.earlier.items if self.earlier is not None else []
+        return earlier + (self.items if self.listed is None else self.listed)
+
+    @property
+    def sent_items(self) -> list[MediaItem]:
+        """Every media item the request carries: the conversation's earlier ones, then this job's."""
+        return (self.earlier.items if self.earlier is not None else []) + self.items

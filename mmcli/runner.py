@@ -32,6 +32,7 @@ class Result:
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
+    seconds: Optional[float] = None  # from sending to the end of the answer
 
     @property
     def ok(self) -> bool:
@@ -68,12 +69,14 @@ class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
     def __init__(self, target: "Target", status: Optional[StatusFn] = None, verify: bool = False,
-                 warn: Optional[StatusFn] = None, pacer=None) -> None:
+                 warn: Optional[StatusFn] = None, pacer=None, recorder: Optional[Callable[[Result], None]] = None
+                 ) -> None:
         self.target = target
         self.status = status
         self.warn = warn
         self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
         self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
+        self.recorder = recorder  # sees every finished chat result (the history); must never raise
         self.results: list[Result] = []
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
@@ -91,8 +94,11 @@ class Runner:
         from . import client
         from .endpoint import context_limit
 
+        import time
+
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
+        started = time.monotonic()
         try:
             if plan.visual_tokens is not None:  # only then can the fit be judged
                 check_fits(plan, context_limit(self.target), job.generation.max_tokens)
@@ -105,17 +111,25 @@ class Runner:
             result.error = exc
         except KeyboardInterrupt as exc:
             result.interrupted = True
-            self.results.append(result)
+            self._finish(result, started)
             raise RunStopped(self.results, exc) from None
         else:
             _copy_answer(result, answer)
             if self.verify:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
-        self.results.append(result)
+        self._finish(result, started)
         if result.error is not None:
             raise RunStopped(self.results, result.error)
         return result
+
+    def _finish(self, result: Result, started: float) -> None:
+        import time
+
+        result.seconds = time.monotonic() - started
+        self.results.append(result)
+        if self.recorder is not None:
+            self.recorder(result)
 
     def plan_embedding(self, jobs: list[Job], preset: "Preset") -> Plan:
         """The exact POST /embeddings request for a batch of jobs (one conversation each)."""

@@ -8,6 +8,7 @@ import typer
 
 from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
 from .batchopts import with_batch_options
+from .conversation_options import Cid, Continue, as_turn, conversation_to_continue
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ def ask(
     end: End = None,
     max_audio_seconds: MaxAudioSeconds = 600.0,
     max_audio_parts: MaxAudioParts = 20,
+    cont: Continue = False,
+    cid: Cid = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -57,12 +60,14 @@ def ask(
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)
+    cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
         return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
     runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
+    job = as_turn(runner, job, cid, opts, "ask")
     if opts.output.dry_run:
         out.show_plan(runner.plan(job))
         return

@@ -100,6 +100,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         "--verify", rich_help_panel=OUTPUT,
         help="On a vLLM endpoint, count the prompt's text exactly (POST /tokenize) and check that the server "
              "saw exactly the visual tokens planned; warn when not.")], False),
+    "log": (Annotated[Optional[bool], typer.Option(
+        "--log/--no-log", rich_help_panel=OUTPUT, show_default=False,
+        help="Keep the request and answer in the history (mmcli logs; -c continues from it). "
+             "[default: on; MMCLI_LOG=0 or `log = false` in the config]")], None),
     "debug": (Annotated[bool, typer.Option(
         "--debug", rich_help_panel=OUTPUT, callback=note_debug, help="Show tracebacks for errors.")], False),
 }
@@ -114,7 +118,7 @@ def _common_from(values: dict) -> "CommonOptions":
                                base_urls=tuple(values["base_url"] or ()) if len(values["base_url"] or ()) > 1 else (),
                                api_key_env=values["api_key_env"], model=values["model"],
                                family=values["family"], timeout=values["timeout"],
-                               autostart=values["autostart"]),
+                               autostart=values["autostart"], log=values["log"]),
         media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
                            max_tokens_per_image=values["max_tokens_per_image"],
                            lossless=values["lossless"], pass_url=values["pass_url"]),

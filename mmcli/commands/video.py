@@ -13,6 +13,7 @@ from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
 from .batchopts import with_batch_options
+from .conversation_options import Cid, Continue, as_turn, conversation_to_continue
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -74,6 +75,8 @@ def video(
     audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
+    cont: Continue = False,
+    cid: Cid = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -91,6 +94,7 @@ def video(
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
+    cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
@@ -107,6 +111,7 @@ def video(
         from ..tasks.audio import audio_content
 
         job.content.extend(audio_content(sounds[0][0], sounds[0][1], runner.target.family))
+    job = as_turn(runner, job, cid, opts, "video")
     if opts.output.dry_run:
         out.show_plan(runner.plan(job))
         return
