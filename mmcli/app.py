@@ -19,6 +19,7 @@ from .commands import batch as batch_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import embed as embed_command
+from .commands import logs as logs_command
 from .commands import search as search_command
 from .commands import models as models_command
 from .commands import serve as serve_command
@@ -175,6 +176,9 @@ app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
 for _info in batch_command.app.registered_commands:  # batch run / collect: plain metavars like the others
     _info.cls = PlainUsageCommand
 app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
+for _info in logs_command.app.registered_commands:
+    _info.cls = PlainUsageCommand
+app.add_typer(logs_command.app, name="logs", help=logs_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
 
 
