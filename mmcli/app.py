@@ -16,6 +16,7 @@ from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
 from .commands import batch as batch_command
+from .commands import chat as chat_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
 from .commands import embed as embed_command
@@ -176,6 +177,7 @@ app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
 for _info in batch_command.app.registered_commands:  # batch run / collect: plain metavars like the others
     _info.cls = PlainUsageCommand
 app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
+app.command("chat", cls=PlainUsageCommand, help=chat_command.HELP, epilog=chat_command.EPILOG)(chat_command.chat)
 for _info in logs_command.app.registered_commands:
     _info.cls = PlainUsageCommand
 app.add_typer(logs_command.app, name="logs", help=logs_command.HELP)

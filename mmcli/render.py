@@ -55,50 +55,6 @@ class PlainAnswer(AnswerSink):
         self.stream.flush()
 
 
-class _Tail:
-    """A renderable showing only the last screenful of another, so a long answer scrolls."""
-
-    def __init__(self, inner, height: int) -> None:
-        self.inner = inner
-        self.height = max(1, height)
-
-    def __rich_console__(self, console, options):
-        from rich.segment import Segment
-
-        lines = console.render_lines(self.inner, options, pad=False)
-        for line in lines[-self.height:]:
-            yield from line
-            yield Segment.line()
-
-
-class MarkdownAnswer(AnswerSink):
-    """Markdown rendered live with rich (stdout is a terminal): the text shown has no control sequences."""
-
-    def __init__(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self.console = Console(file=stream)
-        self.filter = ControlFilter()
-        self.text = ""
-        self.live = Live(console=self.console, refresh_per_second=8, transient=True)
-        self.live.start()
-
-    def write(self, delta: str) -> None:
-        from rich.markdown import Markdown
-
-        self.text += self.filter.feed(delta)
-        self.live.update(_Tail(Markdown(self.text), self.console.size.height - 1))
-
-    def close(self) -> None:
-        from rich.markdown import Markdown
-
-        self.live.stop()
-        self.text += self.filter.flush()
-        if self.text:
-            self.console.print(Markdown(self.text))
-
-
 class Output(Events):
     """Where everything a command shows goes."""
 
@@ -169,7 +125,9 @@ class Output(Events):
         if self.json_mode:
             return AnswerSink()
         if self.stdout.isatty():
-            return MarkdownAnswer(self.stdout)
+            from .markdown_blocks import BlockMarkdown
+
+            return BlockMarkdown(self.stdout)
         return PlainAnswer(self.stdout)
 
     def line(self, text: str = "") -> None:

@@ -63,20 +63,28 @@ def in_context(turns: list[Turn]) -> list[Turn]:
     return [t for t in turns if t.in_context and (t.status in ("ok", "length") or t.answer)]
 
 
+def restored_turns(history: History, cid: str) -> list[tuple[Turn, dict, list["MediaItem"]]]:
+    """Each turn a follow-up resends: the turn, its question as it was sent, and its media."""
+    from ..messages import restored_message
+
+    return [(turn, restored_message(turn.message, lambda sha, t=turn: _payload(history, t, sha)),
+             [restored_item(history, turn, record) for record in history.items(turn.id)])
+            for turn in in_context(history.turns(cid=cid))]
+
+
 def earlier_messages(history: History, cid: str, system: Optional[str] = None) -> "Earlier":
     """The conversation so far as it was sent: its system prompt (or `system`, which replaces it),
     then each question as sent and each answer; the media each question held."""
     from ..job import Earlier
-    from ..messages import assistant_message, restored_message, system_message
+    from ..messages import assistant_message, system_message
 
-    turns = in_context(history.turns(cid=cid))
-    system = system if system is not None else (turns[-1].system if turns else None)
+    turns = restored_turns(history, cid)
+    system = system if system is not None else (turns[-1][0].system if turns else None)
     messages = [system_message(system)] if system else []
     items: list["MediaItem"] = []
-    for turn in turns:
-        messages.append(restored_message(turn.message, lambda sha, t=turn: _payload(history, t, sha)))
-        messages.append(assistant_message(turn.answer))
-        items += [restored_item(history, turn, record) for record in history.items(turn.id)]
+    for turn, question, media in turns:
+        messages += [question, assistant_message(turn.answer)]
+        items += media
     return Earlier(cid=cid, messages=messages, items=items)
 
 
