@@ -99,10 +99,17 @@ class Runner:
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         started = time.monotonic()
+        heard: list[str] = []  # what streamed so far: an answer stopped by Ctrl-C keeps it
+
+        def hear(delta: str) -> None:
+            heard.append(delta)
+            if on_text is not None:
+                on_text(delta)
+
         try:
             if plan.visual_tokens is not None:  # only then can the fit be judged
                 check_fits(plan, context_limit(self.target), job.generation.max_tokens)
-            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
+            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=hear, status=self.status,
                                  pacer=self.pacer)
         except client.PartialAnswerError as exc:
             _copy_answer(result, exc.partial)
@@ -111,6 +118,7 @@ class Runner:
             result.error = exc
         except KeyboardInterrupt as exc:
             result.interrupted = True
+            result.text = "".join(heard)
             self._finish(result, started)
             raise RunStopped(self.results, exc) from None
         else:
