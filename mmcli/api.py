@@ -16,6 +16,7 @@ from .events import Events
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .conversation import Conversation
     from .job import Job
     from .plan import Plan
     from .runner import Result, Runner
@@ -31,13 +32,16 @@ class Client:
     lossless=, fps=, frames=, start=, end=, pages=, per_page=, pages_per_request=, points=, coords=, ...);
     an unknown keyword raises mmcli.UsageError. A local vLLM is started when needed, as the CLI does
     (autostart=False, MMCLI_AUTOSTART=0 or `autostart = false` in the config file turn that off).
+    Requests and answers are kept in the history like the CLI's (log=False, MMCLI_LOG=0 or `log = false`
+    turn that off); `client.conversation()` asks follow-up questions.
     """
 
     def __init__(self, profile: Optional[str] = None, base_url: Optional[str] = None, model: Optional[str] = None,
                  family: Optional[str] = None, api_key_env: Optional[str] = None,
-                 timeout: Optional[float] = None, *, autostart: Optional[bool] = None) -> None:
+                 timeout: Optional[float] = None, *, autostart: Optional[bool] = None,
+                 log: Optional[bool] = None) -> None:
         self._given = {"profile": profile, "base_url": base_url, "model": model, "family": family,
-                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart}
+                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart, "log": log}
         self._settings()  # bad keywords, config or environment fail here rather than at the first question
 
     def __repr__(self) -> str:
@@ -98,6 +102,14 @@ class Client:
             with _partial(found):
                 check_strict(found.inputs)
         return found
+
+    def conversation(self, cid: Optional[str] = None, *, system: Optional[str] = None,
+                     log: Optional[bool] = None) -> "Conversation":
+        """A conversation: each `.ask` sends the earlier turns exactly as they were sent, then the question.
+        `cid` continues a logged one (mmcli logs lists them); log=False keeps this one out of the history."""
+        from .conversation import Conversation
+
+        return Conversation(self, cid=cid, system=system, log=log)
 
     def plan(self, inputs, prompt: Optional[str] = None, *, task: str = "ask",
              **options) -> Union["Plan", list["Plan"]]:
