@@ -111,6 +111,14 @@ class Client:
 
         return Conversation(self, cid=cid, system=system, log=log)
 
+    def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]):
+        """One question of a conversation: (its Answer, its Job, the recorder that logged it or None)."""
+        runner, job, events = self._prepare_ask(inputs, prompt, options)
+        if log is False:
+            runner.recorder = None
+        job.earlier = earlier
+        return _answer(runner, job, events), job, runner.recorder
+
     def plan(self, inputs, prompt: Optional[str] = None, *, task: str = "ask",
              **options) -> Union["Plan", list["Plan"]]:
         """The dry run: what `task` (ask, video, docqa or detect) would send; nothing is sent or started.

@@ -10,6 +10,7 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .switches import media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
@@ -309,7 +310,7 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
                     autostart=autostart, vllm_python=vllm_python, default_local=default_local,
                     key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY),
                     log=switch(flags.log, environ, "MMCLI_LOG", config, "log", path),
-                    log_media_bytes=_media_cap(config, path))
+                    log_media_bytes=media_cap(config, path))
 
 
 def _check_family(family: Optional[str]) -> None:
@@ -319,10 +320,6 @@ def _check_family(family: Optional[str]) -> None:
         raise UsageError("unknown model family", where=family, hint="known families: " + ", ".join(FAMILIES))
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
 def serve_settings(flag: Optional[bool], environ: Mapping[str, str], config: dict, path: Path
                    ) -> tuple[bool, Optional[str]]:
     """(autostart, vllm_python): autostart from the flag > MMCLI_AUTOSTART > config `autostart` > on."""
@@ -330,31 +327,6 @@ def serve_settings(flag: Optional[bool], environ: Mapping[str, str], config: dic
     if vllm_python is not None and not isinstance(vllm_python, str):
         raise UsageError("invalid config file", "'vllm_python' must be a string (a path)", where=str(path))
     return switch(flag, environ, "MMCLI_AUTOSTART", config, "autostart", path), vllm_python
-
-
-def switch(flag: Optional[bool], environ: Mapping[str, str], variable: str, config: dict, key: str,
-           path: Path) -> bool:
-    """An on/off setting: the flag > the environment variable (1/0) > the config file's key > on."""
-    if flag is not None:
-        return flag
-    value = environ.get(variable, "").strip().lower()
-    if value:
-        if value not in _TRUE + _FALSE:
-            raise UsageError(f"invalid {variable}", where=value, hint="use 1 or 0")
-        return value in _TRUE
-    configured = config.get(key, True)
-    if not isinstance(configured, bool):
-        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path))
-    return configured
-
-
-def _media_cap(config: dict, path: Path) -> int:
-    """Bytes of one media item the history keeps: the config file's `log_media_mb` (default 20)."""
-    value = config.get("log_media_mb", 20)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise UsageError("invalid config file", "'log_media_mb' must be a number of megabytes (0 or more)",
-                         where=str(path))
-    return int(value * 1024 * 1024)
 
 
 def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:

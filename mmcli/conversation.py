@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from .api import Client
     from .media.item import MediaItem
     from .tasks.ask import Answer
 
@@ -26,9 +25,9 @@ class Conversation:
     """Questions that follow one another: `.ask` sends the earlier ones and their answers byte for byte,
     so a vLLM server's prefix and media caches hit; `.attach` adds media to the next question."""
 
-    def __init__(self, client: "Client", cid: Optional[str] = None, system: Optional[str] = None,
+    def __init__(self, client, cid: Optional[str] = None, system: Optional[str] = None,
                  log: Optional[bool] = None) -> None:
-        self.client = client
+        self.client = client  # the mmcli.Client whose endpoint and options every question uses
         self.cid = cid or ""
         self.system = system
         self.log = log
@@ -56,21 +55,18 @@ class Conversation:
 
     def ask(self, prompt: str, inputs=None, **options) -> "Answer":
         """Ask the next question (with the attached media, and `inputs`); options as Client.ask's."""
-        from .api import _answer, _listed
         from .job import Earlier
         from .messages import assistant_message, system_message
 
-        runner, job, events = self.client._prepare_ask(self._pending + _listed(inputs), prompt, options)
-        if self.log is False:
-            runner.recorder = None
         messages = [system_message(self.system)] if self.system else []
         for exchange in self.history:
             messages += [exchange.question, assistant_message(exchange.answer)]
-        job.earlier = Earlier(self.cid, messages, [i for e in self.history for i in e.items])
-        answer = _answer(runner, job, events)
+        earlier = Earlier(self.cid, messages, [i for e in self.history for i in e.items])
+        given = list(inputs) if isinstance(inputs, (list, tuple)) else ([] if inputs is None else [inputs])
+        answer, job, recorder = self.client._turn(self._pending + given, prompt, options, earlier, self.log)
         self._pending = []
-        if runner.recorder is not None and runner.recorder.last_cid:
-            self.cid = runner.recorder.last_cid
+        if recorder is not None and recorder.last_cid:
+            self.cid = recorder.last_cid
         self.history.append(Exchange(prompt, answer.text, [i.source for i in job.items],
                                      answer.plan.request["messages"][-1] if answer.plan else {}, list(job.items)))
         return answer
