@@ -116,6 +116,10 @@ class Client:
         runner, job, events = self._prepare_ask(inputs, prompt, options)
         if log is False:
             runner.recorder = None
+        if not runner.target.settings.endpoint.quirks.media_uuid:
+            from .messages import without_media_uuids
+
+            earlier.messages = [without_media_uuids(m) for m in earlier.messages]
         job.earlier = earlier
         return _answer(runner, job, events), job, runner.recorder
 

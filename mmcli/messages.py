@@ -351,6 +351,14 @@ def kept_payloads(kept) -> list[str]:
     return []
 
 
+def without_media_uuids(message: dict) -> dict:
+    """A sent message with the `uuid` of its media parts taken out, for an endpoint that must not get them."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": [{k: v for k, v in part.items() if k != "uuid"} for part in content]}
+
+
 def assistant_message(text: str) -> dict:
     """An earlier answer as it goes back to the server in a follow-up."""
     return {"role": "assistant", "content": text}

@@ -169,3 +169,31 @@ def test_media_over_the_cap_are_kept_by_name_and_a_follow_up_says_so(mmcli, serv
     assert run.code == 0 and "keeps only the name" in run.stderr
     assert_clean_error(mmcli("ask", "-c", "more?", "--base-url", server.base_url), 2, "does not hold")
     assert len(server.chat_requests()) == 1
+
+
+def test_uuids_go_only_to_endpoints_that_take_them_even_in_follow_ups(mmcli, server, photo, tmp_path):
+    (tmp_path / "config" / "mmcli").mkdir(parents=True)
+    (tmp_path / "config" / "mmcli" / "config.toml").write_text(
+        f'[profiles.vl]\nbase_url = "{server.base_url}"\nmedia_uuid = true\n')
+    server.script(Reply("one"), Reply("two"), Reply("three"))
+    assert mmcli("ask", photo, "q", "--profile", "vl").code == 0
+    assert mmcli("ask", "-c", "again?", "--profile", "vl").code == 0
+    assert mmcli("ask", "-c", "elsewhere?", "--base-url", server.base_url).code == 0
+    first, second, third = (r.json["messages"] for r in server.chat_requests())
+    image = first[0]["content"][0]
+    sent = image["image_url"]["url"].split(",", 1)[1]
+    import base64
+    import hashlib
+
+    assert image["uuid"] == hashlib.sha256(base64.b64decode(sent)).hexdigest()
+    assert wire(second[0]) == wire(first[0])
+    assert "uuid" not in third[0]["content"][0] and third[0]["content"][0]["image_url"] == image["image_url"]
+
+
+def test_odd_ids_and_searches_are_clean(mmcli, server, photo):
+    server.script(Reply("an answer"))
+    assert mmcli("ask", photo, "q", "--base-url", server.base_url).code == 0
+    assert_clean_error(mmcli("logs", "show", "9" * 30), 2, "no turn")
+    assert mmcli("logs", "-q", "").code == 0
+    assert mmcli("logs", "-q", "*").code == 0
+    assert_clean_error(mmcli("logs", "--cid", "zz"), 2, "zz")

@@ -61,3 +61,14 @@ def test_only_vllm_endpoints_take_media_uuids(tmp_path):
         "base_url": "http://gpu.example/v1", "media_uuid": True}}}, path)
     assert flagged.endpoint.quirks.media_uuid
     assert not settings_from(EndpointFlags(profile="openai"), {}, {}, path).endpoint.quirks.media_uuid
+
+
+def test_a_follow_up_to_another_endpoint_loses_the_uuids_of_earlier_turns():
+    from mmcli.messages import without_media_uuids
+
+    sent = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}, "uuid": "ab"},
+                                        {"type": "text", "text": "q"}]}
+    assert without_media_uuids(sent)["content"] == [{"type": "image_url", "image_url": {"url": "data:,"}},
+                                                    {"type": "text", "text": "q"}]
+    assert "uuid" in sent["content"][0]  # the kept message is not changed
+    assert without_media_uuids({"role": "user", "content": "text"}) == {"role": "user", "content": "text"}

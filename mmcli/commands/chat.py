@@ -72,6 +72,10 @@ def _load(session, cid: str, system: Optional[str]) -> None:
     with opened_history() as history:
         turns = restored_turns(history, cid)
     session.cid = cid
+    if not session.runner.target.settings.endpoint.quirks.media_uuid:
+        from ..messages import without_media_uuids
+
+        turns = [(turn, without_media_uuids(question), items) for turn, question, items in turns]
     session.turns = [Turn(question, turn.answer, items, turn.id, turn.prompt, turn.usage)
                      for turn, question, items in turns]
     session.system = system if system is not None else (turns[-1][0].system if turns else None)

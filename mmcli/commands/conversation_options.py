@@ -42,5 +42,5 @@ def as_turn(runner: "Runner", job: "Job", cid: Optional[str], opts: "CommonOptio
     if runner.recorder is not None:
         runner.recorder.command = command
     if cid is not None:
-        continue_job(job, cid, opts.generation.system)
+        continue_job(job, cid, opts.generation.system, uuids=runner.target.settings.endpoint.quirks.media_uuid)
     return job

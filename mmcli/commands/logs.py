@@ -134,7 +134,7 @@ def _find(history: "History", ident: str) -> list["Turn"]:
     from ..errors import UsageError
 
     if ident.isdigit():
-        turn = history.turn(int(ident))
+        turn = history.turn(int(ident)) if int(ident) < 2 ** 63 else None  # SQLite's integers stop there
         if turn is None:
             raise UsageError("no turn with this number", where=ident, hint="mmcli logs lists the turns")
         return [turn]

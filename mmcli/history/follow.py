@@ -114,11 +114,16 @@ def restored_item(history: History, turn: Turn, record: dict) -> "MediaItem":
                      details=dict(record.get("details", {})))
 
 
-def continue_job(job: "Job", cid: Optional[str], system: Optional[str] = None,
+def continue_job(job: "Job", cid: Optional[str], system: Optional[str] = None, uuids: bool = True,
                  environ: Optional[Mapping[str, str]] = None) -> "Job":
-    """`job` as the next turn of conversation `cid` (None: the latest one)."""
+    """`job` as the next turn of conversation `cid` (None: the latest one); `uuids` False: the endpoint
+    takes no media uuids, so turns first sent to a vLLM lose theirs."""
+    from ..messages import without_media_uuids
+
     with opened_history(environ) as history:
         job.earlier = earlier_messages(history, conversation_id(history, cid), system)
+    if not uuids:
+        job.earlier.messages = [without_media_uuids(m) for m in job.earlier.messages]
     return job
 
 
