@@ -115,14 +115,21 @@ class ChatSession:
             pruned: Optional[Callable[[list[str]], None]] = None) -> "Result":
         """Send a question (pruning old media first if it would not fit); the turn is kept even when
         the answer was cut short by Ctrl-C. Raises RunStopped as the Runner does."""
+        from ..runner import RunStopped
+
         job = self.job(prompt)
         names = self.prune_to_fit(job)
         if names:
             job = self.job(prompt)
             if pruned is not None:
                 pruned(names)
-        self.pending = []
-        return self._send(job, on_text)
+        waiting, self.pending = self.pending, []
+        try:
+            return self._send(job, on_text)
+        except RunStopped as stopped:
+            if stopped.results[-1].error is not None and not stopped.results[-1].text:
+                self.pending = waiting  # nothing came back: the attachments wait for the next question
+            raise
 
     def _keep(self, result: "Result") -> None:
         """Keep an answered turn (also a partial one); a failure with nothing said is not part of the talk."""
