@@ -63,3 +63,42 @@ def test_three_turns_counted_as_planned_and_the_image_cached(vllm_server, tmp_pa
     requests = [r["plan"]["request"] for r in results]
     assert requests[1]["messages"][0] == requests[0]["messages"][0]
     assert "uuid" in requests[0]["messages"][0]["content"][0]
+
+
+def post_chat(base_url: str, body: dict) -> tuple[int, dict]:
+    """POST /chat/completions as JSON; (status, parsed reply)."""
+    import urllib.error
+
+    request = urllib.request.Request(f"{base_url}/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_media_sent_by_uuid_alone(vllm_server, tmp_path):
+    """What vLLM does with `null` media and a uuid: served from its cache when it knows the uuid; an
+    unknown uuid is an HTTP error with a JSON body (so a client could resend the bytes)."""
+    import base64
+    import hashlib
+
+    data = tier_media.encode(tier_media.photo(336, 252, "chelsea"))
+    uuid = hashlib.sha256(data).hexdigest()
+    url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+    def body(image_url) -> dict:
+        return {"model": vllm_server.model, "max_tokens": 1, "temperature": 0, "messages": [{"role": "user",
+                "content": [{"type": "image_url", "image_url": image_url, "uuid": uuid},
+                            {"type": "text", "text": "Describe this."}]}]}
+
+    status, full = post_chat(vllm_server.base_url, body({"url": url}))
+    assert status == 200, full
+    status, by_uuid = post_chat(vllm_server.base_url, body(None))
+    print(f"null media, known uuid: HTTP {status}, usage {by_uuid.get('usage')} (with bytes: {full['usage']})")
+    assert status == 200 and by_uuid["usage"]["prompt_tokens"] == full["usage"]["prompt_tokens"]
+    uuid = "0" * 64
+    status, unknown = post_chat(vllm_server.base_url, body(None))
+    print(f"null media, unknown uuid: HTTP {status}: {str(unknown)[:300]}")
+    assert 400 <= status < 600 and unknown
