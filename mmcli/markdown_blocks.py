@@ -32,7 +32,7 @@ class BlockSplitter:
                 return done
             line = self.open[self._line_start:end]
             self._line_start = end + 1
-            if self._ends_block(line) and self.open[:self._line_start].strip():
+            if self._ends_block(line):  # (blank lines between blocks come out as blocks of their own)
                 done.append(self.open[:self._line_start])
                 self.open = self.open[self._line_start:]
                 self._line_start = 0
@@ -93,7 +93,8 @@ class BlockMarkdown:
 
         finished = self.blocks.feed(self.filter.feed(delta))
         for block in finished:
-            self.console.print(Markdown(block))  # printed above the live area, once
+            if block.strip():
+                self.console.print(Markdown(block))  # printed above the live area, once
         now = self.clock()
         if finished or now - self.drawn_at >= 1 / REDRAWS_PER_SECOND:
             self._draw()
