@@ -48,10 +48,11 @@ def ask(
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about images."""
+    from ..driver import drive
     from ..inputs import check_question
-    from ..present import stream_answer
+    from ..present import AnswerView
     from ..render import Output
-    from ..tasks.ask import prepare_ask
+    from ..tasks.specs import TASKS, AskOptions
     from .audio_options import audio_options
 
     inputs = inputs or []
@@ -62,8 +63,4 @@ def ask(
 
         return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
-    runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
-    if opts.output.dry_run:
-        out.show_plan(runner.plan(job))
-        return
-    stream_answer(runner, job, out)
+    drive(TASKS["ask"], inputs, prompt, AskOptions(audio=audio), opts, AnswerView(out, TASKS["ask"]))
