@@ -85,7 +85,16 @@ class Embedded:
     sha256: Optional[str] = None
 
 
-Meta = Union[DocPart, Region, Embedded, None]
+@dataclass
+class Spoken:
+    """transcribe: where one uploaded piece sits in its source, in seconds."""
+
+    source: str
+    start: float
+    end: float
+
+
+Meta = Union[DocPart, Region, Embedded, Spoken, None]
 
 
 @dataclass

@@ -31,6 +31,7 @@ class Result:
     error: Optional[MmcliError] = None
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
+    reply: object = None  # a transcription's reply (segments, language), as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
 
     @property
@@ -112,6 +113,35 @@ class Runner:
             if self.verify:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
+        self.results.append(result)
+        if result.error is not None:
+            raise RunStopped(self.results, result.error)
+        return result
+
+    def transcribe(self, job: Job, fields: dict) -> Result:
+        """Upload one audio piece to /audio/transcriptions; kept as a Result, so a later failure loses nothing."""
+        from . import client
+        from .replies import BadReply
+
+        endpoint = self.target.settings.endpoint
+        item = job.items[0]
+        plan = Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=[item],
+                    request={"model": job.model, **{k: v for k, v in fields.items() if v is not None}})
+        result = Result(job, plan)
+        try:
+            reply = client.transcribe(endpoint, item.data or b"", item.source, {"model": job.model, **fields},
+                                      self.status)
+            if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+                raise BadReply("the transcription has no text", where=job.meta.source if job.meta else job.label,
+                               hint="the endpoint may not serve /audio/transcriptions")
+        except MmcliError as exc:
+            result.error = exc
+        except KeyboardInterrupt as exc:
+            result.interrupted = True
+            self.results.append(result)
+            raise RunStopped(self.results, exc) from None
+        else:
+            result.reply, result.text, result.model = reply, reply["text"], job.model
         self.results.append(result)
         if result.error is not None:
             raise RunStopped(self.results, result.error)
