@@ -71,8 +71,22 @@ def drive(task: "TaskSpec", inputs: list, prompt: str, options: Any, opts: "Comm
     started = connect(opened, opts, events, environ)
     planned = task.plan_jobs(selection, prompt, options, started.ctx)
     if opts.output.dry_run:
-        return presenter.dry_run(started.runner, planned)
+        shown = presenter.dry_run(started.runner, planned)
+        check_fits_known(started.runner, planned)
+        return shown
     return execute(task, planned, started.runner, started.ctx, presenter)
+
+
+def check_fits_known(runner: "Runner", planned: "Planned") -> None:
+    """A dry run says what the live run would do: a request over the model's known context is refused (exit 2)
+    after its plan was shown. Only what is known is used; a dry run asks the endpoint nothing."""
+    from .verify import check_fits
+
+    limit = runner.target.max_model_len
+    if limit is None:
+        return
+    for job in planned.jobs:
+        check_fits(runner.plan(job), limit, job.generation.max_tokens)
 
 
 def prepare(task: "TaskSpec", checked: list, prompt: str, options: Any, ctx: "Context") -> "Planned":

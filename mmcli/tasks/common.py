@@ -74,17 +74,28 @@ def result_warnings(result: "Result") -> list[str]:
     return found
 
 
+def likely_cause(items: list) -> str:
+    """What most likely made the server see less than was planned, judged by what the request held."""
+    causes = []
+    if any(item.kind == "video" and item.transport == "frames" for item in items):
+        causes.append("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
+                      "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)")
+    if any(item.kind in ("image", "page") or (item.kind == "video" and item.transport == "images") for item in items):
+        causes.append("the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    if any(item.kind == "audio" for item in items):
+        causes.append("the server cut or resampled the audio: its audio encoder counts differently from the "
+                      "family's; check --family")
+    return "; or ".join(causes) or "the server dropped media from the request"
+
+
 def unverified_message(result: "Result") -> str:
     """Why the server's prompt is smaller than the plan, and what to do about it."""
     planned, prompt = result.planned_visual_tokens, result.usage.get("prompt_tokens")
-    video = any(item.kind == "video" for item in result.job.items)
     counted = result.server_visual_tokens
     if counted is not None and counted > planned:
         return (f"the server counted {counted:,} visual tokens, more than the {planned:,} planned (--verify): "
                 "its grid or minimum size differs from the plan's; check --family")
-    cause = ("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
-             "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)" if video else
-             "the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    cause = likely_cause(result.job.items)
     if counted is not None:
         return (f"the server counted {counted:,} visual tokens, fewer than the {planned:,} planned (--verify): "
                 f"media were dropped or shrunk; likely {cause}")
