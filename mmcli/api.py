@@ -12,14 +12,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
 from .errors import UsageError
-from .events import Events
 
 if TYPE_CHECKING:
     from .config import Settings
     from .conversation import Conversation
-    from .job import Job
     from .plan import Plan
-    from .runner import Result, Runner
     from .tasks.ask import Answer
     from .tasks.detect import Detections
     from .tasks.docqa import DocAnswer
@@ -65,40 +62,28 @@ class Client:
 
     def ask(self, inputs, prompt: str, **options) -> "Answer":
         """Ask about images and videos (one input or a list; [] for a text-only question); returns an Answer."""
-        runner, job, events = self._prepare_ask(inputs, prompt, options)
-        return _answer(runner, job, events)
+        return self._drive("ask", _listed(inputs), prompt, options)
 
     def ask_stream(self, inputs, prompt: str, **options) -> "AnswerStream":
         """Like ask, but iterate the result for text pieces as they arrive; `.answer` is the Answer after."""
-        runner, job, events = self._prepare_ask(inputs, prompt, options)
-        return AnswerStream(lambda on_text: _answer(runner, job, events, on_text))
+        return AnswerStream(lambda on_text: self._drive("ask", _listed(inputs), prompt, options, on_text=on_text))
 
     def video(self, source, prompt: Optional[str] = None, **options) -> "Answer":
         """Ask about one video (default question: describe it); frames are sampled and sized on this machine."""
-        runner, job, events = self._prepare_ask([source], prompt, options, task="video")
-        return _answer(runner, job, events)
+        from .tasks import DEFAULT_VIDEO_PROMPT
+
+        return self._drive("video", [source], DEFAULT_VIDEO_PROMPT if prompt is None else prompt, options)
 
     def docqa(self, inputs, question: str, **options) -> "DocAnswer":
         """Ask about PDFs or page images; pages beyond pages_per_request are answered in batches and merged."""
-        from .tasks.docqa import answer_document, partial_document, prepare_docqa
-
-        parsed, events = self._options("docqa", options), Events()
-        runner, jobs, ctx = prepare_docqa(_listed(inputs), _question(question), parsed.doc, parsed.common, events)
-        with _raising_cause(lambda results: partial_document(results, jobs)):
-            return answer_document(runner, jobs, question, ctx)
+        return self._drive("docqa", _listed(inputs), question, options)
 
     def detect(self, inputs, target: str, **options) -> "Detections":
         """Find `target` in images or PDF pages; boxes come back in the original image's pixels."""
-        from .tasks.detect import Detections, check_strict, prepare_detect
+        from .tasks.detect import check_strict
 
-        parsed, events = self._options("detect", options), Events()
-        detect = parsed.detect_options(_question(target))
-        runner, jobs = prepare_detect(_listed(inputs), detect, parsed.common, events)
-        with _raising_cause(lambda results: Detections.from_results(
-                [r for r in results if r.text], detect.target, events.warnings)):
-            results = runner.run_all(jobs)
-        found = Detections.from_results(results, detect.target, events.warnings)
-        if detect.strict:
+        found = self._drive("detect", _listed(inputs), target, options)
+        if options.get("strict"):  # checked as a flag by the driver's option parsing
             with _partial(found):
                 check_strict(found.inputs)
         return found
@@ -111,17 +96,21 @@ class Client:
 
         return Conversation(self, cid=cid, system=system, log=log)
 
-    def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]):
-        """One question of a conversation: (its Answer, its Job, the recorder that logged it or None)."""
-        runner, job, events = self._prepare_ask(inputs, prompt, options)
-        if log is False:
-            runner.recorder = None
-        if not runner.target.settings.endpoint.quirks.media_uuid:
-            from .messages import without_media_uuids
+    def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]) -> "Answer":
+        """One question of a conversation, `earlier` sent ahead of it; log=False keeps it out of the history."""
+        from dataclasses import replace
 
-            earlier.messages = [without_media_uuids(m) for m in earlier.messages]
-        job.earlier = earlier
-        return _answer(runner, job, events), job, runner.recorder
+        from .driver import TextOnly, drive
+        from .history.follow import FollowUp
+        from .tasks.specs import TASKS, AskOptions
+
+        parsed = self._options("ask", options)
+        common = parsed.common
+        if log is not None:
+            common = replace(common, endpoint=replace(common.endpoint, log=log))
+        with _raising_cause():
+            return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
+                         AskOptions(sampling=parsed.sampling), common, TextOnly())
 
     def plan(self, inputs, prompt: Optional[str] = None, *, task: str = "ask",
              **options) -> Union["Plan", list["Plan"]]:
@@ -130,38 +119,32 @@ class Client:
         ask and video give one Plan; docqa and detect a list, one per request (docqa's merge is not known
         before its batches are answered).
         """
-        if task in ("ask", "video"):
-            runner, job, _ = self._prepare_ask(inputs if task == "ask" else [inputs], prompt, options, task=task,
-                                               dry_run=True)
-            return runner.plan(job)
-        if task not in ("docqa", "detect"):
-            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
-        parsed, events = self._options(task, options, dry_run=True), Events()
-        if task == "docqa":
-            from .tasks.docqa import prepare_docqa
-
-            runner, doc_jobs, _ = prepare_docqa(_listed(inputs), _question(prompt), parsed.doc, parsed.common,
-                                                events)
-            jobs = doc_jobs.jobs
-        else:
-            from .tasks.detect import prepare_detect
-
-            runner, jobs = prepare_detect(_listed(inputs), parsed.detect_options(_question(prompt)),
-                                          parsed.common, events)
-        return [runner.plan(job) for job in jobs]
-
-    def _prepare_ask(self, inputs, prompt: Optional[str], options: dict, task: str = "ask",
-                     dry_run: bool = False) -> tuple["Runner", "Job", Events]:
         from .tasks import DEFAULT_VIDEO_PROMPT
-        from .tasks.ask import prepare_ask
 
+        if task not in ("ask", "video", "docqa", "detect"):
+            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
-        parsed, events = self._options(task, options, dry_run), Events()
-        allowed = ("video",) if task == "video" else ("image", "video")
-        runner, job = prepare_ask(_listed(inputs), _question(prompt), parsed.common, events, parsed.sampling,
-                                  allowed=allowed)
-        return runner, job, events
+        plans = self._drive(task, [inputs] if task == "video" else _listed(inputs), prompt, options, dry_run=True)
+        return plans[0] if task in ("ask", "video") else plans
+
+    def _drive(self, task: str, inputs: list, prompt, options: dict, dry_run: bool = False,
+               on_text: Optional[Callable[[str], None]] = None):
+        """One call through the driver, as the CLI runs a command: the task's value, or its error raised with
+        what was answered on `.partial`."""
+        from .driver import TextOnly, drive
+        from .tasks.specs import TASKS, AskOptions
+
+        parsed = self._options(task, options, dry_run)
+        spec = TASKS[task]
+        if task in ("ask", "video"):
+            task_opts = AskOptions(sampling=parsed.sampling, only_video=task == "video")
+        elif task == "docqa":
+            task_opts = parsed.doc
+        else:
+            task_opts = parsed.detect_options(_question(prompt))
+        with _raising_cause():
+            return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
 
 
 def _listed(inputs) -> list:
@@ -179,29 +162,16 @@ def _question(text: object) -> str:
     return text
 
 
-def _answer(runner: "Runner", job: "Job", events: Events,
-            on_text: Optional[Callable[[str], None]] = None) -> "Answer":
-    from .tasks.ask import answer_from
-
-    with _raising_cause(lambda results: answer_from(results[-1], events.warnings)):
-        result = runner.run(job, on_text)
-    return answer_from(result, events.warnings)
-
-
 @contextmanager
-def _raising_cause(partial: Callable[[list["Result"]], object]) -> Iterator[None]:
+def _raising_cause() -> Iterator[None]:
     """A stopped run raises its cause (an MmcliError, or KeyboardInterrupt), with what was answered on `.partial`."""
-    from .runner import RunStopped
+    from .client import PartialAnswerError
 
     try:
         yield
-    except RunStopped as stopped:
-        from .client import PartialAnswerError
-
-        cause = stopped.cause
-        if isinstance(cause, PartialAnswerError):  # its class says only "part arrived"; raise the real one
-            cause = cause.cause
-        cause.partial = partial(stopped.results)
+    except PartialAnswerError as exc:  # its class says only "part arrived"; raise the real one
+        cause = exc.cause
+        cause.partial = getattr(exc, "partial", None)
         raise cause from None
 
 

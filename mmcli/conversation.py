@@ -28,7 +28,9 @@ class Conversation:
     def __init__(self, client, cid: Optional[str] = None, system: Optional[str] = None,
                  log: Optional[bool] = None) -> None:
         self.client = client  # the mmcli.Client whose endpoint and options every question uses
-        self.cid = cid or ""
+        from .history.store import new_id
+
+        self.cid = cid or new_id()  # chosen now: the history files every question under it
         self.system = system
         self.log = log
         self.history: list[Exchange] = []
@@ -63,10 +65,10 @@ class Conversation:
             messages += [exchange.question, assistant_message(exchange.answer)]
         earlier = Earlier(self.cid, messages, [i for e in self.history for i in e.items])
         given = list(inputs) if isinstance(inputs, (list, tuple)) else ([] if inputs is None else [inputs])
-        answer, job, recorder = self.client._turn(self._pending + given, prompt, options, earlier, self.log)
+        answer = self.client._turn(self._pending + given, prompt, options, earlier, self.log)
         self._pending = []
-        if recorder is not None and recorder.last_cid:
-            self.cid = recorder.last_cid
-        self.history.append(Exchange(prompt, answer.text, [i.source for i in job.items],
-                                     answer.plan.request["messages"][-1] if answer.plan else {}, list(job.items)))
+        plan = answer.plan
+        items = list(plan.items[len(earlier.items):]) if plan is not None else []
+        self.history.append(Exchange(prompt, answer.text, [i.source for i in items],
+                                     plan.request["messages"][-1] if plan is not None else {}, items))
         return answer

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .job import Job, Text
+from .job import Embedded, Job, Text
 
 if TYPE_CHECKING:
     from .config import Quirks
@@ -198,7 +198,7 @@ def _timed_frame_list(job: Job, quirks: "Quirks") -> Optional["MediaItem"]:
 
 def embedding_conversation(job: Job, preset: "Preset") -> list[dict]:
     """One item to embed as the messages of one conversation, written the way `preset` says."""
-    text = job.context.get("text")
+    text = job.meta.text if isinstance(job.meta, Embedded) else None
     parts = content_parts(job)
     if text is not None:
         system, words = preset.text_system, preset.text_format.replace("{text}", text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -31,6 +32,7 @@ class Result:
     error: Optional[MmcliError] = None
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
+    reply: object = None  # a transcription's reply (segments, language), as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
     seconds: Optional[float] = None  # from sending to the end of the answer
 
@@ -94,8 +96,6 @@ class Runner:
         from . import client
         from .endpoint import context_limit
 
-        import time
-
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
         started = time.monotonic()
@@ -132,12 +132,39 @@ class Runner:
         return result
 
     def _finish(self, result: Result, started: float) -> None:
-        import time
-
         result.seconds = time.monotonic() - started
         self.results.append(result)
         if self.recorder is not None:
             self.recorder(result)
+
+    def transcribe(self, job: Job, fields: dict) -> Result:
+        """Upload one audio piece to /audio/transcriptions; kept as a Result, so a later failure loses nothing."""
+        from . import client
+        from .replies import BadReply
+
+        endpoint = self.target.settings.endpoint
+        item = job.items[0]
+        plan = Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=[item],
+                    request={"model": job.model, **{k: v for k, v in fields.items() if v is not None}})
+        result = Result(job, plan)
+        try:
+            reply = client.transcribe(endpoint, item.data or b"", item.source, {"model": job.model, **fields},
+                                      self.status)
+            if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+                raise BadReply("the transcription has no text", where=job.meta.source if job.meta else job.label,
+                               hint="the endpoint may not serve /audio/transcriptions")
+        except MmcliError as exc:
+            result.error = exc
+        except KeyboardInterrupt as exc:
+            result.interrupted = True
+            self.results.append(result)
+            raise RunStopped(self.results, exc) from None
+        else:
+            result.reply, result.text, result.model = reply, reply["text"], job.model
+        self.results.append(result)
+        if result.error is not None:
+            raise RunStopped(self.results, result.error)
+        return result
 
     def plan_embedding(self, jobs: list[Job], preset: "Preset") -> Plan:
         """The exact POST /embeddings request for a batch of jobs (one conversation each)."""

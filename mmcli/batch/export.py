@@ -93,44 +93,24 @@ def request_line(custom_id: str, request: dict) -> bytes:
 
 
 def prepared_jobs(work: Work, ctx: "Context") -> tuple[list["Job"], dict]:
-    """The jobs of `work`, built but not sent, and what the finisher needs to know about the run."""
-    from ..inputs import read_inputs
-    from .work import ALLOWED
+    """The jobs of `work`, built but not sent, and what the finish needs to know about the run as a whole."""
+    from .answer import prepared
 
-    checked = read_inputs(list(work.inputs), work.media, ctx.target.settings.endpoint.timeout, ctx.events.warn,
-                           ALLOWED[work.command])
-    if work.command in ("ask", "video"):
-        from ..tasks.ask import ask_job
-
-        return [ask_job(checked, work.prompt, ctx, work.task)], {}
-    if work.command == "docqa":
-        from ..tasks.docqa import choose_pages, doc_jobs
-
-        jobs = doc_jobs(choose_pages(checked, work.task), work.prompt, work.task, ctx)
-        extra = {"mode": jobs.mode, "pages": jobs.numbers}
-        if jobs.mode == "batches":  # the merge is built by collect, from these options (mmcli.batch.merge)
-            extra["generation"] = dataclasses.asdict(work.generation)
-        return jobs.jobs, extra
-    from ..tasks.detect import choose, detect_jobs
-
-    return detect_jobs(choose(checked, work.task, work.media.pass_url), work.task, ctx), {}
+    planned = prepared(work, ctx)
+    # The generation options: for the warnings of the finish, and docqa's merge built by collect (batch.merge).
+    extra: dict = {"generation": dataclasses.asdict(work.generation)}
+    if planned.doc is not None:
+        extra.update(mode=planned.doc.mode, pages=planned.doc.numbers)
+    if work.command == "detect":
+        extra["target"] = work.prompt
+    return planned.jobs, extra
 
 
 def finisher_entry(job: "Job", plan) -> dict:
-    """Per request: what collect needs to finish its answer (sizes, coordinate space, pages, the plan)."""
-    from .answer import plan_summary
-
-    entry = {"plan": plan_summary(plan)}
-    context = job.context
-    if "space" in context:  # detect
-        page, item, original = context["page"], job.items[0], context["original"]
-        rendered = page.rendered
-        entry.update(source=page.source.label, page=page.page, space=context["space"],
-                     sent_size=[item.sent_width, item.sent_height], original_size=[original.width, original.height],
-                     page_size_pt=None if rendered is None else [rendered.width_pt, rendered.height_pt])
-    if "pages" in context:
-        entry["pages"] = context["pages"]
-    entry["label"] = job.label
+    """Per request: what collect needs to finish its answer (the job's meta, its label, the plan's summary)."""
+    entry = {"plan": plan.summary(), "label": job.label}
+    if job.meta is not None:
+        entry["meta"] = job.meta.to_dict()
     return entry
 
 

@@ -130,7 +130,7 @@ class Batch:
         """Answer on the least busy server; a server that is down hands the job to another."""
         from ..urls import masked_url
         from ..errors import EndpointTimeout, EndpointUnavailable
-        from ..runner import Runner, RunStopped
+        from ..runner import Runner
         from ..tasks.common import Context
         from .answer import answer
 
@@ -142,8 +142,6 @@ class Batch:
             ctx = Context(target, work.media, work.generation, events)
             try:
                 fields = answer(work, Runner(target, pacer=self.pacer), ctx)
-            except RunStopped as stopped:
-                error = stopped.cause
             except MmcliError as exc:
                 error = exc
             else:
@@ -160,7 +158,9 @@ class Batch:
             raise error  # Ctrl-C never reaches a worker; anything else is a bug
         from .results import error_fields
 
-        return {"error": error_fields(error)}
+        kept = dict(getattr(error, "partial_fields", None) or {})  # what was answered before it failed
+        kept.pop("warnings", None)  # the line's warnings come from the events
+        return {**kept, "error": error_fields(error)}
 
 
 def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:

@@ -8,7 +8,7 @@ import typer
 
 from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
 from .batchopts import with_batch_options
-from .conversation_options import Cid, Continue, as_turn, conversation_to_continue
+from .conversation_options import Cid, Continue, conversation_to_continue, following
 from .options import with_common_options
 
 if TYPE_CHECKING:
@@ -51,10 +51,11 @@ def ask(
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about images."""
+    from ..driver import drive
     from ..inputs import check_question
-    from ..present import stream_answer
+    from ..present import AnswerView
     from ..render import Output
-    from ..tasks.ask import prepare_ask
+    from ..tasks.specs import TASKS, AskOptions
     from .audio_options import audio_options
 
     inputs = inputs or []
@@ -66,9 +67,5 @@ def ask(
 
         return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
-    runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
-    job = as_turn(runner, job, cid, opts, "ask")
-    if opts.output.dry_run:
-        out.show_plan(runner.plan(job))
-        return
-    stream_answer(runner, job, out)
+    drive(following(TASKS["ask"], cid, opts), inputs, prompt, AskOptions(audio=audio), opts,
+          AnswerView(out, TASKS["ask"]))

@@ -8,8 +8,6 @@ import typer
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
-    from ..job import Job
-    from ..runner import Runner
 
 CONVERSATION = "Conversation"
 
@@ -35,12 +33,10 @@ def conversation_to_continue(cont: bool, cid: Optional[str], each: bool = False)
     return check_conversation(cid)
 
 
-def as_turn(runner: "Runner", job: "Job", cid: Optional[str], opts: "CommonOptions", command: str) -> "Job":
-    """`job` as a turn of conversation `cid` (when given), logged under `command`."""
-    from ..history.follow import continue_job
+def following(task, cid: Optional[str], opts: "CommonOptions"):
+    """`task` itself for a new conversation; else the same task whose jobs continue conversation `cid`."""
+    if cid is None:
+        return task
+    from ..history.follow import FollowUp
 
-    if runner.recorder is not None:
-        runner.recorder.command = command
-    if cid is not None:
-        continue_job(job, cid, opts.generation.system, uuids=runner.target.settings.endpoint.quirks.media_uuid)
-    return job
+    return FollowUp(task, cid, opts.generation.system)

@@ -169,8 +169,8 @@ def _into_index(args: EmbedArgs, started: "Started", selected: list, existing: O
     vectors: list[list[float]] = []
 
     def sink(result, vector, rec) -> None:
-        if result.job.context.get("path"):
-            result.job.context["path"] = str(Path(result.job.context["path"]).resolve())
+        if result.job.meta.path:
+            result.job.meta.path = str(Path(result.job.meta.path).resolve())
         entries.append(index_entry(result, index))
         vectors.append(vector)
 

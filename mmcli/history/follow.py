@@ -131,3 +131,34 @@ def check_conversation(cid: Optional[str], environ: Optional[Mapping[str, str]] 
     """The conversation -c or --cid names, checked before any input is read or request sent."""
     with opened_history(environ) as history:
         return conversation_id(history, cid)
+
+
+class FollowUp:
+    """A task whose every job continues a conversation (a logged one by `cid`, or `earlier` as given);
+    everything else is the task's own."""
+
+    def __init__(self, task, cid: Optional[str] = None, system: Optional[str] = None,
+                 earlier: Optional["Earlier"] = None) -> None:
+        self.task = task
+        self.cid = cid
+        self.system = system
+        self.earlier = earlier
+
+    def __getattr__(self, name: str):
+        return getattr(self.task, name)
+
+    def plan_jobs(self, selection, prompt: str, options, ctx):
+        """The task's jobs, each after the conversation so far (media uuids only where the endpoint takes them)."""
+        from dataclasses import replace
+
+        from ..messages import without_media_uuids
+
+        planned = self.task.plan_jobs(selection, prompt, options, ctx)
+        uuids = ctx.target.settings.endpoint.quirks.media_uuid
+        for job in planned.jobs:
+            if self.earlier is None:
+                continue_job(job, self.cid, self.system, uuids=uuids)
+            else:
+                messages = self.earlier.messages if uuids else [without_media_uuids(m) for m in self.earlier.messages]
+                job.earlier = replace(self.earlier, messages=messages)
+        return planned

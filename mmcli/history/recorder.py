@@ -106,8 +106,9 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
             return sha
 
         message = kept_message(messages[-1], keep)
-        cid = job.earlier.cid if job.earlier is not None and history.has_conversation(job.earlier.cid) else None
-        cid = cid or history.new_conversation()
+        cid = job.earlier.cid if job.earlier is not None and job.earlier.cid else None
+        if cid is None or not history.has_conversation(cid):
+            cid = history.new_conversation(cid)  # the first logged turn of a conversation
         first = messages[0]
         gen = job.generation
         fields = {

@@ -89,6 +89,14 @@ class NoHistory(Exception):
     """There is no history database yet."""
 
 
+def new_id() -> str:
+    """A new conversation id: 10 hex digits, never all digits (those are turn numbers)."""
+    while True:
+        cid = secrets.token_hex(5)
+        if not cid.isdigit():
+            return cid
+
+
 def history_path(environ: Mapping[str, str]) -> Path:
     """Where the history lives: the state folder's history.db."""
     from ..server.state import state_dir
@@ -180,12 +188,9 @@ class History:
 
     # ---- writing
 
-    def new_conversation(self) -> str:
-        """A new conversation's id: 10 hex digits, never all digits (those are turn ids)."""
-        while True:
-            cid = secrets.token_hex(5)
-            if not cid.isdigit():
-                break
+    def new_conversation(self, cid: Optional[str] = None) -> str:
+        """Start a conversation: `cid` (chosen by the caller beforehand), else a new id."""
+        cid = cid or new_id()
         now = time.time()
         self.db.execute("INSERT INTO conversations (id, created, updated) VALUES (?, ?, ?)", (cid, now, now))
         return cid

@@ -31,7 +31,7 @@ def cache_hits(root_url: str) -> float:
     with urllib.request.urlopen(f"{root_url}/metrics", timeout=30) as reply:
         text = reply.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("vllm:mm_cache_hits") and not line.startswith("#"))
+               if line.startswith(("vllm:mm_cache_hits_total", "vllm:mm_cache_hits{")))
 
 
 def test_three_turns_counted_as_planned_and_the_image_cached(vllm_server, tmp_path):
