@@ -56,6 +56,13 @@ def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings
                    family_source=settings.family_source or ("server" if server.family else ""))
 
 
+def without_media_uuids(target: Target) -> Target:
+    """`target` with media uuids off: for requests written to a file, which some other runner sends later."""
+    endpoint = target.settings.endpoint
+    profile = replace(endpoint.profile, quirks=replace(endpoint.profile.quirks, media_uuid=False))
+    return replace(target, settings=replace(target.settings, endpoint=replace(endpoint, profile=profile)))
+
+
 def connect(settings: "Settings", out: "Output", *, dry_run: bool,
             environ: Optional[Mapping[str, str]] = None) -> Target:
     """Start the local server if it is missing (not for a dry run), then learn the model, its family and

@@ -117,14 +117,14 @@ def finisher_entry(job: "Job", plan) -> dict:
 def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str) -> None:
     """Prepare every job and write its requests to the batch file(s) and the manifest; nothing is sent."""
     from ..config import resolve_settings
-    from ..endpoint import connect
+    from ..endpoint import connect, without_media_uuids
     from ..urls import masked_url
     from ..files import write_atomic
     from .engine import Engine
     from .progress import Progress, Tally
 
     settings = resolve_settings(opts.endpoint)
-    target = connect(settings, out, dry_run=True)  # asks the endpoint nothing
+    target = without_media_uuids(connect(settings, out, dry_run=True))  # asks the endpoint nothing
     if not target.model:
         raise UsageError("--export needs the model's name", hint="pass --model NAME (the name the batch runner "
                          "serves, e.g. vLLM's --served-model-name) and --family")
