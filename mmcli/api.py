@@ -126,6 +126,12 @@ class Client:
                                           parsed.common, events)
         return [runner.plan(job) for job in jobs]
 
+    def openai(self):
+        """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
+        from .sdk import openai_client
+
+        return openai_client(self._settings().endpoint)
+
     def _prepare_ask(self, inputs, prompt: Optional[str], options: dict, task: str = "ask",
                      dry_run: bool = False) -> tuple["Runner", "Job", Events]:
         from .tasks import DEFAULT_VIDEO_PROMPT

@@ -81,3 +81,12 @@ def test_help_loads_neither_the_sender_nor_media(clean_env):
     assert code == 0 and "typer" in modules
     assert tops(modules) & (IMAGE_LIBRARIES | SENDING_NEEDS_NONE_OF | MEDIA_READERS | {"httpx2", "httpcore2"}) == set()
     assert not {"mmcli.transport", "mmcli.client", "mmcli.media.image"} & modules
+
+
+def test_the_python_api_asks_without_the_sdk(server, clean_env):
+    code = ("import sys, mmcli; answer = mmcli.Client(base_url=sys.argv[1], model='m').ask([], 'hi'); "
+            "print(answer.text, sorted(m for m in ('openai', 'rich', 'PIL', 'cv2') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, server.base_url], env=clean_env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok", "[]"]

@@ -161,3 +161,16 @@ def test_refusals_before_anything_is_sent(mmcli, api, tmp_path):
     assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
     elsewhere = mmcli("batch", "fetch", path, "--base-url", "http://127.0.0.1:9/v1", env=KEY)
     assert_clean_error(elsewhere, 2, "submitted to another endpoint")
+
+
+def test_the_python_api_hands_out_an_sdk_client_for_the_same_endpoint_and_key(server, monkeypatch, tmp_path):
+    import mmcli
+
+    for name in ("MMCLI_BASE_URL", "MMCLI_PROFILE", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("MMCLI_API_KEY", SECRET_KEY)
+    sdk = mmcli.Client(base_url=server.base_url, autostart=False).openai()
+    assert str(sdk.base_url).rstrip("/") == server.base_url and sdk.api_key == SECRET_KEY
+    assert [m.id for m in sdk.models.list()] == server.models
+    assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
