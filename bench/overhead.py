@@ -97,7 +97,8 @@ def environment(work: Path) -> dict:
     """A clean environment: no endpoint variables, no auto-start, bytecode cached as an installed package's is."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MMCLI_", "OPENAI_", "PYTHONDONTWRITEBYTECODE"))}
     env.update(XDG_CONFIG_HOME=str(work / "config"), XDG_STATE_HOME=str(work / "state"), MMCLI_AUTOSTART="0",
-               PYTHONPYCACHEPREFIX=str(work / "pycache"), MMCLI_API_KEY="x")
+               PYTHONPYCACHEPREFIX=str(work / "pycache"), MMCLI_API_KEY="x",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # this checkout's mmcli
     return env
 
 
