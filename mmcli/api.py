@@ -102,6 +102,12 @@ class Client:
             raise UsageError("each text must be non-empty words")
         return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
 
+    def openai(self):
+        """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
+        from .sdk import openai_client
+
+        return openai_client(self._settings().endpoint)
+
     def _flags(self):
         from .api_options import endpoint_flags
 

@@ -8,6 +8,7 @@ goes to a pipe or a file is written exactly as it came.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, TextIO
@@ -71,6 +72,12 @@ class _Tail:
             yield Segment.line()
 
 
+# What makes an answer Markdown worth rendering: a heading, list, quote, fence, table, rule, emphasis,
+# code or link. Plain prose is shown as text, so a plain answer never loads the Markdown parser.
+_MARKDOWN = re.compile(r"(?m)^ {0,3}(?:#{1,6}\s|[-*+]\s|\d{1,9}[.)]\s|>|```|~~~|\||[-=*_]{3,}\s*$)"
+                       r"|\*\*|__|`|\[[^\]\n]*\]\(|(?<![\w*])\*[^\s*][^*\n]*\*(?![\w*])")
+
+
 class MarkdownAnswer(AnswerSink):
     """Markdown rendered live with rich (stdout is a terminal): the text shown has no control sequences."""
 
@@ -81,22 +88,29 @@ class MarkdownAnswer(AnswerSink):
         self.console = Console(file=stream)
         self.filter = ControlFilter()
         self.text = ""
+        self.markdown = False  # set once the answer shows Markdown syntax; it stays rendered as Markdown
         self.live = Live(console=self.console, refresh_per_second=8, transient=True)
         self.live.start()
 
     def write(self, delta: str) -> None:
-        from rich.markdown import Markdown
-
         self.text += self.filter.feed(delta)
-        self.live.update(_Tail(Markdown(self.text), self.console.size.height - 1))
+        self.live.update(_Tail(self._renderable(), self.console.size.height - 1))
 
     def close(self) -> None:
-        from rich.markdown import Markdown
-
         self.live.stop()
         self.text += self.filter.flush()
         if self.text:
-            self.console.print(Markdown(self.text))
+            self.console.print(self._renderable())
+
+    def _renderable(self):
+        self.markdown = self.markdown or bool(_MARKDOWN.search(self.text))
+        if self.markdown:
+            from rich.markdown import Markdown
+
+            return Markdown(self.text)
+        from rich.text import Text
+
+        return Text(self.text)
 
 
 class Output(Events):

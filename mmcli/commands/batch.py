@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from .batchopts import with_batch_options
 from .options import with_common_options
+from .provider_batch import register as register_provider_batches
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -27,7 +28,9 @@ EPILOG = """Examples:
 
   mmcli batch tasks.jsonl --export openai-batch requests.jsonl
 
-  mmcli batch collect requests.jsonl output.jsonl -o results.jsonl"""
+  mmcli batch collect requests.jsonl output.jsonl -o results.jsonl
+
+  mmcli batch submit requests.jsonl --profile openai --wait -o results.jsonl"""
 
 
 COLLECT_HELP = """Join a batch runner's output back to an export by custom_id and finish every job.
@@ -36,7 +39,7 @@ FILE.jsonl is what --export openai-batch wrote (FILE.manifest.json must be besid
 
 
 class RunByDefault(TyperGroup):
-    """`mmcli batch FILE` means `mmcli batch run FILE`; `collect` is the other subcommand."""
+    """`mmcli batch FILE` means `mmcli batch run FILE`; collect, submit, status and fetch are the others."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         """Put `run` in front unless a subcommand (or --help) comes first."""
@@ -79,6 +82,9 @@ def collect(
     from ..render import Output
 
     collect_output(export, outputs, results, Output())
+
+
+register_provider_batches(app)
 
 
 def parse_line(command: str, argv: list[str]) -> dict:

@@ -148,6 +148,11 @@ def with_endpoint_options(func: Callable) -> Callable:
     return _with_options(func, ENDPOINT_PARAMETERS)
 
 
+def with_options(*names: str) -> Callable[[Callable], Callable]:
+    """Add the shared options named (in that order); the others take their defaults in `opts`."""
+    return lambda func: _with_options(func, names)
+
+
 def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:
     signature = inspect.signature(func)
     own = [p.replace(annotation=_evaluated(p.annotation, func))
