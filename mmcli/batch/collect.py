@@ -64,7 +64,10 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
     from .merge import write_merges
     from .results import open_sink
 
+    from .guard import collect_inputs, refuse_reading_files
+
     manifest = read_manifest(export)
+    refuse_reading_files(results, collect_inputs(export, outputs, manifest))
     answers = read_outputs(outputs)
     sink = open_sink(results, out)
     counts = {"done": 0, "failed": 0, "missing": 0, "already": 0, "merge": 0}
@@ -81,6 +84,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
         path = write_merges(export, merges["lines"], merges["jobs"], manifest)
         out.status(f"{waiting} document(s) need their merge step: run {path} through the batch runner, then "
                    f"mmcli batch collect {path} OUTPUT.jsonl" + (f" -o {results}" if results else ""))
+    sink.raise_if_lost()
     if counts["failed"] or counts["missing"] or waiting:
         raise JobsFailed(f"{counts['failed'] + counts['missing'] + waiting} job(s) are not done", where=str(export),
                          hint="failed lines say why; jobs with no output yet are collected when run again "

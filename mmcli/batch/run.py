@@ -45,7 +45,7 @@ def refuse_dry_run(opts: "CommonOptions") -> None:
 
 
 def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
-              environ: Optional[Mapping[str, str]] = None) -> "Batch":
+              environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
     from .engine import Engine
@@ -54,7 +54,10 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from .results import open_sink
     from .servers import Servers, connect_first, targets_for
 
+    from .guard import input_files, refuse_reading_files
+
     settings = resolve_settings(opts.endpoint, environ)
+    refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out)
     try:
         target = connect_first(settings, opts.endpoint, out, environ)
@@ -77,10 +80,11 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
 def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
     """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
     tally = batch.progress.tally
-    where = f"; results in {flags.output}" if flags.output else ""
+    where = f"; results in {flags.output}" if flags.output and batch.sink.lost is None else ""
     out.status(tally.summary() + where)
     if interrupted:
         raise KeyboardInterrupt
+    batch.sink.raise_if_lost()
     failed = tally.failed + tally.failed_before
     if failed:
         raise JobsFailed(f"{failed} of {tally.total} job(s) failed", where=str(flags.output or ""),
@@ -182,7 +186,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
             run_export(works, opts, flags, out, title="batch --export")
         else:
-            run_works(works, opts, flags, out, title="batch")
+            run_works(works, opts, flags, out, title="batch", protected=(("the tasks file", path),))
     except JobsFailed as failed:
         if problems:
             failed.why = f"and {len(problems)} bad line(s) were left out"
