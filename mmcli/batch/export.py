@@ -249,7 +249,7 @@ class _Exporter:
         from .results import error_fields
 
         started = time.monotonic()
-        jid = job_id(work, self.target.family.name)
+        jid = job_id(work, self.target.family.name, self.target.model)
         events = Events()
         runner = Runner(self.target)
         entry = {"command": work.command, "sources": list(work.inputs), "prompt": work.prompt, "requests": {}}

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..errors import JobsFailed, MmcliError
-from .work import ALLOWED, BatchFlags, Work, expand, job_id
+from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -26,7 +26,8 @@ def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions"
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path))
+                             for path in paths])
     if flags.export:
         from .export import run_export
 
@@ -65,7 +66,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
         endpoint = settings.endpoint
         concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
         progress = Progress(out, Tally(len(works)), title)
-        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name)
+        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name, target.model)
         progress.start()
         try:
             interrupted = Engine(works, batch.handle, concurrency).run(batch.stopping, sink.close)
@@ -96,10 +97,10 @@ class Batch:
     """What every worker shares: servers, the rate-limit gate, the results, the progress."""
 
     def __init__(self, servers: "Servers", pacer: "Pacer", sink: "Sink", progress: "Progress",
-                 retry_failed: bool, family: str) -> None:
+                 retry_failed: bool, family: str, model: Optional[str] = None) -> None:
         self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
         self.retry_failed = retry_failed
-        self.family = family
+        self.family, self.model = family, model
 
     def stopping(self, in_flight: int) -> None:
         """First Ctrl-C: say what happens next."""
@@ -113,9 +114,13 @@ class Batch:
         from ..events import Events
 
         started = time.monotonic()
-        jid = job_id(work, self.family)
+        jid = job_id(work, self.family, self.model)
+        changed = None
+        if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
+            changed = fingerprint(work, self.family, self.model)
         before = self.sink.previous.get(jid)
-        if before is not None and not (before.get("error") and self.retry_failed):
+        if (before is not None and not (before.get("error") and self.retry_failed)
+                and (changed is None or before.get("fingerprint") == changed)):
             self.progress.skipped(failed_before=bool(before.get("error")))
             return
         events = Events()
@@ -123,6 +128,8 @@ class Batch:
         record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
         if work.line is not None:
             record["line"] = work.line
+        if changed is not None:
+            record["fingerprint"] = changed
         record.update(fields)
         if events.warnings:
             record["warnings"] = list(events.warnings)
@@ -174,6 +181,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
     refuse_dry_run(opts)
     works, problems = read_tasks(path, parse, opts)
+    works = numbered_copies(works)
     for problem in problems:
         out.warn(f"{path}, line {problem.line}: {problem.message}; the line is left out")
     if not works:
