@@ -120,3 +120,26 @@ def test_pages_apply_to_the_pdfs_of_a_mixed_folder(mmcli, server, tmp_path):
     by_name = {Path(r["sources"][0]).name: r for r in lines(results)}
     assert by_name["report.pdf"]["pages"] == [2, 3]
     assert "error" not in by_name["img000.png"] and "error" not in by_name["img001.png"]
+
+
+def _profile(clean_env, text: str) -> None:
+    config = Path(clean_env["XDG_CONFIG_HOME"]) / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+
+
+def test_one_base_url_overrides_the_profiles_servers(mmcli, tmp_path, clean_env):
+    make_images(tmp_path / "album", 4)
+    with ScriptedServer() as one, ScriptedServer() as two, ScriptedServer() as mine:
+        _profile(clean_env, f'[profiles.farm]\nbase_urls = ["{one.base_url}", "{two.base_url}"]\n')
+        run = mmcli("ask", "--each", tmp_path / "album", "caption", "--profile", "farm", "--base-url", mine.base_url)
+        assert run.code == 0, run.stderr
+        assert len(mine.chat_requests()) == 4 and one.requests == [] and two.requests == []
+
+
+def test_a_remote_server_without_a_key_is_refused_once_up_front(mmcli, server, tmp_path, clean_env):
+    make_images(tmp_path / "album", 4)
+    _profile(clean_env, f'[profiles.farm]\nbase_urls = ["{server.base_url}", "http://192.0.2.1:8000/v1"]\n')
+    run = mmcli("ask", "--each", tmp_path / "album", "caption", "--profile", "farm")
+    assert_clean_error(run, 2, "no API key", "192.0.2.1")
+    assert server.chat_requests() == []

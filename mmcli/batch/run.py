@@ -53,7 +53,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from .pacing import Pacer
     from .progress import Progress, Tally
     from .results import open_sink
-    from .servers import Servers, connect_first, targets_for
+    from .servers import Servers, connect_first, refuse_keyless, targets_for
 
     from .guard import input_files, refuse_reading_files
 
@@ -62,7 +62,9 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     sink = open_sink(flags.output, out)
     try:
         target = connect_first(settings, opts.endpoint, out, environ)
-        servers = Servers(targets_for(target, opts.endpoint, environ))
+        targets = targets_for(target, opts.endpoint, environ)
+        refuse_keyless(targets)
+        servers = Servers(targets)
         endpoint = settings.endpoint
         concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
         progress = Progress(out, Tally(len(works)), title)
