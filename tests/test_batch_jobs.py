@@ -143,3 +143,38 @@ def test_a_remote_server_without_a_key_is_refused_once_up_front(mmcli, server, t
     run = mmcli("ask", "--each", tmp_path / "album", "caption", "--profile", "farm")
     assert_clean_error(run, 2, "no API key", "192.0.2.1")
     assert server.chat_requests() == []
+
+
+def test_a_huge_tasks_line_is_refused_without_being_read_whole(tmp_path, clean_env, server):
+    """A 1.5 GB line through a pipe, with the process's data limited to 1 GB: only its first MiB is kept."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    import threading
+
+    (photo,) = make_images(tmp_path / "img", 1)
+    tasks = tmp_path / "tasks.jsonl"
+    os.mkfifo(tasks)
+
+    def feed() -> None:
+        with open(tasks, "wb") as pipe:
+            pipe.write(b'{"command": "ask", "prompt": "' + b"x" * (1 << 20))
+            block = b"y" * (1 << 22)
+            for _ in range(384):
+                pipe.write(block)
+            pipe.write(b'"}\n' + json.dumps({"command": "ask", "inputs": [str(photo)], "prompt": "q"}).encode() + b"\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "mmcli", "batch", str(tasks), "--base-url", server.base_url],
+                          cwd=Path(__file__).parent.parent, env=clean_env, capture_output=True, timeout=300,
+                          preexec_fn=limit)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 8, stderr
+    assert "line 1: the line is longer than 1 MiB" in stderr and "Traceback" not in stderr
+    assert len(server.chat_requests()) == 1  # the next line still ran

@@ -215,3 +215,28 @@ def test_ctrl_c_twice_during_an_export_of_large_photos_is_exit_130(clean_env, tm
         assert proc.returncode == 130, errors.read_text()
         assert "terminate called" not in errors.read_text()
         assert not export.exists()  # a half export is removed
+
+
+def test_collect_with_malformed_output_lines_or_manifest(mmcli, server, tmp_path):
+    export, output = _exported(mmcli, server, tmp_path)
+    good = output.read_text().splitlines()
+    bad_outputs = ['{"custom_id": "x", "response": "200 OK"}',
+                   '{"custom_id": "x", "response": {"status_code": 500, "body": "oops"}}',
+                   '{"custom_id": "x", "response": {"status_code": 200, "body": ["not", "a", "reply"]}}',
+                   '{"custom_id": "x", "error": "gone", "response": null}']
+    for bad in bad_outputs:
+        broken = tmp_path / "broken.jsonl"
+        broken.write_text("\n".join(good + [bad.replace('"x"', json.dumps(json.loads(good[0])["custom_id"]))]) + "\n")
+        run = mmcli("batch", "collect", export, broken)
+        assert run.code in (0, 2, 8), (bad, run.stderr)
+        assert "Traceback" not in run.output and "internal error" not in run.output, (bad, run.stderr)
+    manifest_file = tmp_path / "requests.manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    jid = next(iter(manifest["jobs"]))
+    job = manifest["jobs"][jid]
+    for damage in ([], {"jobs": []}, dict(manifest, jobs={jid: "x"}), dict(manifest, model=None),
+                   dict(manifest, jobs={jid: dict(job, requests=[])}),
+                   dict(manifest, jobs={jid: dict(job, requests={k: {"label": "x"} for k in job["requests"]})})):
+        manifest_file.write_text(json.dumps(damage))
+        run = mmcli("batch", "collect", export, output)
+        assert_clean_error(run, 2, "manifest")

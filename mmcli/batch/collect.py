@@ -17,9 +17,11 @@ def read_manifest(export: Path) -> dict:
     """The manifest written beside an export."""
     from .export import manifest_path
 
+    from .manifest import check_manifest
+
     path = manifest_path(export)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return check_manifest(json.loads(path.read_text(encoding="utf-8")), str(path))
     except FileNotFoundError:
         raise UsageError("no manifest for this export", where=str(path),
                          hint="pass the FILE.jsonl that --export wrote; its FILE.manifest.json must be beside it") from None
@@ -51,8 +53,11 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
     if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
         raise UsageError("a batch output line has no custom_id", where=where)
     response = line.get("response") or {}
+    if not isinstance(response, dict):
+        raise UsageError("a batch output line's 'response' is not an object", where=where)
     if line.get("error") or response.get("status_code") != 200:
-        error = line.get("error") or (response.get("body") or {}).get("error") or response
+        body = response.get("body")
+        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or response
         message = error.get("message") if isinstance(error, dict) else str(error)
         return line["custom_id"], {"error": f"HTTP {response.get('status_code')}: {message}"}
     return line["custom_id"], {"body": response.get("body")}
