@@ -240,3 +240,14 @@ def test_collect_with_malformed_output_lines_or_manifest(mmcli, server, tmp_path
         manifest_file.write_text(json.dumps(damage))
         run = mmcli("batch", "collect", export, output)
         assert_clean_error(run, 2, "manifest")
+
+
+def test_standard_output_on_a_full_disk_is_exit_9(tmp_path, clean_env, server):
+    make_images(tmp_path / "album", 3)
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "caption",
+                               "--base-url", server.base_url], cwd=Path(__file__).parent.parent, env=clean_env,
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 9, stderr
+    assert "3 done" in stderr and "3 line(s) could be written nowhere" in stderr and "Traceback" not in stderr

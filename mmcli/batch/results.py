@@ -64,7 +64,9 @@ class Sink:
         self.closed = False
         self.previous: dict[str, dict] = {}  # id -> last line already written (resume)
         self.lost: Optional[str] = None  # why some lines went to standard output instead of the file
+        self.unshown = 0  # lines that could be written nowhere
         self.path: Optional[Path] = None
+        self.out: Optional["Output"] = None
 
     def write(self, record: dict) -> bool:
         """Write one line; False when the sink is closed and the line was dropped."""
@@ -85,12 +87,29 @@ class Sink:
 
     def raise_if_lost(self) -> None:
         """Exit 9 when lines could not be kept in the file (they were shown on standard output instead)."""
-        if self.lost is not None:
-            from ..errors import OutputNotWritten
+        if self.lost is None:
+            return
+        from ..errors import OutputNotWritten
 
-            raise OutputNotWritten("cannot write the results file", self.lost, where=str(self.path),
-                                   hint="the lines that are not in the file were printed on standard output; "
-                                        "save them, then run again with -o on a disk with room")
+        if self.path is None or self.unshown:
+            raise OutputNotWritten("cannot write the results", self.lost, where=str(self.path or "standard output"),
+                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with -o FILE "
+                                        "on a disk with room (jobs already in FILE are skipped)")
+        raise OutputNotWritten("cannot write the results file", self.lost, where=str(self.path),
+                               hint="the lines that are not in the file were printed on standard output; "
+                                    "save them, then run again with -o on a disk with room")
+
+    def _show(self, data: bytes) -> None:
+        """A line on standard output; when that fails too (a full disk behind it), it is counted as lost."""
+        import errno
+
+        try:
+            self.out.json_line(json.loads(data))
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # the reader went away: the run ends as any closed pipe does
+            self.lost = self.lost or (exc.strerror or str(exc))
+            self.unshown += 1
 
 
 class ResultsFile(Sink):
@@ -138,7 +157,7 @@ class ResultsFile(Sink):
                     os.ftruncate(self.fd, before)  # only whole lines stay in the file
                 except OSError:
                     pass  # a line cut short is read as torn and its job runs again
-        self.out.json_line(json.loads(data))
+        self._show(data)
 
     def close(self) -> None:
         """Take no more lines and close the file; when it was removed meanwhile, show what it held."""
@@ -161,10 +180,8 @@ class ResultsFile(Sink):
             data += block
             offset += len(block)
         for raw in data.splitlines():
-            try:
-                self.out.json_line(json.loads(raw))
-            except ValueError:
-                continue  # only whole lines were written by this run; anything else is not ours
+            if raw.strip():
+                self._show(raw)
 
 
 def _identity(path: Path) -> Optional[tuple[int, int]]:
@@ -216,7 +233,7 @@ class StdoutLines(Sink):
         self.out = out
 
     def _write(self, data: bytes) -> None:
-        self.out.json_line(json.loads(data))
+        self._show(data)
 
 
 def open_sink(path: Optional[Path], out: "Output") -> Sink:
