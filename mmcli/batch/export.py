@@ -51,6 +51,7 @@ class Parts:
         self.lock = threading.Lock()
         self.files: list[dict] = []  # {"path", "lines", "bytes"}
         self.handle = None
+        self.removed = False  # set once the export is given up: no file is written after that
 
     def check_size(self, line: bytes) -> None:
         """Refuse one request that no file could hold."""
@@ -62,6 +63,8 @@ class Parts:
         """Append one line; the name of the file it went to. A failed write ends the export (exit 9)."""
         self.check_size(line)
         with self.lock:
+            if self.removed:
+                raise OutputNotWritten("the export was stopped", where=str(self.path))  # a worker left behind
             last = self.files[-1] if self.files else None
             if last is None or last["lines"] >= self.max_lines or last["bytes"] + len(line) > self.max_bytes:
                 last = self._next()
@@ -105,6 +108,7 @@ class Parts:
     def remove(self) -> None:
         """Remove every file written: a half export is of no use to a batch API."""
         with self.lock:
+            self.removed = True
             if self.handle is not None:
                 try:
                     self.handle.close()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 HELP = """Run many jobs: each line of TASKS.jsonl is one job of ask, video, docqa or detect.
 
-A line holds `command`, `inputs`, `prompt`, an optional `id`, and options under their flag names, e.g. {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}. Bad lines are reported with their line number and the others still run. Results: one JSON line per job (-o FILE, resumed when run again)."""
+A line holds `command`, `inputs`, `prompt`, an optional `id`, and options under their long flag names, e.g. {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}; true turns a flag on, false off. Bad lines are reported with their line number and the others still run. Results: one JSON line per job (-o FILE, resumed when run again)."""
 
 EPILOG = """Examples:
 
