@@ -69,7 +69,8 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
     from .merge import write_merges
     from .results import open_sink
 
-    from .guard import collect_inputs, refuse_reading_files
+    from .guard import refuse_reading_files
+    from .manifest import collect_inputs
 
     manifest = read_manifest(export)
     refuse_reading_files(results, collect_inputs(export, outputs, manifest))

@@ -57,11 +57,3 @@ def input_files(works: Iterable) -> list[tuple[str, str]]:
     """Every input of every piece of work, as protected files."""
     return [("an input", spec) for work in works for spec in work.inputs]
 
-
-def collect_inputs(export: Path, outputs: Iterable[Path], manifest: dict) -> list[tuple[str, object]]:
-    """What `mmcli batch collect` reads: the export (every part), its manifest, the batch output files."""
-    from .export import manifest_path
-
-    parts = [f.get("path") for f in manifest.get("files") or [] if isinstance(f, dict) and f.get("path")]
-    return [("the export file", export), *[("the export file", p) for p in parts],
-            ("the export manifest", manifest_path(export)), *[("a batch output file", p) for p in outputs]]

@@ -3,6 +3,9 @@ edited, cut short or written by something else is one clear error, not a crash h
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterable
+
 from ..errors import UsageError
 
 TOTALS = ("items", "visual_tokens", "bytes", "request_bytes")
@@ -54,3 +57,12 @@ def _job_problem(job: object) -> str:
     if job.get("mode") == "merged" and not isinstance(job.get("batches"), list):
         return "a merge lacks its batches"
     return ""
+
+
+def collect_inputs(export: Path, outputs: Iterable[Path], manifest: dict) -> list[tuple[str, object]]:
+    """What `mmcli batch collect` reads: the export (every part), its manifest, the batch output files."""
+    from .export import manifest_path
+
+    parts = [f.get("path") for f in manifest.get("files") or [] if isinstance(f, dict) and f.get("path")]
+    return [("the export file", export), *[("the export file", p) for p in parts],
+            ("the export manifest", manifest_path(export)), *[("a batch output file", p) for p in outputs]]
