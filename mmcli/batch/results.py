@@ -172,14 +172,14 @@ class ResultsFile(Sink):
 
     def _show_written(self) -> None:
         offset, end = self.start, os.fstat(self.fd).st_size
-        data = b""
+        blocks = []
         while offset < end:  # the removed file is still readable through its descriptor
             block = os.pread(self.fd, min(end - offset, 1 << 20), offset)
             if not block:
                 break
-            data += block
+            blocks.append(block)
             offset += len(block)
-        for raw in data.splitlines():
+        for raw in b"".join(blocks).splitlines():
             if raw.strip():
                 self._show(raw)
 

@@ -50,12 +50,11 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
     from .engine import Engine
+    from .guard import input_files, refuse_reading_files
     from .pacing import Pacer
     from .progress import Progress, Tally
     from .results import open_sink
     from .servers import Servers, connect_first, refuse_keyless, targets_for
-
-    from .guard import input_files, refuse_reading_files
 
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
