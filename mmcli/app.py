@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import threading
 import traceback
 from typing import Optional, Sequence
 
@@ -311,4 +312,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if code == ExitCode.INTERRUPTED or any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        # After Ctrl-C, workers may still be on the wire or inside a native decoder (OpenCV, libjpeg):
+        # finalizing the interpreter would tear them (or the decoder's own thread pool) down mid-call
+        # and abort the process (SIGABRT). Every whole line is written and the sinks are closed: leave.
+        import atexit
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        atexit._run_exitfuncs()  # our own clean-ups (temporary files) still run
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
