@@ -52,8 +52,11 @@ def _job_problem(job: object) -> str:
         totals = entry["plan"].get("totals")
         if not isinstance(totals, dict) or any(key not in totals for key in TOTALS):
             return "a request's plan has no totals"
-        if job["command"] == "detect" and job.get("mode") != "merged" and any(key not in entry for key in DETECT):
+        meta = entry.get("meta")
+        if job["command"] == "detect" and (not isinstance(meta, dict) or any(key not in meta for key in DETECT)):
             return "a detect request lacks its sizes"
+        if job["command"] == "docqa" and meta is not None and not isinstance(meta, dict):
+            return "a docqa request's pages are not an object"
     if job.get("mode") == "merged" and not isinstance(job.get("batches"), list):
         return "a merge lacks its batches"
     return ""
