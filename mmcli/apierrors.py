@@ -94,7 +94,7 @@ def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
         return BadReply(f"the reply cannot be decoded: {why}", where=where)
     if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
         return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
-    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=_unreachable_hint(endpoint))
+    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))
 
 
 def _server_error(code: int, message: str, where: str) -> MmcliError:
@@ -124,7 +124,8 @@ def _hint_for(code: int, message: str) -> str:
     return ""
 
 
-def _unreachable_hint(endpoint: Endpoint) -> str:
+def unreachable_hint(endpoint: Endpoint) -> str:
+    """What to do when nothing answers at the endpoint."""
     dry_run = "; --dry-run shows what would be sent without a server"
     if not is_loopback(endpoint.base_url):
         return "check that the server is running and the URL is right (--base-url / --profile)"

@@ -18,6 +18,7 @@ from .commands.ask import ask
 from .commands import batch as batch_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
+from .commands import doctor as doctor_command
 from .commands import embed as embed_command
 from .commands import search as search_command
 from .commands import models as models_command
@@ -176,6 +177,7 @@ for _info in batch_command.app.registered_commands:  # batch run / collect: plai
     _info.cls = PlainUsageCommand
 app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
+app.command("doctor", cls=PlainUsageCommand, help=doctor_command.HELP, epilog=doctor_command.EPILOG)(doctor_command.doctor)
 
 
 def _say(*lines: str) -> None:

@@ -4,6 +4,7 @@ that is free, OpenMP threads from the cores, and a context length that fits that
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ GIB = 1024 ** 3
 CPU_DEFAULT_MODEL = "qwen2-vl-2b"  # Qwen/Qwen2-VL-2B-Instruct: Apache-2.0, in vLLM's CPU test set
 CPU_MAX_MODEL_LEN = 16384  # a longer prompt takes minutes on a CPU; beyond this, say so with --max-model-len
 MAX_KV_GIB = 8
+SEQUENCES = 4  # full-length requests the KV cache is sized for
 OVERHEAD_GIB = 2.5  # the API server, the engine process, torch and the processor, besides the weights
 # Bytes of weights per parameter in bf16, and the weights of hub models whose size only their name tells.
 _BF16 = 2
@@ -104,6 +106,9 @@ def plan_cpu(machine: Machine, source: str, local: bool, *, kv_cache_gib: Option
              max_model_len: Optional[int]) -> CpuPlan:
     """KV cache, threads and context length for serving `source` on this machine's CPU."""
     weights = weights_bytes(source, local)
+    per_token = kv_bytes_per_token(source, local)
+    # Enough for a few full-length requests at once; more would only hold memory others could use.
+    wanted = max(1, math.ceil(SEQUENCES * CPU_MAX_MODEL_LEN * per_token / GIB))
     notes = []
     if kv_cache_gib is None:
         if machine.available_bytes is None:
@@ -111,7 +116,7 @@ def plan_cpu(machine: Machine, source: str, local: bool, *, kv_cache_gib: Option
             notes.append("free memory unknown: a 1 GiB KV cache (--cpu-kv-cache-gib sets it)")
         else:
             spare = (machine.available_bytes - weights) / GIB - OVERHEAD_GIB
-            kv_cache_gib = max(1, min(MAX_KV_GIB, int(spare / 2)))
+            kv_cache_gib = max(1, min(MAX_KV_GIB, wanted, int(spare / 2)))
             free_gib = machine.available_bytes / GIB
             notes.append(f"{free_gib:.1f} GiB free: KV cache {kv_cache_gib} GiB beside about "
                          f"{weights / GIB:.1f} GiB of weights")
@@ -119,7 +124,7 @@ def plan_cpu(machine: Machine, source: str, local: bool, *, kv_cache_gib: Option
                 notes.append("that is less memory than the model needs; the start may fail: close other "
                              "programs or serve a smaller model")
     if max_model_len is None:
-        fits = kv_cache_gib * GIB // kv_bytes_per_token(source, local)
+        fits = kv_cache_gib * GIB // per_token
         own = model_max_len(source, local)
         max_model_len = int(min(CPU_MAX_MODEL_LEN, fits, own or CPU_MAX_MODEL_LEN))
         notes.append(f"context length {max_model_len} tokens")

@@ -271,7 +271,7 @@ def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[M
     if recorded is not None and recorded.base_url == endpoint.base_url:
         _wait_for_recorded(recorded, out)
         return
-    address = _profile_address(endpoint)
+    address = profile_address(endpoint)
     if not settings.autostart or address is None or network.port_open(*address):
         return
     try:
@@ -286,7 +286,7 @@ def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[M
           environ=environ)
 
 
-def _profile_address(endpoint) -> Optional[tuple[str, int]]:
+def profile_address(endpoint) -> Optional[tuple[str, int]]:
     """(host, port) to serve on when the endpoint is the local profile's own loopback http address."""
     from urllib.parse import urlsplit
 
