@@ -61,7 +61,10 @@ class RootGroup(TyperGroup):
     def get_command(self, ctx, name: str):
         """The subcommand `name`, built on first use."""
         if name not in self.commands and name in self.lazy:
+            from .commands.completing import attach
+
             self.commands[name] = _build(self.lazy[name])
+            attach(self.commands[name], name)  # TAB offers option values, not only option names
         return super().get_command(ctx, name)
 
     def resolve_command(self, ctx, args):
