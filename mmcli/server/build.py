@@ -71,6 +71,7 @@ class Gpu:
     name: str
     memory_mib: Optional[int]
     driver: str
+    cuda: Optional[str] = None  # the CUDA version the driver supports
 
 
 def nvidia_gpus(environ: Mapping[str, str], timeout: float = 5) -> tuple[list[Gpu], str]:
@@ -86,10 +87,23 @@ def nvidia_gpus(environ: Mapping[str, str], timeout: float = 5) -> tuple[list[Gp
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()
         return [], "nvidia-smi failed: " + (said[0] if said else f"exit code {done.returncode}")
+    cuda = _cuda_version(smi, timeout)
     gpus = []
     for row in done.stdout.strip().splitlines():
         parts = [p.strip() for p in row.split(",")]
         if len(parts) == 3:
             memory = int(parts[1]) if parts[1].isdigit() else None
-            gpus.append(Gpu(parts[0], memory, parts[2]))
+            gpus.append(Gpu(parts[0], memory, parts[2], cuda))
     return gpus, "" if gpus else "nvidia-smi lists no GPU"
+
+
+def _cuda_version(smi: str, timeout: float) -> Optional[str]:
+    """The "CUDA Version: 12.4" of nvidia-smi's banner (no query field gives it)."""
+    import re
+
+    try:
+        banner = subprocess.run([smi], capture_output=True, text=True, timeout=timeout).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"CUDA Version:\s*([\d.]+)", banner)
+    return found.group(1) if found else None
