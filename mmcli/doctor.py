@@ -15,7 +15,7 @@ from .errors import ExitCode, MmcliError
 if TYPE_CHECKING:
     from .config import EndpointFlags, Settings
 
-PROBE_TIMEOUT = 4.0  # seconds for the endpoint to answer: doctor must be quick when nothing is there
+PROBE_TIMEOUT = 3.0  # seconds for the endpoint to answer: doctor must be quick when nothing is there
 CHECKOUT_HINT = "in the mmcli checkout"
 
 

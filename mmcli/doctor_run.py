@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from .doctor import (PROBE_TIMEOUT, Check, Machine, check_av, check_config, check_gpu, check_key, check_poppler,
                      check_python, check_server, check_state, check_vllm)
-from .errors import ExitCode, MmcliError
+from .errors import EndpointTimeout, ExitCode, MmcliError
 
 if TYPE_CHECKING:
     from .config import EndpointFlags
@@ -57,8 +57,11 @@ def check_endpoint(found: Machine, environ: Mapping[str, str]) -> Check:
             return Check("endpoint", "info", f"{where}: nothing answers; a client command starts "
                                              f"{settings.model or 'the default model'} with vLLM by itself",
                          "or start it now: mmcli serve --detach")
-        return Check("endpoint", "fail", f"{where}: {exc.why or exc.what}", exc.hint or "check --base-url / --profile",
-                     int(exc.exit_code))
+        hint = exc.hint or "check --base-url / --profile"
+        if isinstance(exc, EndpointTimeout):
+            hint = ("it accepts connections but does not list its models (GET /v1/models): is it an "
+                    "OpenAI-compatible server, and has it finished starting?")
+        return Check("endpoint", "fail", f"{where}: {exc.why or exc.what}", hint, int(exc.exit_code))
     if not seen.models:
         return Check("endpoint", "fail", f"{where}: answers but serves no models", "load a model on the server",
                      int(ExitCode.REJECTED))

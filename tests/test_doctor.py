@@ -122,3 +122,15 @@ def test_the_cpu_build_is_not_flagged_and_a_gpu_build_without_a_gpu_is(mmcli, cl
     checks = {c["name"]: c for c in json.loads(run.stdout)["checks"]}
     assert checks["vllm"]["status"] == "warn" and "GPU build" in checks["vllm"]["detail"]
     assert "CPU build" in checks["vllm"]["fix"]
+
+
+def test_an_endpoint_that_accepts_but_never_answers(mmcli):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        run = mmcli("doctor", "--base-url", f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
+    assert run.code == 6, run.stdout
+    found = lines_by_check(run.stdout)
+    assert found["endpoint"].startswith("FAIL") and "does not list its models" in run.stdout

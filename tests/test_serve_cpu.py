@@ -129,3 +129,18 @@ def test_autostart_on_cpu_answers_under_the_served_name(mmcli, autostart, tmp_pa
     env = json.loads(autostart["record"].read_text())["env"]
     assert int(env["VLLM_CPU_KVCACHE_SPACE"]) >= 1
     assert mmcli("serve", "stop").code == 0
+
+
+@pytest.mark.parametrize("config", ['{"text_config": {"num_hidden_layers": 0, "num_attention_heads": 2, '
+                                    '"hidden_size": 128, "max_position_embeddings": -5}}',
+                                    '{"text_config": null, "num_attention_heads": 0, "hidden_size": 8}',
+                                    '["not", "an", "object"]', '{"max_position_embeddings": "lots"}', 'not json'])
+def test_a_hostile_config_json_still_gives_a_sane_plan(tmp_path, config):
+    (tmp_path / "config.json").write_text(config)
+    plan = plan_cpu(Machine(16 * GIB, (0, 1)), str(tmp_path), True, kv_cache_gib=None, max_model_len=None)
+    assert plan.kv_cache_gib >= 1 and 0 < plan.max_model_len <= 16384
+
+
+def test_memory_unknown_gives_the_smallest_cache():
+    plan = plan_cpu(Machine(None, (0, 1)), "Qwen/Qwen2-VL-2B-Instruct", False, kv_cache_gib=None, max_model_len=None)
+    assert plan.kv_cache_gib == 1 and "free memory unknown" in plan.notes[0]

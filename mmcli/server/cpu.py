@@ -79,9 +79,10 @@ def kv_bytes_per_token(source: str, local: bool) -> int:
         text = config.get("text_config") or config
         heads = int(text["num_attention_heads"])
         head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // heads)
-        return 2 * int(text["num_hidden_layers"]) * int(text.get("num_key_value_heads") or heads) * head_dim * _BF16
+        found = 2 * int(text["num_hidden_layers"]) * int(text.get("num_key_value_heads") or heads) * head_dim * _BF16
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError):
         return _KV_BYTES_PER_TOKEN
+    return found if found > 0 else _KV_BYTES_PER_TOKEN  # a config that says 0 layers (or less) says nothing
 
 
 def model_max_len(source: str, local: bool) -> Optional[int]:
@@ -91,9 +92,10 @@ def model_max_len(source: str, local: bool) -> Optional[int]:
     try:
         config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
         text = config.get("text_config") or config
-        return int(text["max_position_embeddings"])
+        own = int(text["max_position_embeddings"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return own if own > 0 else None
 
 
 def threads_bind(cpus: tuple[int, ...]) -> str:
