@@ -134,7 +134,9 @@ def unreachable_hint(endpoint: Endpoint) -> str:
     port = urlsplit(endpoint.base_url).port or 80
     if endpoint.profile.name == "local":
         flag = "" if port == 8000 else f" --port {port}"
-        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: pip install -e '.[serve]' "
-                "with a GPU, '.[cpu]' without, see docs/install.md; `mmcli doctor` checks this machine), "
+        from .server.defaults import CPU_INSTALL, GPU_INSTALL
+
+        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
+                f"{CPU_INSTALL} without, see docs/install.md; `mmcli doctor` checks this machine), "
                 "or pick another endpoint with --base-url / --profile" + dry_run)
     return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

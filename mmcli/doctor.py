@@ -74,7 +74,9 @@ def check_vllm(found: Machine, environ: Mapping[str, str]) -> Check:
     from .server.process import shebang_python
 
     configured = found.settings.vllm_python if found.settings else None
-    install = (f"{CHECKOUT_HINT}: pip install -e '.[serve]' (GPU) or the CPU build (docs/install.md), "
+    from .server.defaults import CPU_INSTALL, GPU_INSTALL
+
+    install = (f"{CHECKOUT_HINT}: {GPU_INSTALL} (GPU) or {CPU_INSTALL} (no GPU; docs/install.md), "
                "or set vllm_python in the config")
     try:
         launcher = locate_vllm(vllm_python(None, environ, configured), environ)

@@ -87,6 +87,8 @@ def test_without_vllm_the_error_says_how_to_serve(mmcli, local, clean_env):
     run = mmcli("ask", "hi", env=dict(local["env"], PATH=clean_env["PATH"]))
     assert_clean_error(run, 5, "cannot reach")
     assert "pip install -e '.[serve]'" in run.stderr and "mmcli doctor" in run.stderr and "--base-url" in run.stderr
+    # Without a GPU the extra alone fails: its torch is only on PyTorch's CPU index, so the hint names it.
+    assert "pip install -e '.[cpu]' --extra-index-url https://download.pytorch.org/whl/cpu" in run.stderr
 
 
 def test_dry_run_never_starts_anything(mmcli, local):
