@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 import signal
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
@@ -24,6 +24,11 @@ from .state import ServerState
 if TYPE_CHECKING:
     from ..config import Settings
     from ..render import Output
+
+CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
+            "minutes for a large image, a video or a long answer with a 2B model; --max-tokens and "
+            "--max-tokens-per-image keep it short")
+
 
 __all__ = ["ServeError", "ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
            "status", "status_lines", "stop", "vllm_python"]
@@ -139,11 +144,6 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
             raise
         _after_exit(proc, code, state, directory, grace, out, environ)
     return state
-
-
-CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
-            "minutes for a large image, a video or a long answer with a 2B model; --max-tokens and "
-            "--max-tokens-per-image keep it short")
 
 
 def _watcher(log: Path, out: "Output"):

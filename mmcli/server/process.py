@@ -189,10 +189,13 @@ def wait_until_ready(root_url: str, exited: Callable[[], Optional[object]], time
 
 
 _FAILURES = [
-    (("out of memory", "No available memory for the cache blocks", "larger than the maximum number of tokens"),
-     "not enough memory: lower --max-model-len, --max-images or --max-pixels, or raise --gpu-memory-utilization"),
+    (("out of memory", "No available memory for the cache blocks", "larger than the maximum number of tokens",
+      "less than desired CPU memory utilization", "less than requested memory for kv"),
+     "not enough memory: lower --max-model-len, --max-images or --max-pixels; on a GPU raise "
+     "--gpu-memory-utilization, on a CPU lower --cpu-kv-cache-gib or close other programs"),
     (("Failed to infer device type", "No CUDA GPUs are available", "Found no NVIDIA driver"),
-     "no usable GPU: on a CPU-only machine install vLLM's CPU build and pass --device cpu"),
+     f"no usable GPU: on a machine without one, install vLLM's CPU build ({CPU_INSTALL}, in the mmcli "
+     "checkout); mmcli serve then picks CPU settings by itself"),
     (("Address already in use",), "the port is taken: choose another with --port"),
     (("Cannot assign requested address",),
      "--host is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its interfaces' addresses"),
