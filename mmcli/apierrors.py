@@ -112,7 +112,7 @@ def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
         return BadReply(f"the reply cannot be decoded: {why}", where=where)
     if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
         return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
-    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=_unreachable_hint(endpoint))
+    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))
 
 
 def _server_error(code: int, message: str, where: str) -> MmcliError:
@@ -142,7 +142,8 @@ def _hint_for(code: int, message: str) -> str:
     return ""
 
 
-def _unreachable_hint(endpoint: Endpoint) -> str:
+def unreachable_hint(endpoint: Endpoint) -> str:
+    """What to do when nothing answers at the endpoint."""
     dry_run = "; --dry-run shows what would be sent without a server"
     if not is_loopback(endpoint.base_url):
         return "check that the server is running and the URL is right (--base-url / --profile)"
@@ -151,6 +152,9 @@ def _unreachable_hint(endpoint: Endpoint) -> str:
     port = urlsplit(endpoint.base_url).port or 80
     if endpoint.profile.name == "local":
         flag = "" if port == 8000 else f" --port {port}"
-        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
+        from .server.defaults import CPU_INSTALL, GPU_INSTALL
+
+        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
+                f"{CPU_INSTALL} without, see docs/install.md; `mmcli doctor` checks this machine), "
                 "or pick another endpoint with --base-url / --profile" + dry_run)
     return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

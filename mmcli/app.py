@@ -19,6 +19,7 @@ from .commands.ask import ask
 from .commands import batch as batch_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
+from .commands import doctor as doctor_command
 from .commands import embed as embed_command
 from .commands import search as search_command
 from .commands import models as models_command
@@ -61,7 +62,10 @@ class RootGroup(TyperGroup):
     def get_command(self, ctx, name: str):
         """The subcommand `name`, built on first use."""
         if name not in self.commands and name in self.lazy:
+            from .commands.completing import attach
+
             self.commands[name] = _build(self.lazy[name])
+            attach(self.commands[name], name)  # TAB offers option values, not only option names
         return super().get_command(ctx, name)
 
     def resolve_command(self, ctx, args):
@@ -177,6 +181,7 @@ for _info in batch_command.app.registered_commands:  # batch run / collect: plai
     _info.cls = PlainUsageCommand
 app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
+app.command("doctor", cls=PlainUsageCommand, help=doctor_command.HELP, epilog=doctor_command.EPILOG)(doctor_command.doctor)
 
 
 def _say(*lines: str) -> None:

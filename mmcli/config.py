@@ -94,6 +94,7 @@ class EndpointFlags:
     timeout: Optional[float] = None
     autostart: Optional[bool] = None  # --autostart/--no-autostart; None: MMCLI_AUTOSTART, config, on
     base_urls: tuple = ()  # every --base-url when it was given more than once
+    family_source: str = "flag"  # where --family came from: the flag, or env (MMCLI_FAMILY)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Settings:
     endpoint: Endpoint
     model: Optional[str]
     family: Optional[str]
-    family_source: str = ""  # flag or profile, when the family was given
+    family_source: str = ""  # flag, env or profile, when the family was given
     autostart: bool = True  # start a local vLLM when the default local endpoint is down
     vllm_python: Optional[str] = None  # the config file's vllm_python
     default_local: bool = False  # the local profile's own address, not one the user gave
@@ -292,7 +293,7 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     autostart, vllm_python = serve_settings(flags.autostart, environ, config, path)
     default_local = from_profile and name == "local" and profile.base_url == BUILTIN_PROFILES["local"].base_url
     return Settings(endpoint=endpoint, model=flags.model or profile.model, family=family,
-                    family_source="flag" if flags.family else ("profile" if family else ""),
+                    family_source=flags.family_source if flags.family else ("profile" if family else ""),
                     autostart=autostart, vllm_python=vllm_python, default_local=default_local,
                     key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY))
 

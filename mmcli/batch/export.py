@@ -187,6 +187,10 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     if not target.model:
         raise UsageError("--export needs the model's name", hint="pass --model NAME (the name the batch runner "
                          "serves, e.g. vLLM's --served-model-name) and --family")
+    if target.family_source == "default":
+        # Nothing is asked of an endpoint on export, so only --family (or the id) can say the grid.
+        out.warn(f"exporting for family {target.family.name}: the model name {target.model!r} names no family "
+                 "and no endpoint is asked; pass --family (e.g. --family qwen2.5-vl) to size images for its grid")
     manifest_file = manifest_path(flags.export_path)
     check_export_target(flags.export_path)
     parts = Parts(flags.export_path, int(flags.batch_max_mb * 1_000_000))

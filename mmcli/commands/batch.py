@@ -26,7 +26,7 @@ EPILOG = """Examples:
 
   mmcli batch tasks.jsonl -o results.jsonl --retry-failed
 
-  mmcli batch tasks.jsonl --export openai-batch requests.jsonl
+  mmcli batch tasks.jsonl --export openai-batch requests.jsonl --model qwen --family qwen2.5-vl
 
   mmcli batch collect requests.jsonl output.jsonl -o results.jsonl
 

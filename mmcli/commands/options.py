@@ -114,7 +114,7 @@ def _common_from(values: dict) -> "CommonOptions":
                                base_urls=tuple(values["base_url"] or ()) if len(values["base_url"] or ()) > 1 else (),
                                api_key_env=values["api_key_env"], model=values["model"],
                                family=values["family"], timeout=values["timeout"],
-                               autostart=values["autostart"]),
+                               autostart=values["autostart"], family_source=_source_of("family")),
         media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
                            max_tokens_per_image=values["max_tokens_per_image"],
                            lossless=values["lossless"], pass_url=values["pass_url"]),
@@ -122,6 +122,15 @@ def _common_from(values: dict) -> "CommonOptions":
                                      temperature=values["temperature"], stream=values["stream"]),
         output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], verify=values["verify"]),
     )
+
+
+def _source_of(name: str) -> str:
+    """`env` when the option's value came from its environment variable, else `flag`."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return "env" if source is not None and source.name == "ENVIRONMENT" else "flag"
 
 
 def _evaluated(annotation: object, func: Callable) -> object:
