@@ -112,6 +112,35 @@ class Client:
             return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
                          AskOptions(sampling=parsed.sampling), common, TextOnly())
 
+    def transcribe(self, files, *, language: Optional[str] = None, prompt: Optional[str] = None,
+                   max_upload_mb: float = 25.0, start: Optional[float] = None,
+                   end: Optional[float] = None) -> list:
+        """Transcribe speech in audio or video files (one or a list); one Transcript each (`.text`, `.segments`)."""
+        from .api_tasks import transcribe
+
+        return transcribe(self._flags(), _listed(files), language, prompt, max_upload_mb, start, end)
+
+    def embed(self, inputs=None, *, texts=None, preset: Optional[str] = None, batch_size: int = 8,
+              pages: Optional[str] = None) -> list[dict]:
+        """Embed images, PDF pages and texts; one record each (source, page, kind, dims, embedding, usage)."""
+        from .api_tasks import embed
+
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise UsageError("each text must be non-empty words")
+        return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
+
+    def openai(self):
+        """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
+        from .sdk import openai_client
+
+        return openai_client(self._settings().endpoint)
+
+    def _flags(self):
+        from .api_options import endpoint_flags
+
+        return endpoint_flags(self._given, os.environ)
+
     def plan(self, inputs, prompt: Optional[str] = None, *, task: str = "ask",
              **options) -> Union["Plan", list["Plan"]]:
         """The dry run: what `task` (ask, video, docqa or detect) would send; nothing is sent or started.

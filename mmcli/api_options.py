@@ -196,6 +196,8 @@ def endpoint_flags(given: dict, environ: Mapping[str, str]) -> "EndpointFlags":
             values[name] = check(name, value)
         elif environ.get(ENV_FLAGS.get(name, "")):
             values[name] = _from_env(name, environ[ENV_FLAGS[name]])
+            if name == "family":
+                values["family_source"] = "env"
     return EndpointFlags(**values)
 
 

@@ -98,6 +98,7 @@ class EndpointFlags:
     autostart: Optional[bool] = None  # --autostart/--no-autostart; None: MMCLI_AUTOSTART, config, on
     base_urls: tuple = ()  # every --base-url when it was given more than once
     log: Optional[bool] = None  # --log/--no-log; None: MMCLI_LOG, config `log`, on
+    family_source: str = "flag"  # where --family came from: the flag, or env (MMCLI_FAMILY)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Settings:
     endpoint: Endpoint
     model: Optional[str]
     family: Optional[str]
-    family_source: str = ""  # flag or profile, when the family was given
+    family_source: str = ""  # flag, env or profile, when the family was given
     autostart: bool = True  # start a local vLLM when the default local endpoint is down
     vllm_python: Optional[str] = None  # the config file's vllm_python
     default_local: bool = False  # the local profile's own address, not one the user gave
@@ -306,7 +307,7 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     if default_local:  # the local profile's own address is a vLLM: it takes media uuids
         endpoint = replace(endpoint, profile=replace(profile, quirks=replace(profile.quirks, media_uuid=True)))
     return Settings(endpoint=endpoint, model=flags.model or profile.model, family=family,
-                    family_source="flag" if flags.family else ("profile" if family else ""),
+                    family_source=flags.family_source if flags.family else ("profile" if family else ""),
                     autostart=autostart, vllm_python=vllm_python, default_local=default_local,
                     key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY),
                     log=switch(flags.log, environ, "MMCLI_LOG", config, "log", path),

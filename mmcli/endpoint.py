@@ -34,12 +34,15 @@ class Target:
 
 def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings":
     """Settings pointed at the server `mmcli serve` started, when they aim at it or at the default address."""
-    from .server.state import read_key, running_server
+    from .server.state import read_key, running_server, serves
 
     server = running_server(environ)
     endpoint = settings.endpoint
     if server is None or not (settings.default_local or server.base_url == endpoint.base_url):
         return settings
+    if settings.model and settings.model != server.model and serves(server, settings.model):
+        # The profile names the model as a folder, hub id or alias: vLLM knows it by its served name.
+        settings = replace(settings, model=server.model)
     profile = replace(endpoint.profile, model=endpoint.profile.model or server.model,
                       family=endpoint.profile.family or server.family,
                       quirks=replace(endpoint.profile.quirks, frame_limit=server.frame_limit,

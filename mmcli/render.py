@@ -84,20 +84,18 @@ class Output(Events):
         if not self.stderr.isatty():
             yield
             return
-        from rich.console import Console
         from rich.text import Text
 
-        with Console(file=self.stderr).status(Text(strip_controls(message))):
+        with self.stderr_console().status(Text(strip_controls(message))):
             yield
 
     def start_spinner(self, message: str):
         """Start a spinner on stderr (if it is a terminal); returns the function that stops it."""
         if not self.stderr.isatty():
             return lambda: None
-        from rich.console import Console
         from rich.text import Text
 
-        status = Console(file=self.stderr).status(Text(strip_controls(message)))
+        status = self.stderr_console().status(Text(strip_controls(message)))
         status.start()
         return status.stop
 
@@ -150,6 +148,12 @@ class Output(Events):
         from rich.console import Console
 
         return Console(file=self.stdout, highlight=False)
+
+    def stderr_console(self):
+        """A rich console on stderr, for progress bars and spinners."""
+        from rich.console import Console
+
+        return Console(file=self.stderr)
 
     def show_plan(self, plan: Plan) -> None:
         """The dry-run plan: JSON, or a table plus the shortened request."""
@@ -205,12 +209,11 @@ class Progress(Steps):
 
     def __enter__(self) -> "Progress":
         if self.out.stderr.isatty():
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), console=Console(file=self.out.stderr), transient=True)
+                           TimeElapsedColumn(), console=self.out.stderr_console(), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(strip_controls(self.title), total=self.total)
         return self

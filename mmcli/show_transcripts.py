@@ -37,23 +37,16 @@ def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions
 
 
 def _transcribe_one(checked, audio, options: "TranscribeOptions", started, shown: "_Shown"):
-    """One file decoded only now (memory stays flat over many files), its pieces sent in order."""
-    from .runner import RunStopped
-    from .tasks.transcribe import finish_transcript, piece_jobs, request_fields
+    """One file through the Runner; what its earlier pieces gave is shown when a later one fails."""
+    from .tasks.transcribe import transcribe_one
 
-    label = checked.source.label
-    jobs = piece_jobs(label, _pieces(checked, audio, options), started.ctx)
-    fields = request_fields(options)
-    results = []
     try:
-        for job in jobs:
-            if len(jobs) > 1:
-                shown.out.status(job.label)
-            results.append(started.runner.transcribe(job, fields))
-    except RunStopped as stopped:
-        shown.stopped(finish_transcript(label, results, len(jobs)), len(results), options.format, stopped.cause)
-        raise stopped.cause from None
-    return finish_transcript(label, results, len(jobs))
+        return transcribe_one(checked, audio, options, started.runner, started.ctx, shown.out.status)
+    except BaseException as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            shown.stopped(partial, options.format, exc)
+        raise
 
 
 class _Shown:
@@ -83,10 +76,11 @@ class _Shown:
             raise
         self.out.status(f"wrote {target}")
 
-    def stopped(self, partial, done: int, render_as: str, cause: BaseException) -> None:
+    def stopped(self, partial, render_as: str, cause: BaseException) -> None:
         """A piece failed (or Ctrl-C): what the earlier pieces gave is shown before the error."""
         from .present import reason
 
+        done = partial.answered
         if done:
             self.documents.append(partial.to_dict())
             self.out.warn(f"{partial.source}: stopped at piece {done + 1} of {partial.pieces}; the text of the "

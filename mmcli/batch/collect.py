@@ -17,9 +17,11 @@ def read_manifest(export: Path) -> dict:
     """The manifest written beside an export."""
     from .export import manifest_path
 
+    from .manifest import check_manifest
+
     path = manifest_path(export)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return check_manifest(json.loads(path.read_text(encoding="utf-8")), str(path))
     except FileNotFoundError:
         raise UsageError("no manifest for this export", where=str(path),
                          hint="pass the FILE.jsonl that --export wrote; its FILE.manifest.json must be beside it") from None
@@ -51,8 +53,11 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
     if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
         raise UsageError("a batch output line has no custom_id", where=where)
     response = line.get("response") or {}
+    if not isinstance(response, dict):
+        raise UsageError("a batch output line's 'response' is not an object", where=where)
     if line.get("error") or response.get("status_code") != 200:
-        error = line.get("error") or (response.get("body") or {}).get("error") or response
+        body = response.get("body")
+        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or response
         message = error.get("message") if isinstance(error, dict) else str(error)
         return line["custom_id"], {"error": f"HTTP {response.get('status_code')}: {message}"}
     return line["custom_id"], {"body": response.get("body")}
@@ -64,7 +69,11 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
     from .merge import write_merges
     from .results import open_sink
 
+    from .guard import refuse_reading_files
+    from .manifest import collect_inputs
+
     manifest = read_manifest(export)
+    refuse_reading_files(results, collect_inputs(export, outputs, manifest))
     answers = read_outputs(outputs)
     sink = open_sink(results, out)
     counts = {"done": 0, "failed": 0, "missing": 0, "already": 0, "merge": 0}
@@ -81,6 +90,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
         path = write_merges(export, merges["lines"], merges["jobs"], manifest)
         out.status(f"{waiting} document(s) need their merge step: run {path} through the batch runner, then "
                    f"mmcli batch collect {path} OUTPUT.jsonl" + (f" -o {results}" if results else ""))
+    sink.raise_if_lost()
     if counts["failed"] or counts["missing"] or waiting:
         raise JobsFailed(f"{counts['failed'] + counts['missing'] + waiting} job(s) are not done", where=str(export),
                          hint="failed lines say why; jobs with no output yet are collected when run again "

@@ -44,11 +44,11 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
     generation = GenerationOptions(**{**job.get("generation", {}), "stream": False})
     ctx = Context(target, None, generation, Events())
     entries = list(job["requests"].values())
-    partials = [(e["pages"], p.text) for p, e in zip(pieces, entries)]
+    partials = [(e["meta"]["pages"], p.text) for p, e in zip(pieces, entries)]
     merge = merge_job_from(job["prompt"], partials, job["pages"], ctx)
     plan = Runner(target).plan(merge, stream=False)
     custom_id = f"{job_id}#merge"
-    batches = [{"pages": e["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
+    batches = [{"pages": e["meta"]["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
                for p, e in zip(pieces, entries)]
     entry = {key: job[key] for key in ("command", "sources", "prompt", "pages", "generation", "warnings")
              if key in job}

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..errors import JobsFailed, MmcliError
-from .work import ALLOWED, BatchFlags, Work, expand, job_id
+from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -26,7 +26,8 @@ def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions"
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path))
+                             for path in paths])
     if flags.export:
         from .export import run_export
 
@@ -45,24 +46,28 @@ def refuse_dry_run(opts: "CommonOptions") -> None:
 
 
 def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
-              environ: Optional[Mapping[str, str]] = None) -> "Batch":
+              environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
     from .engine import Engine
+    from .guard import input_files, refuse_reading_files
     from .pacing import Pacer
     from .progress import Progress, Tally
     from .results import open_sink
-    from .servers import Servers, connect_first, targets_for
+    from .servers import Servers, connect_first, refuse_keyless, targets_for
 
     settings = resolve_settings(opts.endpoint, environ)
+    refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out)
     try:
         target = connect_first(settings, opts.endpoint, out, environ)
-        servers = Servers(targets_for(target, opts.endpoint, environ))
+        targets = targets_for(target, opts.endpoint, environ)
+        refuse_keyless(targets)
+        servers = Servers(targets)
         endpoint = settings.endpoint
         concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
         progress = Progress(out, Tally(len(works)), title)
-        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name)
+        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name, target.model)
         progress.start()
         try:
             interrupted = Engine(works, batch.handle, concurrency).run(batch.stopping, sink.close)
@@ -77,10 +82,11 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
 def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
     """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
     tally = batch.progress.tally
-    where = f"; results in {flags.output}" if flags.output else ""
+    where = f"; results in {flags.output}" if flags.output and batch.sink.lost is None else ""
     out.status(tally.summary() + where)
     if interrupted:
         raise KeyboardInterrupt
+    batch.sink.raise_if_lost()
     failed = tally.failed + tally.failed_before
     if failed:
         raise JobsFailed(f"{failed} of {tally.total} job(s) failed", where=str(flags.output or ""),
@@ -92,10 +98,10 @@ class Batch:
     """What every worker shares: servers, the rate-limit gate, the results, the progress."""
 
     def __init__(self, servers: "Servers", pacer: "Pacer", sink: "Sink", progress: "Progress",
-                 retry_failed: bool, family: str) -> None:
+                 retry_failed: bool, family: str, model: Optional[str] = None) -> None:
         self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
         self.retry_failed = retry_failed
-        self.family = family
+        self.family, self.model = family, model
 
     def stopping(self, in_flight: int) -> None:
         """First Ctrl-C: say what happens next."""
@@ -109,9 +115,13 @@ class Batch:
         from ..events import Events
 
         started = time.monotonic()
-        jid = job_id(work, self.family)
+        jid = job_id(work, self.family, self.model)
+        changed = None
+        if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
+            changed = fingerprint(work, self.family, self.model)
         before = self.sink.previous.get(jid)
-        if before is not None and not (before.get("error") and self.retry_failed):
+        if (before is not None and not (before.get("error") and self.retry_failed)
+                and (changed is None or before.get("fingerprint") == changed)):
             self.progress.skipped(failed_before=bool(before.get("error")))
             return
         events = Events()
@@ -119,6 +129,8 @@ class Batch:
         record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
         if work.line is not None:
             record["line"] = work.line
+        if changed is not None:
+            record["fingerprint"] = changed
         record.update(fields)
         if events.warnings:
             record["warnings"] = list(events.warnings)
@@ -170,6 +182,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
     refuse_dry_run(opts)
     works, problems = read_tasks(path, parse, opts)
+    works = numbered_copies(works)
     for problem in problems:
         out.warn(f"{path}, line {problem.line}: {problem.message}; the line is left out")
     if not works:
@@ -182,7 +195,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
             run_export(works, opts, flags, out, title="batch --export")
         else:
-            run_works(works, opts, flags, out, title="batch")
+            run_works(works, opts, flags, out, title="batch", protected=(("the tasks file", path),))
     except JobsFailed as failed:
         if problems:
             failed.why = f"and {len(problems)} bad line(s) were left out"

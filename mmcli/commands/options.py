@@ -118,7 +118,8 @@ def _common_from(values: dict) -> "CommonOptions":
                                base_urls=tuple(values["base_url"] or ()) if len(values["base_url"] or ()) > 1 else (),
                                api_key_env=values["api_key_env"], model=values["model"],
                                family=values["family"], timeout=values["timeout"],
-                               autostart=values["autostart"], log=values["log"]),
+                               autostart=values["autostart"], log=values["log"],
+                               family_source=_source_of("family")),
         media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
                            max_tokens_per_image=values["max_tokens_per_image"],
                            lossless=values["lossless"], pass_url=values["pass_url"]),
@@ -126,6 +127,15 @@ def _common_from(values: dict) -> "CommonOptions":
                                      temperature=values["temperature"], stream=values["stream"]),
         output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], verify=values["verify"]),
     )
+
+
+def _source_of(name: str) -> str:
+    """`env` when the option's value came from its environment variable, else `flag`."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return "env" if source is not None and source.name == "ENVIRONMENT" else "flag"
 
 
 def _evaluated(annotation: object, func: Callable) -> object:
@@ -150,6 +160,11 @@ ENDPOINT_PARAMETERS = ("profile", "base_url", "api_key_env", "model", "family", 
 def with_endpoint_options(func: Callable) -> Callable:
     """Add the endpoint options only; the others take their defaults in `opts`."""
     return _with_options(func, ENDPOINT_PARAMETERS)
+
+
+def with_options(*names: str) -> Callable[[Callable], Callable]:
+    """Add the shared options named (in that order); the others take their defaults in `opts`."""
+    return lambda func: _with_options(func, names)
 
 
 def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:

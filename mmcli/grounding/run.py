@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from ..runner import Result
     from ..tasks.detect import DetectOptions, Detections
     from ..tasks.specs import Planned
-    from .report import InputResult
 
 RAW_PREVIEW = 300
 
@@ -159,7 +158,7 @@ def _report(found: "Detections", detect: "DetectOptions", writer: Writer, out: "
     import json
 
     from ..tasks.detect import detections_fields
-    from .report import coco, print_table, tsv_lines
+    from .report import coco, detections_table, tsv_lines
 
     results = found.inputs
 
@@ -183,7 +182,7 @@ def _report(found: "Detections", detect: "DetectOptions", writer: Writer, out: "
         out.emit_json(payload("json"))
     elif any(r.grounded.detections for r in results):
         if out.stdout.isatty():
-            print_table(results, out.stdout)
+            out.console().print(detections_table(results))
         else:
             for line in tsv_lines(results):
                 out.line(line)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
 from ..job import Job
@@ -12,11 +12,9 @@ from ..media.prepare import image_budget, image_item
 from .common import Context
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..inputs import CheckedInput
     from ..plan import Plan
-    from ..runner import Result, Runner
+    from ..runner import Result
     from ..media.audio import AudioOptions
 
 # Clients may serialise the body with a few more separators than counted here.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import MediaError, OutputUnparseable, UsageError
 from ..grounding.outputs import DOCUMENT_NAMES, OutputPlan, names_for
@@ -16,11 +16,9 @@ from ..media.prepare import image_budget
 from .common import Context
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..grounding.report import InputResult
     from ..inputs import CheckedInput
-    from ..runner import Result, Runner
+    from ..runner import Result
 
 
 @dataclass(frozen=True)

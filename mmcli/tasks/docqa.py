@@ -17,10 +17,8 @@ from ..media.prepare import image_budget
 from .common import Context, total_usage
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..inputs import CheckedInput
-    from ..runner import Result, Runner
+    from ..runner import Result
 
 DEFAULT_PAGES_PER_REQUEST = 4
 NOTHING = "Nothing relevant on these pages."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -50,6 +50,7 @@ class Transcript:
     pieces: int = 0
     timestamps: str = "server"  # server: segments from the endpoint; pieces: one per upload
     complete: bool = True  # False: a later piece failed; the text is what the earlier pieces gave
+    answered: int = 0  # pieces transcribed
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -109,8 +110,33 @@ def finish_transcript(label: str, results: list["Result"], total: int) -> Transc
         found.language = found.language or result.reply.get("language")
         _add_segments(found, result.reply, piece)
     found.text = " ".join(t for t in (r.text.strip() for r in done) if t)
+    found.answered = len(done)
     found.complete = len(done) == total
     return found
+
+
+def transcribe_one(checked, audio_opts: "AudioOptions", opts: TranscribeOptions, runner, ctx: "Context",
+                   status=None) -> Transcript:
+    """One file decoded only now (memory stays flat over many files), its pieces sent in order through the
+    Runner. A stopped run raises its cause with the transcript of the pieces that arrived on `.partial`."""
+    from ..media.audio import open_audio
+    from ..runner import RunStopped
+
+    label = checked.source.label
+    track = checked.audio or open_audio(checked.source, what="video")
+    jobs = piece_jobs(label, pieces_of(track, audio_opts, opts), ctx)
+    fields = request_fields(opts)
+    results = []
+    try:
+        for job in jobs:
+            if status is not None and len(jobs) > 1:
+                status(job.label)
+            results.append(runner.transcribe(job, fields))
+    except RunStopped as stopped:
+        cause = stopped.cause
+        cause.partial = finish_transcript(label, results, len(jobs))
+        raise cause from None
+    return finish_transcript(label, results, len(jobs))
 
 
 def _add_segments(result: Transcript, reply: dict, piece) -> None:
