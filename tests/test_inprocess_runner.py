@@ -45,7 +45,8 @@ def _module_caches() -> set[tuple[str, str]]:
 
 def test_every_process_cache_is_emptied_between_runs():
     # A new cache that the runner does not know would carry one test's endpoint into the next.
-    assert _module_caches() == set(PROCESS_CACHES)
+    # (A listed cache whose module is gone is skipped by the runner.)
+    assert _module_caches() <= set(PROCESS_CACHES)
 
 
 def _snapshot() -> tuple:
@@ -62,7 +63,7 @@ def test_a_run_leaves_the_test_process_as_it_found_it(clean_env, server, tmp_pat
     assert (code, out) == (0, b"a cat\n")
     assert _snapshot() == before
     for module, name in PROCESS_CACHES:
-        assert not getattr(sys.modules[module], name), (module, name)
+        assert not getattr(sys.modules.get(module), name, None), (module, name)
 
 
 def test_the_environment_is_the_one_given_and_nothing_else(mmcli, server, tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ from typing import Iterator, Mapping, Optional
 # starts with them empty. tests/test_inprocess_runner.py checks that no module-level cache is missing.
 PROCESS_CACHES = (
     ("mmcli.client", "_CLIENTS"),  # one SDK client per endpoint (holds a connection pool)
+    ("mmcli.transport", "_CLIENTS"),  # the same, where the HTTP transport keeps them
     ("mmcli.endpoint", "_LIMITS"),  # context length per endpoint and model
 )
 
