@@ -7,7 +7,8 @@ for free is rebuilt around each call and undone afterwards:
 - the environment: `os.environ` holds exactly the given mapping during the call (Typer reads its
   `envvar=` options, rich its COLUMNS, from `os.environ`; mmcli reads it at call time, never at import);
 - stdin, stdout and stderr: byte buffers behind text streams that say whether they are a terminal,
-  and file descriptors 1 and 2, so what C code or a child process writes there is caught as well;
+  and file descriptors 1 and 2 (pipes, as a test's process has), so what C code or a child process
+  writes there is caught as well;
 - the working directory, `sys.argv`, signal handlers, warnings filters (set to Python's defaults,
   shown on stderr as a process shows them), the logging configuration, the umask;
 - caches that live as long as a process (`PROCESS_CACHES`), emptied after each call.
@@ -23,7 +24,7 @@ import logging
 import os
 import signal
 import sys
-import tempfile
+import threading
 import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -82,26 +83,40 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+class _Drain:
+    """A pipe whose write end stands in for a file descriptor, read by a thread as it fills: fd 1 and 2
+    stay pipes (`-o /dev/stdout` is not a regular file), and a long output cannot block the writer."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self.chunks: list[bytes] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self.read_end, 65536):
+            self.chunks.append(chunk)
+
+    def finish(self) -> bytes:
+        """Everything written, once no copy of the write end is left open (or a child kept one)."""
+        os.close(self.write_end)
+        self.thread.join(timeout=5)  # a child process that outlives the command may hold the pipe
+        return b"".join(self.chunks)
+
+
 @contextmanager
 def _descriptors() -> Iterator[tuple]:
-    """File descriptors 1 and 2 pointed at temporary files; yields the two files."""
-    files = (tempfile.TemporaryFile(), tempfile.TemporaryFile())
+    """File descriptors 1 and 2 pointed at pipes; yields the two drains."""
+    drains = (_Drain(), _Drain())
     saved = [os.dup(1), os.dup(2)]
     try:
-        for fd, target in zip((1, 2), files):
-            os.dup2(target.fileno(), fd)
-        yield files
+        for fd, drain in zip((1, 2), drains):
+            os.dup2(drain.write_end, fd)
+        yield drains
     finally:
         for fd, copy in zip((1, 2), saved):
             os.dup2(copy, fd)
             os.close(copy)
-
-
-def _read(file) -> bytes:
-    file.seek(0)
-    data = file.read()
-    file.close()
-    return data
 
 
 @contextmanager
@@ -201,4 +216,4 @@ def run_in_process(args: list[str], env: Mapping[str, str], *, stdin: bytes = b"
         finally:
             forget_process_caches()
     # What reached the descriptors directly (C libraries, child processes) follows the Python output.
-    return code, out.getvalue() + _read(fds[0]), err.getvalue() + _read(fds[1])
+    return code, out.getvalue() + fds[0].finish(), err.getvalue() + fds[1].finish()
