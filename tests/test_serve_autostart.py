@@ -15,6 +15,10 @@ from tests.conftest import assert_clean_error
 from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
 
+# mmcli starts, detaches and stops child processes here: each command runs as a real process, whose
+# exit is what a detached server must outlive.
+pytestmark = pytest.mark.real_process
+
 
 @pytest.fixture
 def local(tmp_path, clean_env):
