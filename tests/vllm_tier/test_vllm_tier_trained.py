@@ -20,6 +20,7 @@ from mmcli.grounding.draw import colour
 from conftest import serve_tiny_model
 from PIL import Image
 from test_vllm_tier_mmcli import run_mmcli
+from tier_train import iou
 
 SCENES = 20
 SCALE = 4  # originals of 896x896, which mmcli resizes to the 224x224 the model was trained on
@@ -71,14 +72,6 @@ def source(line: dict) -> str:
     """The file name of a ``--each`` line's input."""
     [path] = line["sources"]
     return Path(path).name
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two x1, y1, x2, y2 boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def test_stale_model_is_a_failure_that_says_how_to_retrain(tmp_path, monkeypatch):
