@@ -77,9 +77,16 @@ def source(line: dict) -> str:
 def test_stale_model_is_a_failure_that_says_how_to_retrain(tmp_path, monkeypatch):
     """Changing one of mmcli's prompts makes the committed model stale, with the retrain command."""
     tier_trained.check_fresh(FAMILY)  # current as committed
-    monkeypatch.setattr(tier_trained, "TARGET", "the square")
+    import mmcli.tasks.docqa
+
+    monkeypatch.setattr(mmcli.tasks.docqa, "SINGLE_PROMPT", "{question}\n\nCite pages as [N].")
     with pytest.raises(tier_trained.StaleModel, match="Retrain it with: python tests/vllm_tier/"
                                                       "tier_trained.py train --family qwen2-vl"):
+        tier_trained.check_fresh(FAMILY)
+    monkeypatch.undo()
+    tier_trained.check_fresh(FAMILY)
+    monkeypatch.setattr(tier_trained, "TRAINED_DIR", tmp_path)
+    with pytest.raises(tier_trained.StaleModel, match="is missing"):
         tier_trained.check_fresh(FAMILY)
 
 
