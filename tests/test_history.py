@@ -141,6 +141,7 @@ def test_the_database_holds_no_key_and_is_sound(mmcli, photo, tmp_path):
     assert oct(db_path(tmp_path).stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.real_process  # the test holds SQLite locks itself: POSIX locks are per process, so mmcli runs in its own
 def test_a_locked_or_broken_database_is_a_warning_not_a_failure(mmcli, server, photo, tmp_path):
     server.script(Reply("first"), Reply("still answered"), Reply("and again"))
     assert mmcli("ask", photo, "q", "--base-url", server.base_url).code == 0
