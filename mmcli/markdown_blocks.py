@@ -72,6 +72,10 @@ class _Tail:
             yield Segment.line()
 
 
+MARKDOWN_SYNTAX = re.compile(r"(?m)^ {0,3}(?:#{1,6}\s|[-*+]\s|\d{1,9}[.)]\s|>|```|~~~|\||[-=*_]{3,}\s*$)"
+                       r"|\*\*|__|`|\[[^\]\n]*\]\(|(?<![\w*])\*[^\s*][^*\n]*\*(?![\w*])")
+
+
 class BlockMarkdown:
     """An answer sink for a terminal: Markdown with no control sequences, rendered block by block."""
 
@@ -86,31 +90,37 @@ class BlockMarkdown:
         self.drawn_at = float("-inf")
         self.live = Live(console=self.console, auto_refresh=False, transient=True)
         self.live.start()
+        self.markdown = False  # set once the answer shows Markdown syntax; plain prose stays plain text
+
+    def _shown(self, text: str):
+        """Markdown once the answer has shown its syntax, plain text until then (rich's Markdown is not loaded)."""
+        self.markdown = self.markdown or bool(MARKDOWN_SYNTAX.search(text))
+        if not self.markdown:
+            from rich.text import Text
+
+            return Text(text)
+        from rich.markdown import Markdown
+
+        return Markdown(text)
 
     def write(self, delta: str) -> None:
         """Show one more piece of the answer."""
-        from rich.markdown import Markdown
-
         finished = self.blocks.feed(self.filter.feed(delta))
         for block in finished:
             if block.strip():
-                self.console.print(Markdown(block))  # printed above the live area, once
+                self.console.print(self._shown(block))  # printed above the live area, once
         now = self.clock()
         if finished or now - self.drawn_at >= 1 / REDRAWS_PER_SECOND:
             self._draw()
             self.drawn_at = now
 
     def _draw(self) -> None:
-        from rich.markdown import Markdown
-
-        self.live.update(_Tail(Markdown(self.blocks.open), self.console.size.height - 1), refresh=True)
+        self.live.update(_Tail(self._shown(self.blocks.open), self.console.size.height - 1), refresh=True)
 
     def close(self) -> None:
         """The answer is over (whole or not): the open block is printed, the live area goes."""
-        from rich.markdown import Markdown
-
         self.live.update("", refresh=True)
         self.live.stop()
         for block in self.blocks.feed(self.filter.flush()) + [self.blocks.rest()]:
             if block.strip():
-                self.console.print(Markdown(block))
+                self.console.print(self._shown(block))
