@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from .driver import Presenter
+from .tasks.common import check_result
 
 if TYPE_CHECKING:
     from .job import Job
@@ -34,14 +35,6 @@ class StreamedText:
         if self.sink is not None:
             self.sink.close()
             self.sink = None
-
-
-def check_result(result: "Result", out: "Output") -> None:
-    """Warn when the answer was cut at the token limit or the server counted less than was planned."""
-    from .tasks.common import result_warnings
-
-    for warning in result_warnings(result):
-        out.warn(warning)
 
 
 def cli_json(task: "TaskSpec", value: Any, plan=None, error: Optional[str] = None) -> dict:

@@ -121,3 +121,14 @@ def scene(tmp_path):
 
     Image.new("RGB", (2240, 1680), (128, 128, 128)).save(path)
     return path
+
+
+@pytest.fixture
+def clean_environ(monkeypatch, tmp_path):
+    """For the Python API in this process: no endpoint variables, an empty config and state directory, no auto-started vLLM."""
+    for name in list(os.environ):
+        if name.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MMCLI_AUTOSTART", "0")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,15 +23,7 @@ from tests.support.scripted_server import CutStream, Reply, Status, decode_image
 HEAVY = ("typer", "rich", "openai", "PIL", "cv2", "numpy", "click", "httpx", "httpx2")
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path):
-    """No endpoint variables, an empty config and state directory, no auto-started vLLM."""
-    for name in list(os.environ):
-        if name.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("MMCLI_AUTOSTART", "0")
+pytestmark = pytest.mark.usefixtures("clean_environ")
 
 
 @pytest.fixture
@@ -267,10 +258,6 @@ def test_client_transcribe_and_embed_give_what_the_commands_give(mmcli, tmp_path
     from tests.support.embed_server import EmbeddingServer
     from tests.support.transcription_server import TranscriptionServer
 
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("MMCLI_AUTOSTART", "0")
-    for name in ("MMCLI_MODEL", "MMCLI_BASE_URL", "MMCLI_PROFILE", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
     memo = sound.write_audio(tmp_path / "memo.flac", sound.chirp(3.0, 16000), 16000, "flac")
     with TranscriptionServer() as whisper:
         [transcript] = api.Client(base_url=whisper.base_url).transcribe(memo, language="en")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 
 import pytest
@@ -13,14 +12,7 @@ from tests.support import media
 from tests.support.scripted_server import Reply
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("MMCLI_AUTOSTART", "0")
+pytestmark = pytest.mark.usefixtures("clean_environ")
 
 
 def test_a_conversation_resends_its_turns_and_continues_from_the_history(server, tmp_path):

@@ -26,17 +26,6 @@ def photo(tmp_path):
     return path
 
 
-@pytest.fixture
-def client_env(monkeypatch, tmp_path):
-    """The Python API reads the same settings as the CLI: an empty config, no auto-start."""
-    for name in ("MMCLI_PROFILE", "MMCLI_BASE_URL", "MMCLI_MODEL", "MMCLI_FAMILY", "OPENAI_API_KEY",
-                 "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("MMCLI_AUTOSTART", "0")
-
-
 def _collected(mmcli, server, tmp_path, command: str, photo, prompt: str) -> dict:
     export = tmp_path / f"{command}.jsonl"
     run = mmcli(command, "--each", photo.parent, prompt, "--export", "openai-batch", export, *MODEL)
@@ -50,7 +39,7 @@ def _collected(mmcli, server, tmp_path, command: str, photo, prompt: str) -> dic
     return line
 
 
-def test_ask_gives_the_same_fields_on_every_surface(mmcli, server, tmp_path, photo, client_env):
+def test_ask_gives_the_same_fields_on_every_surface(mmcli, server, tmp_path, photo, clean_environ):
     import mmcli as api
 
     server.default = Reply("a red square", usage=USAGE)
@@ -77,7 +66,7 @@ def test_ask_gives_the_same_fields_on_every_surface(mmcli, server, tmp_path, pho
     assert single["plan"]["totals"] == line["plan"]["totals"] == collected["plan"]["totals"]
 
 
-def test_detect_gives_the_same_boxes_on_every_surface(mmcli, server, tmp_path, photo, client_env):
+def test_detect_gives_the_same_boxes_on_every_surface(mmcli, server, tmp_path, photo, clean_environ):
     import mmcli as api
 
     server.default = Reply('<|object_ref_start|>cat<|object_ref_end|><|box_start|>(100,200),(500,700)<|box_end|>',

@@ -70,7 +70,7 @@ def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Prese
 def embed_all(runner: "Runner", stream: Iterator[list["Job"]], total: int, size: int, preset: "Preset",
               out: "Output", sink: Sink) -> int:
     """Send every batch, hand each vector (finished as the preset says) to `sink`; the number of vectors."""
-    from ..present import check_result
+    from ..tasks.common import check_result
 
     done = 0
     with out.steps(max(1, math.ceil(total / size)), "embedding") as steps:

@@ -47,6 +47,12 @@ def add_warnings(warnings: list[str], result: "Result") -> None:
             warnings.append(warning)
 
 
+def check_result(result: "Result", events) -> None:
+    """Tell `events` when the answer was cut at the token limit or the server counted less than was planned."""
+    for warning in result_warnings(result):
+        events.warn(warning)
+
+
 def check_fields(planned: Optional[int], usage: dict, verified: Optional[bool],
                  server_visual_tokens: Optional[int] = None) -> dict:
     """The fields of the check against the plan, the same for every task."""
