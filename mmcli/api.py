@@ -16,6 +16,7 @@ from .errors import UsageError
 if TYPE_CHECKING:
     from .config import Settings
     from .conversation import Conversation
+    from .embedding.search_task import Matches
     from .plan import Plan
     from .tasks.ask import Answer
     from .tasks.detect import Detections
@@ -108,9 +109,8 @@ class Client:
         common = parsed.common
         if log is not None:
             common = replace(common, endpoint=replace(common.endpoint, log=log))
-        with _raising_cause():
-            return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
-                         AskOptions(sampling=parsed.sampling), common, TextOnly())
+        return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
+                     AskOptions(sampling=parsed.sampling), common, TextOnly())
 
     def transcribe(self, files, *, language: Optional[str] = None, prompt: Optional[str] = None,
                    max_upload_mb: float = 25.0, start: Optional[float] = None,
@@ -129,6 +129,14 @@ class Client:
         if any(not isinstance(t, str) or not t.strip() for t in texts):
             raise UsageError("each text must be non-empty words")
         return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
+
+    def search(self, query: Optional[str] = None, *, index, image=None, top_k: int = 5,
+               preset: Optional[str] = None) -> "Matches":
+        """Search an index made by `mmcli embed --index DIR` with a text or an image; the nearest rows, best first
+        (`.matches`: rank, score, source, page, kind, path, thumbnail), as `mmcli search --json` gives them."""
+        from .api_tasks import search
+
+        return search(self._flags(), query, index, image, top_k, preset)
 
     def openai(self):
         """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
@@ -172,8 +180,7 @@ class Client:
             task_opts = parsed.doc
         else:
             task_opts = parsed.detect_options(_question(prompt))
-        with _raising_cause():
-            return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
+        return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
 
 
 def _listed(inputs) -> list:
@@ -189,19 +196,6 @@ def _question(text: object) -> str:
     if not text.strip():
         raise UsageError("the question is empty")
     return text
-
-
-@contextmanager
-def _raising_cause() -> Iterator[None]:
-    """A stopped run raises its cause (an MmcliError, or KeyboardInterrupt), with what was answered on `.partial`."""
-    from .client import PartialAnswerError
-
-    try:
-        yield
-    except PartialAnswerError as exc:  # its class says only "part arrived"; raise the real one
-        cause = exc.cause
-        cause.partial = getattr(exc, "partial", None)
-        raise cause from None
 
 
 @contextmanager

@@ -112,8 +112,8 @@ class Runner:
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=hear, status=self.status,
                                  pacer=self.pacer)
         except client.PartialAnswerError as exc:
-            _copy_answer(result, exc.partial)
-            result.error = exc
+            _copy_answer(result, exc.partial)  # the text that arrived stays on the result
+            result.error = exc.cause  # the error of its own class, as every caller raises it
         except MmcliError as exc:
             result.error = exc
         except KeyboardInterrupt as exc:
