@@ -60,7 +60,7 @@ def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Option
     from .tasks.specs import TASKS
 
     if batch_size < 1:
-        raise UsageError("batch_size must be at least 1", f"got {batch_size}")
+        raise UsageError("batch_size must be at least 1", f"got {batch_size}", hint="e.g. batch_size=8")
     if not inputs and not texts:
         raise UsageError("nothing to embed", hint="give images or PDFs, or texts=[...]")
     args = EmbedArgs(inputs=list(inputs), texts=list(texts), preset=preset, batch_size=batch_size, pages=pages)
@@ -84,7 +84,7 @@ def search(flags: "EndpointFlags", query: Optional[str], index, image, top_k: in
     from .tasks.specs import TASKS
 
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise UsageError("top_k must be a whole number from 1 up", f"got {top_k!r}")
+        raise UsageError("top_k must be a whole number from 1 up", f"got {top_k!r}", hint="e.g. top_k=5")
     if not isinstance(index, (str, os.PathLike)):
         raise UsageError("index must be a folder", f"got {type(index).__name__}",
                          hint="give the folder made by mmcli embed --index DIR")
