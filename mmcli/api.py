@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from .api_batch import Jobs
     from .config import Settings
     from .conversation import Conversation
     from .embedding.search_task import Matches
@@ -138,6 +139,30 @@ class Client:
 
         return search(self._flags(), query, index, image, top_k, preset)
 
+    def each(self, inputs, prompt: Optional[str] = None, *, task: str = "ask", output=None,
+             concurrency: Optional[int] = None, retry_failed: bool = False, recursive: bool = False,
+             **options) -> "Jobs":
+        """`--each`: every input (a folder: its media files) asked on its own, several at once; iterate the result
+        for each job's results line as it finishes. `output` is the results file (a rerun skips the jobs in it)."""
+        from .api_batch import each
+        from .tasks import DEFAULT_VIDEO_PROMPT
+
+        if task not in ("ask", "video", "docqa", "detect"):
+            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
+        if task == "video" and prompt is None:
+            prompt = DEFAULT_VIDEO_PROMPT
+        return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
+                     "recursive": recursive}, task, _listed(inputs), _question(prompt), self._options(task, options),
+                    os.environ)
+
+    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False) -> "Jobs":
+        """`mmcli batch`: each task a dict like a tasks-file line ({"command": "ask", "inputs": [...], "prompt": ...,
+        "id": ..., options as keywords}); iterate the result for each job's results line as it finishes."""
+        from .api_batch import batch
+
+        return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
+                     self._options, self._settings())
+
     def openai(self):
         """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
         from .sdk import openai_client
@@ -192,9 +217,9 @@ def _listed(inputs) -> list:
 
 def _question(text: object) -> str:
     if not isinstance(text, str):
-        raise UsageError("the question must be text", f"got {type(text).__name__}")
+        raise UsageError("the question must be text", f"got {type(text).__name__}", hint="give the question as a str")
     if not text.strip():
-        raise UsageError("the question is empty")
+        raise UsageError("the question is empty", hint="give the words to ask")
     return text
 
 
