@@ -6,7 +6,7 @@ import re
 from typing import Optional
 
 from .config import Endpoint
-from .urls import is_loopback, masked_url
+from .urls import is_loopback, masked_text, masked_url
 from .errors import EndpointUnavailable, MmcliError, RequestRejected
 from .replies import BadReply, summarise
 
@@ -18,11 +18,11 @@ BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a comp
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
-    """`text` with the API key and the URL's password removed, whatever the server or library echoed back."""
+    """`text` with the API key and every URL's password removed, whatever the server or library echoed back."""
     key = endpoint.api_key
     if key and len(key) >= 4:
         text = text.replace(key, "***")
-    return text.replace(endpoint.base_url, masked_url(endpoint.base_url))
+    return masked_text(text)
 
 
 def retry_after(response) -> Optional[float]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .urls import masked_text
+
 
 class ExitCode(IntEnum):
     """Process exit statuses; the table in README.md mirrors this."""
@@ -49,16 +51,16 @@ class MmcliError(Exception):
         self.what = what
         self.why = why
         self.where = where
-        self.hint = hint
+        self.hint = masked_text(hint)
 
     def message(self) -> str:
-        """The one-line description shown after `mmcli: error:`."""
+        """The one-line description shown after `mmcli: error:` (any URL in it without its password)."""
         text = self.what
         if self.where:
             text += f" ({self.where})"
         if self.why:
             text += f": {self.why}"
-        return text
+        return masked_text(text)
 
 
 class UsageError(MmcliError):

@@ -36,6 +36,15 @@ def masked_url(url: str) -> str:
     return url[:match.start(2)] + f"{user}:***@{host}" + url[match.end(2):]
 
 
+# A URL's scheme and authority inside free text (a server's message, a library's error): what may hold a password.
+_AUTHORITY_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#\"'<>]*@[^\s/?#\"'<>]*")
+
+
+def masked_text(text: str) -> str:
+    """`text` with every URL in it passed through masked_url: no password shows, whoever wrote the text."""
+    return _AUTHORITY_IN_TEXT.sub(lambda match: masked_url(match.group()), text)
+
+
 def _origin(url: str) -> tuple[str, str, Optional[int]]:
     parts = urlsplit(url)
     try:

@@ -196,7 +196,7 @@ class _Exporter:
         jid = job_id(work, self.target.family.name)
         events = Events()
         runner = Runner(self.target)
-        entry = {"command": work.command, "sources": list(work.inputs), "prompt": work.prompt, "requests": {}}
+        entry = {"command": work.command, "sources": work.sources, "prompt": work.prompt, "requests": {}}
         if work.line is not None:
             entry["line"] = work.line
         try:
@@ -207,7 +207,7 @@ class _Exporter:
                 self.parts.write(request_line(custom_id, plan.request))
                 entry["requests"][custom_id] = finisher_entry(job, plan)
         except MmcliError as exc:
-            failed = {"id": jid, "sources": list(work.inputs), "error": error_fields(exc)}
+            failed = {"id": jid, "sources": work.sources, "error": error_fields(exc)}
             with self.lock:
                 self.manifest["failed"].append(failed)
             self.progress.record(work.label, failed)

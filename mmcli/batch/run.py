@@ -116,7 +116,7 @@ class Batch:
             return
         events = Events()
         fields = self._attempt(work, events)
-        record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
+        record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
         if work.line is not None:
             record["line"] = work.line
         record.update(fields)

@@ -35,9 +35,16 @@ class Work:
     line: Optional[int] = None  # where it came from in a tasks file
 
     @property
+    def sources(self) -> list[str]:
+        """The inputs as results, manifests and progress show them: a URL without its password."""
+        from ..urls import masked_url
+
+        return [masked_url(spec) for spec in self.inputs]
+
+    @property
     def label(self) -> str:
         """How progress and errors name this job."""
-        name = ", ".join(self.inputs) or "question"
+        name = ", ".join(self.sources) or "question"
         return f"line {self.line}: {name}" if self.line is not None else name
 
 
@@ -48,14 +55,17 @@ def _fields(options: Any) -> dict:
 
 
 def content_digest(spec: str) -> str:
-    """A digest of what an input holds: a file's bytes, else the URL or data URL itself."""
+    """A digest of what an input holds: a file's bytes, else the URL (without its password, which a digest
+    written in results would let anyone guess at leisure) or the data URL itself."""
+    from ..urls import masked_url
+
     digest = hashlib.sha256()
     if os.path.isfile(spec):
         with open(spec, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return "sha256:" + digest.hexdigest()
-    digest.update(spec.encode("utf-8", "surrogateescape"))
+    digest.update(masked_url(spec).encode("utf-8", "surrogateescape"))
     return "name:" + digest.hexdigest()
 
 
