@@ -30,7 +30,8 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage: bad options or arguments, bad config file, missing API key",
     ExitCode.BAD_MEDIA: "bad input media, found before anything is sent",
     ExitCode.REJECTED: "the endpoint rejected the request (HTTP 4xx)",
-    ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
+    ExitCode.UNAVAILABLE: ("the endpoint is unreachable, failed with 5xx after retries, or cut the stream; "
+                           "or mmcli models --check did not pass"),
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
     ExitCode.SOME_FAILED: "some jobs of a many-file run failed (--each, mmcli batch); the others are done",
@@ -84,6 +85,12 @@ class RequestRejected(MmcliError):
 
 class EndpointUnavailable(MmcliError):
     """The endpoint could not be reached, kept failing with 5xx, or cut the stream."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class CheckFailed(MmcliError):
+    """`mmcli models --check`: the server's count of the image is not the plan's, or cannot be known."""
 
     exit_code = ExitCode.UNAVAILABLE
 
