@@ -60,7 +60,7 @@ class Client:
         return task_options(task, options, endpoint_flags(self._given, os.environ), dry_run)
 
     def ask(self, inputs, prompt: str, **options) -> "Answer":
-        """Ask about images and videos (one input or a list; [] for a text-only question); returns an Answer."""
+        """Ask about images, videos and audio (one input or a list; [] for a text-only question); returns an Answer."""
         runner, job, events = self._prepare_ask(inputs, prompt, options)
         return _answer(runner, job, events)
 
@@ -134,7 +134,7 @@ class Client:
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         parsed, events = self._options(task, options, dry_run), Events()
-        allowed = ("video",) if task == "video" else ("image", "video")
+        allowed = ("video",) if task == "video" else ("image", "video", "audio")
         runner, job = prepare_ask(_listed(inputs), _question(prompt), parsed.common, events, parsed.sampling,
                                   allowed=allowed)
         return runner, job, events

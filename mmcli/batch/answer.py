@@ -12,6 +12,7 @@ from .work import ALLOWED, Work
 
 if TYPE_CHECKING:
     from ..inputs import CheckedInput
+    from ..job import Job
     from ..plan import Plan
     from ..runner import Result, Runner
     from ..tasks.common import Context
@@ -40,10 +41,22 @@ def result_fields(result: "Result") -> dict:
             "plan": plan_summary(result.plan)}
 
 
-def _ask(work: Work, checked: list["CheckedInput"], runner: "Runner", ctx: "Context") -> dict:
+def ask_work_job(work: Work, checked: list["CheckedInput"], ctx: "Context") -> "Job":
+    """The one job of an ask or video work: audio inputs cut as asked, a video's sound track after its frames."""
     from ..tasks.ask import ask_job
 
-    result = runner.run(ask_job(checked, work.prompt, ctx, work.task))
+    if work.command == "video" and work.audio is not None:
+        from ..tasks.audio import add_sound_track, sound_track
+
+        track = sound_track(checked[0], work.audio)  # a video without sound fails here, nothing sent
+        job = ask_job(checked, work.prompt, ctx, work.task)
+        add_sound_track(job, track, work.audio, ctx.target.family)
+        return job
+    return ask_job(checked, work.prompt, ctx, work.task, work.audio)
+
+
+def _ask(work: Work, checked: list["CheckedInput"], runner: "Runner", ctx: "Context") -> dict:
+    result = runner.run(ask_work_job(work, checked, ctx))
     ctx.events.warnings.extend(result_warnings(result))
     return result_fields(result)
 

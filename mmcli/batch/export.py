@@ -100,9 +100,9 @@ def prepared_jobs(work: Work, ctx: "Context") -> tuple[list["Job"], dict]:
     checked = read_inputs(list(work.inputs), work.media, ctx.target.settings.endpoint.timeout, ctx.events.warn,
                            ALLOWED[work.command])
     if work.command in ("ask", "video"):
-        from ..tasks.ask import ask_job
+        from .answer import ask_work_job
 
-        return [ask_job(checked, work.prompt, ctx, work.task)], {}
+        return [ask_work_job(work, checked, ctx)], {}
     if work.command == "docqa":
         from ..tasks.docqa import choose_pages, doc_jobs
 

@@ -11,6 +11,7 @@ from .work import ALLOWED, BatchFlags, Work, expand, job_id
 if TYPE_CHECKING:
     from ..config import CommonOptions
     from ..events import Events
+    from ..media.audio import AudioOptions
     from ..render import Output
     from .pacing import Pacer
     from .progress import Progress
@@ -19,14 +20,14 @@ if TYPE_CHECKING:
 
 
 def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", flags: BatchFlags,
-             task: object = None) -> None:
+             task: object = None, audio: "Optional[AudioOptions]" = None) -> None:
     """`--each`: every input (a directory: its media files) becomes its own job with the same prompt."""
     from ..render import Output
 
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    works = [Work(command, (path,), prompt, opts.media, opts.generation, task, audio=audio) for path in paths]
     if flags.export:
         from .export import run_export
 

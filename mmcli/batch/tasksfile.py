@@ -104,7 +104,7 @@ def task_work(raw: bytes, number: int, parse: Callable[[str, list[str]], dict], 
     return Work(command, tuple(inputs), params.pop("__prompt__"), _merged(params["__opts__"].media, run_opts.media,
                                                                           params["__given__"]),
                 _merged(params["__opts__"].generation, run_opts.generation, params["__given__"]),
-                params.get("__task__"), given_id=given_id, line=number)
+                params.get("__task__"), given_id=given_id, line=number, audio=params.get("__audio__"))
 
 
 def _options_argv(task: dict) -> list[str]:

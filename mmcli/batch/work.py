@@ -14,9 +14,10 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..config import GenerationOptions, MediaOptions
+    from ..media.audio import AudioOptions
 
 # What each command accepts as inputs.
-ALLOWED = {"ask": ("image", "video"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
+ALLOWED = {"ask": ("image", "video", "audio"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
 # Task options that change what is written, not what is asked: left out of the job id.
 NOT_IN_ID = {"draw", "output_dir", "format", "strict", "crop", "force", "password_env", "max_pages", "stream"}
 
@@ -33,6 +34,8 @@ class Work:
     task: Any = None  # SamplingOptions (video) | DocOptions (docqa) | DetectOptions (detect) | None
     given_id: Optional[str] = None  # a tasks file's own id
     line: Optional[int] = None  # where it came from in a tasks file
+    # ask: how audio inputs are cut and encoded (None: the defaults); video: its sound track is sent too
+    audio: Optional["AudioOptions"] = None
 
     @property
     def sources(self) -> list[str]:
@@ -76,6 +79,8 @@ def job_id(work: Work, family: str) -> str:
     key = {"command": work.command, "inputs": [content_digest(s) for s in work.inputs], "prompt": work.prompt,
            "family": family, "media": _fields(work.media), "generation": _fields(work.generation),
            "task": _fields(work.task)}
+    if work.audio is not None:
+        key["audio"] = _fields(work.audio)
     text = json.dumps(key, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 

@@ -60,7 +60,9 @@ def ask(
     if batch.each:
         from ..batch.run import run_each
 
-        return run_each("ask", inputs, prompt, opts, batch)
+        from ..media.audio import AudioOptions
+
+        return run_each("ask", inputs, prompt, opts, batch, audio=None if audio == AudioOptions() else audio)
     out = Output(json_mode=opts.output.json)
     runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
     if opts.output.dry_run:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -37,23 +37,6 @@ EPILOG = """Examples:
   mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
 
 
-def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
-    """The sound track and how to cut it, checked before anything is sent."""
-    from ..errors import UsageError
-    from ..media.audio import AudioOptions, check_span, open_audio
-
-    if checked.source.url is not None:
-        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
-                         where=checked.source.label, hint="leave out --pass-url")
-    opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
-    problems = opts.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
-    track = open_audio(checked.source, what="video")
-    check_span(track, opts)
-    return track, opts
-
-
 @with_common_options
 @with_batch_options()
 def video(
@@ -83,6 +66,7 @@ def video(
     from ..present import stream_answer
     from ..render import Output
     from ..tasks.ask import prepare_ask
+    from ..tasks.audio import add_sound_track, sound_options, sound_track
 
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=parse_time(start_at, "--start"), end=parse_time(end, "--end"), total_pixels=total_pixels,
@@ -91,22 +75,21 @@ def video(
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
+    sound = sound_options(sampling, sample_rate, audio_format) if audio else None
     if batch.each:
         from ..batch.run import run_each
 
-        return run_each("video", [source], prompt, opts, batch, sampling)
+        return run_each("video", [source], prompt, opts, batch, sampling, audio=sound)
     out = Output(json_mode=opts.output.json)
-    sounds: list = []
+    tracks: list = []
 
-    def take_sound(checked: list) -> None:  # decoded before any server is asked: a silent video is refused first
-        if audio:
-            sounds.append(_sound(checked[0], sampling, sample_rate, audio_format))
+    def take_sound(checked: list) -> None:  # opened before any server is asked: a silent video is refused first
+        if sound is not None:
+            tracks.append(sound_track(checked[0], sound))
 
     runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",), before_connect=take_sound)
-    if sounds:
-        from ..tasks.audio import audio_content
-
-        job.content.extend(audio_content(sounds[0][0], sounds[0][1], runner.target.family))
+    if tracks:
+        add_sound_track(job, tracks[0], sound, runner.target.family)
     if opts.output.dry_run:
         out.show_plan(runner.plan(job))
         return
