@@ -57,6 +57,10 @@ _HINTS = [
      "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
     (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
      "the request does not fit the model's context: lower --max-pixels or send fewer images"),
+    (re.compile(r"exceeds the pre-allocated encoder cache size (\d+)", re.I),
+     "the server takes at most {0} visual tokens in one image or video: send a smaller video (fewer --frames, "
+     "or a --total-pixels of at most {0} x 28 x 28 for Qwen2/2.5-VL, {0} x 32 x 32 for Qwen3-VL), or restart vLLM "
+     "with a larger encoder cache (--max-num-batched-tokens N; mmcli serve sizes it for the client's default video)"),
     (re.compile(r"Failed to load image|cannot identify image", re.I),
      "the server could not read an image; check the input file"),
 ]

@@ -43,6 +43,7 @@ class Quirks:
     frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
     media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
+    video_item_tokens: Optional[int] = None  # the most visual tokens one video may take (a server mmcli started)
 
 
 OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
