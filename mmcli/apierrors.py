@@ -112,6 +112,11 @@ def _server_error(code: int, message: str, where: str) -> MmcliError:
                                hint="this is not a passing failure: check the server's log and --base-url")
 
 
+def message_hint(message: str) -> str:
+    """The hint for a server's error message alone (e.g. one sent mid-stream, with no status code)."""
+    return _hint_for(0, message)
+
+
 def _hint_for(code: int, message: str) -> str:
     for pattern, hint in _HINTS:
         match = pattern.search(message)

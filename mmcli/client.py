@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, redact,
+from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, message_hint, redact,
                         retry_after)
 from .config import Endpoint
 from .urls import is_loopback, masked_url
@@ -270,7 +270,8 @@ def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:
     if event == "error" and message is None:
         message = summarise(data.decode("utf-8", "replace"), 200)
     if message is not None:
-        raise EndpointUnavailable("the server reported an error mid-answer", redact(message, endpoint))
+        raise EndpointUnavailable("the server reported an error mid-answer", redact(message, endpoint),
+                                  hint=message_hint(message))
     return chunk_piece(obj)
 
 

@@ -13,7 +13,7 @@ from mmcli.models import FAMILIES
 from mmcli.server.state import ServerState, ensure_state_dir, save_state
 from mmcli.server.videocache import client_video_tokens, given_batched_tokens
 from tests.conftest import assert_clean_error
-from tests.support.scripted_server import Status, vllm_error
+from tests.support.scripted_server import Events, Status, vllm_error
 from tests.test_serve_command import command, flag
 from tests.test_video_fixtures import write_clip
 
@@ -97,3 +97,11 @@ def test_vllms_encoder_cache_400_gets_a_hint(mmcli, server, clip):
     assert_clean_error(run, 4, "exceeds the pre-allocated encoder cache size 8960")
     assert "the server takes at most 8960 visual tokens in one image or video" in run.stderr
     assert "--max-num-batched-tokens" in run.stderr
+
+
+def test_the_same_error_sent_mid_stream_gets_the_hint_too(mmcli, server, clip):
+    server.script(Events([{"error": {"message": VLLM_400, "code": 400}}]))
+    run = mmcli("video", clip, "q", "--frames", "64", "--frame-limit", "64", "--base-url", server.base_url,
+                "-m", "qwen2-vl-test")
+    assert_clean_error(run, 5, "exceeds the pre-allocated encoder cache size 8960")
+    assert "the server takes at most 8960 visual tokens in one image or video" in run.stderr

@@ -76,7 +76,7 @@ def test_a_server_sized_by_its_user_is_planned_within_and_an_unsized_one_gets_a_
         run = mmcli(stranger, "video", str(clip), "q", "--frames", "64", "--max-tokens", "1",
                     "--frame-limit", "64", "--base-url", state["base_url"], "--model", state["model"],
                     "--family", "qwen2-vl", timeout=900)
-        assert run.returncode == 4, run.stderr
+        assert run.returncode in (4, 5), run.stderr  # vLLM sends it as a 400, or as an error event mid-stream
         assert "Traceback" not in run.stderr
         assert f"the server takes at most {OLD_LIMIT} visual tokens in one image or video" in run.stderr
         assert "--max-num-batched-tokens" in run.stderr
