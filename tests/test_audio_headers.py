@@ -9,12 +9,7 @@ import pytest
 
 from tests.conftest import assert_clean_error
 from tests.support import sound
-
-MODEL = "qwen2-audio-7b-instruct-test"
-
-
-def ask(mmcli, server, *args):
-    return mmcli("ask", *args, "--base-url", server.base_url, "-m", MODEL)
+from tests.test_audio_bad_input import ask
 
 
 @pytest.fixture

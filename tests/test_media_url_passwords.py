@@ -190,3 +190,21 @@ def test_the_docqa_plan_shows_the_endpoint_masked(mmcli, tmp_path):
     assert run.code == 0, run.stderr
     no_password(run.output)
     assert "bob:***@127.0.0.1:9" in run.stdout
+
+
+def test_the_history_never_keeps_the_password(mmcli, server, media_server, clean_env):
+    from pathlib import Path
+
+    assert mmcli("ask", media_server.url("/a.png"), "q", "--pass-url", "--base-url", server.base_url).code == 0
+    assert mmcli("ask", media_server.url("/b.png"), "q", "--base-url", server.base_url).code == 0
+    assert server.chat_requests()[0].json["messages"][-1]["content"][0]["image_url"]["url"].endswith("/a.png")
+    for args in (("logs", "--json"), ("logs", "show", "1", "--json"), ("logs", "export")):
+        run = mmcli(*args)
+        assert run.code == 0, run.stderr
+        no_password(run.output)
+    state = Path(clean_env["XDG_STATE_HOME"]) / "mmcli"
+    assert (state / "history.db").is_file()
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    assert "bob:***@" in mmcli("logs", "show", "1", "--json").stdout

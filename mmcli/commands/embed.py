@@ -32,7 +32,7 @@ EPILOG = """Examples:
   mmcli embed page.png --text "invoice total" --preset dse-qwen2 --dry-run"""
 
 
-@with_options(EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
+@with_options(*EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
     "json_output": "With --dry-run, print the preset and the requests as one JSON object (the vectors "
                    "themselves are always JSON lines or --format npy)."})
 def embed(

@@ -27,7 +27,7 @@ EPILOG = """Examples:
   mmcli search "a signed contract" --index docs.idx --open"""
 
 
-@with_options(EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
+@with_options(*EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
     "json_output": "Print one JSON object (query, index, model, matches with rank, score, source, page) "
                    "instead of a table."})
 def search(

@@ -13,6 +13,7 @@ from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
 from .batchopts import with_batch_options
+from .conversation_options import Cid, Continue, conversation_to_continue, following
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -57,40 +58,34 @@ def video(
     audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
+    cont: Continue = False,
+    cid: Cid = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
+    from ..driver import drive
     from ..errors import UsageError
     from ..media.frames import SamplingOptions
-    from ..present import stream_answer
+    from ..present import AnswerView
     from ..render import Output
-    from ..tasks.ask import prepare_ask
-    from ..tasks.audio import add_sound_track, sound_options, sound_track
+    from ..tasks.audio import sound_options
+    from ..tasks.specs import TASKS, AskOptions
 
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
-                               start=parse_time(start_at, "--start"), end=parse_time(end, "--end"), total_pixels=total_pixels,
-                               max_request_mb=max_request_mb, transport=transport,
+                               start=parse_time(start_at, "--start"), end=parse_time(end, "--end"),
+                               total_pixels=total_pixels, max_request_mb=max_request_mb, transport=transport,
                                frame_limit=frame_limit)
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
     sound = sound_options(sampling, sample_rate, audio_format) if audio else None
+    cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
         return run_each("video", [source], prompt, opts, batch, sampling, audio=sound)
     out = Output(json_mode=opts.output.json)
-    tracks: list = []
-
-    def take_sound(checked: list) -> None:  # opened before any server is asked: a silent video is refused first
-        if sound is not None:
-            tracks.append(sound_track(checked[0], sound))
-
-    runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",), before_connect=take_sound)
-    if tracks:
-        add_sound_track(job, tracks[0], sound, runner.target.family)
-    if opts.output.dry_run:
-        out.show_plan(runner.plan(job))
-        return
-    stream_answer(runner, job, out)
+    task = TASKS["video"]
+    drive(following(task, cid, opts), [source], prompt, AskOptions(sampling=sampling, sound=sound), opts,
+          AnswerView(out, task))

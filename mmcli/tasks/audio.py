@@ -24,7 +24,6 @@ def audio_content(audio: "AudioInput", opts: Optional["AudioOptions"], family: "
     return content
 
 
-
 def sound_options(sampling, sample_rate: Optional[int], audio_format: str) -> "AudioOptions":
     """How a video's sound track is cut (to the frames' --start/--end) and encoded; checked before any file."""
     from ..errors import UsageError
@@ -35,22 +34,3 @@ def sound_options(sampling, sample_rate: Optional[int], audio_format: str) -> "A
     if problems:
         raise UsageError("invalid audio options", problems[0])
     return opts
-
-
-def sound_track(checked, opts: "AudioOptions") -> "AudioInput":
-    """The video's sound track, checked before anything is sent: a video without one is an error, never
-    a request sent without its sound."""
-    from ..errors import UsageError
-    from ..media.audio import check_span, open_audio
-
-    if checked.source.url is not None:
-        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
-                         where=checked.source.label, hint="leave out --pass-url")
-    track = open_audio(checked.source, what="video")
-    check_span(track, opts)
-    return track
-
-
-def add_sound_track(job, track: "AudioInput", opts: "AudioOptions", family: "Family") -> None:
-    """The sound track after the frames, in the job's content."""
-    job.content.extend(audio_content(track, opts, family))
