@@ -199,9 +199,11 @@ def show_matches(value: "Matches", out: "Output") -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(value.matches)} of {value.rows} in {value.index}", title_justify="left")
+    from ..terminal import plain
+
+    table = Table(title=plain(f"{len(value.matches)} of {value.rows} in {value.index}"), title_justify="left")
     for column in ("#", "score", "source", "page"):
         table.add_column(column, justify="right" if column in ("#", "score", "page") else "left")
     for m in value.matches:
-        table.add_row(str(m["rank"]), f"{m['score']:.4f}", str(m["source"]), "" if m["page"] is None else str(m["page"]))
+        table.add_row(str(m["rank"]), f"{m['score']:.4f}", plain(m["source"]), "" if m["page"] is None else str(m["page"]))
     out.console().print(table)
