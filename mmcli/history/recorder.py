@@ -43,7 +43,7 @@ class Recorder:
                     self.history = _open(self.path)
                 self.last_cid, self.last_turn = record(self.history, result, self.media_cap, self._say,
                                                       self.command)
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, UnicodeError) as exc:
                 self.broken = True
                 self._say(f"the history was not written ({self.path}): {_reason(exc)}; {HINT}")
 
@@ -102,7 +102,7 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
             from ..messages import sha256_hex
 
             sha = sha256_hex(data)
-            history.keep_payload(sha, None if sha in capped else data, mime, len(data), sources.get(sha, ""))
+            history.keep_payload(sha, None if sha in capped else data, mime, len(data), storable(sources.get(sha, "")))
             return sha
 
         # A --pass-url URL's password is not kept: the history is a file (a continued turn sends it masked).
@@ -123,8 +123,20 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
         }
         items = [_item_record(item) for item in job.items]
         payloads = [sha for item in items for sha in item["sha256"]]
-        turn = history.add_turn(fields, items, payloads)
+        turn = history.add_turn(storable(fields), storable(items), payloads)
     return cid, turn
+
+
+def storable(value):
+    """`value` with every string made valid UTF-8: a file name's undecodable bytes (kept by Python as
+    surrogates) become \\xNN escapes, so the name stays readable and the write cannot fail on it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
 
 
 def _payloads(item: "MediaItem") -> list[bytes]:

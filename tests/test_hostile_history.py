@@ -1,0 +1,43 @@
+"""History and chat against hostile input: undecodable bytes, odd files, failing writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error
+from tests.support import media
+from tests.support.scripted_server import Reply
+
+
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "mmcli" / "history.db"
+
+
+def test_a_file_name_with_undecodable_bytes_is_logged_escaped(mmcli, server, tmp_path):
+    photo = media.make_small_png(tmp_path / "in")
+    odd = photo.with_name(os.fsdecode(b"n\xffame.png"))
+    shutil.copy(photo, odd)
+    server.script(Reply("a red square"))
+    run = mmcli("ask", str(odd), "what?", "--base-url", server.base_url)
+    assert run.code == 0 and "a red square" in run.stdout and "history" not in run.stderr, run.stderr
+    item = sqlite3.connect(db_path(tmp_path)).execute("SELECT item FROM turn_media").fetchone()[0]
+    assert "n\\\\xffame.png" in item  # the byte kept as a readable escape
+
+
+def test_a_question_with_undecodable_bytes_is_a_usage_error_sending_nothing(mmcli, server, tmp_path):
+    run = mmcli("ask", os.fsdecode(b"bad \xff question"), "--base-url", server.base_url)
+    assert_clean_error(run, 2, "not valid UTF-8")
+    assert server.chat_requests() == []
+
+
+def test_chat_shows_an_undecodable_line_as_an_error_and_goes_on(mmcli, server, tmp_path):
+    server.script(Reply("one"), Reply("two"))
+    run = mmcli("chat", "--base-url", server.base_url, stdin=b"first\nbad \xff\nthird\n")
+    assert run.code == 0, run.stderr
+    assert "not valid UTF-8" in run.stderr and run.stdout.split() == ["one", "two"]
+    assert len(server.chat_requests()) == 2
