@@ -41,3 +41,18 @@ def test_chat_shows_an_undecodable_line_as_an_error_and_goes_on(mmcli, server, t
     assert run.code == 0, run.stderr
     assert "not valid UTF-8" in run.stderr and run.stdout.split() == ["one", "two"]
     assert len(server.chat_requests()) == 2
+
+
+def test_chat_dry_run_shows_each_plan_and_sends_nothing(mmcli, server, tmp_path):
+    photo = media.make_small_png(tmp_path / "in")
+    run = mmcli("chat", "--dry-run", "--json", "--base-url", server.base_url,
+                stdin=f"first\n/attach {photo}\nsecond\n".encode())
+    assert run.code == 0, run.stderr
+    assert server.chat_requests() == [] and not db_path(tmp_path).exists()
+    assert run.stdout.count('"messages"') == 2 and "image_url" in run.stdout
+    assert run.stderr.count("nothing was sent") == 2
+
+
+def test_chat_refuses_json_without_dry_run(mmcli, server):
+    assert_clean_error(mmcli("chat", "--json", "--base-url", server.base_url, stdin=b"hi\n"), 2, "--json")
+    assert server.chat_requests() == []

@@ -49,11 +49,21 @@ def run_chat(session: "ChatSession", out: "Output", read: Callable[[], str]) -> 
                 if command(session, out, text) is STOP:
                     return 0
                 continue
+            if session.dry_run:
+                show_plan(session, out, text)
+                continue
             answer(session, out, lambda on_text: session.ask(text, on_text, pruned=lambda names: _pruned(out, names)))
         except MmcliError as exc:
             show_error(out, exc)
         except KeyboardInterrupt:
             out.status("stopped")
+
+
+def show_plan(session: "ChatSession", out: "Output", text: str) -> None:
+    """--dry-run: what this question would send (the conversation so far, the attachments); nothing is sent."""
+    out.show_plan(session.runner.plan(session.job(text)))
+    session.pending = []  # they went with this question's plan
+    out.status("--dry-run: nothing was sent")
 
 
 def show_error(out: "Output", exc: MmcliError) -> None:
@@ -149,7 +159,9 @@ def command(session: "ChatSession", out: "Output", text: str) -> Optional[object
         turn = session.undo()
         out.status(f"forgot: {one_line(turn.prompt)}" if turn else "nothing to undo")
     elif name == "/retry":
-        if not session.turns:
+        if session.dry_run and session.turns:
+            show_plan(session, out, session.turns[-1].prompt)
+        elif not session.turns:
             out.status("nothing to retry")
         else:
             answer(session, out, session.retry)

@@ -68,6 +68,7 @@ class ChatSession:
         self.turns: list[Turn] = list(turns or [])
         self.pending: list["CheckedInput"] = []  # media for the next question
         self.last_usage: dict = {}
+        self.dry_run = False  # --dry-run: each question's plan is shown, nothing is sent
 
     # ---- media for the next question
 
