@@ -56,3 +56,27 @@ def test_chat_dry_run_shows_each_plan_and_sends_nothing(mmcli, server, tmp_path)
 def test_chat_refuses_json_without_dry_run(mmcli, server):
     assert_clean_error(mmcli("chat", "--json", "--base-url", server.base_url, stdin=b"hi\n"), 2, "--json")
     assert server.chat_requests() == []
+
+
+def test_history_removed_mid_chat_warns_once_and_undo_still_forgets(clean_env, server, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    server.script(Reply("one"), Reply("two"), Reply("three"), Reply("four"))
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "chat", "--base-url", server.base_url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=clean_env, cwd=ROOT)
+    proc.stdin.write(b"first\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == b"one\n"  # the first turn is answered and logged
+    history = db_path(tmp_path)
+    history.rename(history.with_name("moved.db"))
+    out, err = proc.communicate(b"second\nthird\n/undo\nfourth\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert err.decode().count("moved or deleted") == 1 and b"forgot: third" in err
+    assert b"no history" not in err
+    fourth = server.chat_requests()[-1].json["messages"]
+    assert [m["content"] for m in fourth[1::2]] == ["one", "two"]  # the undone turn is not sent again
+    assert not history.exists()  # nothing written behind the user's back

@@ -177,17 +177,22 @@ class ChatSession:
         return result
 
     def _forget(self, turn: Turn) -> None:
-        if turn.turn_id is None:
+        """Mark a turn forgotten in the history; it has left the conversation already, whatever the file says."""
+        recorder = self.runner.recorder
+        if turn.turn_id is None or (recorder is not None and recorder.broken):
             return
         import sqlite3
 
+        from ..errors import MmcliError
         from ..history.follow import opened_history
 
         try:
             with opened_history() as history:
                 history.forget_turn(turn.turn_id)
-        except (sqlite3.Error, OSError) as exc:
-            self.ctx.events.warn(f"the history still lists turn {turn.turn_id}: {exc}")
+        except (sqlite3.Error, OSError, MmcliError) as exc:
+            reason = exc.message() if isinstance(exc, MmcliError) else str(exc)
+            self.ctx.events.warn(f"the history still lists turn {turn.turn_id} ({reason}); "
+                                 "it is left out of this chat all the same")
 
     def set_model(self, model: str) -> None:
         """Send the next questions to another model of the same endpoint."""

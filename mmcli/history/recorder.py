@@ -31,21 +31,33 @@ class Recorder:
         self.lock = threading.Lock()
         self.last_turn: Optional[int] = None
         self.last_cid: Optional[str] = None
+        self.identity: Optional[tuple[int, int]] = None
         self.command = ""  # the command whose requests these are (ask, video, chat, ...), when it says
 
     def __call__(self, result: "Result") -> None:
         """Log one result; a locked, full or unreadable database costs a warning."""
+        self.last_turn = None  # a result not logged has no turn number (an earlier one's would be undone)
         if result.vector is not None or self.broken:
             return
         with self.lock:
             try:
                 if self.history is None:
                     self.history = _open(self.path)
+                    self.identity = _identity(self.path)
+                elif _identity(self.path) != self.identity:
+                    self._gone()
+                    return
                 self.last_cid, self.last_turn = record(self.history, result, self.media_cap, self._say,
                                                       self.command)
             except (sqlite3.Error, OSError, UnicodeError) as exc:
                 self.broken = True
                 self._say(f"the history was not written ({self.path}): {_reason(exc)}; {HINT}")
+
+    def _gone(self) -> None:
+        """The file was moved or deleted since it was opened: writing on would go to a file no one sees."""
+        self.broken = True
+        self.last_turn = None
+        self._say(f"the history file was moved or deleted ({self.path}); the next turns are not logged; {HINT}")
 
     def _say(self, message: str) -> None:
         if self.warn is not None:
@@ -62,6 +74,15 @@ def _open(path: Path) -> History:
     history = History(path)
     history.db.execute("PRAGMA busy_timeout = 250")
     return history
+
+
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    """The file's device and inode (None: no file), to see it replaced or removed under an open database."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _reason(exc: BaseException) -> str:
