@@ -80,3 +80,51 @@ def test_history_removed_mid_chat_warns_once_and_undo_still_forgets(clean_env, s
     fourth = server.chat_requests()[-1].json["messages"]
     assert [m["content"] for m in fourth[1::2]] == ["one", "two"]  # the undone turn is not sent again
     assert not history.exists()  # nothing written behind the user's back
+
+
+@pytest.mark.real_process  # the test holds SQLite locks itself: POSIX locks are per process
+def test_a_locked_history_says_locked_and_never_suggests_moving_it_away(mmcli, server, tmp_path):
+    server.script(Reply("first"))
+    assert mmcli("ask", "q", "--base-url", server.base_url).code == 0
+    holder = sqlite3.connect(db_path(tmp_path), isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("SELECT * FROM turns").fetchall()
+    try:
+        runs = [mmcli("logs"), mmcli("logs", "rm", "1"), mmcli("ask", "-c", "more?", "--base-url", server.base_url)]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for run in runs:
+        assert_clean_error(run, 2, "the history is locked", "another mmcli")
+        assert "move it away" not in run.stderr
+    assert len(server.chat_requests()) == 1
+    assert "first" in mmcli("logs").stdout  # the file was fine all along
+
+
+def test_a_damaged_history_is_the_only_one_worth_moving_away(mmcli, tmp_path):
+    db_path(tmp_path).parent.mkdir(parents=True)
+    db_path(tmp_path).write_bytes(b"this is not a database" * 100)
+    damaged = mmcli("logs")
+    assert_clean_error(damaged, 2, "cannot read the history", "not a database")
+    assert "damaged: move it away" in damaged.stderr
+    db_path(tmp_path).unlink()
+    db_path(tmp_path).mkdir()  # cannot be opened at all: about permissions, not damage
+    run = mmcli("logs", "show", "1")
+    assert run.code == 2 and "move it away" not in run.stderr, run.stderr
+
+
+def test_a_history_opened_read_only_reads_and_changes_nothing(mmcli, server, tmp_path):
+    from mmcli.history.store import History
+
+    server.script(Reply("kept"))
+    assert mmcli("ask", "q", "--base-url", server.base_url).code == 0
+    before = db_path(tmp_path).read_bytes()
+    history = History(db_path(tmp_path), create=False, read_only=True)
+    try:
+        assert [t.answer for t in history.turns()] == ["kept"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            history.forget_turn(1)
+    finally:
+        history.close()
+    assert db_path(tmp_path).read_bytes() == before

@@ -187,7 +187,7 @@ class ChatSession:
         from ..history.follow import opened_history
 
         try:
-            with opened_history() as history:
+            with opened_history(write=True) as history:
                 history.forget_turn(turn.turn_id)
         except (sqlite3.Error, OSError, MmcliError) as exc:
             reason = exc.message() if isinstance(exc, MmcliError) else str(exc)

@@ -102,7 +102,7 @@ def rm(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number or
     from ..history.follow import opened_history
     from ..render import Output
 
-    with opened_history() as history:
+    with opened_history(write=True) as history:
         turns = _find(history, ident)
         if ident.isdigit():
             count = history.remove(turn=turns[0].id)
