@@ -89,7 +89,8 @@ class Runner:
         request = build_request(job, endpoint.quirks, stream=stream)
         return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=job.plan_items,
                     request=request, family_source=self.target.family_source, notes=list(self.target.notes),
-                    inserted_text=inserted_text(job, endpoint.quirks))
+                    inserted_text=inserted_text(job, endpoint.quirks),
+                    resent=len(job.earlier.items) if job.earlier is not None else 0)
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
         """Send one job; the Result is kept even when the job fails (then RunStopped is raised)."""

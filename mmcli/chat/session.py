@@ -3,8 +3,9 @@ it fills. Each question goes through the Runner, so it is logged like any other 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from ..job import Earlier
 
@@ -76,8 +77,9 @@ class ChatSession:
         """Read and check inputs now (a bad one is refused here); they join the next question."""
         from ..inputs import read_inputs
 
-        checked = read_inputs(specs, self.ctx.media, self.runner.target.settings.endpoint.timeout,
-                              self.ctx.events.warn, allowed=("image", "video", "audio"))
+        with files_not_folders():
+            checked = read_inputs(specs, self.ctx.media, self.runner.target.settings.endpoint.timeout,
+                                  self.ctx.events.warn, allowed=("image", "video", "audio"))
         self.pending += checked
         return checked
 
@@ -232,6 +234,19 @@ class ChatSession:
                 names += prune_turn(candidates[0])
                 job.earlier = self.earlier()
         return names
+
+
+@contextmanager
+def files_not_folders() -> Iterator[None]:
+    """A folder given to the chat: the hint names the files in it (the chat has no --each)."""
+    from ..errors import MediaError
+
+    try:
+        yield
+    except MediaError as exc:
+        if exc.why == "it is a directory":
+            exc.hint = f"the chat takes files, not folders: pass the files in it, e.g. {exc.where.rstrip('/')}/*.jpg"
+        raise
 
 
 def prune_turn(turn: Turn) -> list[str]:

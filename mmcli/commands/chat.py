@@ -40,7 +40,7 @@ def chat(
 
     from ..chat.prompt import reader_for
     from ..chat.repl import run_chat
-    from ..chat.session import ChatSession
+    from ..chat.session import ChatSession, files_not_folders
     from ..errors import UsageError
     from ..flow import start
     from ..render import Output
@@ -54,7 +54,8 @@ def chat(
                          hint="mmcli ask --json QUESTION, then mmcli ask -c --json QUESTION for each follow-up")
     cid = conversation_to_continue(cont, cid)
     out = Output(json_mode=opts.output.json)
-    started = start(inputs or [], opts, out, allowed=("image", "video", "audio"))
+    with files_not_folders():
+        started = start(inputs or [], opts, out, allowed=("image", "video", "audio"))
     session = ChatSession(started.runner, started.ctx, system=opts.generation.system)
     if started.runner.recorder is not None:
         started.runner.recorder.command = "chat"

@@ -71,7 +71,7 @@ def logs(ctx: typer.Context, limit: Count = 10, query: Query = None, cid: CidOpt
         for turn in turns:
             out.line(listing_line(turn, len(history.items(turn.id))))
         if not turns:
-            out.status("no turns found" if query else "the history is empty")
+            out.status("no turns found" if query is not None else "the history is empty")
 
 
 @app.command("show", epilog=EPILOG)
@@ -153,7 +153,7 @@ def _no_conversation(cid: str) -> None:
 def _check_dir(directory: Path) -> None:
     from ..files import check_output_dir
 
-    check_output_dir(directory, f"--media {directory}")
+    check_output_dir(directory, f"--media {directory}", option="--media")
 
 
 def _media_of(history: "History", turns: list["Turn"], directory: Optional[Path], force: bool) -> dict:
