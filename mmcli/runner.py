@@ -101,11 +101,15 @@ class Runner:
         result = Result(job, plan)
         started = time.monotonic()
         heard: list[str] = []  # what streamed so far: an answer stopped by Ctrl-C keeps it
+        closed: list[BrokenPipeError] = []  # the reader of the output went away: the answer is still logged
 
         def hear(delta: str) -> None:
             heard.append(delta)
-            if on_text is not None:
-                on_text(delta)
+            if on_text is not None and not closed:
+                try:
+                    on_text(delta)
+                except BrokenPipeError as exc:
+                    closed.append(exc)
 
         try:
             if plan.visual_tokens is not None:  # only then can the fit be judged
@@ -128,6 +132,8 @@ class Runner:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
         self._finish(result, started)
+        if closed:
+            raise closed[0]
         if result.error is not None:
             raise RunStopped(self.results, result.error)
         return result

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import assert_clean_error
 from tests.support import media
-from tests.support.scripted_server import Reply
+from tests.support.scripted_server import Reply, Status
 
 
 def db_path(tmp_path: Path) -> Path:
@@ -128,3 +128,42 @@ def test_a_history_opened_read_only_reads_and_changes_nothing(mmcli, server, tmp
     finally:
         history.close()
     assert db_path(tmp_path).read_bytes() == before
+
+
+def test_turns_say_which_command_asked(mmcli, server, tmp_path):
+    photo = media.make_small_png(tmp_path / "in")
+    server.script(Reply("one"), Reply("two"), Reply('[{"bbox_2d": [1, 2, 3, 4], "label": "x"}]'))
+    assert mmcli("ask", photo, "q", "--base-url", server.base_url).code == 0
+    assert mmcli("ask", "-c", "more?", "--base-url", server.base_url).code == 0
+    assert mmcli("detect", photo, "x", "--base-url", server.base_url).code == 0
+    commands = [row[0] for row in sqlite3.connect(db_path(tmp_path)).execute("SELECT command FROM turns ORDER BY id")]
+    assert commands == ["ask", "ask", "detect"]
+
+
+def test_a_follow_up_of_a_conversation_with_no_answer_says_it_goes_without_context(mmcli, server):
+    server.script(Status(400, {"error": {"message": "no"}}), Reply("alone"))
+    assert mmcli("ask", "q", "--base-url", server.base_url).code == 4
+    run = mmcli("ask", "-c", "and?", "--base-url", server.base_url)
+    assert run.code == 0 and "no answered turn" in run.stderr and "without its context" in run.stderr
+    assert server.chat_requests()[-1].json["messages"] == [{"role": "user", "content": "and?"}]
+
+
+def test_a_chat_whose_reader_went_away_logs_the_turns_answered(clean_env, server, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    server.script(Reply("one"), Reply("two"))
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "chat", "--base-url", server.base_url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=clean_env, cwd=ROOT)
+    proc.stdin.write(b"first\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == b"one\n"
+    proc.stdout.close()  # as `| head -1` does
+    proc.stdin.write(b"second\nthird\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 141
+    answers = [row[0] for row in sqlite3.connect(db_path(tmp_path)).execute("SELECT answer FROM turns ORDER BY id")]
+    assert answers == ["one", "two"]  # the second was answered, then could not be shown: it is logged

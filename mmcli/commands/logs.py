@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 HELP = """Show the history: the latest questions and answers, a full-text search, or one conversation.
 
-Every request and answer is kept in history.db in the state folder ($XDG_STATE_HOME/mmcli), media included (up to log_media_mb each, 20 MB unless the config file says otherwise), so a conversation can be continued (mmcli ask -c) after its files are gone. Keys are never kept. Turn logging off with --no-log, MMCLI_LOG=0 or `log = false` in the config file."""
+Every question and answer of ask, video, docqa, detect and chat (not of --each or batch runs) is kept in history.db in the state folder ($XDG_STATE_HOME/mmcli), media included (up to log_media_mb each, 20 MB unless the config file says otherwise), so a conversation can be continued (mmcli ask -c) after its files are gone. Keys are never kept. Turn logging off with --no-log, MMCLI_LOG=0 or `log = false` in the config file."""
 
 EPILOG = """Examples:
 

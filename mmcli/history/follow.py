@@ -157,13 +157,17 @@ def restored_item(history: History, turn: Turn, record: dict) -> "MediaItem":
 
 
 def continue_job(job: "Job", cid: Optional[str], system: Optional[str] = None, uuids: bool = True,
-                 environ: Optional[Mapping[str, str]] = None) -> "Job":
+                 environ: Optional[Mapping[str, str]] = None, warn=None) -> "Job":
     """`job` as the next turn of conversation `cid` (None: the latest one); `uuids` False: the endpoint
     takes no media uuids, so turns first sent to a vLLM lose theirs."""
     from ..messages import without_media_uuids
 
     with opened_history(environ) as history:
-        job.earlier = earlier_messages(history, conversation_id(history, cid), system)
+        cid = conversation_id(history, cid)
+        job.earlier = earlier_messages(history, cid, system)
+    if warn is not None and not any(m.get("role") == "assistant" for m in job.earlier.messages):
+        warn(f"conversation {cid} has no answered turn to send (each failed or was undone): "
+             "the question goes without its context")
     if not uuids:
         job.earlier.messages = [without_media_uuids(m) for m in job.earlier.messages]
     return job
@@ -197,9 +201,9 @@ class FollowUp:
 
         planned = self.task.plan_jobs(selection, prompt, options, ctx)
         uuids = ctx.target.settings.endpoint.quirks.media_uuid
-        for job in planned.jobs:
-            if self.earlier is None:
-                continue_job(job, self.cid, self.system, uuids=uuids)
+        for number, job in enumerate(planned.jobs):
+            if self.earlier is None:  # (an empty conversation is told once, not once per job)
+                continue_job(job, self.cid, self.system, uuids=uuids, warn=None if number else ctx.events.warn)
             else:
                 messages = self.earlier.messages if uuids else [without_media_uuids(m) for m in self.earlier.messages]
                 job.earlier = replace(self.earlier, messages=messages)
