@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
-from .switches import media_cap, switch
+from .switches import checked_number, media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
@@ -297,10 +297,10 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     from_profile = not flags.base_url and not use_openai_env
     key, source = _resolve_key(flags, environ, profile, base_url, key_homes(name, profile, config))
     withheld = source.split(" ", 1)[1] if source.startswith("withheld ") else None
-    timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
-    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
-        raise UsageError("invalid timeout", f"{timeout:g} s",
-                         hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
+    timeout = checked_number(flags.timeout if flags.timeout is not None else config.get("timeout", DEFAULT_TIMEOUT),
+                             "timeout", above=0, at_most=MAX_TIMEOUT, unit="s",
+                             where="" if flags.timeout is not None else str(path),
+                             hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
     family = flags.family or profile.family
     _check_family(family)
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout, withheld_key=withheld)

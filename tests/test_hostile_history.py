@@ -167,3 +167,25 @@ def test_a_chat_whose_reader_went_away_logs_the_turns_answered(clean_env, server
     assert proc.wait(timeout=60) == 141
     answers = [row[0] for row in sqlite3.connect(db_path(tmp_path)).execute("SELECT answer FROM turns ORDER BY id")]
     assert answers == ["one", "two"]  # the second was answered, then could not be shown: it is logged
+
+
+@pytest.mark.parametrize("key", ["timeout", "log_media_mb"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", '"ten"', "true"])
+def test_numbers_in_the_config_file_are_checked_like_flags(mmcli, server, tmp_path, key, value):
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"{key} = {value}\n")
+    assert_clean_error(mmcli("ask", "q", "--base-url", server.base_url), 2, f"invalid {key}", str(config))
+    assert server.chat_requests() == []
+
+
+def test_the_config_timeout_is_used_and_the_flag_wins(mmcli, server, tmp_path):
+    from mmcli.config import EndpointFlags, settings_from
+
+    config = {"timeout": 12}
+    assert settings_from(EndpointFlags(), {}, config, tmp_path).endpoint.timeout == 12
+    assert settings_from(EndpointFlags(timeout=3), {}, config, tmp_path).endpoint.timeout == 3
+
+
+def test_huge_counts_are_usage_errors(mmcli):
+    assert_clean_error(mmcli("logs", "-n", "99999999999999999999"), 2, "--limit")

@@ -26,6 +26,7 @@ EPILOG = """Examples:
 
   mmcli logs rm 3f2a9c81be"""
 
+MAX_TURNS = 2 ** 62  # SQLite's integers stop at 2**63 - 1
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 CidOpt = Annotated[Optional[str], typer.Option("--cid", metavar="ID", show_default=False,
                                                help="Only this conversation.")]
@@ -35,7 +36,7 @@ Media = Annotated[Optional[Path], typer.Option(
 Force = Annotated[bool, typer.Option("--force", help="Overwrite files in --media DIR.")]
 Query = Annotated[Optional[str], typer.Option("--query", "-q", metavar="TEXT", show_default=False,
                                               help="Full-text search of questions and answers.")]
-Count = Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many turns.")]
+Count = Annotated[int, typer.Option("-n", "--limit", min=1, max=MAX_TURNS, metavar="N", help="How many turns.")]
 
 app = typer.Typer(help=HELP, epilog=EPILOG, invoke_without_command=True, rich_markup_mode=None)
 
