@@ -159,3 +159,15 @@ def _publish(temp: str, path: Path, force: bool, options: Options) -> None:
         if os.path.lexists(path):
             raise OutputError("output file exists", where=str(path), hint=exists_hint(options)) from None
         os.replace(temp, path)
+
+
+def small_text_file(path: Path, cap: int, name: str, hint: str) -> str:
+    """A regular file's UTF-8 text, refused when over `cap` bytes or not a regular file (a device or FIFO
+    could be read forever); FileNotFoundError and UnicodeDecodeError are the caller's."""
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer before the check below could refuse it
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"over {cap:,} bytes"
+            raise UsageError(f"cannot read {name}", what, where=str(path), hint=hint)
+        return handle.read(cap + 1).decode("utf-8")

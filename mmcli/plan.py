@@ -26,6 +26,10 @@ class Plan:
     inserted_text: list[str] = field(default_factory=list)
     resent: int = 0  # how many of `items` come first from the conversation's earlier turns (sent as they were)
 
+    def __post_init__(self) -> None:
+        # a plan is shown, logged and handed to Python callers: never with the URL's password
+        self.base_url = masked_url(self.base_url)
+
     @property
     def visual_tokens(self) -> Optional[int]:
         """The visual tokens of every item, None when any item's cost is unknown (cheap: no serialising)."""
