@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .apierrors import BROKEN_REPLY_HINT, message_hint, redact
 from .config import Endpoint
@@ -188,8 +189,10 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     result = ChatResult("", model, None)
     pieces: list[str] = []
     state = {"done": False, "choices": False}
+    heard = [time.monotonic()]
     try:
-        for event, data in iter_sse(response.iter_bytes()):
+        for event, data in iter_sse(_events_in_time(response.iter_bytes(), heard, endpoint.timeout)):
+            heard[0] = time.monotonic()
             if data.strip() == b"[DONE]":
                 state["done"] = True
                 break
@@ -218,6 +221,17 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
         response.close()
     result.text = "".join(pieces)
     raise PartialAnswerError(located(error, endpoint), result) from None
+
+
+def _events_in_time(chunks: Iterator[bytes], heard: list[float], timeout: float) -> Iterator[bytes]:
+    """The stream's bytes, while events keep coming: the timeout runs between events, so comments
+    (": keepalive") or bytes dripped one by one do not keep a stalled answer alive forever."""
+    import httpx2
+
+    for chunk in chunks:
+        if time.monotonic() - heard[0] > timeout:
+            raise httpx2.ReadTimeout(f"no event for {timeout:g} s")
+        yield chunk
 
 
 def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:

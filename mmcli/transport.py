@@ -107,10 +107,15 @@ def send(endpoint: Endpoint, method: str, path: str, *, stream: bool = False, st
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         if pacer is not None:
             pacer.wait()
+        started = time.monotonic()
         try:
             return _attempt(client, method, path, stream, content)
         except httpx2.TimeoutException:
-            raise EndpointTimeout("no answer in time", f"waited {endpoint.timeout:g} s",
+            # the timeout runs between reads: a server dripping its reply makes the wait longer; say how long
+            waited = max(time.monotonic() - started, endpoint.timeout)
+            raise EndpointTimeout("no answer in time", f"waited {waited:.3g} s, the last {endpoint.timeout:g} s "
+                                  "with nothing arriving" if waited > endpoint.timeout + 1 else
+                                  f"waited {endpoint.timeout:g} s",
                                   where=masked_url(endpoint.base_url),
                                   hint="raise --timeout, or lower --max-pixels to make the request lighter") from None
         except (ConnectionFailure, StatusFailure) as exc:
