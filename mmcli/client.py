@@ -13,7 +13,7 @@ from .urls import masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
 from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
-from .transport import send
+from .transport import MAX_REPLY_BYTES, read_limited, send
 
 StatusFn = Callable[[str], None]
 
@@ -171,7 +171,7 @@ def _read_body(endpoint: Endpoint, response) -> bytes:
     import httpx2
 
     try:
-        return response.read()
+        return read_limited(response, MAX_REPLY_BYTES)
     except httpx2.TimeoutException:
         raise EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
                               hint="raise --timeout") from None
@@ -228,9 +228,14 @@ def _events_in_time(chunks: Iterator[bytes], heard: list[float], timeout: float)
     (": keepalive") or bytes dripped one by one do not keep a stalled answer alive forever."""
     import httpx2
 
+    total = 0
     for chunk in chunks:
         if time.monotonic() - heard[0] > timeout:
             raise httpx2.ReadTimeout(f"no event for {timeout:g} s")
+        total += len(chunk)
+        if total > MAX_REPLY_BYTES:  # (a stream can be a gzip bomb too)
+            raise BadReply(f"the reply is too large: over {MAX_REPLY_BYTES >> 20} MB once decoded",
+                           hint="the server may be broken or hostile; check --base-url")
         yield chunk
 
 

@@ -18,6 +18,8 @@ from .errors import EndpointTimeout
 from .urls import is_loopback, masked_url
 
 RETRY_ATTEMPTS = 3
+MAX_ERROR_BYTES = 1 << 20  # of an error reply's body: enough for any message
+MAX_REPLY_BYTES = 64 << 20  # of a whole reply, once decoded (a thousand embeddings fit several times)
 CONNECT_TIMEOUT = 10.0
 StatusFn = Callable[[str], None]
 
@@ -144,14 +146,31 @@ def _attempt(client, method: str, path: str, stream: bool, content: dict):
     if response.status_code < 400:
         return response
     try:
-        response.read()  # the error's body, for its message
+        content = read_limited(response, MAX_ERROR_BYTES, cut=True)  # the error's body, for its message
     except httpx2.TimeoutException:
         raise
     except httpx2.HTTPError as exc:
         raise ConnectionFailure(str(exc) or type(exc).__name__) from exc
     finally:
         response.close()
-    raise StatusFailure(response)
+    raise StatusFailure(response, content)
+
+
+def read_limited(response, limit: int, cut: bool = False) -> bytes:
+    """The body, decoded, up to `limit` bytes: beyond it the rest is left unread (`cut`), or the reply is
+    refused. A small gzip reply can inflate to gigabytes; this stops it at the limit."""
+    from .replies import BadReply
+
+    chunks, total = [], 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        chunks.append(chunk)
+        if total > limit:
+            if cut:
+                return b"".join(chunks)[:limit]
+            raise BadReply(f"the reply is too large: over {limit >> 20} MB once decoded",
+                           hint="the server may be broken or hostile; check --base-url")
+    return b"".join(chunks)
 
 
 def _worth_retrying(exc: Exception, endpoint: Endpoint) -> bool:
