@@ -140,8 +140,13 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
     """POST /audio/transcriptions as multipart (file + fields); the reply parsed as JSON, or its text
     for the plain formats (text, srt, vtt)."""
     sent = {key: value for key, value in fields.items() if value is not None}
-    response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
-                    data={k: str(v) for k, v in sent.items()}, status=status)
+    try:
+        response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
+                        data={k: str(v) for k, v in sent.items()}, status=status)
+    except RequestRejected as exc:
+        if getattr(exc, "status_code", None) == 413:  # the generic hint speaks of images
+            exc.hint = "the audio piece is over the endpoint's upload limit: lower --max-upload-mb to send smaller pieces"
+        raise
     try:
         body = _read_body(endpoint, response)
         if sent.get("response_format") in ("text", "srt", "vtt"):
