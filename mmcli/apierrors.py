@@ -121,6 +121,10 @@ def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
     why = redact(str(cause) or type(cause).__name__, endpoint)
     if isinstance(cause, httpx2.DecodingError):
         return BadReply(f"the reply cannot be decoded: {why}", where=where)
+    if isinstance(cause, httpx2.TooManyRedirects):
+        return EndpointUnavailable("the endpoint redirects in a loop", why, where=where,
+                                   hint="check --base-url: the server sends every request elsewhere and never answers "
+                                        "(a proxy or a login page?)")
     if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
         return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
     return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))

@@ -178,8 +178,8 @@ def _worth_retrying(exc: Exception, endpoint: Endpoint) -> bool:
         return exc.status_code in TRANSIENT_STATUS
     import httpx2
 
-    if isinstance(exc.__cause__, httpx2.DecodingError):
-        return False  # a body that cannot be decoded will not decode next time
+    if isinstance(exc.__cause__, (httpx2.DecodingError, httpx2.TooManyRedirects)):
+        return False  # a body that cannot be decoded will not decode next time, nor a redirect loop end
     # Nothing listens on this machine's port: asking again 0.5 s later will not change that.
     return not (_refused(exc) and is_loopback(endpoint.base_url))
 

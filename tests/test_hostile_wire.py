@@ -106,3 +106,11 @@ def test_a_long_error_message_that_parses_is_cut_too(mmcli, server):
     server.script(Status(400, {"error": {"message": "B" * 100_000}}))
     run = mmcli("ask", "q", "--base-url", server.base_url)
     assert run.code == 4 and len(run.stderr) < 2000 and "more characters" in run.stderr
+
+
+def test_a_redirect_loop_is_named_and_not_retried(mmcli, server):
+    loop = Status(307, b"", headers={"Location": "/v1/chat/completions"})
+    server.script(*[loop] * 30)
+    run = mmcli("ask", "q", "--base-url", server.base_url)
+    assert_clean_error(run, 5, "redirects in a loop")
+    assert "mmcli serve" not in run.stderr and "retrying" not in run.stderr
