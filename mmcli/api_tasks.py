@@ -63,8 +63,8 @@ def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Option
 
     if not inputs and not texts:
         raise UsageError("nothing to embed", hint="give images or PDFs, or texts=[...]")
-    if batch_size < 1:
-        raise UsageError("batch_size must be at least 1", f"got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError("batch_size must be a whole number of at least 1", f"got {batch_size!r}")
     events, common = Events(), _common(flags)
     opened = open_inputs(expand_folders([str(i) for i in inputs]), common, events, allowed=("image", "pdf"))
     selected = select_pages(opened.checked, pages, None, DEFAULT_MAX_PAGES) if opened.checked else []
