@@ -115,16 +115,20 @@ class Client:
 
     def transcribe(self, files, *, language: Optional[str] = None, prompt: Optional[str] = None,
                    max_upload_mb: float = 25.0, start: Optional[float] = None,
-                   end: Optional[float] = None) -> list:
+                   end: Optional[float] = None, **unknown) -> list:
         """Transcribe speech in audio or video files (one or a list); one Transcript each (`.text`, `.segments`)."""
         from .api_tasks import transcribe
+
+        _refuse_unknown("transcribe", unknown, ("language", "prompt", "max_upload_mb", "start", "end"))
 
         return transcribe(self._flags(), _listed(files), language, prompt, max_upload_mb, start, end)
 
     def embed(self, inputs=None, *, texts=None, preset: Optional[str] = None, batch_size: int = 8,
-              pages: Optional[str] = None) -> list[dict]:
+              pages: Optional[str] = None, **unknown) -> list[dict]:
         """Embed images, PDF pages and texts; one record each (source, page, kind, dims, embedding, usage)."""
         from .api_tasks import embed
+
+        _refuse_unknown("embed", unknown, ("texts", "preset", "batch_size", "pages"))
 
         texts = [texts] if isinstance(texts, str) else list(texts or [])
         if any(not isinstance(t, str) or not t.strip() for t in texts):
@@ -290,3 +294,10 @@ class AnswerStream:
                     raise value
         finally:
             cancel.set()
+
+
+def _refuse_unknown(task: str, unknown: dict, known: tuple[str, ...]) -> None:
+    """A keyword the method does not take is a UsageError naming it (as for ask's options), not a TypeError."""
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {task}", ", ".join(unknown),
+                         hint="known options: " + ", ".join(known))

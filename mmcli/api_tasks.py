@@ -59,8 +59,9 @@ def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Option
     from .embedding.embed_task import embed_inputs
     from .tasks.specs import TASKS
 
-    if batch_size < 1:
-        raise UsageError("batch_size must be at least 1", f"got {batch_size}", hint="e.g. batch_size=8")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError("batch_size must be a whole number of at least 1", f"got {batch_size!r}",
+                         hint="e.g. batch_size=8")
     if not inputs and not texts:
         raise UsageError("nothing to embed", hint="give images or PDFs, or texts=[...]")
     args = EmbedArgs(inputs=list(inputs), texts=list(texts), preset=preset, batch_size=batch_size, pages=pages)

@@ -7,16 +7,18 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UsageError
-from .switches import media_cap, switch
+from .files import small_text_file
+from .switches import checked_number, media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
 PLACEHOLDER_KEY = "EMPTY"
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 86400.0
+MAX_CONFIG_BYTES = 1 << 20
 
 
 # Variables read by mmcli besides the ones bound to options (those are listed with each option).
@@ -164,7 +166,7 @@ def load_config(path: Path) -> dict:
     else:  # pragma: no cover - exercised only on 3.10
         import tomli as tomllib
     try:
-        text = path.read_text(encoding="utf-8")
+        text = small_text_file(path, MAX_CONFIG_BYTES, "config file", hint="point MMCLI_CONFIG at a TOML file, or unset it")
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -297,10 +299,10 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     from_profile = not flags.base_url and not use_openai_env
     key, source = _resolve_key(flags, environ, profile, base_url, key_homes(name, profile, config))
     withheld = source.split(" ", 1)[1] if source.startswith("withheld ") else None
-    timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
-    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
-        raise UsageError("invalid timeout", f"{timeout:g} s",
-                         hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
+    timeout = checked_number(flags.timeout if flags.timeout is not None else config.get("timeout", DEFAULT_TIMEOUT),
+                             "timeout", above=0, at_most=MAX_TIMEOUT, unit="s",
+                             where="" if flags.timeout is not None else str(path),
+                             hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
     family = flags.family or profile.family
     _check_family(family)
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout, withheld_key=withheld)
@@ -347,6 +349,12 @@ def _check_base_url(url: str) -> str:
                          hint="use e.g. http://127.0.0.1:8000/v1") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("invalid base URL", where=masked_url(url), hint="use e.g. http://127.0.0.1:8000/v1")
+    if parts.query or parts.fragment or url.rstrip("/").endswith(("?", "#")):
+        # the request paths are appended to the URL: a query would end up in the middle of them, and be logged
+        raise UsageError("invalid base URL", "it has a query or fragment (?... or #...)",
+                         where=masked_url(urlunsplit(parts._replace(query="", fragment=""))),
+                         hint="give the base URL alone, e.g. http://127.0.0.1:8000/v1; a key goes in a variable "
+                              "named by --api-key-env, never in the URL")
     return url.rstrip("/")
 
 

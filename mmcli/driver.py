@@ -70,6 +70,9 @@ def drive(task: "TaskSpec", inputs: list, prompt: str, options: Any, opts: "Comm
     selection = task.select(opened.checked, options, opts.media)
     presenter.before_connect(selection)
     started = connect(opened, opts, events, environ)
+    recorder = started.runner.recorder
+    if recorder is not None and not recorder.command:
+        recorder.command = task.name  # the history says which command each turn came from
     planned = task.plan_jobs(selection, prompt, options, started.ctx)
     if opts.output.dry_run:
         shown = presenter.dry_run(started.runner, planned)

@@ -160,13 +160,22 @@ def _encode_picture(picture) -> bytes:
     from PIL import Image
 
     if not isinstance(picture, Image.Image):
+        if not hasattr(picture, "__array__") and not hasattr(picture, "__array_interface__"):
+            # None, numbers, dicts...: not pictures at all, whatever numpy would make of them
+            raise UsageError("unsupported input", f"a value of type {type(picture).__name__}",
+                             hint="pass a path, a URL, bytes, a PIL image or an RGB uint8 array")
         import numpy as np
 
         array = np.asarray(picture)
         if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
             raise UsageError("unsupported input", f"an array of shape {array.shape} and type {array.dtype}",
                              hint="pass an RGB uint8 array of shape (height, width, 3)")
+        if 0 in array.shape[:2]:
+            raise UsageError("unsupported input", f"an empty picture: an array of shape {array.shape}",
+                             hint="pass an array with at least one row and one column")
         picture = Image.fromarray(array)
+    if 0 in picture.size:
+        raise UsageError("unsupported input", f"an empty picture of {picture.size[0]}x{picture.size[1]} pixels")
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
