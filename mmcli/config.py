@@ -265,15 +265,20 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
         if any(same_origin(base_url, home) for home in homes):
             return environ[profile.api_key_env], profile.api_key_env
         withheld = profile.api_key_env
-    # OPENAI_API_KEY goes only to OpenAI itself or to the host OPENAI_BASE_URL names.
     if environ.get("OPENAI_API_KEY"):
-        if (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
-                or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None)):
+        if openai_variables_allowed(base_url, environ):
             return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
         withheld = withheld or "OPENAI_API_KEY"
     if is_loopback(base_url):
         return PLACEHOLDER_KEY, "placeholder"
     return None, f"withheld {withheld}" if withheld else "none"
+
+
+def openai_variables_allowed(base_url: str, environ: Mapping[str, str]) -> bool:
+    """Whether OpenAI's own variables (OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID) may go to `base_url`:
+    only OpenAI itself or the host OPENAI_BASE_URL names."""
+    return (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
+            or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None))
 
 
 def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:

@@ -53,6 +53,17 @@ def refuse_device(target: Path, flag: str = "-o") -> None:
                           hint=f"leave out {flag} to get the JSON lines on standard output, or name a file")
 
 
+def check_results_place(target: Path, flag: str = "-o") -> None:
+    """Refuse, before anything is sent, a results file that could not be opened: a device, a folder, no folder."""
+    from ..files import OutputError
+
+    refuse_device(target, flag)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError("the results file's folder does not exist", str(folder), where=str(target),
+                          hint=f"create the folder first, or give {flag} a file in an existing one")
+
+
 def input_files(works: Iterable) -> list[tuple[str, str]]:
     """Every input of every piece of work, as protected files."""
     return [("an input", spec) for work in works for spec in work.inputs]
