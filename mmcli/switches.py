@@ -23,8 +23,12 @@ def switch(flag: Optional[bool], environ: Mapping[str, str], variable: str, conf
         return value in _TRUE
     configured = config.get(key, True)
     if not isinstance(configured, bool):
-        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path))
+        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path),
+                         hint=CONFIG_HINT)
     return configured
+
+
+CONFIG_HINT = "fix the file: its keys are described in docs/configuration.md"
 
 
 def media_cap(config: dict, path: Path) -> int:
@@ -32,5 +36,5 @@ def media_cap(config: dict, path: Path) -> int:
     value = config.get("log_media_mb", 20)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise UsageError("invalid config file", "'log_media_mb' must be a number of megabytes (0 or more)",
-                         where=str(path))
+                         where=str(path), hint=CONFIG_HINT)
     return int(value * 1024 * 1024)

@@ -10,7 +10,9 @@ lists the batches, newest first.
 Hostile replies: `replies[route]` (route "upload", "create", "retrieve", "list") is sent instead of the
 real answer, as (status, content type, body bytes); `patch` is merged into every batch object sent (a
 value of DROP leaves the field out). `hold_create` seconds: a create makes its batch, sets `created`,
-then waits that long before answering (a client that times out or is interrupted meanwhile).
+then waits that long (or until `release` is set) before answering: a client that times out or is
+interrupted meanwhile. `pad_mb`: each output file ends with that many megabytes of answers to requests
+nobody sent (a big output file).
 Stdlib and httpx only, bound to 127.0.0.1.
 """
 
@@ -42,6 +44,8 @@ class BatchAPI:
         self.patch: dict = {}
         self.hold_create = 0.0
         self.created = threading.Event()
+        self.release = threading.Event()
+        self.pad_mb = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -108,7 +112,9 @@ class BatchAPI:
             line = self._run_line(json.loads(raw))
             (outputs if line["response"]["status_code"] == 200 else errors).append(line)
         batch["request_counts"].update(completed=len(outputs), failed=len(errors))
-        junk = [b"{not json\n", b'{"response": {"status_code": 200}}\n'] if batch["_outcome"] == "badlines" else []
+        junk = [b"{not json\n", b'{"response": {"status_code": 200}}\n'] if batch["_outcome"] == "badlines" else [b""]
+        junk += [json.dumps({"custom_id": f"pad-{n}", "response": {"status_code": 200, "body": {"pad": "x" * (1 << 20)}},
+                             "error": None}).encode() + b"\n" for n in range(self.pad_mb)]
         batch["output_file_id"] = self._store(outputs, junk)
         batch["error_file_id"] = self._store(errors) if errors else None
         batch["status"] = "expired" if batch["_outcome"] == "expired" else "completed"
@@ -184,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             batch = owner.create_batch(json.loads(body))
             owner.created.set()
-            time.sleep(owner.hold_create)
+            owner.release.wait(owner.hold_create)
             self._send(200, owner.public(batch))
         else:
             self._send(404, {"error": {"message": "no such route"}})
