@@ -106,7 +106,7 @@ class BatchAPI:
                 {"code": "model_not_found", "message": "The model 'tiny' does not exist.", "param": "body.model",
                  "line": 1}]})
             return
-        answered = lines if batch["_outcome"] == "completed" else lines[: len(lines) // 2]
+        answered = lines[: len(lines) // 2] if batch["_outcome"] == "expired" else lines
         outputs, errors = [], []
         for raw in answered:
             line = self._run_line(json.loads(raw))
