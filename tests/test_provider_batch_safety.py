@@ -32,7 +32,8 @@ def test_fetch_and_collect_refuse_every_input_before_downloading(mmcli, api, tmp
     for target, what in [(photo, "refusing to write into an input"),
                          (path, "refusing to write into the export file"),
                          (tmp_path / "requests.manifest.json", "refusing to write into the export manifest"),
-                         (tmp_path / "requests.output.jsonl", "refusing to write into a batch output file")]:
+                         (tmp_path / "requests.output.jsonl", "refusing to write into a batch output file"),
+                         (tmp_path / "requests.merge.jsonl", "refusing to write into the merge file")]:
         run = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", target, env=KEY)
         assert_clean_error(run, 2, what)
     assert photo.read_bytes() == before and len(api.requests) == sent  # refused before anything was asked
@@ -69,6 +70,8 @@ def test_a_merge_file_never_writes_into_the_export_it_came_from(mmcli, server, t
     for target in (doc, tmp_path / "doc.manifest.json", docs / "a.pdf"):
         run = mmcli("batch", "collect", merge_file, merge_out, "-o", target)
         assert_clean_error(run, 2, "refusing to write into")
+    run = mmcli("batch", "collect", doc, output, "-o", merge_file)  # it would be replaced by the merge lines
+    assert_clean_error(run, 2, "refusing to write into the merge file")
     assert (doc.read_bytes(), (tmp_path / "doc.manifest.json").read_bytes()) == before
     assert json.loads((tmp_path / "doc.merge.manifest.json").read_text())["parent"] == str(doc)
 

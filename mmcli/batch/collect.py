@@ -78,11 +78,13 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
     need their merge go to a second batch file (mmcli.batch.merge)."""
     from .results import open_sink
 
-    from .guard import refuse_reading_files
+    from .guard import refuse_planned, refuse_reading_files
+    from .merge import merge_paths
     from .manifest import collect_inputs
 
     manifest = read_manifest(export)
     refuse_reading_files(results, collect_inputs(export, outputs, manifest))
+    refuse_planned(results, [("the merge file", m) for m in merge_paths(export)])
     answers, bad = read_outputs(outputs, {cid for job in manifest["jobs"].values() for cid in job["requests"]})
     for message in bad:
         out.status(f"skipped: {message}")

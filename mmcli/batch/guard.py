@@ -37,6 +37,16 @@ def refuse_reading_files(target: Optional[Path], protected: Iterable[tuple[str, 
                               hint=f"give {flag} a file of its own, e.g. results.jsonl")
 
 
+def refuse_planned(target: Optional[Path], planned: Iterable[tuple[str, Path]], flag: str = "-o") -> None:
+    """Refuse `target` when the command itself writes a file of that name (which may not exist yet)."""
+    if target is None:
+        return
+    for what, path in planned:
+        if target.resolve() == path.resolve():
+            raise OutputError(f"refusing to write into {what}", f"{flag} names {path}, which this command writes",
+                              where=str(target), hint=f"give {flag} a file of its own, e.g. results.jsonl")
+
+
 def refuse_device(target: Path, flag: str = "-o") -> None:
     """Refuse an existing output that is not a regular file: a device, a pipe, a terminal, a socket."""
     try:

@@ -152,18 +152,17 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Out
 
 def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None:
     """Refuse a results file that is one of the export's own files, sources or downloads, or cannot be opened."""
-    from ..files import OutputError
-    from .guard import check_results_place, refuse_reading_files
+    from .guard import check_results_place, refuse_planned, refuse_reading_files
     from .manifest import collect_inputs
+    from .merge import merge_paths
 
     if results is None:
         return
     downloads = [_download_path(export, p.name, kind) for p in parts(export, manifest) for kind in ("output", "error")]
     check_results_place(results)
     refuse_reading_files(results, collect_inputs(export, downloads, manifest))
-    if any(results.absolute() == d.absolute() for d in downloads):
-        raise OutputError("refusing to write into a batch output file", "fetch saves the provider's file there",
-                          where=str(results), hint="give -o a file of its own, e.g. results.jsonl")
+    refuse_planned(results, [*[("a batch output file", d) for d in downloads],
+                             *[("the merge file", m) for m in merge_paths(export)]])
 
 
 def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output") -> list[Path]:
