@@ -102,6 +102,18 @@ def test_a_create_that_times_out_is_sent_once_and_found_again(mmcli, api, tmp_pa
     assert len(fetched.stdout.splitlines()) == 2
 
 
+def test_a_server_that_cannot_list_batches_is_not_sent_a_second_create(mmcli, api, tmp_path):
+    path = export(mmcli, tmp_path, 1)
+    api.hold_create = 30
+    assert mmcli("batch", "submit", path, "--base-url", api.base_url, "--timeout", "1", env=KEY).code == 6
+    api.release.set()
+    api.replies["list"] = (404, "application/json", b'{"error": {"message": "no such route"}}')
+    run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
+    assert_clean_error(run, 2, "cannot tell whether an interrupted submit started this part")
+    assert f"mmcli_submit={manifest(path)['submit_id']}" in run.stderr
+    assert _creates(api) == 1
+
+
 def test_an_interrupted_create_is_found_again_not_sent_twice(mmcli, clean_env, api, tmp_path):
     path = export(mmcli, tmp_path, 2)
     api.hold_create = 60

@@ -89,13 +89,9 @@ def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, ent
     """The batch an earlier, interrupted submit created for this part's upload, if the provider has one."""
     if entry is None or entry.get("status") != CREATING or not entry.get("input_file_id"):
         return None
-    from .wire import reply_object
-
     after = None
     for _ in range(LIST_LIMIT // 100):
-        with _errors(endpoint, Path(name)):
-            raw = client.batches.with_raw_response.list(limit=100, **({"after": after} if after else {}))
-        page = reply_object(raw, "the list of batches", endpoint)
+        page = _list_page(client, endpoint, manifest, name, after)
         data = page.get("data")
         if not isinstance(data, list):
             from .wire import bad
@@ -109,6 +105,24 @@ def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, ent
             return None
         after = last
     return None
+
+
+def _list_page(client, endpoint: "Endpoint", manifest: dict, name: str, after: Optional[str]) -> dict:
+    """One page of the provider's batches, newest first; a server that cannot list them cannot be asked."""
+    from ..errors import RequestRejected
+    from .wire import reply_object
+
+    try:
+        with _errors(endpoint, Path(name)):
+            raw = client.batches.with_raw_response.list(limit=100, **({"after": after} if after else {}))
+    except RequestRejected as exc:
+        if exc.status_code not in (404, 405):
+            raise
+        raise UsageError("cannot tell whether an interrupted submit started this part", exc.message(), where=name,
+                         hint=f"look among the provider's batches for metadata mmcli_submit={manifest[SUBMIT_ID]}; "
+                              f"if there is none, delete the entry {name} under provider_batches in the "
+                              "manifest and submit again") from None
+    return reply_object(raw, "the list of batches", endpoint)
 
 
 def _ours(item: dict, manifest: dict, name: str, upload: str) -> bool:
