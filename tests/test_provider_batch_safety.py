@@ -114,6 +114,17 @@ def test_a_server_that_cannot_list_batches_is_not_sent_a_second_create(mmcli, ap
     assert _creates(api) == 1
 
 
+def test_a_refused_create_leaves_nothing_to_look_for(mmcli, api, tmp_path):
+    path = export(mmcli, tmp_path, 1)
+    api.replies["create"] = (400, "application/json", b'{"error": {"message": "bad input file"}}')
+    assert_clean_error(mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY), 4, "bad input file")
+    assert manifest(path)["provider_batches"] == {}
+    del api.replies["create"]
+    api.replies["list"] = (404, "application/json", b'{"error": {"message": "no such route"}}')
+    assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0  # no list needed
+    assert len(api.batches) == 1
+
+
 def test_an_interrupted_create_is_found_again_not_sent_twice(mmcli, clean_env, api, tmp_path):
     path = export(mmcli, tmp_path, 2)
     api.hold_create = 60

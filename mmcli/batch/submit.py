@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import UsageError
+from ..errors import RequestRejected, UsageError
 from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
 
 if TYPE_CHECKING:
@@ -71,10 +71,16 @@ def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Pat
     manifest[BATCHES][path.name] = {"input_file_id": upload, "batch_id": None, "base_url": masked_url(endpoint.base_url),
                                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": CREATING}
     save(export, manifest)  # before the create: an interrupted create is found again by this upload's id
-    with _errors(endpoint, path):
-        raw = client.batches.with_raw_response.create(
-            input_file_id=upload, endpoint=CHAT_ENDPOINT, completion_window="24h",
-            metadata={"mmcli_export": path.name, "mmcli_submit": manifest[SUBMIT_ID]})
+    try:
+        with _errors(endpoint, path):
+            raw = client.batches.with_raw_response.create(
+                input_file_id=upload, endpoint=CHAT_ENDPOINT, completion_window="24h",
+                metadata={"mmcli_export": path.name, "mmcli_submit": manifest[SUBMIT_ID]})
+    except RequestRejected as exc:
+        if exc.status_code not in (408, 409, 429):  # a plain refusal: no batch was made, nothing to look for
+            del manifest[BATCHES][path.name]
+            save(export, manifest)
+        raise
     return _batch(reply_object(raw, "the batch's creation", endpoint), endpoint)
 
 
@@ -109,7 +115,6 @@ def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, ent
 
 def _list_page(client, endpoint: "Endpoint", manifest: dict, name: str, after: Optional[str]) -> dict:
     """One page of the provider's batches, newest first; a server that cannot list them cannot be asked."""
-    from ..errors import RequestRejected
     from .wire import reply_object
 
     try:
