@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import ROOT, SECRET_KEY, assert_clean_error
 from tests.support.batch_api import BatchAPI
 from tests.support.scripted_server import Reply
-from tests.test_batch_each import lines
 from tests.test_batch_export import run_batch_file
 from tests.test_provider_batches import KEY, MODEL, export, manifest
 
