@@ -196,3 +196,13 @@ def test_openai_account_variables_follow_the_openai_key_rule(mmcli, api, tmp_pat
     assert mmcli("batch", "status", path, "--base-url", api.base_url, env=mine).code == 0
     assert api.requests[-1][2].get("openai-organization") == "org-private"
     assert api.requests[-1][2].get("openai-project") == "proj-private"
+
+
+@pytest.mark.parametrize("text", ["profiles = 3", "[profiles.x]\nbase_url = 'http://h/v1'\nframe_limit = 0",
+                                  "log = 'yes'", "vllm_python = 3"])
+def test_a_config_file_error_has_a_hint(mmcli, tmp_path, text):
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    run = mmcli("batch", "status", tmp_path / "r.jsonl", env={"MMCLI_CONFIG": str(config)})
+    assert_clean_error(run, 2, "invalid config file")
+    assert "hint: fix the file" in run.stderr
