@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from .errors import OutputNotWritten, UsageError
 
@@ -119,9 +119,10 @@ def _create_temp(directory: Path, stem: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
 
 
-def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional[int] = None,
-                 options: Options = OPTIONS) -> Path:
-    """Write `data` to `path` via a temporary file in the same directory; never replace a file unless `force`.
+def write_atomic(path: Path, data: Union[bytes, Iterable[bytes]], *, force: bool = False,
+                 mode: Optional[int] = None, options: Options = OPTIONS) -> Path:
+    """Write `data` (bytes, or chunks of them) to `path` via a temporary file in the same directory; never
+    replace a file unless `force`.
 
     `mode` sets the file's permissions exactly (a key file: 0o600); otherwise the umask decides."""
     directory = path.parent if str(path.parent) else Path(".")
@@ -133,7 +134,8 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional
         if mode is not None:
             os.fchmod(fd, mode)  # before any byte is written, and whatever the umask says
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(temp, path, force, options)

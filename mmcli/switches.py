@@ -9,6 +9,7 @@ from typing import Mapping, Optional
 from .errors import UsageError
 
 MAX_LOG_MEDIA_MB = 1_000_000.0  # a terabyte: past it a cap is no cap, and bigger numbers overflow
+CONFIG_HINT = "fix the file: its keys are described in docs/configuration.md"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -25,7 +26,8 @@ def switch(flag: Optional[bool], environ: Mapping[str, str], variable: str, conf
         return value in _TRUE
     configured = config.get(key, True)
     if not isinstance(configured, bool):
-        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path))
+        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path),
+                         hint=CONFIG_HINT)
     return configured
 
 
