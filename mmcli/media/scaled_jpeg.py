@@ -20,7 +20,7 @@ _UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRA
             7: "TRANSVERSE", 8: "ROTATE_90"}
 SWAPS_AXES = frozenset({5, 6, 7, 8})
 PNG_COMPRESSION = 3  # as the array path writes PNGs: fast, still lossless
-MIN_HAMMING_SHRINK = 1.5
+MIN_HAMMING_SHRINK = 1.2
 
 
 def upright_at(data: bytes, orientation: int, height: int, width: int, label: str = "") -> "Image.Image":
@@ -50,13 +50,13 @@ def decoded_near(data: bytes, width: int, height: int, label: str = "") -> "Imag
 
 
 def resize_to(im: "Image.Image", width: int, height: int) -> "Image.Image":
-    """`im` at exactly width x height: Hamming to shrink by 1.5x or more, bicubic otherwise."""
+    """`im` at exactly width x height: Hamming to shrink by 1.2x or more, bicubic otherwise."""
     from PIL import Image
 
     if im.size == (width, height):
         return im
     # Pillow widens the kernel by the scale factor, so every source pixel counts (no aliasing). After a
-    # DCT-scaled decode a shrink of 1.5-2x is usual: Hamming's short kernel costs two thirds of bicubic's
+    # DCT-scaled decode a shrink of 1.2-2x is usual: Hamming's short kernel costs two thirds of bicubic's
     # there and stays closer to a Lanczos reference than a bilinear or area resize; near 1:1 and when
     # enlarging, bicubic keeps edges sharper.
     shrink = max(im.width / width, im.height / height)
