@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from mmcli.media.image import open_image, prepare_image
 from mmcli.media.resize import PixelBudget
 from mmcli.media.scaled_jpeg import decoded_near
+from tests.conftest import assert_clean_error
 from tests.support import media
 
 QWEN = dict(factor=28, min_pixels=4 * 784)
@@ -96,3 +97,15 @@ def test_a_gray_jpeg_is_sent_as_rgb_and_lossless_as_png(tmp_path):
         channels = np.asarray(sent, np.int16)
         assert np.abs(channels[..., 0] - channels[..., 2]).max() <= 2  # still gray
         assert mad(channels[..., 0], gray.resize(sent.size, Image.Resampling.LANCZOS)) < 3.0
+
+
+def test_a_jpeg_broken_inside_its_scan_is_refused_with_a_clean_error_and_nothing_asked(mmcli, server, tmp_path):
+    good = media.make_real_photo(tmp_path, size=(1600, 1200))
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 1024] = bytes(range(256)) * 4  # markers and garbage where entropy-coded data was
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(bytes(data))
+    run = mmcli("ask", good, broken, "q", "--base-url", server.base_url)
+    assert_clean_error(run, 3, "cannot decode image", "broken.jpg")
+    assert server.chat_requests() == []
