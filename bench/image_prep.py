@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's mmcli
+
 
 def make_photo(directory: Path) -> Path:
     """A 12-megapixel JPEG made from a real photo (scikit-image's astronaut), as a phone would save it."""
@@ -81,7 +84,7 @@ def distance(data_url: str, reference) -> float:
 
 def startup(argv: list[str], runs: int) -> float:
     def once() -> None:
-        subprocess.run(argv, check=True, capture_output=True)
+        subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
 
     return median_seconds(once, runs)[0]
 
