@@ -17,7 +17,7 @@ from ..errors import JobsFailed, UsageError
 
 if TYPE_CHECKING:
     from ..config import Endpoint
-    from ..render import Output
+    from ..events import Display
 
 BATCHES = "provider_batches"  # the manifest's key: part file name -> its upload and batch ids
 DONE = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -56,7 +56,7 @@ def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
     return batches
 
 
-def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
+def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
     from ..sdk import openai_client, sdk_errors
     from ..urls import masked_url
@@ -141,7 +141,7 @@ def broken(rows: list[dict]) -> Optional[JobsFailed]:
                            "only those parts; answers that did arrive are collected by `mmcli batch fetch`")
 
 
-def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> list[dict]:
+def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> list[dict]:
     """Poll until every batch is done, with a progress bar over the requests; the last rows."""
     shown = ""
     manifest, rows = states(export, endpoint)
@@ -161,7 +161,7 @@ def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> lis
             manifest, rows = states(export, endpoint)
 
 
-def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Output") -> None:
+def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Display") -> None:
     """Download every finished batch's output and error files beside the export and collect them."""
     from ..errors import MmcliError
     from .collect import collect
@@ -187,7 +187,7 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Out
         raise failure
 
 
-def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output") -> list[Path]:
+def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Display") -> list[Path]:
     from ..files import write_atomic
     from ..sdk import openai_client, sdk_errors
 

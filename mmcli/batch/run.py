@@ -10,9 +10,8 @@ from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, number
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
-    from ..events import Events
+    from ..events import Display, Events
     from ..media.audio import AudioOptions
-    from ..render import Output
     from .pacing import Pacer
     from .progress import Progress
     from .results import Sink
@@ -46,7 +45,7 @@ def refuse_dry_run(opts: "CommonOptions") -> None:
                               "FILE.jsonl to write every request without sending it")
 
 
-def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
+def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Display", title: str,
               environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
@@ -80,7 +79,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     return batch
 
 
-def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
+def finish(batch: "Batch", flags: BatchFlags, out: "Display", interrupted: bool) -> None:
     """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
     tally = batch.progress.tally
     where = f"; results in {flags.output}" if flags.output and batch.sink.lost is None else ""
@@ -176,7 +175,7 @@ class Batch:
         return {**kept, "error": error_fields(error)}
 
 
-def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:
+def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Display") -> None:
     """`mmcli batch TASKS.jsonl`: bad lines reported by number, every other line run as its own job."""
     from ..errors import UsageError
     from .tasksfile import read_tasks

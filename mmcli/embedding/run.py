@@ -11,7 +11,7 @@ from .output import record
 if TYPE_CHECKING:
     from ..job import Job
     from ..media.document import Selected
-    from ..render import Output
+    from ..events import Display
     from ..runner import Result, Runner
     from ..tasks.common import Context
     from .index import Index
@@ -52,7 +52,7 @@ def batch_stream(jobs: Iterator["Job"], size: int) -> Iterator[list["Job"]]:
         yield batch
 
 
-def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Preset", out: "Output") -> None:
+def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Preset", out: "Display") -> None:
     """The preset's conventions and every request's plan; nothing is sent."""
     plans = [runner.plan_embedding(batch, preset) for batch in stream]
     if out.json_mode:
@@ -68,7 +68,7 @@ def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Prese
 
 
 def embed_all(runner: "Runner", stream: Iterator[list["Job"]], total: int, size: int, preset: "Preset",
-              out: "Output", sink: Sink) -> int:
+              out: "Display", sink: Sink) -> int:
     """Send every batch, hand each vector (finished as the preset says) to `sink`; the number of vectors."""
     from ..tasks.common import check_result
 
