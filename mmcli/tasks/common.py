@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from ..job import Content, Job, Meta
+from ..flow import Context  # noqa: F401  (defined with the steps that make it; tasks take it from here)
 
 if TYPE_CHECKING:
-    from ..config import GenerationOptions, MediaOptions
-    from ..endpoint import Target
-    from ..events import Events
     from ..runner import Result
-
-
-@dataclass
-class Context:
-    """A task's surroundings: where requests go, how media and answers are shaped, who hears about it."""
-
-    target: "Target"
-    media: "MediaOptions"
-    generation: "GenerationOptions"
-    events: "Events"
-
-    def job(self, content: list[Content], prompt: str, label: str = "", meta: Meta = None,
-            named_warnings: bool = False) -> Job:
-        """A job for this target with these options."""
-        return Job(content=content, prompt=prompt, model=self.target.model, family=self.target.family,
-                   generation=self.generation, label=label, meta=meta, named_warnings=named_warnings)
 
 
 def total_usage(usages: list[dict]) -> dict:
