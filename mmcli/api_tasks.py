@@ -52,7 +52,7 @@ def transcribe(flags: "EndpointFlags", files: list, language: Optional[str], pro
 def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Optional[str], batch_size: int,
           pages: Optional[str]) -> list[dict]:
     """One record per image, page and text (source, page, kind, dims, embedding, usage), as `mmcli embed` writes."""
-    from .embedding.command import choose_preset
+    from .embedding.presets import choose_preset
     from .embedding.jobs import EmbedOptions
     from .embedding.run import batch_stream, count_jobs, embed_all, job_stream
     from .embedding.sources import expand_folders
