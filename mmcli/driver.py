@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .config import CommonOptions
     from .job import Job
     from .runner import Result, Runner, TextFn
-    from .tasks.common import Context
+    from .flow import Context
     from .tasks.specs import Planned, TaskSpec
 
 

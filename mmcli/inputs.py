@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable
 
 from .errors import MediaError, UsageError
-from .media.image import ImageInput, check_aspect, open_image
+from .media.checked import CheckedInput  # defined with the media it holds; the input step makes it
+from .media.image import check_aspect, open_image
 from .media.sources import Source, open_sources
 
 if TYPE_CHECKING:
     from .config import MediaOptions
-    from .media.audio import AudioInput
-    from .media.video import VideoInput
 
 WarnFn = Callable[[str], None]
-
-
-@dataclass
-class CheckedInput:
-    """An input that passed every local check; `image` is set for decodable images, `video` for videos,
-    `audio` for sound files (an audio-only WebM or MP4 included)."""
-
-    source: Source
-    image: Optional[ImageInput] = None
-    video: Optional["VideoInput"] = None
-    audio: Optional["AudioInput"] = None
-
-    @property
-    def is_video(self) -> bool:
-        """Whether this input is a video (opened, or a URL passed through)."""
-        return self.video is not None or (self.source.sniffed.kind == "video" and self.audio is None)
-
-    @property
-    def is_audio(self) -> bool:
-        """Whether this input is sound only."""
-        return self.audio is not None
 
 
 def read_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,

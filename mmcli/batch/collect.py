@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 from ..errors import JobsFailed, MmcliError, UsageError
 
 if TYPE_CHECKING:
-    from ..render import Output
+    from ..events import Events
 
 
 def read_manifest(export: Path) -> dict:
@@ -73,7 +73,7 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
     return line["custom_id"], {"body": response.get("body")}
 
 
-def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Output") -> None:
+def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Events") -> None:
     """Write one results line per exported job whose every request has an answer; documents that still
     need their merge go to a second batch file (mmcli.batch.merge)."""
     from .results import open_sink

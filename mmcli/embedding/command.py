@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .embed_task import EmbedArgs, check_args, choose_preset
+from .embed_task import EmbedArgs, check_args
+from .presets import choose_preset
 
 if TYPE_CHECKING:
     from ..config import CommonOptions

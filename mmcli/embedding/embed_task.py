@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import UsageError
 from ..tasks.planned import Planned
+from .presets import choose_preset
 
 if TYPE_CHECKING:
     from ..inputs import CheckedInput
@@ -50,17 +51,6 @@ def check_args(args: EmbedArgs) -> None:
                              hint='search it with a text instead: mmcli search "words" --index DIR')
     if any(not t.strip() for t in args.texts):
         raise UsageError("--text is empty", hint='give the words to embed: --text "a red car"')
-
-
-def choose_preset(flag: Optional[str], index: Optional["Index"], model: Optional[str]) -> "Preset":
-    """The flag's preset, else the index's, else the one the model id suggests."""
-    from .presets import get_preset, guess_preset
-
-    if flag:
-        return get_preset(flag)
-    if index is not None:
-        return get_preset(index.preset)
-    return guess_preset(model)
 
 
 @dataclass
