@@ -252,11 +252,13 @@ def fresh(spec: dict):
 def resumed(spec: dict, folder: Path):
     """Stage 2: the processor and model of a trained folder (fp16 weights back to fp32), its record."""
     import torch
-    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+    from transformers import AutoProcessor, GenerationConfig, Qwen2VLForConditionalGeneration
 
     processor = AutoProcessor.from_pretrained(folder)
     model = Qwen2VLForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
     model.config.dtype = "float32"
+    # The folder's greedy top_k 1 fails transformers' own check on save; save() writes it again.
+    model.generation_config = GenerationConfig.from_model_config(model.config)
     ids = {token: processor.tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     record = json.loads((folder / "training.json").read_text())
     return processor, model, ids, record
