@@ -91,6 +91,10 @@ def test_stale_model_is_a_failure_that_says_how_to_retrain(tmp_path, monkeypatch
         tier_trained.check_fresh(FAMILY)
     monkeypatch.undo()
     tier_trained.check_fresh(FAMILY)
+    monkeypatch.setattr(tier_trained, "VIDEO_WHERE", "Where is the box at the end?")  # a video question
+    with pytest.raises(tier_trained.StaleModel, match="stale"):
+        tier_trained.check_fresh(FAMILY)
+    monkeypatch.undo()
     monkeypatch.setattr(tier_trained, "TRAINED_DIR", tmp_path)
     with pytest.raises(tier_trained.StaleModel, match="is missing"):
         tier_trained.check_fresh(FAMILY)
