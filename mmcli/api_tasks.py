@@ -55,7 +55,7 @@ def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Option
     """One record per image, page and text (source, page, kind, dims, embedding, usage), as `mmcli embed` writes;
     a failure raises with the records made before it on `.partial`."""
     from .driver import Presenter, drive
-    from .embedding.command import EmbedArgs
+    from .embedding.embed_task import EmbedArgs
     from .embedding.presets import choose_preset
     from .embedding.embed_task import embed_inputs
     from .tasks.specs import TASKS
