@@ -19,7 +19,7 @@ from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_jso
 RETRY_ATTEMPTS = 3
 CONNECT_TIMEOUT = 10.0
 # Body fields of vLLM's own that the openai package takes only through extra_body.
-EXTRA_BODY_FIELDS = ("media_io_kwargs",)
+EXTRA_BODY_FIELDS = ("media_io_kwargs", "structured_outputs")
 StatusFn = Callable[[str], None]
 
 

@@ -6,11 +6,14 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
 from .urls import is_loopback, masked_url, same_origin
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
 PLACEHOLDER_KEY = "EMPTY"
@@ -43,6 +46,9 @@ class Quirks:
     frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
     media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
+    # How a --schema is asked for: response_format json_schema | vLLM's structured_outputs field |
+    # none (the endpoint cannot constrain its output: the schema goes in the prompt, the answer is still checked)
+    structured_output: str = "json_schema"
 
 
 OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
@@ -78,8 +84,9 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 }
 
 _PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part",
-                 "concurrency", "base_urls"}
+                 "concurrency", "base_urls", "structured_output"}
 AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
+STRUCTURED_OUTPUTS = ("json_schema", "structured_outputs", "none")
 
 
 @dataclass(frozen=True)
@@ -196,8 +203,9 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         quirks = (base.quirks if base else Quirks())
         if "frame_limit" in table:
             quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
-        if "audio_part" in table:
-            quirks = replace(quirks, audio_part=table.pop("audio_part"))
+        for key in ("audio_part", "structured_output"):
+            if key in table:
+                quirks = replace(quirks, **{key: table.pop(key)})
         profiles[name] = replace(base, quirks=quirks, **table) if base else Profile(name=name, quirks=quirks, **table)
     return profiles
 
@@ -220,6 +228,9 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
         elif key == "audio_part" and value not in AUDIO_PARTS:
             raise UsageError("invalid config file", f"[profiles.{name}] audio_part must be one of "
                              + ", ".join(AUDIO_PARTS), where=str(path))
+        elif key == "structured_output" and value not in STRUCTURED_OUTPUTS:
+            raise UsageError("invalid config file", f"[profiles.{name}] structured_output must be one of "
+                             + ", ".join(STRUCTURED_OUTPUTS), where=str(path))
 
 
 def key_home(name: str, profile: Profile, config: dict) -> Optional[str]:
@@ -364,6 +375,7 @@ class GenerationOptions:
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     stream: bool = True
+    schema: Optional["Schema"] = None  # --schema: the answer is asked for, and checked, as JSON matching it
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,11 @@ def stream_answer(runner: "Runner", job: "Job", out: "Output", extra: Optional[d
     """Send `job`, showing the answer as it arrives; with --json, one object at the end (also on failure)."""
     stop_spinner = out.start_spinner("waiting for the model")
     sinks: list = []  # created at the first piece of text, once the spinner is gone
+    structured = job.generation.schema is not None  # shown whole once checked, not as it streams
 
     def on_text(delta: str) -> None:
+        if structured:
+            return
         if not sinks:
             stop_spinner()
             sinks.append(out.answer_sink())
@@ -35,12 +38,16 @@ def stream_answer(runner: "Runner", job: "Job", out: "Output", extra: Optional[d
         partial = stopped.results[-1]
         if out.json_mode:
             out.emit_json(result_json(partial, extra=extra))
+        elif structured and partial.text:  # the answer that failed its schema is kept
+            out.line(partial.text)
         raise stopped.cause from None
     finally:
         finish()
     check_result(result, out)
     if out.json_mode:
         out.emit_json(result_json(result, extra=extra))
+    elif structured:
+        out.emit_value(result.value)
     return result
 
 
@@ -54,7 +61,7 @@ def check_result(result: "Result", out: "Output") -> None:
 
 def result_json(result: "Result", extra: Optional[dict] = None) -> dict:
     """The --json object: answer, model, finish reason, usage, the check against the plan, and the plan."""
-    payload = {"answer": result.text, "model": result.model or result.job.model,
+    payload = {"answer": result.answer, "model": result.model or result.job.model,
                "finish_reason": result.finish_reason, "usage": result.usage,
                "planned_visual_tokens": result.planned_visual_tokens,
                "prompt_tokens": result.usage.get("prompt_tokens"), "verified": result.verified,

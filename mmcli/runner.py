@@ -32,6 +32,12 @@ class Result:
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
+    value: object = None  # --schema: the answer parsed and checked against the schema
+
+    @property
+    def answer(self) -> object:
+        """What the answer is: the checked object under a schema, else its text (also a failed one's text)."""
+        return self.value if self.ok and _checked(self.job) else self.text
 
     @property
     def ok(self) -> bool:
@@ -109,6 +115,11 @@ class Runner:
             raise RunStopped(self.results, exc) from None
         else:
             _copy_answer(result, answer)
+            if _checked(job):
+                try:
+                    result.value = job.generation.schema.parse(result.text, result.finish_reason)
+                except MmcliError as exc:  # OutputUnparseable: the text is kept, the job fails with exit 7
+                    result.error = exc
             if self.verify:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
@@ -168,6 +179,12 @@ class Runner:
                 after(result)
             done.append(result)
         return done
+
+
+def _checked(job: Job) -> bool:
+    """Whether `job`'s answer is parsed and checked against a --schema here."""
+    schema = job.generation.schema
+    return schema is not None and schema.check
 
 
 def _copy_answer(result: Result, answer) -> None:

@@ -97,7 +97,7 @@ def _per_page(runner: "Runner", jobs: "DocJobs", out: "Output") -> None:
                            "error": _reason(stopped.cause)})
             raise stopped.cause from None
         check_result(result, out)
-        out.json_line({**line, "answer": result.text, "model": result.model, "finish_reason": result.finish_reason,
+        out.json_line({**line, "answer": result.answer, "model": result.model, "finish_reason": result.finish_reason,
                        "usage": result.usage, "verified": result.verified})
 
 

@@ -35,7 +35,7 @@ def plan_summary(plan: "Plan") -> dict:
 
 def result_fields(result: "Result") -> dict:
     """The fields of one answered request."""
-    return {"answer": result.text, "model": result.model or result.job.model,
+    return {"answer": result.answer, "model": result.model or result.job.model,
             "finish_reason": result.finish_reason, "usage": result.usage, "verified": result.verified,
             "plan": plan_summary(result.plan)}
 
@@ -53,7 +53,7 @@ def _docqa(work: Work, checked: list["CheckedInput"], runner: "Runner", ctx: "Co
 
     jobs = doc_jobs(choose_pages(checked, work.task), work.prompt, work.task, ctx)
     found = answer_document(runner, jobs, work.prompt, ctx)
-    fields = {"answer": found.text, "pages": found.pages, "mode": jobs.mode, "finish_reason": found.finish_reason,
+    fields = {"answer": found.text if found.data is None else found.data, "pages": found.pages, "mode": jobs.mode, "finish_reason": found.finish_reason,
               "usage": found.usage, "verified": found.verified}
     if found.batches:
         fields["batches"] = found.batches

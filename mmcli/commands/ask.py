@@ -9,6 +9,7 @@ import typer
 from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
 from .batchopts import with_batch_options
 from .options import with_common_options
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -44,6 +45,8 @@ def ask(
     end: End = None,
     max_audio_seconds: MaxAudioSeconds = 600.0,
     max_audio_parts: MaxAudioParts = 20,
+    schema: SchemaOption = None,
+    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -54,6 +57,9 @@ def ask(
     from ..tasks.ask import prepare_ask
     from .audio_options import audio_options
 
+    from .schema_options import apply_schema
+
+    opts, batch = apply_schema(opts, batch, schema, table)
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)

@@ -10,6 +10,12 @@ def task_parts(command: str, params: dict, given: set[str]) -> dict:
     from .options import _common_from
 
     opts = _common_from(params)
+    if params.get("schema"):  # a line's own --schema (ask, video, docqa)
+        from dataclasses import replace
+
+        from ..schema import load_schema
+
+        opts = replace(opts, generation=replace(opts.generation, schema=load_schema(params["schema"])))
     builders = {"ask": _ask, "video": _video, "docqa": _docqa, "detect": _detect}
     task, prompt = builders[command](params)
     if prompt is None or not str(prompt).strip():

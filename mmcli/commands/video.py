@@ -13,6 +13,7 @@ from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
 from .batchopts import with_batch_options
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -74,6 +75,8 @@ def video(
     audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
+    schema: SchemaOption = None,
+    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -83,7 +86,9 @@ def video(
     from ..present import stream_answer
     from ..render import Output
     from ..tasks.ask import prepare_ask
+    from .schema_options import apply_schema
 
+    opts, batch = apply_schema(opts, batch, schema, table)
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=parse_time(start_at, "--start"), end=parse_time(end, "--end"), total_pixels=total_pixels,
                                max_request_mb=max_request_mb, transport=transport,

@@ -34,6 +34,7 @@ class Answer:
     verified: Optional[bool] = None  # False: the server counted fewer tokens than planned; None: unknown
     model: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    data: object = None  # with schema=: the answer as the object it checked out to
 
     def __str__(self) -> str:
         return self.text
@@ -47,7 +48,7 @@ def answer_from(result: "Result", warnings: list[str]) -> Answer:
         if warning not in warnings:
             warnings.append(warning)
     return Answer(result.text, dict(result.usage), result.plan, result.finish_reason, result.verified,
-                  result.model or result.job.model, warnings)
+                  result.model or result.job.model, warnings, result.value)
 
 
 def prepare_ask(inputs: list, prompt: str, opts: "CommonOptions", events: "Events",

@@ -183,7 +183,7 @@ def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers
 
 def batch_dict(result: "Result") -> dict:
     """JSON form of one batch's answer."""
-    data = {"pages": result.job.context["pages"], "answer": result.text, "finish_reason": result.finish_reason,
+    data = {"pages": result.job.context["pages"], "answer": result.answer, "finish_reason": result.finish_reason,
             "usage": result.usage}
     if not result.ok:
         data["complete"] = False
@@ -208,6 +208,7 @@ class DocAnswer:
     verified: Optional[bool] = None
     model: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    data: object = None  # with schema=: the (merged) answer as an object; per page, one per page
 
     def __str__(self) -> str:
         return self.text
@@ -225,14 +226,16 @@ def answer_document(runner: "Runner", jobs: DocJobs, question: str, ctx: Context
         final, batches = results[-1], []
     if jobs.mode == "per-page":
         text = "\n\n".join(f"## {r.job.label}\n\n{r.text.strip()}" for r in results)
-        batches = [{"pages": r.job.context["pages"], "answer": r.text, "usage": r.usage} for r in results]
+        batches = [{"pages": r.job.context["pages"], "answer": r.answer, "usage": r.usage} for r in results]
     else:
         text = final.text
     warnings = ctx.events.warnings
     for result in runner.results:
         warnings += [w for w in result_warnings(result) if w not in warnings]
+    data = [r.value for r in results] if jobs.mode == "per-page" else final.value
     return DocAnswer(text, jobs.numbers, batches, total_usage([r.usage for r in runner.results]),
-                     final.finish_reason, final.plan, final.verified, final.model or final.job.model, warnings)
+                     final.finish_reason, final.plan, final.verified, final.model or final.job.model, warnings,
+                     data if ctx.generation.schema is not None else None)
 
 
 def partial_document(results: list["Result"], jobs: DocJobs) -> DocAnswer:

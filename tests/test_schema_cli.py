@@ -1,0 +1,143 @@
+"""--schema against a real local HTTP server: what is sent, what is printed, and every way it can fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_clean_error
+from tests.support.scripted_server import Reply, Status, vllm_error
+
+RECEIPT = {"type": "object", "properties": {"total": {"type": "number"}, "currency": {"type": "string"}},
+           "required": ["total", "currency"], "additionalProperties": False}
+
+
+@pytest.fixture
+def photo(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "receipt.png"
+    Image.new("RGB", (120, 90), (200, 200, 190)).save(path)
+    return path
+
+
+def ask(mmcli, server, *args):
+    return mmcli("ask", *args, "--base-url", server.base_url)
+
+
+def test_short_form_is_sent_as_response_format_and_the_object_printed(mmcli, server, photo):
+    server.script(Reply('{"total": 12.5, "currency": "EUR", "date": "2026-01-02"}'))
+    run = ask(mmcli, server, photo, "read the receipt", "--schema", "total float, currency, date")
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout) == {"total": 12.5, "currency": "EUR", "date": "2026-01-02"}
+    assert run.stdout.count("\n") == 1  # piped: one compact line
+    sent = server.chat_requests()[0].json["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["schema"] == {
+        "type": "object", "properties": {"total": {"type": "number"}, "currency": {"type": "string"},
+                                         "date": {"type": "string"}},
+        "required": ["total", "currency", "date"], "additionalProperties": False}
+
+
+def test_schema_file_and_json_output_carry_an_object(mmcli, server, photo, tmp_path):
+    path = tmp_path / "receipt.schema.json"
+    path.write_text(json.dumps(RECEIPT))
+    server.script(Reply('{"total": 3, "currency": "USD"}'))
+    run = ask(mmcli, server, photo, "read it", "--schema", path, "--json")
+    assert run.code == 0, run.stderr
+    payload = json.loads(run.stdout)
+    assert payload["answer"] == {"total": 3, "currency": "USD"}
+    request = server.chat_requests()[0].json
+    assert request["response_format"]["json_schema"] == {"name": "receipt_schema", "schema": RECEIPT}
+
+
+def test_multi_and_arrays_in_the_short_form(mmcli, server, photo):
+    server.script(Reply('{"items": [{"name": "tea", "price": 2.0, "tags": ["hot"]}]}'))
+    run = ask(mmcli, server, photo, "list the items", "--schema", "multi name, price float, tags str[]")
+    assert run.code == 0, run.stderr
+    schema = server.chat_requests()[0].json["response_format"]["json_schema"]["schema"]
+    item = schema["properties"]["items"]["items"]
+    assert schema["properties"]["items"]["type"] == "array" and schema["required"] == ["items"]
+    assert item["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert json.loads(run.stdout)["items"][0]["name"] == "tea"
+
+
+def test_an_answer_that_does_not_match_is_exit_7_with_the_text_kept(mmcli, server, photo):
+    server.script(Reply('{"total": "twelve", "currency": "EUR"}'))
+    run = ask(mmcli, server, photo, "read it", "--schema", "total float, currency")
+    assert_clean_error(run, 7, "does not match the schema", "$.total", "'twelve' is not of type 'number'")
+    assert '"twelve"' in run.stdout  # the raw answer is kept
+
+
+def test_json_output_of_a_failed_answer_keeps_the_text_and_the_error(mmcli, server, photo):
+    server.script(Reply("not json at all"))
+    run = ask(mmcli, server, photo, "read it", "--schema", "total float", "--json")
+    assert run.code == 7, run.stderr
+    payload = json.loads(run.stdout)
+    assert payload["answer"] == "not json at all" and "not JSON" in payload["error"]
+
+
+def test_an_answer_cut_at_the_token_limit_is_exit_7_with_a_hint(mmcli, server, photo):
+    server.script(Reply('{"total": 1', finish_reason="length"))
+    run = ask(mmcli, server, photo, "read it", "--schema", "total float", "--max-tokens", "5")
+    assert_clean_error(run, 7, "cut off")
+    assert "raise --max-tokens" in run.stderr
+    assert '{"total": 1' in run.stdout
+
+
+@pytest.mark.parametrize("value, fragments", [
+    ("total flot", ["short form", "column 7", "unknown type 'flot'"]),
+    ("total float, total int", ["column 14", "given twice"]),
+    ('{"type": "object", "properties": {"a": {"type": "flot"}}}', ["invalid JSON Schema", "$.properties.a.type"]),
+    ('{"type": "object",\n "properties": }', ["invalid JSON", "line 2, column 16"]),
+    ("missing.json", ["cannot read the schema file", "missing.json"]),
+])
+def test_bad_schemas_are_usage_errors_naming_the_position_and_nothing_is_sent(mmcli, server, photo, value,
+                                                                              fragments):
+    run = ask(mmcli, server, photo, "read it", "--schema", value)
+    assert_clean_error(run, 2, *fragments)
+    assert server.chat_requests() == []
+
+
+def test_a_schema_the_endpoint_refuses_is_exit_4_with_its_reason(mmcli, server, photo):
+    server.script(Status(400, vllm_error(400, "The provided JSON schema contains features not supported by xgrammar.")))
+    run = ask(mmcli, server, photo, "read it", "--schema", "total float")
+    assert_clean_error(run, 4, "HTTP 400", "not supported by xgrammar")
+
+
+def test_a_profile_without_structured_output_asks_in_the_prompt_and_still_checks(mmcli, server, photo, clean_env,
+                                                                                   tmp_path):
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.plain]\nbase_url = "{server.base_url}"\nstructured_output = "none"\n')
+    server.script(Reply('```json\n{"total": 4}\n```'))
+    run = mmcli("ask", photo, "read it", "--schema", "total float", "--profile", "plain")
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout) == {"total": 4}
+    request = server.chat_requests()[0].json
+    assert "response_format" not in request
+    assert "matching this JSON Schema" in request["messages"][-1]["content"][-1]["text"]
+
+
+def test_vllm_structured_outputs_quirk(mmcli, server, photo, tmp_path):
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.v]\nbase_url = "{server.base_url}"\nstructured_output = "structured_outputs"\n')
+    server.script(Reply('{"total": 4}'))
+    run = mmcli("ask", photo, "read it", "--schema", "total float", "--profile", "v")
+    assert run.code == 0, run.stderr
+    request = server.chat_requests()[0].json
+    assert request["structured_outputs"]["json"]["properties"] == {"total": {"type": "number"}}
+
+
+def test_dry_run_shows_the_schema_in_the_request(mmcli, server, photo):
+    run = ask(mmcli, server, photo, "read it", "--schema", "total float", "--dry-run", "--json")
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["request"]["response_format"]["json_schema"]["schema"]["required"] == ["total"]
+
+
+def test_format_needs_each_and_schema(mmcli, server, photo):
+    assert_clean_error(ask(mmcli, server, photo, "x", "--format", "csv"), 2, "--format works with --each")
+    run = ask(mmcli, server, photo, "x", "--each", "--schema", "a", "--format", "xlsx")
+    assert_clean_error(run, 2, "unknown table format")
