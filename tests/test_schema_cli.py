@@ -141,3 +141,120 @@ def test_format_needs_each_and_schema(mmcli, server, photo):
     assert_clean_error(ask(mmcli, server, photo, "x", "--format", "csv"), 2, "--format works with --each")
     run = ask(mmcli, server, photo, "x", "--each", "--schema", "a", "--format", "xlsx")
     assert_clean_error(run, 2, "unknown table format")
+
+
+def make_receipts(folder, count):
+    from PIL import Image
+
+    folder.mkdir()
+    for n in range(count):
+        Image.new("RGB", (60 + n, 40), (n * 40, 90, 160)).save(folder / f"r{n}.png")
+    return sorted(folder.iterdir())
+
+
+def test_each_lines_carry_objects(mmcli, server, tmp_path):
+    make_receipts(tmp_path / "receipts", 2)
+    server.script(Reply('{"total": 1.5}'), Reply('{"total": 2.5}'))
+    results = tmp_path / "results.jsonl"
+    run = mmcli("ask", "--each", tmp_path / "receipts", "total?", "--schema", "total float", "-o", results,
+                "--base-url", server.base_url, "-j", "1")
+    assert run.code == 0, run.stderr
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert sorted(line["answer"]["total"] for line in lines) == [1.5, 2.5]
+    assert all("response_format" in r.json for r in server.chat_requests())
+
+
+def test_each_invalid_answer_fails_that_job_with_exit_7_on_its_line(mmcli, server, tmp_path):
+    make_receipts(tmp_path / "receipts", 2)
+    server.script(Reply('{"total": 1.5}'), Reply('{"total": "n/a"}'))
+    results = tmp_path / "results.jsonl"
+    run = mmcli("ask", "--each", tmp_path / "receipts", "total?", "--schema", "total float", "-o", results,
+                "--base-url", server.base_url, "-j", "1")
+    assert run.code == 8, run.stderr
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    failed = [line for line in lines if "error" in line]
+    assert len(failed) == 1 and failed[0]["error"]["exit_code"] == 7
+    assert "$.total" in failed[0]["error"]["message"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_each_format_writes_one_row_per_file_source_first(mmcli, server, tmp_path, fmt):
+    paths = make_receipts(tmp_path / "receipts", 3)
+    server.script(Reply('{"total": 1.5, "shop": {"name": "A, B"}, "items": ["x", "y"]}'),
+                  Reply('{"total": 2, "shop": {"name": "C"}, "items": []}'),
+                  Status(400, vllm_error(400, "bad image")))
+    run = mmcli("ask", "--each", tmp_path / "receipts", "read", "--schema",
+                '{"type": "object", "properties": {"total": {"type": "number"}, "shop": {"type": "object"}, '
+                '"items": {"type": "array"}}}', "--format", fmt, "--base-url", server.base_url, "-j", "1")
+    assert run.code == 8, run.stderr
+    if fmt == "csv":
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(run.stdout)))
+        assert list(rows[0]) == ["source", "total", "shop.name", "items", "error"]
+    else:
+        rows = [json.loads(line) for line in run.stdout.splitlines()]
+        assert list(rows[0]) == ["source", "total", "shop.name", "items", "error"]
+    assert [row["source"] for row in rows] == [str(p) for p in paths]
+    assert str(rows[0]["total"]) == "1.5" and rows[0]["shop.name"] == "A, B"
+    assert json.loads(rows[0]["items"]) == ["x", "y"]
+    assert "bad image" in rows[2]["error"]
+
+
+def test_batch_tasks_take_a_run_schema_and_a_line_schema(mmcli, server, tmp_path, photo):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"command": "ask", "inputs": [str(photo)], "prompt": "a"}) + "\n"
+                     + json.dumps({"command": "ask", "inputs": [str(photo)], "prompt": "b", "schema": "n int"})
+                     + "\n")
+    server.script(Reply('{"total": 1}'), Reply('{"n": 2}'))
+    run = mmcli("batch", tasks, "--schema", "total float", "--base-url", server.base_url, "-j", "1")
+    assert run.code == 0, run.stderr
+    answers = sorted((json.loads(line) for line in run.stdout.splitlines()), key=lambda r: r["line"])
+    assert answers[0]["answer"] == {"total": 1} and answers[1]["answer"] == {"n": 2}
+    sent = [r.json["response_format"]["json_schema"]["schema"]["required"] for r in server.chat_requests()]
+    assert sorted(sent) == [["n"], ["total"]]
+
+
+def test_docqa_batches_and_merge_all_carry_the_schema(mmcli, server, tmp_path):
+    pages = make_receipts(tmp_path / "pages", 3)
+    server.script(Reply('{"total": 1}'), Reply('{"total": 2}'), Reply('{"total": 3}'))
+    run = mmcli("docqa", *pages, "what is the total?", "--schema", "total float", "--pages-per-request", "2",
+                "--json", "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    payload = json.loads(run.stdout)
+    assert payload["answer"] == {"total": 3} and payload["pages"] == [1, 2, 3]
+    assert [b["answer"] for b in payload["batches"]] == [{"total": 1}, {"total": 2}]
+    assert [b["pages"] for b in payload["batches"]] == [[1, 2], [3]]
+    requests = [r.json for r in server.chat_requests()]
+    assert len(requests) == 3
+    assert all(r["response_format"]["json_schema"]["schema"]["required"] == ["total"] for r in requests)
+    merge = requests[2]["messages"][-1]["content"]
+    assert '{"total": 1}' in merge and '{"total": 2}' in merge
+
+
+def test_docqa_a_batch_that_fails_its_schema_stops_before_the_merge(mmcli, server, tmp_path):
+    pages = make_receipts(tmp_path / "pages", 3)
+    server.script(Reply('{"total": 1}'), Reply('{"total": null}'))
+    run = mmcli("docqa", *pages, "total?", "--schema", "total float", "--pages-per-request", "2",
+                "--base-url", server.base_url)
+    assert_clean_error(run, 7, "$.total")
+    assert len(server.chat_requests()) == 2
+    assert '{"total": 1}' in run.stdout and '{"total": null}' in run.stdout  # both answers kept
+
+
+def test_python_api_schema_keyword(server, photo):
+    import mmcli
+    from mmcli.errors import OutputUnparseable
+
+    server.script(Reply('{"total": 9.5}'), Reply('{"total": "x"}'))
+    client = mmcli.Client(base_url=server.base_url, autostart=False)
+    answer = client.ask(photo, "total?", schema={"type": "object", "properties": {"total": {"type": "number"}}})
+    assert answer.data == {"total": 9.5} and answer.text == '{"total": 9.5}'
+    with pytest.raises(OutputUnparseable) as failed:
+        client.ask(photo, "total?", schema="total float")
+    assert failed.value.exit_code == 7 and failed.value.partial.text == '{"total": "x"}'
+    with pytest.raises(mmcli.UsageError):
+        client.ask(photo, "total?", schema="total flot")
+    with pytest.raises(mmcli.UsageError):
+        client.detect(photo, "cat", schema="total float")

@@ -133,6 +133,15 @@ class StdoutLines(Sink):
         self.out.json_line(json.loads(data))
 
 
-def open_sink(path: Optional[Path], out: "Output") -> Sink:
-    """The results file -o names (resumed if it exists), else standard output."""
-    return ResultsFile(path) if path is not None else StdoutLines(out)
+class Unshown(Sink):
+    """No results file and no lines on stdout: a table of the answers is printed there instead (--format)."""
+
+    def _write(self, data: bytes) -> None:
+        pass
+
+
+def open_sink(path: Optional[Path], out: "Output", table: bool = False) -> Sink:
+    """The results file -o names (resumed if it exists), else standard output (unless a table goes there)."""
+    if path is not None:
+        return ResultsFile(path)
+    return Unshown() if table else StdoutLines(out)

@@ -55,7 +55,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from .servers import Servers, connect_first, targets_for
 
     settings = resolve_settings(opts.endpoint, environ)
-    sink = open_sink(flags.output, out)
+    sink = open_sink(flags.output, out, table=bool(flags.table))
     try:
         target = connect_first(settings, opts.endpoint, out, environ)
         servers = Servers(targets_for(target, opts.endpoint, environ))
@@ -70,6 +70,10 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
             progress.close()
     finally:
         sink.close()
+    if flags.table:
+        from ..tables import show_table
+
+        show_table(out, flags.table, [(work, batch.line_of(work)) for work in works])
     finish(batch, flags, out, interrupted)
     return batch
 
@@ -96,6 +100,12 @@ class Batch:
         self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
         self.retry_failed = retry_failed
         self.family = family
+        self.written: dict[str, dict] = {}  # id -> the line this run wrote
+
+    def line_of(self, work: Work) -> Optional[dict]:
+        """The results line of `work`: written by this run, else by an earlier one (resumed), else None."""
+        jid = job_id(work, self.family)
+        return self.written.get(jid) or self.sink.previous.get(jid)
 
     def stopping(self, in_flight: int) -> None:
         """First Ctrl-C: say what happens next."""
@@ -124,6 +134,7 @@ class Batch:
             record["warnings"] = list(events.warnings)
         record["seconds"] = round(time.monotonic() - started, 3)
         if self.sink.write(record):
+            self.written[jid] = record
             self.progress.record(work.label, record)
 
     def _attempt(self, work: Work, events: "Events") -> dict:

@@ -1,0 +1,53 @@
+"""--format csv|jsonl: the answers of a many-file run as a table, one row per job, the source first."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Optional
+
+from .schema import flatten
+
+if TYPE_CHECKING:
+    from .batch.work import Work
+    from .render import Output
+
+
+def table_rows(lines: list[tuple["Work", Optional[dict]]]) -> tuple[list[str], list[dict]]:
+    """(columns, rows): each job's answer flattened beside its source; a failed job's row has its error."""
+    rows = []
+    for work, line in lines:
+        row: dict = {"source": ", ".join(work.inputs)}
+        if line is None:
+            row["error"] = "not run (interrupted)"
+        elif "error" in line:
+            row["error"] = line["error"].get("message", "failed")
+        else:
+            row.update({f"answer.{k}" if k in ("source", "error") else k: v
+                        for k, v in flatten(line.get("answer")).items()})
+        rows.append(row)
+    columns: dict[str, None] = {"source": None}
+    for row in rows:
+        columns.update(dict.fromkeys(k for k in row if k != "error"))
+    if any("error" in row for row in rows):
+        columns["error"] = None
+    return list(columns), rows
+
+
+def csv_text(columns: list[str], rows: list[dict]) -> str:
+    """The table as CSV text, a header line first."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def show_table(out: "Output", fmt: str, lines: list[tuple["Work", Optional[dict]]]) -> None:
+    """Print the table on stdout in `fmt` (csv or jsonl)."""
+    columns, rows = table_rows(lines)
+    if fmt == "csv":
+        out.line(csv_text(columns, rows).rstrip("\n"))
+        return
+    for row in rows:
+        out.json_line({column: row.get(column) for column in columns})
