@@ -132,7 +132,7 @@ DOCUMENT: dict[str, tuple[str, Check]] = {
 }
 DETECTION: dict[str, tuple[str, Check]] = {
     "points": ("detect", flag), "coords": ("detect", choice("abs", "norm1000", "norm1")),
-    "strict": ("detect", flag), "pages": ("detect", pages), "password_env": ("detect", text),
+    "strict": ("detect", flag), "guided": ("detect", flag), "pages": ("detect", pages), "password_env": ("detect", text),
     "max_pages": ("detect", whole(1)),
 }
 STRUCTURED: dict[str, tuple[str, Check]] = {"schema": ("generation", schema_value)}

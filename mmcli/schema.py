@@ -224,6 +224,24 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# Families whose grounding answers are asked for under a schema unless --no-guided: their coordinate
+# conventions are known (Qwen2-VL and Qwen3-VL 0..1000, Qwen2.5-VL pixels of the image as sent).
+GUIDED_FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+
+
+def guided_boxes(family: str, structured_output: str, guided: Optional[bool], space: str, sent: tuple[int, int],
+                 points: bool = False) -> Optional[Schema]:
+    """The schema detect asks its boxes under, or None for the free-text answer (--no-guided, or no support)."""
+    if guided is False or (guided is None and family not in GUIDED_FAMILIES):
+        return None
+    if structured_output == "none":
+        if guided:
+            raise UsageError("--guided needs structured output", "the profile says this endpoint has none "
+                             "(structured_output = \"none\")", hint="leave out --guided")
+        return None
+    return Schema(detect_schema(space, sent, points), "boxes", check=False)
+
+
 # --- detect: boxes and points under a schema with the family's coordinate range as bounds
 
 def coordinate_bounds(space: str, sent: tuple[int, int]) -> tuple[str, float, float]:
@@ -245,6 +263,6 @@ def detect_schema(space: str, sent: tuple[int, int], points: bool = False, max_i
     axes = [number(width), number(height)] * (1 if points else 2)
     key = "point_2d" if points else "bbox_2d"
     coords = {"type": "array", "prefixItems": axes, "items": False, "minItems": len(axes), "maxItems": len(axes)}
-    item = {"type": "object", "properties": {key: coords, "label": {"type": "string"}},
+    item = {"type": "object", "properties": {key: coords, "label": {"type": "string", "maxLength": 100}},
             "required": [key, "label"], "additionalProperties": False}
     return {"type": "array", "items": item, "maxItems": max_items}

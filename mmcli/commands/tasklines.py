@@ -66,4 +66,5 @@ def _detect(params: dict):
     coords = params["coords"]
     return DetectOptions(target=params["target"], points=params["points"],
                          coords=getattr(coords, "value", coords), pages=params["pages"],
-                         password_env=params["password_env"], max_pages=params["max_pages"]), params.get("target")
+                         password_env=params["password_env"], max_pages=params["max_pages"],
+                         guided=params.get("guided")), params.get("target")

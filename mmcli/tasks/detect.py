@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -39,6 +39,7 @@ class DetectOptions:
     pages: Optional[str] = None
     password_env: Optional[str] = None
     max_pages: int = DEFAULT_MAX_PAGES
+    guided: Optional[bool] = None  # boxes under a schema; None: when the family and endpoint allow
 
 
 def prepare_detect(inputs: list, detect: DetectOptions, opts: "CommonOptions", events: "Events",
@@ -87,16 +88,29 @@ def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -
     jobs = []
     for page in pages:
         item, original = page.item, _original(page)
-        prompt = grounding_prompt(family.name, detect.target, points=detect.points, space=space,
+        guided = _guided(detect, ctx, space, (item.sent_width, item.sent_height))
+        # Qwen2-VL's own prompt asks for its box tokens; under a JSON schema it is asked for JSON instead.
+        asked = "generic" if guided is not None and family.name == "qwen2-vl" else family.name
+        prompt = grounding_prompt(asked, detect.target, points=detect.points, space=space,
                                   sent_size=(item.sent_width, item.sent_height))
         names = names_for(page.source.label, page.source.path, detect.output_dir, page.page)
         item.details.update(coordinate_space=space, prompt=prompt)
         if detect.draw:
             item.details["annotated"] = str(names.annotated())
         label = page.source.label if page.page is None else f"{page.source.label} page {page.page}"
-        jobs.append(ctx.job([item], prompt, label=label, page=page, original=original, names=names, space=space,
-                            name_in_warnings=True))
+        job = ctx.job([item], prompt, label=label, page=page, original=original, names=names, space=space,
+                      name_in_warnings=True)
+        if guided is not None:
+            job.generation = replace(job.generation, schema=guided)
+        jobs.append(job)
     return jobs
+
+
+def _guided(detect: DetectOptions, ctx: Context, space: str, sent: tuple[int, int]):
+    from ..schema import guided_boxes
+
+    quirks = ctx.target.settings.endpoint.quirks
+    return guided_boxes(ctx.target.family.name, quirks.structured_output, detect.guided, space, sent, detect.points)
 
 
 def _original(page: Page):

@@ -1,0 +1,83 @@
+"""detect's guided boxes against a real local HTTP server: the schema each family gets, and when none is sent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_clean_error
+from tests.support.scripted_server import Reply, decode_images
+
+MAX_PIXELS = "940800"  # the 2240x1680 scene goes out at exactly 1120x840
+
+
+def detect(mmcli, server, scene, *args):
+    return mmcli("detect", scene, "the dog", "--base-url", server.base_url, "--max-pixels", MAX_PIXELS, *args)
+
+
+def sent_schema(server, n: int = 0):
+    request = server.chat_requests()[n].json
+    return request.get("response_format", {}).get("json_schema", {}).get("schema")
+
+
+def bounds(schema) -> list[tuple[int, int]]:
+    coords = schema["items"]["properties"].get("bbox_2d") or schema["items"]["properties"]["point_2d"]
+    return [(axis["minimum"], axis["maximum"]) for axis in coords["prefixItems"]]
+
+
+@pytest.mark.parametrize("family, expected", [
+    ("qwen2.5-vl", [(0, 1120), (0, 840)] * 2),  # absolute pixels of the image as sent
+    ("qwen2-vl", [(0, 1000)] * 4),
+    ("qwen3-vl", [(0, 1000)] * 4),
+])
+def test_each_qwen_family_gets_boxes_bounded_by_its_coordinate_range(mmcli, server, scene, family, expected):
+    usage = {"prompt_tokens": 5000, "completion_tokens": 20, "total_tokens": 5020}
+    server.script(Reply('[{"bbox_2d": [10, 20, 300, 400], "label": "dog"}]', usage=usage))
+    run = detect(mmcli, server, scene, "--family", family, "--json")
+    assert run.code == 0, run.stderr
+    schema = sent_schema(server)
+    assert bounds(schema) == expected
+    if family == "qwen2.5-vl":
+        assert decode_images(server.chat_requests()[0].json)[0].size == (1120, 840)
+    assert schema["items"]["required"] == ["bbox_2d", "label"]
+    assert json.loads(run.stdout)["inputs"][0]["detections"]  # the answer is read by the same parser
+    assert "warning" not in run.stderr
+
+
+def test_qwen2_vl_is_asked_for_json_under_the_schema(mmcli, server, scene):
+    server.script(Reply("[]"))
+    detect(mmcli, server, scene, "--family", "qwen2-vl")
+    prompt = server.chat_requests()[0].json["messages"][-1]["content"][-1]["text"]
+    assert "bbox_2d" in prompt and "<|object_ref_start|>" not in prompt
+
+
+def test_points_and_coords_change_the_schema(mmcli, server, scene):
+    server.script(Reply("[]"), Reply("[]"))
+    detect(mmcli, server, scene, "--family", "qwen2.5-vl", "--points")
+    assert bounds(sent_schema(server, 0)) == [(0, 1120), (0, 840)]
+    detect(mmcli, server, scene, "--family", "qwen2.5-vl", "--coords", "norm1")
+    axis = sent_schema(server, 1)["items"]["properties"]["bbox_2d"]["prefixItems"][0]
+    assert axis == {"type": "number", "minimum": 0, "maximum": 1.0}
+
+
+def test_no_guided_and_other_families_send_no_schema(mmcli, server, scene):
+    server.script(Reply("[]"), Reply("[]"), Reply("[]"))
+    detect(mmcli, server, scene, "--family", "qwen2.5-vl", "--no-guided")
+    detect(mmcli, server, scene, "--family", "generic")
+    detect(mmcli, server, scene, "--family", "generic", "--guided")
+    assert sent_schema(server, 0) is None and sent_schema(server, 1) is None
+    assert bounds(sent_schema(server, 2)) == [(0, 1000)] * 4
+
+
+def test_a_profile_without_structured_output_sends_free_text_and_refuses_guided(mmcli, server, scene, tmp_path):
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.plain]\nbase_url = "{server.base_url}"\nstructured_output = "none"\n')
+    server.script(Reply("[]"))
+    run = mmcli("detect", scene, "the dog", "--profile", "plain", "--family", "qwen2.5-vl")
+    assert run.code == 0, run.stderr
+    assert "response_format" not in server.chat_requests()[0].json
+    run = mmcli("detect", scene, "the dog", "--profile", "plain", "--family", "qwen2.5-vl", "--guided")
+    assert_clean_error(run, 2, "--guided needs structured output")
+    assert len(server.chat_requests()) == 1
