@@ -253,7 +253,8 @@ def coordinate_bounds(space: str, sent: tuple[int, int]) -> tuple[str, float, fl
     return "integer", 1000.0, 1000.0
 
 
-def detect_schema(space: str, sent: tuple[int, int], points: bool = False, max_items: int = 100) -> dict:
+def detect_schema(space: str, sent: tuple[int, int], points: bool = False, max_items: int = 100,
+                  min_items: int = 0) -> dict:
     """The schema of a grounding answer: a list of {"bbox_2d": [x1, y1, x2, y2], "label"} (or point_2d [x, y])."""
     kind, width, height = coordinate_bounds(space, sent)
 
@@ -265,4 +266,5 @@ def detect_schema(space: str, sent: tuple[int, int], points: bool = False, max_i
     coords = {"type": "array", "prefixItems": axes, "items": False, "minItems": len(axes), "maxItems": len(axes)}
     item = {"type": "object", "properties": {key: coords, "label": {"type": "string", "maxLength": 100}},
             "required": [key, "label"], "additionalProperties": False}
-    return {"type": "array", "items": item, "maxItems": max_items}
+    found = {"type": "array", "items": item, "maxItems": max_items}
+    return {**found, "minItems": min_items} if min_items else found
