@@ -57,6 +57,9 @@ _HINTS = [
      "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
     (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
      "the request does not fit the model's context: lower --max-pixels or send fewer images"),
+    (re.compile(r"json[ _]?schema|response_format|structured.output|grammar", re.I),
+     "the endpoint cannot use this --schema: simplify it (keywords its grammar backend lacks), or set "
+     "structured_output = \"none\" in the profile to ask for it in the prompt instead"),
     (re.compile(r"Failed to load image|cannot identify image", re.I),
      "the server could not read an image; check the input file"),
 ]

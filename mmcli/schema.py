@@ -20,6 +20,7 @@ SHORT_HINT = ("the short form is fields separated by commas (or lines): name [ty
               'e.g. "total float, currency, date"')
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 MAX_SHOWN = 120
+MAX_SCHEMA_BYTES = 1 << 20  # a schema is a page of JSON, not a data file
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ def load_schema(value: str) -> Schema:
     elif _looks_like_file(text):
         path = Path(text).expanduser()
         try:
+            if path.is_file() and path.stat().st_size > MAX_SCHEMA_BYTES:
+                raise UsageError("the schema file is too large", f"over {MAX_SCHEMA_BYTES >> 20} MiB", where=text,
+                                 hint="give the JSON Schema itself, not data")
             data = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
@@ -71,6 +75,8 @@ def _safe_name(stem: str) -> str:
 def _json(text: str, where: str) -> dict:
     try:
         schema = json.loads(text)
+    except RecursionError:
+        raise UsageError("invalid --schema", "nested too deeply", where=where) from None
     except json.JSONDecodeError as exc:
         raise UsageError("invalid JSON", f"line {exc.lineno}, column {exc.colno}: {exc.msg}",
                          where=where, hint="a JSON Schema is one JSON object, e.g. "
@@ -92,6 +98,27 @@ def check_schema(schema: dict, where: str = "--schema") -> None:
         error = best_match([exc]) or exc
         raise UsageError("invalid JSON Schema", f"at {_position(error.path)}: {_short(error.message)}",
                          where=where, hint="see https://json-schema.org/understanding-json-schema") from None
+    except RecursionError:
+        raise UsageError("invalid JSON Schema", "nested too deeply", where=where) from None
+    remote = _remote_ref(schema)
+    if remote is not None:
+        raise UsageError("invalid JSON Schema", f"$ref {_short(remote)!r} points outside the schema", where=where,
+                         hint="only references inside the schema (#/$defs/...) can be used; nothing is fetched")
+
+
+def _remote_ref(node: Any) -> Optional[str]:
+    """The first $ref that does not point inside the schema itself, if any."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                return ref
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
 
 
 def _position(path) -> str:
@@ -173,6 +200,9 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
 
     try:
         value = json.loads(_unfenced(text))
+    except RecursionError:
+        raise OutputUnparseable("the answer does not match the schema", "its JSON is nested too deeply",
+                                hint="the raw answer is kept") from None
     except json.JSONDecodeError as exc:
         if finish_reason == "length":
             raise OutputUnparseable("the answer was cut off before its JSON was complete",
@@ -182,7 +212,11 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
         raise OutputUnparseable("the answer does not match the schema", why,
                                 hint="the raw answer is kept; check that the endpoint supports structured "
                                      "output, or simplify the schema") from None
-    error = best_match(Draft202012Validator(schema).iter_errors(value))
+    try:
+        error = best_match(Draft202012Validator(schema).iter_errors(value))
+    except RecursionError:
+        raise OutputUnparseable("the answer does not match the schema", "its JSON is nested too deeply",
+                                hint="the raw answer is kept") from None
     if error is not None:
         raise OutputUnparseable("the answer does not match the schema",
                                 f"at {_position(error.absolute_path)}: {_short(error.message)}",

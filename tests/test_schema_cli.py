@@ -104,6 +104,7 @@ def test_a_schema_the_endpoint_refuses_is_exit_4_with_its_reason(mmcli, server, 
     server.script(Status(400, vllm_error(400, "The provided JSON schema contains features not supported by xgrammar.")))
     run = ask(mmcli, server, photo, "read it", "--schema", "total float")
     assert_clean_error(run, 4, "HTTP 400", "not supported by xgrammar")
+    assert "structured_output = \"none\"" in run.stderr
 
 
 def test_a_profile_without_structured_output_asks_in_the_prompt_and_still_checks(mmcli, server, photo, clean_env,
