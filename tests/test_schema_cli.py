@@ -259,3 +259,50 @@ def test_python_api_schema_keyword(server, photo):
         client.ask(photo, "total?", schema="total flot")
     with pytest.raises(mmcli.UsageError):
         client.detect(photo, "cat", schema="total float")
+
+
+def test_export_and_collect_check_answers_against_the_schema(mmcli, server, tmp_path):
+    from tests.test_batch_export import run_batch_file
+
+    make_receipts(tmp_path / "receipts", 2)
+    export = tmp_path / "requests.jsonl"
+    run = mmcli("ask", "--each", tmp_path / "receipts", "total?", "--schema", "total float", "--export",
+                "openai-batch", export, "--model", "tiny", "--family", "qwen2-vl", "-j", "1")
+    assert run.code == 0, run.stderr
+    bodies = [json.loads(line)["body"] for line in export.read_text().splitlines()]
+    assert all(b["response_format"]["json_schema"]["schema"]["required"] == ["total"] for b in bodies)
+    server.script(Reply('{"total": 2}'), Reply('{"total": "two"}'))
+    output = tmp_path / "output.jsonl"
+    run_batch_file(server, export, output)
+    results = tmp_path / "results.jsonl"
+    run = mmcli("batch", "collect", export, output, "-o", results)
+    assert run.code == 8, run.stderr
+    found = [json.loads(line) for line in results.read_text().splitlines()]
+    assert sorted(str(r.get("answer")) for r in found if "error" not in r) == ["{'total': 2}"]
+    assert [r["error"]["exit_code"] for r in found if "error" in r] == [7]
+
+
+def test_exported_docqa_merge_carries_the_schema(mmcli, server, tmp_path):
+    from tests.test_batch_export import run_batch_file
+
+    from tests.support.pdfs import text_pdf
+
+    text_pdf(tmp_path / "a.pdf", 3)
+    export = tmp_path / "pdf.jsonl"
+    run = mmcli("docqa", "--each", tmp_path / "a.pdf", "total?", "--schema", "total float", "--pages-per-request",
+                "2", "--export", "openai-batch", export, "--model", "tiny", "--family", "qwen2-vl")
+    assert run.code == 0, run.stderr
+    server.script(Reply('{"total": 1}'), Reply('{"total": 2}'))
+    output = tmp_path / "out.jsonl"
+    run_batch_file(server, export, output)
+    results = tmp_path / "results.jsonl"
+    mmcli("batch", "collect", export, output, "-o", results)
+    merge_file = tmp_path / "pdf.merge.jsonl"
+    merge = json.loads(merge_file.read_text())["body"]
+    assert merge["response_format"]["json_schema"]["schema"]["required"] == ["total"]
+    server.script(Reply('{"total": 3}'))
+    merge_out = tmp_path / "merge-out.jsonl"
+    run_batch_file(server, merge_file, merge_out)
+    run = mmcli("batch", "collect", merge_file, merge_out, "-o", results)
+    assert run.code == 0, run.stderr
+    assert [json.loads(line)["answer"] for line in results.read_text().splitlines()] == [{"total": 3}]

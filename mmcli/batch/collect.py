@@ -181,7 +181,9 @@ def _answer(pieces: list, entries: list[dict], job: dict, manifest: dict) -> dic
     if job.get("mode") == "per-page":
         fields["batches"] = [{"pages": e.get("pages"), "answer": p.text, "usage": p.usage} for p, e in zip(pieces, entries)]
     fields["plan"] = entries[-1]["plan"] if len(entries) == 1 else {"totals": _totals(entries)}
-    return fields
+    from .results import structured
+
+    return structured(fields, pieces if job.get("mode") == "per-page" else pieces[-1:], job.get("schema"))
 
 
 def _detections(pieces: list, entries: list[dict], manifest: dict) -> dict:

@@ -213,6 +213,8 @@ class _Exporter:
             self.progress.record(work.label, failed)
             return
         entry.update(extra)
+        if work.generation.schema is not None:  # collect checks the answers against it, as a live run does
+            entry["schema"] = dataclasses.asdict(work.generation.schema)
         if events.warnings:
             entry["warnings"] = list(events.warnings)
         with self.lock:

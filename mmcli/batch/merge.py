@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from ..endpoint import Target
@@ -42,7 +42,8 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
     from .export import request_line
 
     target = _target(manifest)
-    generation = GenerationOptions(**{**job.get("generation", {}), "stream": False})
+    generation = GenerationOptions(**{**job.get("generation", {}), "stream": False,
+                                      "schema": _schema(job.get("generation", {}).get("schema"))})
     ctx = Context(target, None, generation, Events())
     entries = list(job["requests"].values())
     partials = [(e["pages"], p.text) for p, e in zip(pieces, entries)]
@@ -51,7 +52,7 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
     custom_id = f"{job_id}#merge"
     batches = [{"pages": e["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
                for p, e in zip(pieces, entries)]
-    entry = {key: job[key] for key in ("command", "sources", "prompt", "pages") if key in job}
+    entry = {key: job[key] for key in ("command", "sources", "prompt", "pages", "schema") if key in job}
     entry.update(mode=MERGED, batches=batches, batch_usage=total_usage([p.usage for p in pieces]),
                  requests={custom_id: {"plan": plan_summary(plan), "label": "the merge"}})
     return request_line(custom_id, plan.request), entry
@@ -61,9 +62,19 @@ def merged_fields(job: dict, piece: "Piece") -> dict:
     """A merged document's results fields, as a live docqa run writes them."""
     from ..tasks.common import total_usage
 
-    return {"answer": piece.text, "pages": job["pages"], "mode": "batches", "finish_reason": piece.finish_reason,
-            "usage": total_usage([job["batch_usage"], piece.usage]), "verified": None, "batches": job["batches"],
-            "plan": job["requests"][next(iter(job["requests"]))]["plan"]}
+    from .results import structured
+
+    fields = {"answer": piece.text, "pages": job["pages"], "mode": "batches", "finish_reason": piece.finish_reason,
+              "usage": total_usage([job["batch_usage"], piece.usage]), "verified": None, "batches": job["batches"],
+              "plan": job["requests"][next(iter(job["requests"]))]["plan"]}
+    return structured(fields, [piece], job.get("schema"))
+
+
+def _schema(saved: Optional[dict]):
+    """The Schema an export saved with its generation options (the merge is asked under it too)."""
+    from ..schema import Schema
+
+    return Schema(**saved) if saved else None
 
 
 def merge_paths(export: Path) -> tuple[Path, Path]:

@@ -27,6 +27,22 @@ def error_fields(error: "MmcliError") -> dict:
     return data
 
 
+def structured(fields: dict, pieces: list, saved: Optional[dict]) -> dict:
+    """`fields` with the answer checked against the run's --schema, as a live run checks it (exit 7 if not)."""
+    if not saved:
+        return fields
+    from ..errors import MmcliError
+    from ..schema import Schema
+
+    schema = Schema(**saved)
+    try:
+        values = [schema.parse(piece.text, piece.finish_reason) for piece in pieces]
+    except MmcliError as exc:
+        return {**fields, "error": error_fields(exc)}
+    fields["answer"] = values if fields.get("mode") == "per-page" else values[0]
+    return fields
+
+
 def read_lines(path: Path) -> tuple[list[dict], int]:
     """The JSON objects of a results file, and how many lines were not whole objects (a crash's torn line)."""
     records, broken = [], 0
