@@ -306,3 +306,37 @@ def test_exported_docqa_merge_carries_the_schema(mmcli, server, tmp_path):
     run = mmcli("batch", "collect", merge_file, merge_out, "-o", results)
     assert run.code == 0, run.stderr
     assert [json.loads(line)["answer"] for line in results.read_text().splitlines()] == [{"total": 3}]
+
+
+def test_video_with_a_schema(mmcli, server, tmp_path):
+    from tests.test_video_fixtures import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=20, fps=10, size=(160, 120))
+    server.script(Reply('{"people": 2, "outdoors": true}'))
+    run = mmcli("video", clip, "who is there?", "--schema", "people int, outdoors bool", "--base-url",
+                server.base_url)
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout) == {"people": 2, "outdoors": True}
+    request = server.chat_requests()[0].json
+    assert request["response_format"]["json_schema"]["schema"]["required"] == ["people", "outdoors"]
+    assert request["messages"][-1]["content"][0]["type"] == "video_url"
+
+
+def test_on_a_terminal_the_object_is_indented_and_harmless(server, clean_env, photo):
+    from tests.test_terminal_output import _run_on_terminals
+
+    def _assert_harmless(shown: bytes) -> None:  # escapes are written as JSON's \u escapes, never raw
+        assert not any(bad in shown for bad in (b"\x1b", b"\x07", "\x9b".encode())), shown
+
+    server.script(Reply('{"note": "hi \\u001b]0;PWNED\\u0007 \\u009b2J there", "n": 1}'),
+                  Reply("broken \x1b[2J\x1b]0;PWNED\x07 answer"))
+    args = ["ask", str(photo), "q", "--schema", "note, n int", "--base-url", server.base_url]
+    code, shown, _ = _run_on_terminals(args, dict(clean_env, TERM="xterm-256color"))
+    assert code == 0
+    _assert_harmless(shown)
+    text = shown.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert '{\n  "note": "hi' in text and '"n": 1\n}' in text
+    code, shown, _ = _run_on_terminals(args, dict(clean_env, TERM="xterm-256color"))
+    assert code == 7  # the kept raw answer is shown cleaned too
+    _assert_harmless(shown)
+    assert b"broken" in shown and b"answer" in shown

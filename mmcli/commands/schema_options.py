@@ -18,7 +18,7 @@ TABLE_FORMATS = ("csv", "jsonl")
 SchemaOption = Annotated[Optional[str], typer.Option(
     "--schema", metavar="SCHEMA", rich_help_panel=GENERATION, show_default=False,
     help="Answer as JSON matching SCHEMA: a JSON Schema file, inline JSON, or the short form "
-         "\"total float, currency, date\" (types str int float bool, list[T] or T[]; \"multi ...\" for a "
+         "\"total float, currency, date\" (types str int float bool, T[] for arrays; \"multi ...\" for a "
          "list of objects). The endpoint constrains its output; the answer is checked here (exit 7 if it "
          "does not match) and printed as JSON.")]
 TableOption = Annotated[Optional[str], typer.Option(
