@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Client": "api", "AnswerStream": "api",
+    "Client": "api", "AnswerStream": "api", "Conversation": "conversation",
     "Answer": "tasks.ask", "DocAnswer": "tasks.docqa", "Detections": "tasks.detect",
     "Detection": "grounding.result", "Plan": "plan", "Events": "events",
     "MmcliError": "errors", "UsageError": "errors", "MediaError": "errors", "RequestRejected": "errors",

@@ -128,7 +128,7 @@ def _roff_option(opt: OptionDoc) -> list[str]:
         names += f" \\fI{_roff(opt.metavar)}\\fR"
     body = _roff(opt.help or "")
     extras = []
-    if opt.default:
+    if opt.default and "[default:" not in (opt.help or ""):  # the help's own "[default: ...]" says it once
         extras.append(f"Default: {_roff(opt.default)}.")
     if opt.envvar:
         extras.append(f"Environment: \\fB{_roff(opt.envvar)}\\fR.")

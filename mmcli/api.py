@@ -12,13 +12,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
 from .errors import UsageError
-from .events import Events
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .job import Job
+    from .conversation import Conversation
     from .plan import Plan
-    from .runner import Result, Runner
     from .tasks.ask import Answer
     from .tasks.detect import Detections
     from .tasks.docqa import DocAnswer
@@ -31,13 +29,16 @@ class Client:
     lossless=, fps=, frames=, start=, end=, pages=, per_page=, pages_per_request=, points=, coords=, ...);
     an unknown keyword raises mmcli.UsageError. A local vLLM is started when needed, as the CLI does
     (autostart=False, MMCLI_AUTOSTART=0 or `autostart = false` in the config file turn that off).
+    Requests and answers are kept in the history like the CLI's (log=False, MMCLI_LOG=0 or `log = false`
+    turn that off); `client.conversation()` asks follow-up questions.
     """
 
     def __init__(self, profile: Optional[str] = None, base_url: Optional[str] = None, model: Optional[str] = None,
                  family: Optional[str] = None, api_key_env: Optional[str] = None,
-                 timeout: Optional[float] = None, *, autostart: Optional[bool] = None) -> None:
+                 timeout: Optional[float] = None, *, autostart: Optional[bool] = None,
+                 log: Optional[bool] = None) -> None:
         self._given = {"profile": profile, "base_url": base_url, "model": model, "family": family,
-                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart}
+                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart, "log": log}
         self._settings()  # bad keywords, config or environment fail here rather than at the first question
 
     def __repr__(self) -> str:
@@ -61,43 +62,84 @@ class Client:
 
     def ask(self, inputs, prompt: str, **options) -> "Answer":
         """Ask about images and videos (one input or a list; [] for a text-only question); returns an Answer."""
-        runner, job, events = self._prepare_ask(inputs, prompt, options)
-        return _answer(runner, job, events)
+        return self._drive("ask", _listed(inputs), prompt, options)
 
     def ask_stream(self, inputs, prompt: str, **options) -> "AnswerStream":
         """Like ask, but iterate the result for text pieces as they arrive; `.answer` is the Answer after."""
-        runner, job, events = self._prepare_ask(inputs, prompt, options)
-        return AnswerStream(lambda on_text: _answer(runner, job, events, on_text))
+        return AnswerStream(lambda on_text: self._drive("ask", _listed(inputs), prompt, options, on_text=on_text))
 
     def video(self, source, prompt: Optional[str] = None, **options) -> "Answer":
         """Ask about one video (default question: describe it); frames are sampled and sized on this machine."""
-        runner, job, events = self._prepare_ask([source], prompt, options, task="video")
-        return _answer(runner, job, events)
+        from .tasks import DEFAULT_VIDEO_PROMPT
+
+        return self._drive("video", [source], DEFAULT_VIDEO_PROMPT if prompt is None else prompt, options)
 
     def docqa(self, inputs, question: str, **options) -> "DocAnswer":
         """Ask about PDFs or page images; pages beyond pages_per_request are answered in batches and merged."""
-        from .tasks.docqa import answer_document, partial_document, prepare_docqa
-
-        parsed, events = self._options("docqa", options), Events()
-        runner, jobs, ctx = prepare_docqa(_listed(inputs), _question(question), parsed.doc, parsed.common, events)
-        with _raising_cause(lambda results: partial_document(results, jobs)):
-            return answer_document(runner, jobs, question, ctx)
+        return self._drive("docqa", _listed(inputs), question, options)
 
     def detect(self, inputs, target: str, **options) -> "Detections":
         """Find `target` in images or PDF pages; boxes come back in the original image's pixels."""
-        from .tasks.detect import Detections, check_strict, prepare_detect
+        from .tasks.detect import check_strict
 
-        parsed, events = self._options("detect", options), Events()
-        detect = parsed.detect_options(_question(target))
-        runner, jobs = prepare_detect(_listed(inputs), detect, parsed.common, events)
-        with _raising_cause(lambda results: Detections.from_results(
-                [r for r in results if r.text], detect.target, events.warnings)):
-            results = runner.run_all(jobs)
-        found = Detections.from_results(results, detect.target, events.warnings)
-        if detect.strict:
+        found = self._drive("detect", _listed(inputs), target, options)
+        if options.get("strict"):  # checked as a flag by the driver's option parsing
             with _partial(found):
                 check_strict(found.inputs)
         return found
+
+    def conversation(self, cid: Optional[str] = None, *, system: Optional[str] = None,
+                     log: Optional[bool] = None) -> "Conversation":
+        """A conversation: each `.ask` sends the earlier turns exactly as they were sent, then the question.
+        `cid` continues a logged one (mmcli logs lists them); log=False keeps this one out of the history."""
+        from .conversation import Conversation
+
+        return Conversation(self, cid=cid, system=system, log=log)
+
+    def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]) -> "Answer":
+        """One question of a conversation, `earlier` sent ahead of it; log=False keeps it out of the history."""
+        from dataclasses import replace
+
+        from .driver import TextOnly, drive
+        from .history.follow import FollowUp
+        from .tasks.specs import TASKS, AskOptions
+
+        parsed = self._options("ask", options)
+        common = parsed.common
+        if log is not None:
+            common = replace(common, endpoint=replace(common.endpoint, log=log))
+        with _raising_cause():
+            return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
+                         AskOptions(sampling=parsed.sampling), common, TextOnly())
+
+    def transcribe(self, files, *, language: Optional[str] = None, prompt: Optional[str] = None,
+                   max_upload_mb: float = 25.0, start: Optional[float] = None,
+                   end: Optional[float] = None) -> list:
+        """Transcribe speech in audio or video files (one or a list); one Transcript each (`.text`, `.segments`)."""
+        from .api_tasks import transcribe
+
+        return transcribe(self._flags(), _listed(files), language, prompt, max_upload_mb, start, end)
+
+    def embed(self, inputs=None, *, texts=None, preset: Optional[str] = None, batch_size: int = 8,
+              pages: Optional[str] = None) -> list[dict]:
+        """Embed images, PDF pages and texts; one record each (source, page, kind, dims, embedding, usage)."""
+        from .api_tasks import embed
+
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise UsageError("each text must be non-empty words")
+        return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
+
+    def openai(self):
+        """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
+        from .sdk import openai_client
+
+        return openai_client(self._settings().endpoint)
+
+    def _flags(self):
+        from .api_options import endpoint_flags
+
+        return endpoint_flags(self._given, os.environ)
 
     def plan(self, inputs, prompt: Optional[str] = None, *, task: str = "ask",
              **options) -> Union["Plan", list["Plan"]]:
@@ -106,38 +148,32 @@ class Client:
         ask and video give one Plan; docqa and detect a list, one per request (docqa's merge is not known
         before its batches are answered).
         """
-        if task in ("ask", "video"):
-            runner, job, _ = self._prepare_ask(inputs if task == "ask" else [inputs], prompt, options, task=task,
-                                               dry_run=True)
-            return runner.plan(job)
-        if task not in ("docqa", "detect"):
-            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
-        parsed, events = self._options(task, options, dry_run=True), Events()
-        if task == "docqa":
-            from .tasks.docqa import prepare_docqa
-
-            runner, doc_jobs, _ = prepare_docqa(_listed(inputs), _question(prompt), parsed.doc, parsed.common,
-                                                events)
-            jobs = doc_jobs.jobs
-        else:
-            from .tasks.detect import prepare_detect
-
-            runner, jobs = prepare_detect(_listed(inputs), parsed.detect_options(_question(prompt)),
-                                          parsed.common, events)
-        return [runner.plan(job) for job in jobs]
-
-    def _prepare_ask(self, inputs, prompt: Optional[str], options: dict, task: str = "ask",
-                     dry_run: bool = False) -> tuple["Runner", "Job", Events]:
         from .tasks import DEFAULT_VIDEO_PROMPT
-        from .tasks.ask import prepare_ask
 
+        if task not in ("ask", "video", "docqa", "detect"):
+            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
-        parsed, events = self._options(task, options, dry_run), Events()
-        allowed = ("video",) if task == "video" else ("image", "video")
-        runner, job = prepare_ask(_listed(inputs), _question(prompt), parsed.common, events, parsed.sampling,
-                                  allowed=allowed)
-        return runner, job, events
+        plans = self._drive(task, [inputs] if task == "video" else _listed(inputs), prompt, options, dry_run=True)
+        return plans[0] if task in ("ask", "video") else plans
+
+    def _drive(self, task: str, inputs: list, prompt, options: dict, dry_run: bool = False,
+               on_text: Optional[Callable[[str], None]] = None):
+        """One call through the driver, as the CLI runs a command: the task's value, or its error raised with
+        what was answered on `.partial`."""
+        from .driver import TextOnly, drive
+        from .tasks.specs import TASKS, AskOptions
+
+        parsed = self._options(task, options, dry_run)
+        spec = TASKS[task]
+        if task in ("ask", "video"):
+            task_opts = AskOptions(sampling=parsed.sampling, only_video=task == "video")
+        elif task == "docqa":
+            task_opts = parsed.doc
+        else:
+            task_opts = parsed.detect_options(_question(prompt))
+        with _raising_cause():
+            return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
 
 
 def _listed(inputs) -> list:
@@ -155,29 +191,16 @@ def _question(text: object) -> str:
     return text
 
 
-def _answer(runner: "Runner", job: "Job", events: Events,
-            on_text: Optional[Callable[[str], None]] = None) -> "Answer":
-    from .tasks.ask import answer_from
-
-    with _raising_cause(lambda results: answer_from(results[-1], events.warnings)):
-        result = runner.run(job, on_text)
-    return answer_from(result, events.warnings)
-
-
 @contextmanager
-def _raising_cause(partial: Callable[[list["Result"]], object]) -> Iterator[None]:
+def _raising_cause() -> Iterator[None]:
     """A stopped run raises its cause (an MmcliError, or KeyboardInterrupt), with what was answered on `.partial`."""
-    from .runner import RunStopped
+    from .client import PartialAnswerError
 
     try:
         yield
-    except RunStopped as stopped:
-        from .client import PartialAnswerError
-
-        cause = stopped.cause
-        if isinstance(cause, PartialAnswerError):  # its class says only "part arrived"; raise the real one
-            cause = cause.cause
-        cause.partial = partial(stopped.results)
+    except PartialAnswerError as exc:  # its class says only "part arrived"; raise the real one
+        cause = exc.cause
+        cause.partial = getattr(exc, "partial", None)
         raise cause from None
 
 

@@ -151,7 +151,7 @@ ELSEWHERE = {
     "profile": "pass it to mmcli.Client(...)", "base_url": "pass it to mmcli.Client(...)",
     "model": "pass it to mmcli.Client(...)", "family": "pass it to mmcli.Client(...)",
     "api_key_env": "pass it to mmcli.Client(...)", "timeout": "pass it to mmcli.Client(...)",
-    "autostart": "pass it to mmcli.Client(...)",
+    "autostart": "pass it to mmcli.Client(...)", "log": "pass it to mmcli.Client(...) or client.conversation(...)",
 }
 
 
@@ -199,7 +199,8 @@ def task_options(task: str, options: dict, flags: "EndpointFlags", dry_run: bool
 
 
 CLIENT_CHECKS: dict[str, Check] = {"profile": text, "base_url": text, "model": text, "family": text,
-                                   "api_key_env": text, "timeout": real(0.0), "autostart": flag}
+                                   "api_key_env": text, "timeout": real(0.0), "autostart": flag,
+                                   "log": flag}
 
 
 def endpoint_flags(given: dict, environ: Mapping[str, str]) -> "EndpointFlags":
@@ -213,6 +214,8 @@ def endpoint_flags(given: dict, environ: Mapping[str, str]) -> "EndpointFlags":
             values[name] = check(name, value)
         elif environ.get(ENV_FLAGS.get(name, "")):
             values[name] = _from_env(name, environ[ENV_FLAGS[name]])
+            if name == "family":
+                values["family_source"] = "env"
     return EndpointFlags(**values)
 
 

@@ -1,7 +1,8 @@
-"""How an endpoint's failures read: openai SDK errors become MmcliErrors with hints, secrets kept out."""
+"""How an endpoint's failures read: HTTP failures become MmcliErrors with hints, secrets kept out."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Optional
 
@@ -10,11 +11,30 @@ from .urls import is_loopback, masked_url
 from .errors import EndpointUnavailable, MmcliError, RequestRejected
 from .replies import BadReply, summarise
 
-RETRY_AFTER_CAP = 30.0
+# The longest Retry-After waited for (Ctrl-C ends any wait); a longer one gets the usual backoff and, if the
+# endpoint still refuses, is named in the error's hint.
+RETRY_AFTER_CAP = 300.0
 # Statuses that may pass if asked again; others (501 Not Implemented, 505, ...) will not.
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a complete reply: check its log, "
                      "and that --base-url points at an OpenAI-compatible endpoint")
+
+
+class StatusFailure(Exception):
+    """A reply with an HTTP error status, its body read (`body` is its JSON when it parses, else None)."""
+
+    def __init__(self, response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.status_code = response.status_code
+        try:
+            self.body = json.loads(response.content) if response.content else None
+        except ValueError:
+            self.body = None
+
+
+class ConnectionFailure(Exception):
+    """No usable reply: the connection failed or broke off; the httpx error is the cause."""
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
@@ -66,11 +86,9 @@ _HINTS = [
 
 
 def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
-    """The MmcliError (with hint) for an openai SDK error."""
-    import openai
-
+    """The MmcliError (with hint) for a failed request (StatusFailure or ConnectionFailure)."""
     where = masked_url(endpoint.base_url)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, ConnectionFailure):
         return _connection_error(exc, endpoint, where)
     code = getattr(exc, "status_code", 0)
     message = redact(_api_message(exc), endpoint)
@@ -97,7 +115,7 @@ def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
         return BadReply(f"the reply cannot be decoded: {why}", where=where)
     if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
         return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
-    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=_unreachable_hint(endpoint))
+    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))
 
 
 def _server_error(code: int, message: str, where: str) -> MmcliError:
@@ -127,7 +145,8 @@ def _hint_for(code: int, message: str) -> str:
     return ""
 
 
-def _unreachable_hint(endpoint: Endpoint) -> str:
+def unreachable_hint(endpoint: Endpoint) -> str:
+    """What to do when nothing answers at the endpoint."""
     dry_run = "; --dry-run shows what would be sent without a server"
     if not is_loopback(endpoint.base_url):
         return "check that the server is running and the URL is right (--base-url / --profile)"
@@ -136,6 +155,9 @@ def _unreachable_hint(endpoint: Endpoint) -> str:
     port = urlsplit(endpoint.base_url).port or 80
     if endpoint.profile.name == "local":
         flag = "" if port == 8000 else f" --port {port}"
-        return (f"start one with `mmcli serve qwen2.5-vl{flag}` (needs vLLM: pip install 'mmcli[serve]'), "
+        from .server.defaults import CPU_INSTALL, GPU_INSTALL
+
+        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
+                f"{CPU_INSTALL} without, see docs/install.md; `mmcli doctor` checks this machine), "
                 "or pick another endpoint with --base-url / --profile" + dry_run)
     return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import threading
 import traceback
 from typing import Optional, Sequence
 
@@ -16,9 +17,12 @@ from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
 from .commands import batch as batch_command
+from .commands import chat as chat_command
 from .commands import detect as detect_command
 from .commands import docqa as docqa_command
+from .commands import doctor as doctor_command
 from .commands import embed as embed_command
+from .commands import logs as logs_command
 from .commands import search as search_command
 from .commands import models as models_command
 from .commands import serve as serve_command
@@ -60,7 +64,10 @@ class RootGroup(TyperGroup):
     def get_command(self, ctx, name: str):
         """The subcommand `name`, built on first use."""
         if name not in self.commands and name in self.lazy:
+            from .commands.completing import attach
+
             self.commands[name] = _build(self.lazy[name])
+            attach(self.commands[name], name)  # TAB offers option values, not only option names
         return super().get_command(ctx, name)
 
     def resolve_command(self, ctx, args):
@@ -175,7 +182,12 @@ app.command("transcribe", cls=PlainUsageCommand, help=transcribe_command.HELP,
 for _info in batch_command.app.registered_commands:  # batch run / collect: plain metavars like the others
     _info.cls = PlainUsageCommand
 app.add_typer(batch_command.app, name="batch", help=batch_command.HELP)
+app.command("chat", cls=PlainUsageCommand, help=chat_command.HELP, epilog=chat_command.EPILOG)(chat_command.chat)
+for _info in logs_command.app.registered_commands:
+    _info.cls = PlainUsageCommand
+app.add_typer(logs_command.app, name="logs", help=logs_command.HELP)
 app.command("serve", cls=PlainUsageCommand, help=serve_command.HELP, epilog=serve_command.EPILOG)(serve_command.serve)
+app.command("doctor", cls=PlainUsageCommand, help=doctor_command.HELP, epilog=doctor_command.EPILOG)(doctor_command.doctor)
 
 
 def _say(*lines: str) -> None:
@@ -311,4 +323,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if code == ExitCode.INTERRUPTED or any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        # After Ctrl-C, workers may still be on the wire or inside a native decoder (OpenCV, libjpeg):
+        # finalizing the interpreter would tear them (or the decoder's own thread pool) down mid-call
+        # and abort the process (SIGABRT). Every whole line is written and the sinks are closed: leave.
+        import atexit
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        atexit._run_exitfuncs()  # our own clean-ups (temporary files) still run
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)

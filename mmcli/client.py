@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .apierrors import (BROKEN_REPLY_HINT, RETRY_AFTER_CAP, TRANSIENT_STATUS, map_api_error, redact,
-                        retry_after)
+from .apierrors import BROKEN_REPLY_HINT, redact
 from .config import Endpoint
-from .urls import is_loopback, masked_url
+from .urls import masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
 from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
+from .transport import send
 
-RETRY_ATTEMPTS = 3
-CONNECT_TIMEOUT = 10.0
-# Body fields of vLLM's own that the openai package takes only through extra_body.
-EXTRA_BODY_FIELDS = ("media_io_kwargs", "structured_outputs")
 StatusFn = Callable[[str], None]
 
 
@@ -43,31 +37,6 @@ class PartialAnswerError(MmcliError):
         self.cause = cause  # the error of its own class, for callers that tell errors apart by class
 
 
-def http_timeout(endpoint: Endpoint):
-    """The SDK's timeout for this endpoint: --timeout, with a shorter connect."""
-    import httpx2
-
-    return httpx2.Timeout(endpoint.timeout, connect=min(CONNECT_TIMEOUT, endpoint.timeout))
-
-
-_CLIENTS: dict = {}  # one client (and connection pool) per endpoint, shared by the senders of a run
-_CLIENTS_LOCK = threading.Lock()
-
-
-def _openai_client(endpoint: Endpoint):
-    import openai
-
-    key = endpoint.require_key()
-    # Building a client loads a TLS context (tens of ms with the GIL held); many-job runs reuse one.
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get((endpoint.base_url, key, endpoint.timeout))
-        if client is None:
-            client = openai.OpenAI(base_url=endpoint.base_url, api_key=key, timeout=http_timeout(endpoint),
-                                   max_retries=0)
-            _CLIENTS[(endpoint.base_url, key, endpoint.timeout)] = client
-        return client
-
-
 def list_models(endpoint: Endpoint) -> list[str]:
     """Ids the endpoint serves (GET /models)."""
     return [entry["id"] for entry in list_models_detailed(endpoint)]
@@ -76,10 +45,9 @@ def list_models(endpoint: Endpoint) -> list[str]:
 def list_models_detailed(endpoint: Endpoint) -> list[dict]:
     """Each served model as {"id", "root", "max_model_len"} (GET /models); vLLM gives all three,
     other servers may give only the id (the rest is None)."""
-    client = _openai_client(endpoint)
-    raw = _with_retries(endpoint, lambda: client.models.with_raw_response.list(), None)
+    response = send(endpoint, "GET", "/models")
     try:
-        return model_entries(decode_json(_read_body(endpoint, raw.http_response), "the model list"))
+        return model_entries(decode_json(_read_body(endpoint, response), "the model list"))
     except MmcliError as exc:
         raise located(exc, endpoint) from None
 
@@ -110,7 +78,8 @@ def embed(endpoint: Endpoint, request: dict, status: Optional[StatusFn] = None) 
     messages = request.get("messages") or []
     expected = len(messages) if messages and isinstance(messages[0], list) else 1
     try:
-        response = _with_retries(endpoint, lambda: _post_embeddings(endpoint, request), status)
+        # Not the SDK's embeddings.create(): it insists on `input`, and vLLM's chat form sends `messages`.
+        response = send(endpoint, "POST", "/embeddings", json=request, status=status)
         data = decode_json(_read_body(endpoint, response), "the reply")
         reply = embeddings_reply(data, expected)
         return reply.vectors, reply.usage
@@ -122,13 +91,6 @@ def embed(endpoint: Endpoint, request: dict, status: Optional[StatusFn] = None) 
         raise located(exc, endpoint) from None
     except MmcliError as exc:
         raise located(exc, endpoint) from None
-
-
-def _post_embeddings(endpoint: Endpoint, request: dict):
-    import httpx2
-
-    # The SDK's embeddings.create() insists on `input`; vLLM's chat form sends `messages` instead.
-    return _openai_client(endpoint).post("/embeddings", cast_to=httpx2.Response, body=request)
 
 
 def _not_pooling(exc: RequestRejected, endpoint: Endpoint, model: str) -> MmcliError:
@@ -163,14 +125,9 @@ def _served_models_hint(endpoint: Endpoint, model: str) -> str:
 
 
 def _chat(endpoint: Endpoint, request: dict, on_text, status, pacer=None) -> ChatResult:
-    client = _openai_client(endpoint)
-    # The raw reply: the SDK's own parsing trusts the server and fails with AttributeError or
-    # JSONDecodeError on bad replies; mmcli reads the bytes itself (mmcli.replies).
-    body = {k: v for k, v in request.items() if k not in EXTRA_BODY_FIELDS}
-    extra = {k: v for k, v in request.items() if k in EXTRA_BODY_FIELDS} or None
-    raw = _with_retries(endpoint, lambda: client.chat.completions.with_raw_response.create(**body, extra_body=extra),
-                        status, pacer)
-    response = raw.http_response
+    # The raw reply: mmcli reads the bytes itself (mmcli.replies), trusting nothing the server sends.
+    response = send(endpoint, "POST", "/chat/completions", json=request, stream=bool(request.get("stream")),
+                    status=status, pacer=pacer)
     model = request.get("model", "")
     if request.get("stream") and _is_event_stream(response):
         return _consume_stream(endpoint, response, model, on_text)
@@ -181,12 +138,11 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
                status: Optional[StatusFn] = None) -> object:
     """POST /audio/transcriptions as multipart (file + fields); the reply parsed as JSON, or its text
     for the plain formats (text, srt, vtt)."""
-    client = _openai_client(endpoint)
     sent = {key: value for key, value in fields.items() if value is not None}
-    raw = _with_retries(endpoint, lambda: client.audio.transcriptions.with_raw_response.create(
-        file=(filename, audio, "audio/wav"), **sent), status)
+    response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
+                    data={k: str(v) for k, v in sent.items()}, status=status)
     try:
-        body = _read_body(endpoint, raw.http_response)
+        body = _read_body(endpoint, response)
         if sent.get("response_format") in ("text", "srt", "vtt"):
             return body.decode("utf-8", "replace")
         return decode_json(body, "the transcription")
@@ -291,60 +247,3 @@ def located(error: MmcliError, endpoint: Endpoint) -> MmcliError:
     error.where = error.where or masked_url(endpoint.base_url)
     error.why = redact(error.why, endpoint)
     return error
-
-
-def _with_retries(endpoint: Endpoint, call, status: Optional[StatusFn], pacer=None):
-    """Run `call`, retrying what may pass (dropped connections, 429, 500/502/503/504); map the rest to MmcliError."""
-    import openai
-
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
-        if pacer is not None:
-            pacer.wait()
-        try:
-            return call()
-        except openai.APITimeoutError:
-            raise EndpointTimeout("no answer in time", f"waited {endpoint.timeout:g} s",
-                                  where=masked_url(endpoint.base_url),
-                                  hint="raise --timeout, or lower --max-pixels to make the request lighter") from None
-        except (openai.APIConnectionError, openai.APIStatusError) as exc:
-            if attempt == RETRY_ATTEMPTS or not _worth_retrying(exc, endpoint):
-                raise map_api_error(exc, endpoint) from None
-            delay = _retry_delay(exc, attempt)
-            if pacer is not None and getattr(exc, "status_code", None) == 429:
-                pacer.pause(delay)  # a rate limit holds back every sender, not only this one
-            if status:
-                status(f"{_short_reason(exc)}; retrying in {delay:.1f} s ({attempt}/{RETRY_ATTEMPTS - 1})")
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # the loop always returns or raises
-
-
-def _worth_retrying(exc, endpoint: Endpoint) -> bool:
-    code = getattr(exc, "status_code", None)
-    if code is not None:
-        return code in TRANSIENT_STATUS
-    import httpx2
-
-    if isinstance(exc.__cause__, httpx2.DecodingError):
-        return False  # a body that cannot be decoded will not decode next time
-    # Nothing listens on this machine's port: asking again 0.5 s later will not change that.
-    return not (_refused(exc) and is_loopback(endpoint.base_url))
-
-
-def _refused(exc) -> bool:
-    import httpx2
-
-    return isinstance(exc.__cause__, httpx2.ConnectError)
-
-
-def _short_reason(exc) -> str:
-    code = getattr(exc, "status_code", None)
-    if code:
-        return f"HTTP {code}"
-    return "connection failed" if _refused(exc) else "the server broke off its reply"
-
-
-def _retry_delay(exc, attempt: int) -> float:
-    seconds = retry_after(getattr(exc, "response", None))
-    if seconds is not None and seconds <= RETRY_AFTER_CAP:
-        return seconds
-    return 0.5 * 2 ** (attempt - 1)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .switches import media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ ENVIRONMENT: dict[str, str] = {
     "XINFERENCE_API_KEY": "Key for the xinference profile, if its server requires one.",
     "XDG_CONFIG_HOME": "Base directory of the config file (default ~/.config).",
     "MMCLI_AUTOSTART": "0 or 1: whether client commands may start a local vLLM (like --no-autostart/--autostart).",
+    "MMCLI_LOG": "0 or 1: whether requests and answers are kept in the history database (like --no-log/--log).",
     "MMCLI_VLLM_PYTHON": "Python (or venv folder) with vLLM, for mmcli serve and auto-start.",
-    "XDG_STATE_HOME": "Base directory of mmcli serve's state (pid, log and key files) and of the endpoint probes kept for a minute (default ~/.local/state).",
+    "XDG_STATE_HOME": "Base directory of mmcli serve's state (pid, log and key files), of the endpoint probes kept for a minute and of the history database (default ~/.local/state).",
 }
 
 
@@ -46,6 +48,7 @@ class Quirks:
     frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
     media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
+    media_uuid: bool = False  # media parts carry "uuid" (vLLM caches processed media by it)
     # How a --schema is asked for: response_format json_schema | vLLM's structured_outputs field |
     # none (the endpoint cannot constrain its output: the schema goes in the prompt, the answer is still checked)
     structured_output: str = "json_schema"
@@ -84,7 +87,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 }
 
 _PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part",
-                 "concurrency", "base_urls", "structured_output"}
+                 "concurrency", "base_urls", "media_uuid", "structured_output"}
 AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
 STRUCTURED_OUTPUTS = ("json_schema", "structured_outputs", "none")
 
@@ -101,6 +104,8 @@ class EndpointFlags:
     timeout: Optional[float] = None
     autostart: Optional[bool] = None  # --autostart/--no-autostart; None: MMCLI_AUTOSTART, config, on
     base_urls: tuple = ()  # every --base-url when it was given more than once
+    log: Optional[bool] = None  # --log/--no-log; None: MMCLI_LOG, config `log`, on
+    family_source: str = "flag"  # where --family came from: the flag, or env (MMCLI_FAMILY)
 
 
 @dataclass(frozen=True)
@@ -141,11 +146,13 @@ class Settings:
     endpoint: Endpoint
     model: Optional[str]
     family: Optional[str]
-    family_source: str = ""  # flag or profile, when the family was given
+    family_source: str = ""  # flag, env or profile, when the family was given
     autostart: bool = True  # start a local vLLM when the default local endpoint is down
     vllm_python: Optional[str] = None  # the config file's vllm_python
     default_local: bool = False  # the local profile's own address, not one the user gave
     key_named: bool = False  # a real key was found (not the loopback placeholder)
+    log: bool = True  # keep requests and answers in the history database
+    log_media_bytes: int = 20 * 1024 * 1024  # media larger than this are logged by path only
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -203,7 +210,7 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         quirks = (base.quirks if base else Quirks())
         if "frame_limit" in table:
             quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
-        for key in ("audio_part", "structured_output"):
+        for key in ("audio_part", "media_uuid", "structured_output"):
             if key in table:
                 quirks = replace(quirks, **{key: table.pop(key)})
         profiles[name] = replace(base, quirks=quirks, **table) if base else Profile(name=name, quirks=quirks, **table)
@@ -218,6 +225,10 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
                                  where=str(path))
             for url in value:
                 _check_base_url(url)
+        elif key == "media_uuid":
+            if not isinstance(value, bool):
+                raise UsageError("invalid config file", f"[profiles.{name}] media_uuid must be true or false",
+                                 where=str(path))
         elif key in ("pages_per_request", "frame_limit", "concurrency"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a "
@@ -302,10 +313,14 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout, withheld_key=withheld)
     autostart, vllm_python = serve_settings(flags.autostart, environ, config, path)
     default_local = from_profile and name == "local" and profile.base_url == BUILTIN_PROFILES["local"].base_url
+    if default_local:  # the local profile's own address is a vLLM: it takes media uuids
+        endpoint = replace(endpoint, profile=replace(profile, quirks=replace(profile.quirks, media_uuid=True)))
     return Settings(endpoint=endpoint, model=flags.model or profile.model, family=family,
-                    family_source="flag" if flags.family else ("profile" if family else ""),
+                    family_source=flags.family_source if flags.family else ("profile" if family else ""),
                     autostart=autostart, vllm_python=vllm_python, default_local=default_local,
-                    key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY))
+                    key_named=bool(flags.api_key_env) or key not in (None, PLACEHOLDER_KEY),
+                    log=switch(flags.log, environ, "MMCLI_LOG", config, "log", path),
+                    log_media_bytes=media_cap(config, path))
 
 
 def _check_family(family: Optional[str]) -> None:
@@ -315,27 +330,13 @@ def _check_family(family: Optional[str]) -> None:
         raise UsageError("unknown model family", where=family, hint="known families: " + ", ".join(FAMILIES))
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
 def serve_settings(flag: Optional[bool], environ: Mapping[str, str], config: dict, path: Path
                    ) -> tuple[bool, Optional[str]]:
     """(autostart, vllm_python): autostart from the flag > MMCLI_AUTOSTART > config `autostart` > on."""
     vllm_python = config.get("vllm_python")
     if vllm_python is not None and not isinstance(vllm_python, str):
         raise UsageError("invalid config file", "'vllm_python' must be a string (a path)", where=str(path))
-    if flag is not None:
-        return flag, vllm_python
-    value = environ.get("MMCLI_AUTOSTART", "").strip().lower()
-    if value:
-        if value not in _TRUE + _FALSE:
-            raise UsageError("invalid MMCLI_AUTOSTART", where=value, hint="use 1 or 0")
-        return value in _TRUE, vllm_python
-    configured = config.get("autostart", True)
-    if not isinstance(configured, bool):
-        raise UsageError("invalid config file", "'autostart' must be true or false", where=str(path))
-    return configured, vllm_python
+    return switch(flag, environ, "MMCLI_AUTOSTART", config, "autostart", path), vllm_python
 
 
 def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import CONNECT_TIMEOUT
+from .transport import CONNECT_TIMEOUT
 from .errors import MediaError
 
 

@@ -34,16 +34,19 @@ class Target:
 
 def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings":
     """Settings pointed at the server `mmcli serve` started, when they aim at it or at the default address."""
-    from .server.state import read_key, running_server
+    from .server.state import read_key, running_server, serves
 
     server = running_server(environ)
     endpoint = settings.endpoint
     if server is None or not (settings.default_local or server.base_url == endpoint.base_url):
         return settings
+    if settings.model and settings.model != server.model and serves(server, settings.model):
+        # The profile names the model as a folder, hub id or alias: vLLM knows it by its served name.
+        settings = replace(settings, model=server.model)
     profile = replace(endpoint.profile, model=endpoint.profile.model or server.model,
                       family=endpoint.profile.family or server.family,
                       quirks=replace(endpoint.profile.quirks, frame_limit=server.frame_limit,
-                                     media_io_kwargs=server.request_mm_kwargs))
+                                     media_io_kwargs=server.request_mm_kwargs, media_uuid=True))
     key = endpoint.api_key
     if server.key_file and not settings.key_named:
         key = read_key(server.key_file)
@@ -54,6 +57,13 @@ def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings
     return replace(settings, endpoint=endpoint, model=settings.model or server.model,
                    family=settings.family or server.family,
                    family_source=settings.family_source or ("server" if server.family else ""))
+
+
+def without_media_uuids(target: Target) -> Target:
+    """`target` with media uuids off: for requests written to a file, which some other runner sends later."""
+    endpoint = target.settings.endpoint
+    profile = replace(endpoint.profile, quirks=replace(endpoint.profile.quirks, media_uuid=False))
+    return replace(target, settings=replace(target.settings, endpoint=replace(endpoint, profile=profile)))
 
 
 def connect(settings: "Settings", out: "Output", *, dry_run: bool,

@@ -45,13 +45,15 @@ def connect(opened: Opened, opts: "CommonOptions", events: "Events",
             environ: Optional[Mapping[str, str]] = None) -> Started:
     """Find (or start) the endpoint and learn its model and family; a dry run asks nothing."""
     from .endpoint import connect as find_target
+    from .history.recorder import recorder_for
     from .runner import Runner
     from .tasks.common import Context
 
     target = find_target(opened.settings, events, dry_run=opts.output.dry_run, environ=environ)
     ctx = Context(target, opts.media, opts.generation, events)
+    recorder = None if opts.output.dry_run else recorder_for(opened.settings, events.warn, environ)
     return Started(opened.checked, ctx, Runner(target, status=events.status, verify=opts.output.verify,
-                                                     warn=events.warn))
+                                               warn=events.warn, recorder=recorder))
 
 
 def start(inputs: list, opts: "CommonOptions", events: "Events", allowed: tuple[str, ...],

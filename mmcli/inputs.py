@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .errors import MediaError, UsageError
 from .media.image import ImageInput, check_aspect, open_image
 from .media.sources import Source, open_sources
-from .media.video import VideoInput, open_video
 
 if TYPE_CHECKING:
     from .config import MediaOptions
     from .media.audio import AudioInput
+    from .media.video import VideoInput
 
 WarnFn = Callable[[str], None]
 
@@ -24,7 +24,7 @@ class CheckedInput:
 
     source: Source
     image: Optional[ImageInput] = None
-    video: Optional[VideoInput] = None
+    video: Optional["VideoInput"] = None
     audio: Optional["AudioInput"] = None
 
     @property
@@ -55,6 +55,8 @@ def read_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn
             continue
         refuse_unsupported(source, allowed)
         if source.sniffed.kind == "video" and source.url is None:
+            from .media.video import open_video  # a question without a video never loads the video reader
+
             checked.append(CheckedInput(source, video=open_video(source)))
             continue
         if source.url is not None or source.sniffed.kind == "pdf":  # PDFs are opened by the command

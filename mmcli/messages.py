@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Optional
+import hashlib
+from typing import TYPE_CHECKING, Callable, Optional
 
-from .job import Job, Text
+from .job import Embedded, Job, Text
 
 if TYPE_CHECKING:
     from .config import Quirks
@@ -64,7 +65,34 @@ def audio_part(data: bytes, mime: str, shape: str = "input_audio") -> dict:
 
 
 def media_parts(item: "MediaItem", quirks: Optional["Quirks"] = None) -> list[dict]:
-    """The content parts one prepared item becomes."""
+    """The content parts one prepared item becomes; on vLLM each carries the SHA-256 of its bytes as
+    `uuid`, the key vLLM caches processed media by across requests (other servers never get it)."""
+    parts = _bare_media_parts(item, quirks)
+    if quirks is not None and quirks.media_uuid and item.transport != "url":
+        payloads = iter(item.frames if item.transport == "images" else [None] * len(parts))
+        for part in parts:
+            if part["type"] != "text":
+                frame = next(payloads)
+                part["uuid"] = media_uuid(item) if frame is None else sha256_hex(frame)
+    return parts
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data`, in hex: how the history and vLLM's media cache name media."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def media_uuid(item: "MediaItem") -> str:
+    """The SHA-256 of an item's bytes sent: its one payload, or its frames one after another."""
+    if item.data is not None:
+        return sha256_hex(item.data)
+    digest = hashlib.sha256()
+    for frame in item.frames:
+        digest.update(frame)
+    return digest.hexdigest()
+
+
+def _bare_media_parts(item: "MediaItem", quirks: Optional["Quirks"]) -> list[dict]:
     if item.kind == "audio":
         return [audio_part(item.data or b"", item.mime, quirks.audio_part if quirks else "input_audio")]
     if item.transport == "url":
@@ -101,8 +129,10 @@ def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) 
     if prompt:
         content.append(text_part(prompt))
     messages: list[dict] = []
-    if gen.system:
-        messages.append({"role": "system", "content": gen.system})
+    if job.earlier is not None:  # a follow-up: the conversation so far as it was sent, its system prompt first
+        messages += job.earlier.messages
+    elif gen.system:
+        messages.append(system_message(gen.system))
     messages.append({"role": "user", "content": content if parts else prompt})
     request: dict = {"model": job.model or "(first served model)", "messages": messages, "stream": stream}
     if gen.max_tokens is not None:
@@ -184,7 +214,7 @@ def _timed_frame_list(job: Job, quirks: "Quirks") -> Optional["MediaItem"]:
 
 def embedding_conversation(job: Job, preset: "Preset") -> list[dict]:
     """One item to embed as the messages of one conversation, written the way `preset` says."""
-    text = job.context.get("text")
+    text = job.meta.text if isinstance(job.meta, Embedded) else None
     parts = content_parts(job)
     if text is not None:
         system, words = preset.text_system, preset.text_format.replace("{text}", text)
@@ -192,7 +222,7 @@ def embedding_conversation(job: Job, preset: "Preset") -> list[dict]:
         system, words = preset.image_system, preset.image_text
     if words:
         parts.append(text_part(words))
-    messages = [{"role": "system", "content": system}] if system else []
+    messages = [system_message(system)] if system else []
     return messages + [{"role": "user", "content": parts}]
 
 
@@ -264,3 +294,92 @@ def request_size(request: object) -> int:
     import json
 
     return len(json.dumps(request, separators=(",", ":")).encode("utf-8"))
+
+
+# ---- earlier turns: a sent message kept with its media payloads by SHA-256, and sent again as it was
+
+MEDIA_REF = "$media"  # marks a payload taken out of a kept message; no wire field has this name
+
+
+def kept_message(message: dict, keep: Callable[[bytes, str], str]) -> dict:
+    """A copy of a sent message with every base64 payload replaced by a reference; `keep(bytes, mime)`
+    stores one payload and returns its SHA-256. `restored_message` gives back the very same message."""
+    def walk(value, parent: str = ""):
+        if isinstance(value, dict):
+            return {k: _kept_base64(v, keep) if (parent == "input_audio" and k == "data") else walk(v, k)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, parent) for v in value]
+        if isinstance(value, str) and value.startswith("data:") and ";base64," in value[:200]:
+            head, _, payload = value.partition(",")
+            mime = head[len("data:"):].split(";", 1)[0]
+            frame_mime = "image/jpeg" if mime == "video/jpeg" else mime  # a frame list's pieces are JPEGs
+            pieces = [_exact_base64(piece) for piece in payload.split(",")]
+            if all(p is not None for p in pieces):
+                return {MEDIA_REF: "data_url", "head": head, "sha256": [keep(p, frame_mime) for p in pieces]}
+        return value
+
+    return walk(message)
+
+
+def _kept_base64(value, keep: Callable[[bytes, str], str]):
+    data = _exact_base64(value) if isinstance(value, str) else None
+    if data is None:
+        return value
+    return {MEDIA_REF: "base64", "sha256": [keep(data, "application/octet-stream")]}
+
+
+def _exact_base64(text: str) -> Optional[bytes]:
+    """The bytes of a base64 payload that encodes back to exactly `text`; None for any other text
+    (kept as it is, so the message always comes back byte for byte)."""
+    import binascii
+
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if base64.b64encode(data).decode("ascii") == text else None
+
+
+def restored_message(kept: dict, payload: Callable[[str], bytes]) -> dict:
+    """The message `kept_message` kept, byte for byte; `payload(sha256)` gives back each payload's bytes."""
+    def walk(value):
+        if isinstance(value, dict):
+            if MEDIA_REF in value:
+                encoded = ",".join(base64.b64encode(payload(sha)).decode("ascii") for sha in value["sha256"])
+                return f"{value['head']},{encoded}" if value[MEDIA_REF] == "data_url" else encoded
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(kept)
+
+
+def kept_payloads(kept) -> list[str]:
+    """The SHA-256 of every payload a kept message refers to, in order."""
+    if isinstance(kept, dict):
+        if MEDIA_REF in kept:
+            return list(kept["sha256"])
+        return [sha for v in kept.values() for sha in kept_payloads(v)]
+    if isinstance(kept, list):
+        return [sha for v in kept for sha in kept_payloads(v)]
+    return []
+
+
+def without_media_uuids(message: dict) -> dict:
+    """A sent message with the `uuid` of its media parts taken out, for an endpoint that must not get them."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": [{k: v for k, v in part.items() if k != "uuid"} for part in content]}
+
+
+def assistant_message(text: str) -> dict:
+    """An earlier answer as it goes back to the server in a follow-up."""
+    return {"role": "assistant", "content": text}
+
+
+def system_message(text: str) -> dict:
+    """The system prompt as the first message."""
+    return {"role": "system", "content": text}

@@ -68,6 +68,8 @@ _NAME_PATTERNS = [
     (re.compile(r"qwen[-_]?2\.5[-_]?(vl|omni)"), "qwen2.5-vl"),
     (re.compile(r"qwen[-_]?2[-_]?vl"), "qwen2-vl"),
     (re.compile(r"qwen[-_]?2[-_]?audio"), "qwen2-audio"),
+    # DSE's checkpoints are Qwen2-VL without saying "vl": MrLight/dse-qwen2-2b-mrl-v1.
+    (re.compile(r"dse[-_]qwen[-_]?2(?![.\d])"), "qwen2-vl"),
 ]
 
 

@@ -40,6 +40,10 @@ class Plan:
             "request_bytes": request_size(self.request),
         }
 
+    def summary(self) -> dict:
+        """What results keep of a plan: the totals and each item's sizes, no payload."""
+        return {"totals": self.totals(), "items": [_item_sizes(item.summary()) for item in self.items]}
+
     def to_dict(self) -> dict:
         """The plan as JSON-ready data, base64 payloads shortened."""
         data = {
@@ -57,3 +61,38 @@ class Plan:
         if self.inserted_text:
             data["inserted_text"] = list(self.inserted_text)
         return data
+
+
+SIZE_KEYS = ("source", "kind", "original_width", "original_height", "sent_width", "sent_height", "visual_tokens",
+             "bytes")
+
+
+def _item_sizes(summary: dict) -> dict:
+    return {key: summary[key] for key in SIZE_KEYS}
+
+
+@dataclass
+class RecordedPlan:
+    """A plan as an export's manifest kept it (its summary): enough to finish an answer; no request."""
+
+    recorded: dict
+
+    @property
+    def visual_tokens(self) -> Optional[int]:
+        """The visual tokens the plan counted, None when unknown."""
+        return self.recorded["totals"]["visual_tokens"]
+
+    def totals(self) -> dict:
+        """Item count, visual tokens, payload and request bytes, as recorded."""
+        return dict(self.recorded["totals"])
+
+    def summary(self) -> dict:
+        """The recorded summary itself."""
+        return self.recorded
+
+
+def summed_totals(totals: list[dict]) -> dict:
+    """The totals of several requests: counts and bytes added, visual tokens None when any is unknown."""
+    tokens = [t["visual_tokens"] for t in totals]
+    return {"items": sum(t["items"] for t in totals), "visual_tokens": None if None in tokens else sum(tokens),
+            "bytes": sum(t["bytes"] for t in totals), "request_bytes": sum(t["request_bytes"] for t in totals)}

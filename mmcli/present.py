@@ -1,75 +1,111 @@
-"""How the CLI shows one streamed answer and its JSON, and how it reports a check against the plan."""
+"""How the CLI shows an answer: streamed as it arrives, or one JSON object at the end (also on failure)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from .runner import RunStopped
+from .driver import Presenter
+from .tasks.common import check_result
 
 if TYPE_CHECKING:
     from .job import Job
     from .render import Output
-    from .runner import Result, Runner
+    from .runner import Result
+    from .tasks.specs import Planned, TaskSpec
 
 
-def stream_answer(runner: "Runner", job: "Job", out: "Output", extra: Optional[dict] = None) -> "Result":
-    """Send `job`, showing the answer as it arrives; with --json, one object at the end (also on failure)."""
-    stop_spinner = out.start_spinner("waiting for the model")
-    sinks: list = []  # created at the first piece of text, once the spinner is gone
-    structured = job.generation.schema is not None  # shown whole once checked, not as it streams
+class StreamedText:
+    """One answer shown as it streams: a spinner until the first piece, then the answer sink."""
 
-    def on_text(delta: str) -> None:
-        if structured:
+    def __init__(self, out: "Output", shown: bool = True) -> None:
+        self.out = out
+        self.stop_spinner = out.start_spinner("waiting for the model")
+        self.sink = None
+        self.shown = shown  # False: a structured answer, printed whole once it is checked
+
+    def write(self, delta: str) -> None:
+        """Show one more piece."""
+        if not self.shown:
             return
-        if not sinks:
-            stop_spinner()
-            sinks.append(out.answer_sink())
-        sinks[0].write(delta)
+        if self.sink is None:
+            self.stop_spinner()
+            self.sink = self.out.answer_sink()
+        self.sink.write(delta)
 
-    def finish() -> None:
-        stop_spinner()
-        if sinks:
-            sinks.pop().close()
-
-    try:
-        result = runner.run(job, on_text)
-    except RunStopped as stopped:
-        finish()
-        partial = stopped.results[-1]
-        if out.json_mode:
-            out.emit_json(result_json(partial, extra=extra))
-        elif structured and partial.text:  # the answer that failed its schema is kept
-            out.line(partial.text)
-        raise stopped.cause from None
-    finally:
-        finish()
-    check_result(result, out)
-    if out.json_mode:
-        out.emit_json(result_json(result, extra=extra))
-    elif structured:
-        out.emit_value(result.value)
-    return result
+    def close(self) -> None:
+        """The answer is over, whole or not: what was shown stays shown."""
+        self.stop_spinner()
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
 
 
-def check_result(result: "Result", out: "Output") -> None:
-    """Warn when the answer was cut at the token limit or the server counted less than was planned."""
-    from .tasks.common import result_warnings
-
-    for warning in result_warnings(result):
-        out.warn(warning)
+def structured(job: "Job") -> bool:
+    """Whether `job`'s answer is checked against a --schema: then it is printed whole, never streamed."""
+    schema = job.generation.schema
+    return schema is not None and schema.check
 
 
-def result_json(result: "Result", extra: Optional[dict] = None) -> dict:
-    """The --json object: answer, model, finish reason, usage, the check against the plan, and the plan."""
-    payload = {"answer": result.answer, "model": result.model or result.job.model,
-               "finish_reason": result.finish_reason, "usage": result.usage,
-               "planned_visual_tokens": result.planned_visual_tokens,
-               "prompt_tokens": result.usage.get("prompt_tokens"), "verified": result.verified,
-               **({"server_visual_tokens": result.server_visual_tokens}
-                  if result.server_visual_tokens is not None else {}),
-               "plan": result.plan.to_dict(), **(extra or {})}
-    if result.error is not None:
-        payload["error"] = result.error.message()
-    elif result.interrupted:
-        payload["error"] = "interrupted"
-    return payload
+def show_unstreamed(job: "Job", text: object, out: "Output") -> None:
+    """A structured answer that stopped (it did not match, or was cut): its text was not streamed, so it is
+    printed now; nothing the endpoint sent is lost."""
+    if structured(job) and isinstance(text, str) and text:
+        out.line(text)
+
+
+def cli_json(task: "TaskSpec", value: Any, plan=None, error: Optional[str] = None) -> dict:
+    """The --json object: the task's fields, the full plan where the CLI has it, and the error of a stopped run."""
+    data = task.fields(value)
+    if plan is not None and hasattr(plan, "to_dict"):
+        data["plan"] = plan.to_dict()
+    if error is not None:
+        data["error"] = error
+    return data
+
+
+def reason(cause: BaseException) -> str:
+    """How a stopped run's cause is named in output."""
+    return cause.message() if hasattr(cause, "message") else "interrupted"
+
+
+class AnswerView(Presenter):
+    """ask and video on the CLI: the answer streamed; with --json, one object at the end."""
+
+    def __init__(self, out: "Output", task: "TaskSpec") -> None:
+        super().__init__(out)
+        self.out, self.task = out, task
+        self.stream: Optional[StreamedText] = None
+
+    def dry_run(self, runner, planned: "Planned") -> None:
+        """The plan of the one request."""
+        self.out.show_plan(runner.plan(planned.jobs[0]))
+
+    def begin(self, job: "Job", planned: "Planned"):
+        """Show the answer as it arrives."""
+        self.stream = StreamedText(self.out, shown=not structured(job))
+        return self.stream.write
+
+    def done(self, result: "Result", planned: "Planned") -> None:
+        """The answer is whole: warn about what it says of the plan."""
+        self._close()
+        check_result(result, self.out)
+
+    def finished(self, value, planned: "Planned") -> None:
+        """--json: the object."""
+        if self.out.json_mode:
+            self.out.emit_json(cli_json(self.task, value, value.plan))
+        elif value.structured:
+            self.out.emit_value(value.data)
+
+    def stopped(self, value, planned: "Planned", cause: BaseException) -> None:
+        """What arrived stays shown; --json gets the object with the error."""
+        self._close()
+        if self.out.json_mode:
+            self.out.emit_json(cli_json(self.task, value, value.plan, reason(cause)))
+        else:
+            show_unstreamed(planned.jobs[-1], value.text, self.out)
+
+    def _close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None

@@ -55,50 +55,6 @@ class PlainAnswer(AnswerSink):
         self.stream.flush()
 
 
-class _Tail:
-    """A renderable showing only the last screenful of another, so a long answer scrolls."""
-
-    def __init__(self, inner, height: int) -> None:
-        self.inner = inner
-        self.height = max(1, height)
-
-    def __rich_console__(self, console, options):
-        from rich.segment import Segment
-
-        lines = console.render_lines(self.inner, options, pad=False)
-        for line in lines[-self.height:]:
-            yield from line
-            yield Segment.line()
-
-
-class MarkdownAnswer(AnswerSink):
-    """Markdown rendered live with rich (stdout is a terminal): the text shown has no control sequences."""
-
-    def __init__(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self.console = Console(file=stream)
-        self.filter = ControlFilter()
-        self.text = ""
-        self.live = Live(console=self.console, refresh_per_second=8, transient=True)
-        self.live.start()
-
-    def write(self, delta: str) -> None:
-        from rich.markdown import Markdown
-
-        self.text += self.filter.feed(delta)
-        self.live.update(_Tail(Markdown(self.text), self.console.size.height - 1))
-
-    def close(self) -> None:
-        from rich.markdown import Markdown
-
-        self.live.stop()
-        self.text += self.filter.flush()
-        if self.text:
-            self.console.print(Markdown(self.text))
-
-
 class Output(Events):
     """Where everything a command shows goes."""
 
@@ -128,20 +84,18 @@ class Output(Events):
         if not self.stderr.isatty():
             yield
             return
-        from rich.console import Console
         from rich.text import Text
 
-        with Console(file=self.stderr).status(Text(strip_controls(message))):
+        with self.stderr_console().status(Text(strip_controls(message))):
             yield
 
     def start_spinner(self, message: str):
         """Start a spinner on stderr (if it is a terminal); returns the function that stops it."""
         if not self.stderr.isatty():
             return lambda: None
-        from rich.console import Console
         from rich.text import Text
 
-        status = Console(file=self.stderr).status(Text(strip_controls(message)))
+        status = self.stderr_console().status(Text(strip_controls(message)))
         status.start()
         return status.stop
 
@@ -169,7 +123,9 @@ class Output(Events):
         if self.json_mode:
             return AnswerSink()
         if self.stdout.isatty():
-            return MarkdownAnswer(self.stdout)
+            from .markdown_blocks import BlockMarkdown
+
+            return BlockMarkdown(self.stdout)
         return PlainAnswer(self.stdout)
 
     def line(self, text: str = "") -> None:
@@ -200,6 +156,12 @@ class Output(Events):
         from rich.console import Console
 
         return Console(file=self.stdout, highlight=False)
+
+    def stderr_console(self):
+        """A rich console on stderr, for progress bars and spinners."""
+        from rich.console import Console
+
+        return Console(file=self.stderr)
 
     def show_plan(self, plan: Plan) -> None:
         """The dry-run plan: JSON, or a table plus the shortened request."""
@@ -255,12 +217,11 @@ class Progress(Steps):
 
     def __enter__(self) -> "Progress":
         if self.out.stderr.isatty():
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), console=Console(file=self.out.stderr), transient=True)
+                           TimeElapsedColumn(), console=self.out.stderr_console(), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(strip_controls(self.title), total=self.total)
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -31,13 +32,21 @@ class Result:
     error: Optional[MmcliError] = None
     interrupted: bool = False
     vector: Optional[list[float]] = None  # an embedding job's vector, as the server sent it
+    reply: object = None  # a transcription's reply (segments, language), as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
+    seconds: Optional[float] = None  # from sending to the end of the answer
     value: object = None  # --schema: the answer parsed and checked against the schema
+
+    @property
+    def structured(self) -> bool:
+        """Whether `value` is the answer: it came whole and checked out against the job's --schema."""
+        schema = self.job.generation.schema
+        return schema is not None and schema.check and self.ok
 
     @property
     def answer(self) -> object:
         """What the answer is: the checked object under a schema, else its text (also a failed one's text)."""
-        return self.value if self.ok and _checked(self.job) else self.text
+        return self.value if self.structured else self.text
 
     @property
     def ok(self) -> bool:
@@ -74,12 +83,14 @@ class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
     def __init__(self, target: "Target", status: Optional[StatusFn] = None, verify: bool = False,
-                 warn: Optional[StatusFn] = None, pacer=None) -> None:
+                 warn: Optional[StatusFn] = None, pacer=None, recorder: Optional[Callable[[Result], None]] = None
+                 ) -> None:
         self.target = target
         self.status = status
         self.warn = warn
         self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
         self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
+        self.recorder = recorder  # sees every finished chat result (the history); must never raise
         self.results: list[Result] = []
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
@@ -99,10 +110,18 @@ class Runner:
 
         plan = self.plan(job, stream=stream)
         result = Result(job, plan)
+        started = time.monotonic()
+        heard: list[str] = []  # what streamed so far: an answer stopped by Ctrl-C keeps it
+
+        def hear(delta: str) -> None:
+            heard.append(delta)
+            if on_text is not None:
+                on_text(delta)
+
         try:
             if plan.visual_tokens is not None:  # only then can the fit be judged
                 check_fits(plan, context_limit(self.target), job.generation.max_tokens)
-            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=on_text, status=self.status,
+            answer = client.chat(self.target.settings.endpoint, plan.request, on_text=hear, status=self.status,
                                  pacer=self.pacer)
         except client.PartialAnswerError as exc:
             _copy_answer(result, exc.partial)
@@ -111,18 +130,50 @@ class Runner:
             result.error = exc
         except KeyboardInterrupt as exc:
             result.interrupted = True
-            self.results.append(result)
+            result.text = "".join(heard)
+            self._finish(result, started)
             raise RunStopped(self.results, exc) from None
         else:
             _copy_answer(result, answer)
-            if _checked(job):
-                try:
-                    result.value = job.generation.schema.parse(result.text, result.finish_reason)
-                except MmcliError as exc:  # OutputUnparseable: the text is kept, the job fails with exit 7
-                    result.error = exc
+            check_structured(result)
             if self.verify:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
+        self._finish(result, started)
+        if result.error is not None:
+            raise RunStopped(self.results, result.error)
+        return result
+
+    def _finish(self, result: Result, started: float) -> None:
+        result.seconds = time.monotonic() - started
+        self.results.append(result)
+        if self.recorder is not None:
+            self.recorder(result)
+
+    def transcribe(self, job: Job, fields: dict) -> Result:
+        """Upload one audio piece to /audio/transcriptions; kept as a Result, so a later failure loses nothing."""
+        from . import client
+        from .replies import BadReply
+
+        endpoint = self.target.settings.endpoint
+        item = job.items[0]
+        plan = Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=[item],
+                    request={"model": job.model, **{k: v for k, v in fields.items() if v is not None}})
+        result = Result(job, plan)
+        try:
+            reply = client.transcribe(endpoint, item.data or b"", item.source, {"model": job.model, **fields},
+                                      self.status)
+            if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+                raise BadReply("the transcription has no text", where=job.meta.source if job.meta else job.label,
+                               hint="the endpoint may not serve /audio/transcriptions")
+        except MmcliError as exc:
+            result.error = exc
+        except KeyboardInterrupt as exc:
+            result.interrupted = True
+            self.results.append(result)
+            raise RunStopped(self.results, exc) from None
+        else:
+            result.reply, result.text, result.model = reply, reply["text"], job.model
         self.results.append(result)
         if result.error is not None:
             raise RunStopped(self.results, result.error)
@@ -181,10 +232,16 @@ class Runner:
         return done
 
 
-def _checked(job: Job) -> bool:
-    """Whether `job`'s answer is parsed and checked against a --schema here."""
-    schema = job.generation.schema
-    return schema is not None and schema.check
+def check_structured(result: Result) -> None:
+    """Under a --schema: the answer parsed and checked into `result.value`, or `result.error` (exit 7) naming
+    the first mismatch, the text kept. Live runs and collected exports check the same way."""
+    schema = result.job.generation.schema
+    if schema is None or not schema.check or result.error is not None:
+        return
+    try:
+        result.value = schema.parse(result.text, result.finish_reason)
+    except MmcliError as exc:  # OutputUnparseable
+        result.error = exc
 
 
 def _copy_answer(result: Result, answer) -> None:

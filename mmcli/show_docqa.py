@@ -3,102 +3,127 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
-from .errors import MmcliError
+from .driver import Presenter
 from .media.pdf import format_pages
 from .messages import request_size, shorten_data_urls
-from .present import check_result, stream_answer
-from .runner import RunStopped
-from .tasks.docqa import batch_dict, batch_usage, merge_job
+from .present import StreamedText, check_result, cli_json, reason, show_unstreamed, structured
+from .urls import masked_url
 
 if TYPE_CHECKING:
+    from .job import Job
     from .render import Output
     from .runner import Result, Runner
-    from .tasks.common import Context
-    from .tasks.docqa import DocJobs
+    from .tasks.docqa import DocAnswer, DocJobs
+    from .tasks.specs import Planned, TaskSpec
 
 
-def show_answer(runner: "Runner", jobs: "DocJobs", question: str, ctx: "Context", out: "Output") -> None:
-    """Run and show every request of a docqa run; what was answered is printed even when it stops."""
-    if jobs.mode == "single":
-        stream_answer(runner, jobs.jobs[0], out, extra={"pages": jobs.numbers})
-    elif jobs.mode == "per-page":
-        _per_page(runner, jobs, out)
-    else:
-        _in_batches(runner, jobs, question, ctx, out)
+class DocqaView(Presenter):
+    """docqa on the CLI: one streamed answer; batches with progress and a streamed merge; or page by page.
+    What was answered is printed even when the run stops."""
+
+    def __init__(self, out: "Output", task: "TaskSpec") -> None:
+        super().__init__(out)
+        self.out, self.task = out, task
+        self.stream: Optional[StreamedText] = None
+        self.steps = None
+
+    def dry_run(self, runner: "Runner", planned: "Planned") -> None:
+        """Every request the run would make."""
+        show_dry_run(runner, planned.doc, self.out)
+
+    def begin(self, job: "Job", planned: "Planned"):
+        """Batches advance the progress bar; the merge, a single request and (as text) each page stream."""
+        mode = planned.doc.mode
+        if mode == "batches" and job.listed is None:
+            if self.steps is None:
+                self.steps = self.out.steps(len(planned.jobs) + 1, "reading pages").__enter__()
+            self.steps.begin(job.label)
+            return None
+        if mode == "batches":
+            self._close_steps(f"merging {len(planned.jobs)} partial answers")
+        if mode == "per-page" and self.out.json_mode:
+            return None
+        if mode == "per-page" and not structured(job):  # a structured page is one JSON value, no heading
+            self.out.line(f"## {job.label}\n")
+        self.stream = StreamedText(self.out, shown=not structured(job))
+        return self.stream.write
+
+    def done(self, result: "Result", planned: "Planned") -> None:
+        """Warnings about each answer; page by page, each page's result as it comes."""
+        self._close_stream()
+        if planned.doc.mode == "batches" and result.job.listed is None:
+            if result.finish_reason == "length":
+                self.out.warn(f"the answer for {result.job.label} stopped at the token limit")
+            self.steps.advance()
+            return
+        check_result(result, self.out)
+        if planned.doc.mode == "per-page":
+            if self.out.json_mode:
+                self.out.json_line({**_page_line(result.job), "answer": result.answer, "model": result.model,
+                                    "finish_reason": result.finish_reason, "usage": result.usage,
+                                    "verified": result.verified})
+            elif result.structured:
+                self.out.emit_value(result.value)
+            else:
+                self.out.line()
+
+    def finished(self, value: "DocAnswer", planned: "Planned") -> None:
+        """--json: the one object (page by page: the lines are already out)."""
+        if planned.doc.mode == "per-page":
+            return
+        if self.out.json_mode:
+            self.out.emit_json(cli_json(self.task, value, value.plan))
+        elif value.structured:
+            self.out.emit_value(value.data)
+
+    def stopped(self, value: "DocAnswer", planned: "Planned", cause: BaseException) -> None:
+        """Show what was answered before the run stopped, so nothing already paid for is lost."""
+        self._close_stream()
+        self._close_steps()
+        mode = planned.doc.mode
+        if mode == "per-page":
+            if self.out.json_mode and value.batches:
+                last = value.batches[-1]
+                self.out.json_line({"page": last["pages"][0], "answer": last["answer"] or None,
+                                    "error": reason(cause)})
+            elif value.batches:
+                show_unstreamed(planned.jobs[0], value.batches[-1]["answer"], self.out)
+            return
+        if self.out.json_mode:
+            self.out.emit_json(cli_json(self.task, value, value.plan, reason(cause)))
+            return
+        if mode == "batches" and value.batches:
+            _print_batches(value, self.out)
+        show_unstreamed(planned.jobs[-1], value.text, self.out)
+
+    def _close_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def _close_steps(self, next_step: Optional[str] = None) -> None:
+        if self.steps is not None:
+            if next_step:
+                self.steps.begin(next_step)
+            self.steps.close()
+            self.steps = None
 
 
-def _in_batches(runner: "Runner", jobs: "DocJobs", question: str, ctx: "Context", out: "Output") -> None:
-    """Map: one request per batch of pages, with progress. Reduce: one streamed merge request."""
-    with out.steps(len(jobs.jobs) + 1, "reading pages") as steps:
-        try:
-            answers = runner.run_all(jobs.jobs, before=lambda job: steps.begin(job.label),
-                                     after=lambda result: _batch_done(result, steps, out))
-        except RunStopped as stopped:
-            steps.close()
-            kept = [r for r in stopped.results if r.ok or r.text]  # a rejected batch has nothing to show
-            report_partial(kept, _reason(stopped.cause), out, runner)
-            raise stopped.cause from None
-        steps.begin(f"merging {len(answers)} partial answers")
-    merge = merge_job(question, answers, jobs, ctx)
-    extra = {"pages": jobs.numbers, "batches": [batch_dict(a) for a in answers], "batch_usage": batch_usage(answers)}
-    try:
-        stream_answer(runner, merge, out, extra=extra)
-    except KeyboardInterrupt:
-        report_partial(answers, "interrupted", out, runner)
-        raise
-    except MmcliError as exc:  # the batch answers are still worth showing
-        if not out.json_mode:  # with --json, the merge's partial JSON already carries the batches
-            report_partial(answers, exc.message(), out, runner)
-        raise
+def _page_line(job: "Job") -> dict:
+    meta = job.meta
+    return {"page": meta.pages[0], "source": meta.source, "source_page": meta.source_page}
 
 
-def _batch_done(result: "Result", steps, out: "Output") -> None:
-    if result.finish_reason == "length":
-        out.warn(f"the answer for {result.job.label} stopped at the token limit")
-    steps.advance()
-
-
-def _reason(cause: BaseException) -> str:
-    return cause.message() if hasattr(cause, "message") else "interrupted"
-
-
-def report_partial(results: list["Result"], error: str, out: "Output", runner: "Runner") -> None:
-    """Print what was answered before the run stopped with `error`, so nothing already paid for is lost."""
-    answered = [n for r in results for n in r.job.context["pages"]]
-    if out.json_mode:
-        out.emit_json({"answer": None, "model": runner.target.model, "pages_answered": answered,
-                       "batches": [batch_dict(r) for r in results], "error": error})
-        return
-    if not results:
-        return
+def _print_batches(value: "DocAnswer", out: "Output") -> None:
+    answered = [n for b in value.batches for n in b["pages"]]
     out.warn(f"stopped after pages {format_pages(answered)}; the answers so far are printed")
-    for result in results:
-        suffix = "" if result.ok else " (incomplete)"
-        out.line(f"## Pages {format_pages(result.job.context['pages'])}{suffix}\n\n{result.text.strip()}\n")
-
-
-def _per_page(runner: "Runner", jobs: "DocJobs", out: "Output") -> None:
-    """One request per page; one result per page (a JSON line each with --json), printed as it comes."""
-    for job in jobs.jobs:
-        line = {"page": job.context["pages"][0], "source": job.context["source"],
-                "source_page": job.context["source_page"]}
-        if not out.json_mode:
-            out.line(f"## {job.label}\n")
-            stream_answer(runner, job, out)
-            out.line()
-            continue
-        try:
-            result = runner.run(job)
-        except RunStopped as stopped:
-            partial = stopped.results[-1]
-            out.json_line({**line, "answer": partial.text if partial.text or partial.error else None,
-                           "error": _reason(stopped.cause)})
-            raise stopped.cause from None
-        check_result(result, out)
-        out.json_line({**line, "answer": result.answer, "model": result.model, "finish_reason": result.finish_reason,
-                       "usage": result.usage, "verified": result.verified})
+    for batch in value.batches:
+        suffix = " (incomplete)" if batch.get("complete") is False else ""
+        answer = batch["answer"]  # text, or the object a batch under --schema checked out to
+        text = answer.strip() if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+        out.line(f"## Pages {format_pages(batch['pages'])}{suffix}\n\n{text}\n")
 
 
 def show_dry_run(runner: "Runner", jobs: "DocJobs", out: "Output") -> None:
@@ -112,9 +137,9 @@ def show_dry_run(runner: "Runner", jobs: "DocJobs", out: "Output") -> None:
               "request_bytes": sum(request_size(p.request) for p in plans)}
     target = runner.target
     summary = {"model": target.model, "family": target.family.name, "family_source": target.family_source,
-               "base_url": target.base_url, "mode": jobs.mode, "merge": merge,
+               "base_url": masked_url(target.base_url), "mode": jobs.mode, "merge": merge,
                "items": [item.summary() for item in items], "totals": totals,
-               "requests": [{"pages": job.context["pages"], "request": shorten_data_urls(plan.request)}
+               "requests": [{"pages": job.meta.pages, "request": shorten_data_urls(plan.request)}
                             for job, plan in zip(jobs.jobs, plans)]}
     if out.json_mode:
         out.emit_json(summary)
@@ -134,7 +159,7 @@ def _print_doc_plan(out: "Output", first, items, summary: dict) -> None:
     totals, requests = summary["totals"], summary["requests"]
     tokens = totals["visual_tokens"]
     console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}  "
-                  f"endpoint: {plan.base_url}")
+                  f"endpoint: {masked_url(plan.base_url)}")
     console.print(f"total: {totals['pages']} page(s), {'unknown' if tokens is None else f'{tokens:,}'} visual "
                   f"tokens, {totals['bytes']:,} bytes of media")
     groups = " | ".join(format_pages(r["pages"]) for r in requests)

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions", options: "TranscribeOptions",
                    *, write: bool, force: bool, extension: str) -> None:
-    """Check every file, decode and split them all, then transcribe each in turn."""
+    """Check every file and output first; then each file is decoded, split and sent in turn, through the
+    Runner, so a failure on a later piece keeps (and shows) what the earlier pieces gave."""
     from .errors import UsageError
     from .flow import connect, open_inputs
     from .render import Output
@@ -23,31 +24,101 @@ def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions
         raise UsageError("invalid audio options", problems[0])
     out = Output(json_mode=opts.output.json)
     opened = open_inputs(files, opts, out, allowed=("audio", "video"))
-    targets = [_target(c.source, extension, force) if write else None for c in opened.checked]
-    planned = [(c.source.label, _pieces(c, audio, options)) for c in opened.checked]
+    targets = _targets(opened.checked, extension, force) if write else [None] * len(opened.checked)
     if opts.output.dry_run:
-        out.emit_json({"files": [_plan(label, pieces, options) for label, pieces in planned]})
+        out.emit_json({"files": [_plan(c.source.label, _pieces(c, audio, options), options) for c in opened.checked]})
         return
     started = connect(opened, opts, out)
-    endpoint, model = started.ctx.target.settings.endpoint, started.ctx.target.model
-    documents = []
-    for (label, pieces), target in zip(planned, targets):
-        from .tasks.transcribe import render, transcribe_file
+    shown = _Shown(out, started.ctx.target.model, len(opened.checked))
+    for checked, target in zip(opened.checked, targets):
+        transcript = _transcribe_one(checked, audio, options, started, shown)
+        shown.add(transcript, render_as=options.format, target=target, force=force)
+    shown.close()
 
-        transcript = transcribe_file(endpoint, model or "", label, pieces, options, status=out.status)
-        documents.append(transcript.to_dict())
-        text = render(transcript, options.format)
-        if target is not None:
-            from .files import write_atomic
 
+def _transcribe_one(checked, audio, options: "TranscribeOptions", started, shown: "_Shown"):
+    """One file through the Runner; what its earlier pieces gave is shown when a later one fails."""
+    from .tasks.transcribe import transcribe_one
+
+    try:
+        return transcribe_one(checked, audio, options, started.runner, started.ctx, shown.out.status)
+    except BaseException as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            shown.stopped(partial, options.format, exc)
+        raise
+
+
+class _Shown:
+    """Where transcripts go: stdout (a heading each when there are several), files, or one JSON document."""
+
+    def __init__(self, out, model, count: int) -> None:
+        self.out, self.model, self.count = out, model, count
+        self.documents: list[dict] = []
+        self.closed = False
+
+    def add(self, transcript, render_as: str, target=None, force: bool = False) -> None:
+        """Show or write one transcript; a file that cannot be written still has its text shown."""
+        from .errors import OutputNotWritten
+        from .files import write_atomic
+        from .tasks.transcribe import render
+
+        self.documents.append(transcript.to_dict())
+        text = render(transcript, render_as)
+        if target is None:
+            self._print(transcript.source, text)
+            return
+        try:
             write_atomic(target, text.encode("utf-8"), force=force)
-            out.status(f"wrote {target}")
-        elif not out.json_mode:
-            if len(planned) > 1:
-                out.line(f"==> {label} <==")
-            out.line(text.rstrip("\n"))
-    if out.json_mode:
-        out.emit_json({"model": model, "transcripts": documents})
+        except OutputNotWritten:
+            self._print(transcript.source, text)  # paid for: shown, then exit 9
+            self.close()
+            raise
+        self.out.status(f"wrote {target}")
+
+    def stopped(self, partial, render_as: str, cause: BaseException) -> None:
+        """A piece failed (or Ctrl-C): what the earlier pieces gave is shown before the error."""
+        from .present import reason
+
+        done = partial.answered
+        if done:
+            self.documents.append(partial.to_dict())
+            self.out.warn(f"{partial.source}: stopped at piece {done + 1} of {partial.pieces}; the text of the "
+                          f"first {done} is printed")
+            if not self.out.json_mode:
+                from .tasks.transcribe import render
+
+                self.out.line(render(partial, render_as).rstrip("\n"))
+        if self.out.json_mode:
+            self.out.emit_json({"model": self.model, "transcripts": self.documents, "error": reason(cause)})
+
+    def close(self) -> None:
+        """--json: every transcript in one document."""
+        if self.out.json_mode and not self.closed:
+            self.out.emit_json({"model": self.model, "transcripts": self.documents})
+        self.closed = True
+
+    def _print(self, label: str, text: str) -> None:
+        if self.out.json_mode:
+            return
+        if self.count > 1:
+            self.out.line(f"==> {label} <==")
+        self.out.line(text.rstrip("\n"))
+
+
+def _targets(checked: list, extension: str, force: bool) -> list[Path]:
+    """Every output file checked before anything is sent; two inputs may not write the same file."""
+    from .errors import UsageError
+
+    targets = [_target(c.source, extension, force) for c in checked]
+    seen: dict = {}
+    for c, target in zip(checked, targets):
+        key = target.resolve()
+        if key in seen:
+            raise UsageError("two inputs would write the same output file", f"{seen[key]} and {c.source.label}",
+                             where=str(target), hint="transcribe them one at a time, or rename one")
+        seen[key] = c.source.label
+    return targets
 
 
 def _pieces(checked, audio: "AudioOptions", options: "TranscribeOptions") -> list["Piece"]:

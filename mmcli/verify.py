@@ -64,7 +64,7 @@ def server_visual_tokens(endpoint: "Endpoint", result: Answered,
     from . import vllm_routes
 
     prompt = result.usage.get("prompt_tokens")
-    items = result.job.items
+    items = result.job.sent_items
     if result.planned_visual_tokens is None or not isinstance(prompt, int) or result.plan.items != items:
         return None
     markers = [vision_markers(item, result.job.family) for item in items]

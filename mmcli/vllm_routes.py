@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 from .apierrors import redact
-from .client import http_timeout, located
+from .client import located
+from .transport import http_timeout
 from .config import Endpoint
 from .urls import masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected

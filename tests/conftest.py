@@ -1,4 +1,9 @@
-"""Shared fixtures: run the real `mmcli` program in a clean environment, a scripted endpoint."""
+"""Shared fixtures: run the real `mmcli` program in a clean environment, a scripted endpoint.
+
+`mmcli` runs the command line inside the test process (tests/support/inprocess.py), isolated as a new
+process would be; a test module or test marked `real_process` (or a run with MMCLI_TEST_RUNNER=process)
+gets a real `python -m mmcli` process instead. `mmcli_process` always starts one: for exit codes from
+signals, Ctrl-C, a closed stdout, real terminals, import-time behaviour and child processes."""
 
 from __future__ import annotations
 
@@ -45,18 +50,48 @@ def clean_env(tmp_path) -> dict[str, str]:
     return env
 
 
+ROOT = Path(__file__).parent.parent
+
+
+def _decoded(code: int, stdout: bytes, stderr: bytes) -> Run:
+    return Run(code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+
+
 @pytest.fixture
-def mmcli(clean_env):
-    """Run `python -m mmcli ARGS` as a user would; returns a Run."""
+def mmcli_process(clean_env):
+    """Run `python -m mmcli ARGS` in a new process, as a user would; returns a Run."""
 
     def run(*args: str, stdin: Optional[bytes] = None, env: Optional[dict] = None, timeout: float = 60) -> Run:
-        full_env = dict(clean_env, **(env or {}))
         proc = subprocess.run([sys.executable, "-m", "mmcli", *map(str, args)],
                               input=stdin if stdin is not None else b"", capture_output=True,
-                              env=full_env, timeout=timeout, cwd=Path(__file__).parent.parent)
-        return Run(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+                              env=dict(clean_env, **(env or {})), timeout=timeout, cwd=ROOT)
+        return _decoded(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def mmcli_inprocess(clean_env):
+    """Run `mmcli ARGS` inside this process, isolated as a new process would be; returns a Run.
+    `stdout_tty`/`stderr_tty` make the captured streams say they are a terminal."""
+    from tests.support.inprocess import run_in_process
+
+    def run(*args: str, stdin: Optional[bytes] = None, env: Optional[dict] = None, timeout: float = 60,
+            stdout_tty: bool = False, stderr_tty: bool = False) -> Run:
+        return _decoded(*run_in_process([str(a) for a in args], dict(clean_env, **(env or {})),
+                                        stdin=stdin if stdin is not None else b"", cwd=ROOT, timeout=timeout,
+                                        stdout_tty=stdout_tty, stderr_tty=stderr_tty))
+
+    return run
+
+
+@pytest.fixture
+def mmcli(request):
+    """Run `mmcli ARGS` as a user would; returns a Run. In this process unless the test is marked
+    `real_process` or MMCLI_TEST_RUNNER=process is set (to compare both ways)."""
+    if request.node.get_closest_marker("real_process") or os.environ.get("MMCLI_TEST_RUNNER") == "process":
+        return request.getfixturevalue("mmcli_process")
+    return request.getfixturevalue("mmcli_inprocess")
 
 
 @pytest.fixture
@@ -86,3 +121,14 @@ def scene(tmp_path):
 
     Image.new("RGB", (2240, 1680), (128, 128, 128)).save(path)
     return path
+
+
+@pytest.fixture
+def clean_environ(monkeypatch, tmp_path):
+    """For the Python API in this process: no endpoint variables, an empty config and state directory, no auto-started vLLM."""
+    for name in list(os.environ):
+        if name.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MMCLI_AUTOSTART", "0")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,15 +23,7 @@ from tests.support.scripted_server import CutStream, Reply, Status, decode_image
 HEAVY = ("typer", "rich", "openai", "PIL", "cv2", "numpy", "click", "httpx", "httpx2")
 
 
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path):
-    """No endpoint variables, an empty config and state directory, no auto-started vLLM."""
-    for name in list(os.environ):
-        if name.startswith(("MMCLI_", "OPENAI_", "PARASAIL_", "XINFERENCE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("MMCLI_AUTOSTART", "0")
+pytestmark = pytest.mark.usefixtures("clean_environ")
 
 
 @pytest.fixture
@@ -259,3 +250,30 @@ def test_video_with_start_end_and_a_frame_count(client, server, tmp_path):
     assert prompt == "Describe this video in detail." and answer.text == "a red square moves"
     with pytest.raises(mmcli.MediaError):
         client.video(media.make_small_png(tmp_path))  # an image is not a video
+
+
+def test_client_transcribe_and_embed_give_what_the_commands_give(mmcli, tmp_path, monkeypatch):
+    import mmcli as api
+    from tests.support import sound
+    from tests.support.embed_server import EmbeddingServer
+    from tests.support.transcription_server import TranscriptionServer
+
+    memo = sound.write_audio(tmp_path / "memo.flac", sound.chirp(3.0, 16000), 16000, "flac")
+    with TranscriptionServer() as whisper:
+        [transcript] = api.Client(base_url=whisper.base_url).transcribe(memo, language="en")
+        assert transcript.text == "piece 1 lasts 3.00 seconds." and transcript.complete
+        whisper.fail_from = 3  # the second file of the next call fails
+        with pytest.raises(api.MmcliError) as failed:
+            api.Client(base_url=whisper.base_url).transcribe([memo, memo])
+        finished, stopped = failed.value.partial
+        assert finished.text == "piece 2 lasts 3.00 seconds." and stopped.complete is False and not stopped.text
+
+    photo = tmp_path / "red.png"
+    Image.new("RGB", (300, 200), (220, 10, 10)).save(photo)
+    with EmbeddingServer(models=["emb-model"]) as server:
+        records = api.Client(base_url=server.base_url).embed(photo, texts="a red square")
+        run = mmcli("embed", photo, "--text", "a red square", "--base-url", server.base_url)
+        assert run.code == 0, run.stderr
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["kind"] for r in records] == ["image", "text"]
+    assert [r["embedding"] for r in records] == [line["embedding"] for line in lines]

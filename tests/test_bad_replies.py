@@ -7,7 +7,6 @@ keep on stdout any text already streamed. Every new endpoint feature adds its ba
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -130,13 +129,10 @@ def test_which_bad_replies_are_asked_again(mmcli, photo, action, requests):
 def test_bad_retry_after_uses_the_normal_backoff(mmcli, photo, value):
     with ScriptedServer() as server:
         server.script(Status(429, vllm_error(429, "slow down"), headers={"Retry-After": value}), Reply("fine"))
-        started = time.monotonic()
         run = mmcli("ask", photo, "q", "--base-url", server.base_url, "-m", "m", env=KEY_ENV)
-        elapsed = time.monotonic() - started
     assert run.code == 0, run.stderr
     assert run.stdout == "fine\n"
-    assert "retrying in 0.5 s" in run.stderr
-    assert elapsed < 15
+    assert "retrying in 0.5 s" in run.stderr  # the wait between the requests is checked below, not the run's time
     gap = server.chat_requests()[1].received_at - server.chat_requests()[0].received_at
     assert 0.4 <= gap < 5
 

@@ -56,3 +56,21 @@ def test_serve_data_parallel_size_on_the_command_line(mmcli, tmp_path):
     run = mmcli("serve", "qwen2.5-vl", "--data-parallel-size", "4", "--dry-run", env={"PATH": str(tmp_path)})
     assert run.code == 0, run.stderr
     assert "--data-parallel-size 4" in run.stdout
+
+
+def test_detect_each_dataset_holds_this_runs_target_and_inputs_only(mmcli, server, tmp_path):
+    album = tmp_path / "album"
+    make_images(album, 3)
+    out = tmp_path / "out"
+    server.default = BOX
+    assert mmcli("detect", "--each", album, "animals", "--format", "coco", "-o", out,
+                 "--base-url", server.base_url).code == 0
+    server.default = Reply('[{"bbox_2d": [1, 1, 20, 20], "label": "car"}]')
+    other = tmp_path / "other"
+    make_images(other, 1, start=7)
+    run = mmcli("detect", "--each", other, "vehicles", "--format", "coco", "-o", out, "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    coco = json.loads((out / "coco.json").read_text())
+    assert [image["file_name"] for image in coco["images"]] == [str(other / "img007.png")]
+    assert {c["name"] for c in coco["categories"]} == {"car"} and len(coco["annotations"]) == 1
+    assert len(lines(out / "results.jsonl")) == 4  # the results file keeps every run's lines

@@ -212,7 +212,7 @@ def test_docqa_and_detect_each(mmcli, server, tmp_path, command):
     found = lines(out / "results.jsonl" if command == "detect" else tmp_path / "results.jsonl")
     assert len(found) == 2
     if command == "detect":
-        entry = found[0]["detections"][0]
+        entry = found[0]["inputs"][0]
         assert entry["detections"][0]["label"] == "thing" and entry["original_size"][1] == 60
     else:
         assert found[0]["answer"].startswith("[{") and found[0]["mode"] == "single"

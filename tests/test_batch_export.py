@@ -72,7 +72,7 @@ def test_detect_export_collect_maps_boxes_to_original_pixels(mmcli, server, tmp_
     run = mmcli("batch", "collect", export, output)
     assert run.code == 0, run.stderr
     found = [json.loads(line) for line in run.stdout.splitlines()]
-    entry = found[0]["detections"][0]
+    entry = found[0]["inputs"][0]
     width, height = entry["original_size"]
     x1, y1, x2, y2 = entry["detections"][0]["bbox"]
     assert (x1, x2) == (round(width / 10), round(width / 2)) and (y1, y2) == (round(height / 10), round(height / 2))

@@ -38,7 +38,7 @@ def test_mixed_tasks_run_and_bad_lines_are_named(mmcli, server, tmp_path):
     found = {r["line"]: r for r in lines(results)}
     assert sorted(found) == [1, 2, 6]
     assert found[1]["id"] == "first" and found[1]["command"] == "ask"
-    box = found[2]["detections"][0]["detections"][0]
+    box = found[2]["inputs"][0]["detections"][0]
     assert box["model_coords"] == [1, 2, 30, 40] and box["label"] == "cat"
     assert box["bbox"] != box["model_coords"]  # mapped from the sent size to the original pixels
     assert found[6]["command"] == "docqa" and found[6]["answer"].startswith("[{")

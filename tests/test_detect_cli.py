@@ -176,14 +176,15 @@ def test_pass_url_is_refused(mmcli, server):
 
 def test_table_labels_are_plain_text():
     from mmcli.grounding.parse import Parsed
-    from mmcli.grounding.report import InputResult, print_table
+    from mmcli.grounding.report import InputResult, detections_table
+    from mmcli.render import Output
     from mmcli.grounding.result import Detection, Grounded
 
     hostile = "[bold red]dog[/] \x1b[2J"
     grounded = Grounded([Detection("box", (1, 2, 3, 4), hostile, {"text_content": "A\x07B"})], "abs")
     result = InputResult("photo.jpg", None, (10, 10), (10, 10), grounded, Parsed(form="json"), "")
     stream = io.StringIO()
-    print_table([result], stream)
+    Output(stdout=stream).console().print(detections_table([result]))
     text = stream.getvalue()
     assert "[bold red]dog[/]" in text and "\x1b" not in text and "\x07" not in text
     assert "text_content=A B" in text

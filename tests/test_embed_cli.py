@@ -234,3 +234,34 @@ def test_usage_errors(mmcli, embed_server, photos, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_clean_error(mmcli("embed", empty, "--base-url", url), 3, "no images or PDFs")
+
+
+def test_index_drops_the_rows_of_deleted_files(mmcli, embed_server, photos, tmp_path):
+    index = tmp_path / "idx"
+    assert mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url).code == 0
+    (photos / "red.png").unlink()
+    run = mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url)
+    assert run.code == 0, run.stderr
+    assert "1 removed" in run.stderr and "2 in all" in run.stderr
+    meta = json.loads((index / "index.json").read_text())
+    assert sorted(Path(e["path"]).name for e in meta["entries"]) == ["blue.png", "green.jpg"]
+    assert np.load(index / "vectors.npy").shape == (2, 8)
+    found = mmcli("search", "red", "--index", index, "--json", "--base-url", embed_server.base_url)
+    assert "red.png" not in found.stdout
+
+
+def test_damaged_indexes_and_an_index_that_is_a_file(mmcli, embed_server, photos, tmp_path):
+    url = embed_server.base_url
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    for command in (("embed", photos), ("search", "red")):
+        run = mmcli(*command, "--index", afile, "--base-url", url)
+        assert_clean_error(run, 2, "--index names a file")
+    assert afile.read_text() == "mine"
+    index = tmp_path / "idx"
+    assert mmcli("embed", photos, "--index", index, "--base-url", url).code == 0
+    meta = json.loads((index / "index.json").read_text())
+    for damage in ({"dims": "eight"}, {"dims": [8]}, {"entries": "x"}, {"model": None}):
+        (index / "index.json").write_text(json.dumps(dict(meta, **damage)))
+        run = mmcli("search", "red", "--index", index, "--base-url", url)
+        assert_clean_error(run, 2, "index")

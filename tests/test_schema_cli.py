@@ -322,21 +322,28 @@ def test_video_with_a_schema(mmcli, server, tmp_path):
     assert request["messages"][-1]["content"][0]["type"] == "video_url"
 
 
-def test_on_a_terminal_the_object_is_indented_and_harmless(server, clean_env, photo):
-    from tests.test_terminal_output import _run_on_terminals
-
-    def _assert_harmless(shown: bytes) -> None:  # escapes are written as JSON's \u escapes, never raw
-        assert not any(bad in shown for bad in (b"\x1b", b"\x07", "\x9b".encode())), shown
+def test_on_a_terminal_the_object_is_indented_and_harmless(mmcli, server, photo):
+    def _assert_harmless(shown: str) -> None:  # escapes are written as JSON's \u escapes, never raw
+        assert not any(bad in shown for bad in ("\x1b", "\x07", "\x9b")), shown
 
     server.script(Reply('{"note": "hi \\u001b]0;PWNED\\u0007 \\u009b2J there", "n": 1}'),
                   Reply("broken \x1b[2J\x1b]0;PWNED\x07 answer"))
-    args = ["ask", str(photo), "q", "--schema", "note, n int", "--base-url", server.base_url]
-    code, shown, _ = _run_on_terminals(args, dict(clean_env, TERM="xterm-256color"))
-    assert code == 0
-    _assert_harmless(shown)
-    text = shown.decode("utf-8", "replace").replace("\r\n", "\n")
-    assert '{\n  "note": "hi' in text and '"n": 1\n}' in text
-    code, shown, _ = _run_on_terminals(args, dict(clean_env, TERM="xterm-256color"))
-    assert code == 7  # the kept raw answer is shown cleaned too
-    _assert_harmless(shown)
-    assert b"broken" in shown and b"answer" in shown
+    args = ["ask", photo, "q", "--schema", "note, n int", "--base-url", server.base_url]
+    run = mmcli(*args, stdout_tty=True, env={"TERM": "xterm-256color"})
+    assert run.code == 0, run.output
+    _assert_harmless(run.stdout)
+    assert '{\n  "note": "hi' in run.stdout and '"n": 1\n}' in run.stdout
+    run = mmcli(*args, stdout_tty=True, env={"TERM": "xterm-256color"})
+    assert run.code == 7  # the kept raw answer is shown cleaned too
+    _assert_harmless(run.stdout)
+    assert "broken" in run.stdout and "answer" in run.stdout
+
+
+def test_piped_the_object_is_one_compact_line_and_the_failed_text_is_kept(mmcli, server, photo):
+    server.script(Reply('{"note": "a",  "n": 1}'), Reply('{"note": "a"}'))
+    args = ["ask", photo, "q", "--schema", "note, n int", "--base-url", server.base_url]
+    run = mmcli(*args)
+    assert run.code == 0 and run.stdout == '{"note":"a","n":1}\n', run.output
+    run = mmcli(*args)
+    assert_clean_error(run, 7, "'n' is a required property")
+    assert run.stdout == '{"note": "a"}\n'

@@ -299,7 +299,6 @@ def test_status_and_stop_are_words_not_models(mmcli):
 
 
 def test_usage_errors(mmcli, tmp_path):
-    assert_clean_error(mmcli("serve"), 2, "no model to serve")
     assert_clean_error(mmcli("serve", "nonsense-model", "--dry-run"), 2, "unknown model")
     assert_clean_error(mmcli("serve", "qwen2.5-vl", "--dry-run", "--", "--api-key", "k"), 2, "--api-key")
     assert_clean_error(mmcli("serve", "qwen2.5-vl", "--dry-run", "--", "--api_key", "k"), 2, "--api-key")
@@ -331,11 +330,11 @@ def test_local_folder_family_from_config_json(mmcli, tmp_path):
 def test_vllm_python_without_vllm_is_refused(mmcli):
     run = mmcli("serve", "qwen2.5-vl", "--vllm-python", os.path.realpath(sys.executable))
     assert_clean_error(run, 5, "vLLM is not installed in that Python")
-    assert "pip install 'mmcli[serve]'" in run.stderr
+    assert "pip install -e '.[serve]'" in run.stderr
 
 
 def test_missing_vllm_gives_the_install_hint(mmcli, tmp_path):
     run = mmcli("serve", "qwen2.5-vl", env={"PATH": str(tmp_path)})
     assert_clean_error(run, 5, "vLLM is not installed")
-    assert "hint: pip install 'mmcli[serve]'" in run.stderr
+    assert "hint: in the mmcli checkout: pip install -e '.[serve]'" in run.stderr
     assert not Path(tmp_path / "state" / "mmcli" / "server.json").exists()

@@ -23,6 +23,10 @@ from tests.conftest import assert_clean_error
 from tests.support.fake_vllm import ANSWER, install, kill_leftovers
 from tests.support.scripted_server import free_port
 
+# mmcli starts, detaches and stops child processes here: each command runs as a real process, whose
+# exit is what a detached server must outlive.
+pytestmark = pytest.mark.real_process
+
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 60.0  # generous bound for conditions that normally hold within a second
 

@@ -107,3 +107,60 @@ def test_dry_run_lists_the_pieces_and_sends_nothing(mmcli, whisper, tmp_path):
     [planned] = json.loads(run.stdout)["files"]
     assert len(planned["pieces"]) == 3 and planned["pieces"][-1]["end"] == 7.0
     assert whisper.uploads == []
+
+
+def test_a_failing_later_piece_keeps_the_text_of_the_earlier_ones(mmcli, whisper, tmp_path):
+    signal = speech_with_pauses(24.0, 16000, [8.0, 16.0])
+    path = sound.write_audio(tmp_path / "talk.flac", signal, 16000, "flac")
+    whisper.fail_from = 3  # the third upload (and its retries) fail
+    run = transcribe(mmcli, whisper, path, "--max-upload-mb", "0.3", expect=5)
+    assert run.stdout.startswith("piece 1 lasts") and "piece 2 lasts" in run.stdout
+    assert "stopped at piece 3 of 3" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_failing_later_piece_keeps_the_segments_in_json(mmcli, whisper, tmp_path):
+    signal = speech_with_pauses(24.0, 16000, [8.0, 16.0])
+    path = sound.write_audio(tmp_path / "talk.flac", signal, 16000, "flac")
+    whisper.fail_from = 2
+    run = transcribe(mmcli, whisper, path, "--max-upload-mb", "0.3", "--json", expect=5)
+    data = json.loads(run.stdout)
+    [document] = data["transcripts"]
+    assert document["complete"] is False and document["text"].startswith("piece 1 lasts") and data["error"]
+
+
+def test_two_inputs_that_would_write_one_file_are_refused_before_sending(mmcli, whisper, tmp_path):
+    a = sound.write_audio(tmp_path / "memo.flac", sound.chirp(2.0, 16000), 16000, "flac")
+    b = sound.write_audio(tmp_path / "memo.wav", sound.chirp(2.0, 16000), 16000, "wav")
+    run = transcribe(mmcli, whisper, a, b, "-o", expect=2)
+    assert_clean_error(run, 2, "same output file")
+    assert whisper.uploads == [] and not (tmp_path / "memo.txt").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KiB filesystem (tmpfs), so a write can run out of space; needs root to mount."""
+    import os
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                                            capture_output=True).returncode != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_transcript_that_cannot_be_written_is_still_shown(mmcli, whisper, small_disk):
+    path = sound.write_audio(small_disk / "memo.flac", sound.chirp(2.0, 16000), 16000, "flac")
+    with open(small_disk / "filler", "wb", buffering=0) as handle:  # the disk is full before the answer comes
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass
+    run = mmcli("transcribe", path, "-o", "--base-url", whisper.base_url)
+    assert run.code == 9, (run.code, run.stderr)
+    assert run.stdout.startswith("piece 1 lasts") and not (small_disk / "memo.txt").exists()

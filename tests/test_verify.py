@@ -97,6 +97,17 @@ def test_request_that_cannot_fit_is_refused_before_sending(mmcli, photo):
         assert server.chat_requests() == []  # nothing uploaded
 
 
+def test_a_dry_run_says_the_live_run_would_not_fit(mmcli, photo):
+    with ScriptedServer() as server:
+        server.max_model_len = 4096
+        assert mmcli("ask", photo, "what?", "--base-url", server.base_url, env=KEY_ENV).code == 0  # learns the limit
+        run = mmcli("ask", photo, "what is here?", "--base-url", server.base_url, "--max-tokens", "4000",
+                    "--dry-run", "--json", env=KEY_ENV)
+        assert_clean_error(run, 2, "does not fit", "max_model_len 4,096")
+        assert json.loads(run.stdout)["totals"]["visual_tokens"]  # the plan is still shown
+        assert len(server.chat_requests()) == 1  # the dry run sent nothing
+
+
 def test_the_budget_named_in_the_refusal_fits(mmcli, photo, tmp_path):
     big = media.make_real_photo(tmp_path, size=(4032, 2268))
     with ScriptedServer() as server:
@@ -160,3 +171,17 @@ def test_text_only_keeps_text_and_system():
     assert stripped["messages"][1]["content"] == [{"type": "text", "text": "x" * 400}]
     assert request["messages"][1]["content"][0]["type"] == "image_url"  # the original is untouched
 
+
+
+def test_the_warning_names_the_cause_the_request_could_have():
+    from mmcli.media.item import MediaItem
+    from mmcli.tasks.common import likely_cause
+
+    audio = MediaItem("talk.wav", "audio", "audio/wav")
+    frames = MediaItem("clip.mp4", "video", "video/jpeg", transport="frames")
+    as_images = MediaItem("clip.mp4", "video", "image/jpeg", transport="images")
+    picture = MediaItem("photo.jpg", "image", "image/jpeg")
+    assert "audio" in likely_cause([audio]) and "images" not in likely_cause([audio])
+    assert "frame list" not in likely_cause([as_images]) and "max_pixels" in likely_cause([as_images])
+    assert "frame list" in likely_cause([frames]) and "max_pixels" not in likely_cause([frames])
+    assert "frame list" in likely_cause([frames, picture]) and "max_pixels" in likely_cause([frames, picture])

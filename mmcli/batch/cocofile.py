@@ -11,7 +11,7 @@ def _inputs(records: list[dict]) -> list:
 
     found = []
     for record in records:
-        for entry in record.get("detections") or []:
+        for entry in record.get("inputs") or record.get("detections") or []:  # "detections": older lines
             detections = [Detection("box" if "bbox" in d else "point", tuple(d.get("bbox") or d.get("point")),
                                     d.get("label", ""), d.get("extra") or {}) for d in entry.get("detections", [])]
             found.append(SimpleNamespace(source=entry["source"], page=entry.get("page"),
@@ -31,4 +31,4 @@ def json_from_lines(records: list[dict], target: str) -> dict:
     """detect's --json document for every image and page of the run."""
     models = {r.get("model") for r in records if r.get("model")}
     return {"model": next(iter(models), None), "target": target,
-            "inputs": [entry for r in records for entry in r.get("detections") or []]}
+            "inputs": [entry for r in records for entry in r.get("inputs") or r.get("detections") or []]}

@@ -17,9 +17,11 @@ def read_manifest(export: Path) -> dict:
     """The manifest written beside an export."""
     from .export import manifest_path
 
+    from .manifest import check_manifest
+
     path = manifest_path(export)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return check_manifest(json.loads(path.read_text(encoding="utf-8")), str(path))
     except FileNotFoundError:
         raise UsageError("no manifest for this export", where=str(path),
                          hint="pass the FILE.jsonl that --export wrote; its FILE.manifest.json must be beside it") from None
@@ -51,8 +53,11 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
     if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
         raise UsageError("a batch output line has no custom_id", where=where)
     response = line.get("response") or {}
+    if not isinstance(response, dict):
+        raise UsageError("a batch output line's 'response' is not an object", where=where)
     if line.get("error") or response.get("status_code") != 200:
-        error = line.get("error") or (response.get("body") or {}).get("error") or response
+        body = response.get("body")
+        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or response
         message = error.get("message") if isinstance(error, dict) else str(error)
         return line["custom_id"], {"error": f"HTTP {response.get('status_code')}: {message}"}
     return line["custom_id"], {"body": response.get("body")}
@@ -64,7 +69,11 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
     from .merge import write_merges
     from .results import open_sink
 
+    from .guard import refuse_reading_files
+    from .manifest import collect_inputs
+
     manifest = read_manifest(export)
+    refuse_reading_files(results, collect_inputs(export, outputs, manifest))
     answers = read_outputs(outputs)
     sink = open_sink(results, out)
     counts = {"done": 0, "failed": 0, "missing": 0, "already": 0, "merge": 0}
@@ -81,6 +90,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ou
         path = write_merges(export, merges["lines"], merges["jobs"], manifest)
         out.status(f"{waiting} document(s) need their merge step: run {path} through the batch runner, then "
                    f"mmcli batch collect {path} OUTPUT.jsonl" + (f" -o {results}" if results else ""))
+    sink.raise_if_lost()
     if counts["failed"] or counts["missing"] or waiting:
         raise JobsFailed(f"{counts['failed'] + counts['missing'] + waiting} job(s) are not done", where=str(export),
                          hint="failed lines say why; jobs with no output yet are collected when run again "
@@ -124,7 +134,7 @@ def _pieces(answers: list[dict]):
 
 
 def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
-    """A job's results fields from its answers, through the same finishing as a live run."""
+    """A job's results fields from its answers, through the task's own finish, as a live run finishes them."""
     from .merge import MERGED, merged_fields
 
     errors = [a["error"] for a in answers if "error" in a]
@@ -134,83 +144,7 @@ def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
     if isinstance(pieces, dict):
         return pieces
     if job.get("mode") == MERGED:
-        return merged_fields(job, pieces[0])
-    entries = list(job["requests"].values())
-    if job["command"] == "detect":
-        fields = _detections(pieces, entries, manifest)
-    else:
-        fields = _answer(pieces, entries, job, manifest)
-    # As live: ask and detect warn about each answer (docqa's answer is judged as a whole).
-    warnings = [] if job["command"] == "docqa" else _warnings(pieces, entries, named=job["command"] == "detect")
-    if warnings:
-        fields["warnings"] = warnings
-    return fields
+        return merged_fields(job, pieces[0], manifest)
+    from .recorded import finished_fields
 
-
-def _warnings(pieces: list, entries: list[dict], named: bool) -> list[str]:
-    """The warnings a live run gives: an answer cut at the token limit, fewer prompt tokens than planned."""
-    found = []
-    for piece, entry in zip(pieces, entries):
-        name = f"{entry['label']}: " if named else ""
-        if piece.finish_reason == "length":
-            found.append(f"{name}the answer stopped at the token limit; raise --max-tokens for a longer answer")
-        if _verified(piece, entry) is False:
-            found.append(f"{name}the server counted {piece.usage.get('prompt_tokens')} prompt tokens, fewer than "
-                         f"the {entry['plan']['totals']['visual_tokens']} visual tokens planned")
-    return found
-
-
-def _verified(piece, entry: dict) -> Optional[bool]:
-    planned, prompt = entry["plan"]["totals"]["visual_tokens"], piece.usage.get("prompt_tokens")
-    return None if not planned or not isinstance(prompt, int) else prompt >= planned
-
-
-def _answer(pieces: list, entries: list[dict], job: dict, manifest: dict) -> dict:
-    from ..tasks.common import total_usage
-
-    if job.get("mode") == "per-page":
-        text = "\n\n".join(f"## {e['label']}\n\n{p.text.strip()}" for p, e in zip(pieces, entries))
-    else:
-        text = pieces[-1].text
-    checks = [_verified(p, e) for p, e in zip(pieces, entries)]
-    fields = {"answer": text, "model": pieces[-1].model or manifest["model"],
-              "finish_reason": pieces[-1].finish_reason, "usage": total_usage([p.usage for p in pieces]),
-              "verified": None if None in checks else all(checks)}
-    if "pages" in job:
-        fields.update(pages=job["pages"], mode=job["mode"])
-    if job.get("mode") == "per-page":
-        fields["batches"] = [{"pages": e.get("pages"), "answer": p.text, "usage": p.usage} for p, e in zip(pieces, entries)]
-    fields["plan"] = entries[-1]["plan"] if len(entries) == 1 else {"totals": _totals(entries)}
-    from .results import structured
-
-    return structured(fields, pieces if job.get("mode") == "per-page" else pieces[-1:], job.get("schema"))
-
-
-def _detections(pieces: list, entries: list[dict], manifest: dict) -> dict:
-    from ..grounding.parse import parse_answer
-    from ..grounding.report import InputResult
-    from ..grounding.result import ground
-    from ..tasks.common import total_usage
-
-    found = []
-    for piece, entry in zip(pieces, entries):
-        parsed = parse_answer(piece.text)
-        sent, size = tuple(entry["sent_size"]), tuple(entry["original_size"])
-        grounded = ground(parsed, entry["space"], sent, size)
-        points = entry.get("page_size_pt")
-        result = InputResult(entry["source"], entry.get("page"), size, sent, grounded, parsed, piece.text,
-                             piece.finish_reason, piece.usage, page_size_pt=tuple(points) if points else None)
-        data = result.to_dict()
-        data.pop("usage", None)
-        found.append(data)
-    checks = [_verified(p, e) for p, e in zip(pieces, entries)]
-    return {"detections": found, "model": pieces[-1].model or manifest["model"],
-            "usage": total_usage([p.usage for p in pieces]), "verified": None if None in checks else all(checks),
-            "plan": {"totals": _totals(entries)}}
-
-
-def _totals(entries: list[dict]) -> dict:
-    totals = [e["plan"]["totals"] for e in entries]
-    tokens = [t["visual_tokens"] for t in totals]
-    return {"items": sum(t["items"] for t in totals), "visual_tokens": None if None in tokens else sum(tokens),
-            "bytes": sum(t["bytes"] for t in totals), "request_bytes": sum(t["request_bytes"] for t in totals)}
+    return finished_fields(job, list(job["requests"].values()), pieces, manifest)

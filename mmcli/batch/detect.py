@@ -22,6 +22,7 @@ def detect_each(inputs: list[str], opts: "CommonOptions", flags: "BatchFlags", d
 
     from ..files import check_output_dir, make_output_dir
     from .run import run_each
+    from .work import ALLOWED, expand
 
     if detect.draw or detect.crop:
         raise UsageError("--each does not draw or crop yet", hint="leave out --draw/--crop; the boxes are in "
@@ -32,20 +33,28 @@ def detect_each(inputs: list[str], opts: "CommonOptions", flags: "BatchFlags", d
         check_output_dir(detect.output_dir)
         make_output_dir(detect.output_dir)  # the results file goes in it from the first job on
         flags = replace(flags, output=detect.output_dir / RESULTS_NAME)
+    sources = expand(inputs, flags.recursive, ALLOWED["detect"]) if detect.format else []
     try:
         run_each("detect", inputs, detect.target, opts, flags, detect)
     finally:
         if detect.format and flags.output is not None:
-            write_document(flags.output, detect)
+            write_document(flags.output, detect, sources)
 
 
-def write_document(results_path, detect: "DetectOptions") -> None:
-    """COCO (or the JSON document) for every detect line of the results file, written atomically."""
+def write_document(results_path, detect: "DetectOptions", sources: list[str]) -> None:
+    """COCO (or the JSON document) for this run's inputs and target, from the results file's lines (old
+    and new), written atomically; lines of other runs in the same folder are left out."""
     from ..files import write_atomic
     from .cocofile import coco_from_lines, json_from_lines
     from .results import latest, read_lines
 
-    records = [r for r in latest(read_lines(results_path)[0]).values() if r.get("command") == "detect"]
+    wanted = set(sources)
+    by_input = {}  # the last line of each input: one image, one entry in the dataset
+    for record in latest(read_lines(results_path)[0]).values():
+        if (record.get("command") == "detect" and record.get("prompt") == detect.target
+                and set(record.get("sources") or ()) <= wanted):
+            by_input[tuple(record.get("sources") or ())] = record
+    records = list(by_input.values())
     if detect.format == "coco":
         data, name = coco_from_lines(records, detect.target), "coco.json"
     else:

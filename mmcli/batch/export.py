@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import JobsFailed, MmcliError, UsageError
+from ..errors import JobsFailed, MmcliError, OutputNotWritten, UsageError
+from ..files import OutputError
 from .work import BatchFlags, Work, job_id
 
 if TYPE_CHECKING:
@@ -50,39 +51,97 @@ class Parts:
         self.lock = threading.Lock()
         self.files: list[dict] = []  # {"path", "lines", "bytes"}
         self.handle = None
+        self.removed = False  # set once the export is given up: no file is written after that
 
-    def write(self, line: bytes) -> str:
-        """Append one line; the name of the file it went to."""
+    def check_size(self, line: bytes) -> None:
+        """Refuse one request that no file could hold."""
         if len(line) > self.max_bytes:
             raise UsageError("a request is larger than --batch-max-mb", f"{len(line) / 1e6:.1f} MB",
                              hint="raise --batch-max-mb, or lower --max-pixels")
+
+    def write(self, line: bytes) -> str:
+        """Append one line; the name of the file it went to. A failed write ends the export (exit 9)."""
+        self.check_size(line)
         with self.lock:
+            if self.removed:
+                raise OutputNotWritten("the export was stopped", where=str(self.path))  # a worker left behind
             last = self.files[-1] if self.files else None
             if last is None or last["lines"] >= self.max_lines or last["bytes"] + len(line) > self.max_bytes:
                 last = self._next()
-            self.handle.write(line)
+            try:
+                self.handle.write(line)
+                self.handle.flush()  # a full disk shows now, not when the file is closed
+            except OSError as exc:
+                raise OutputNotWritten("cannot write the export file", exc.strerror or str(exc), where=last["path"],
+                                       hint="make room, then export again (the unfinished files were removed)") from None
             last["lines"] += 1
             last["bytes"] += len(line)
             return last["path"]
 
     def _next(self) -> dict:
-        if self.handle is not None:
-            self.handle.close()
+        self._close_handle()
         path = part_path(self.path, len(self.files) + 1)
         try:
             self.handle = open(path, "xb")
         except FileExistsError:
-            raise UsageError("export file exists", where=str(path), hint="remove it, or export to another name") from None
+            raise OutputError("export file exists", where=str(path), hint="remove it, or export to another name") from None
+        except OSError as exc:
+            raise OutputNotWritten("cannot write the export file", exc.strerror or str(exc), where=str(path)) from None
         entry = {"path": str(path), "lines": 0, "bytes": 0}
         self.files.append(entry)
         return entry
 
+    def _close_handle(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as exc:  # the last buffered bytes did not fit
+                raise OutputNotWritten("cannot write the export file", exc.strerror or str(exc),
+                                       where=str(self.files[-1]["path"])) from None
+
     def close(self) -> None:
         """Close the last file."""
         with self.lock:
+            self._close_handle()
+
+    def remove(self) -> None:
+        """Remove every file written: a half export is of no use to a batch API."""
+        with self.lock:
+            self.removed = True
             if self.handle is not None:
-                self.handle.close()
+                try:
+                    self.handle.close()
+                except OSError:
+                    pass  # removed next anyway
                 self.handle = None
+            for entry in self.files:
+                try:
+                    os.unlink(entry["path"])
+                except FileNotFoundError:
+                    pass
+
+
+def check_export_target(path: Path) -> None:
+    """Refuse, before any work, an export that would meet files already there or has no folder to go in."""
+    import glob
+    import re
+
+    from .guard import refuse_device
+
+    refuse_device(path, "--export")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError("the export folder does not exist", where=str(folder),
+                          hint="create it first, or export into an existing folder")
+    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    split = re.compile(re.escape(stem) + r"-[0-9]+\.jsonl")
+    taken = [path, manifest_path(path)] + sorted(p for p in folder.glob(f"{glob.escape(stem)}-*.jsonl")
+                                                 if split.fullmatch(p.name))
+    for existing in taken:
+        if os.path.lexists(existing):
+            raise OutputError("export file exists", where=str(existing),
+                              hint="remove it (and the files of that export), or export to another name")
 
 
 def request_line(custom_id: str, request: dict) -> bytes:
@@ -93,64 +152,47 @@ def request_line(custom_id: str, request: dict) -> bytes:
 
 
 def prepared_jobs(work: Work, ctx: "Context") -> tuple[list["Job"], dict]:
-    """The jobs of `work`, built but not sent, and what the finisher needs to know about the run."""
-    from ..inputs import read_inputs
-    from .work import ALLOWED
+    """The jobs of `work`, built but not sent, and what the finish needs to know about the run as a whole."""
+    from .answer import prepared
 
-    checked = read_inputs(list(work.inputs), work.media, ctx.target.settings.endpoint.timeout, ctx.events.warn,
-                           ALLOWED[work.command])
-    if work.command in ("ask", "video"):
-        from ..tasks.ask import ask_job
-
-        return [ask_job(checked, work.prompt, ctx, work.task)], {}
-    if work.command == "docqa":
-        from ..tasks.docqa import choose_pages, doc_jobs
-
-        jobs = doc_jobs(choose_pages(checked, work.task), work.prompt, work.task, ctx)
-        extra = {"mode": jobs.mode, "pages": jobs.numbers}
-        if jobs.mode == "batches":  # the merge is built by collect, from these options (mmcli.batch.merge)
-            extra["generation"] = dataclasses.asdict(work.generation)
-        return jobs.jobs, extra
-    from ..tasks.detect import choose, detect_jobs
-
-    return detect_jobs(choose(checked, work.task, work.media.pass_url), work.task, ctx), {}
+    planned = prepared(work, ctx)
+    # The generation options: for the warnings of the finish, and docqa's merge built by collect (batch.merge).
+    extra: dict = {"generation": dataclasses.asdict(work.generation)}
+    if planned.doc is not None:
+        extra.update(mode=planned.doc.mode, pages=planned.doc.numbers)
+    if work.command == "detect":
+        extra["target"] = work.prompt
+    return planned.jobs, extra
 
 
 def finisher_entry(job: "Job", plan) -> dict:
-    """Per request: what collect needs to finish its answer (sizes, coordinate space, pages, the plan)."""
-    from .answer import plan_summary
-
-    entry = {"plan": plan_summary(plan)}
-    context = job.context
-    if "space" in context:  # detect
-        page, item, original = context["page"], job.items[0], context["original"]
-        rendered = page.rendered
-        entry.update(source=page.source.label, page=page.page, space=context["space"],
-                     sent_size=[item.sent_width, item.sent_height], original_size=[original.width, original.height],
-                     page_size_pt=None if rendered is None else [rendered.width_pt, rendered.height_pt])
-    if "pages" in context:
-        entry["pages"] = context["pages"]
-    entry["label"] = job.label
+    """Per request: what collect needs to finish its answer (the job's meta, its label, the plan's summary)."""
+    entry = {"plan": plan.summary(), "label": job.label}
+    if job.meta is not None:
+        entry["meta"] = job.meta.to_dict()
     return entry
 
 
 def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str) -> None:
     """Prepare every job and write its requests to the batch file(s) and the manifest; nothing is sent."""
     from ..config import resolve_settings
-    from ..endpoint import connect
+    from ..endpoint import connect, without_media_uuids
     from ..urls import masked_url
     from ..files import write_atomic
     from .engine import Engine
     from .progress import Progress, Tally
 
     settings = resolve_settings(opts.endpoint)
-    target = connect(settings, out, dry_run=True)  # asks the endpoint nothing
+    target = without_media_uuids(connect(settings, out, dry_run=True))  # asks the endpoint nothing
     if not target.model:
         raise UsageError("--export needs the model's name", hint="pass --model NAME (the name the batch runner "
                          "serves, e.g. vLLM's --served-model-name) and --family")
+    if target.family_source == "default":
+        # Nothing is asked of an endpoint on export, so only --family (or the id) can say the grid.
+        out.warn(f"exporting for family {target.family.name}: the model name {target.model!r} names no family "
+                 "and no endpoint is asked; pass --family (e.g. --family qwen2.5-vl) to size images for its grid")
     manifest_file = manifest_path(flags.export_path)
-    if manifest_file.exists():
-        raise UsageError("export manifest exists", where=str(manifest_file), hint="export to another name")
+    check_export_target(flags.export_path)
     parts = Parts(flags.export_path, int(flags.batch_max_mb * 1_000_000))
     manifest = {"format": "openai-batch", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": target.model,
                 "family": target.family.name, "base_url": masked_url(target.base_url),
@@ -161,15 +203,17 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
     progress.start()
     try:
-        interrupted = Engine(works, exporter.handle, concurrency).run(lambda n: None, lambda: None)
-    finally:
-        progress.close()
+        try:
+            interrupted = Engine(works, exporter.handle, concurrency).run(lambda n: None, lambda: None)
+        finally:
+            progress.close()
+        if interrupted:
+            raise KeyboardInterrupt
         parts.close()
-    if interrupted:
-        for entry in parts.files:
-            os.unlink(entry["path"])  # a half export is of no use to a batch API
-        raise KeyboardInterrupt
-    write_atomic(manifest_file, (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+        write_atomic(manifest_file, (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    except BaseException:
+        parts.remove()  # a half export (or one without its manifest) is of no use to a batch API
+        raise
     requests = sum(f["lines"] for f in parts.files)
     out.status(f"exported {len(manifest['jobs'])} job(s) as {requests} request(s) in {len(parts.files)} file(s): "
                + ", ".join(f["path"] for f in parts.files) + f"; manifest {manifest_file}")
@@ -193,28 +237,31 @@ class _Exporter:
         from .results import error_fields
 
         started = time.monotonic()
-        jid = job_id(work, self.target.family.name)
+        jid = job_id(work, self.target.family.name, self.target.model)
         events = Events()
         runner = Runner(self.target)
         entry = {"command": work.command, "sources": list(work.inputs), "prompt": work.prompt, "requests": {}}
         if work.line is not None:
             entry["line"] = work.line
+        lines = []
         try:
             jobs, extra = prepared_jobs(work, Context(self.target, work.media, work.generation, events))
             for n, job in enumerate(jobs, start=1):
                 custom_id = jid if len(jobs) == 1 else f"{jid}#{n}"
                 plan = runner.plan(job, stream=False)
-                self.parts.write(request_line(custom_id, plan.request))
-                entry["requests"][custom_id] = finisher_entry(job, plan)
+                line = request_line(custom_id, plan.request)
+                self.parts.check_size(line)
+                lines.append((custom_id, line, finisher_entry(job, plan)))
         except MmcliError as exc:
             failed = {"id": jid, "sources": list(work.inputs), "error": error_fields(exc)}
             with self.lock:
                 self.manifest["failed"].append(failed)
             self.progress.record(work.label, failed)
             return
+        for custom_id, line, finishing in lines:
+            self.parts.write(line)  # a write that fails ends the whole export
+            entry["requests"][custom_id] = finishing
         entry.update(extra)
-        if work.generation.schema is not None:  # collect checks the answers against it, as a live run does
-            entry["schema"] = dataclasses.asdict(work.generation.schema)
         if events.warnings:
             entry["warnings"] = list(events.warnings)
         with self.lock:

@@ -10,14 +10,15 @@ documents' lines, as a live run would.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..endpoint import Target
     from ..replies import Piece
 
-MERGED = "merged"  # the mode of a merge manifest's jobs
+from .recorded import MERGED  # noqa: F401  (the mode of a merge manifest's jobs)
 
 
 def _target(manifest: dict) -> "Target":
@@ -33,48 +34,42 @@ def _target(manifest: dict) -> "Target":
 
 def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict) -> tuple[bytes, dict]:
     """The merge request of one document (a batch-file line) and its entry in the merge manifest."""
-    from ..config import GenerationOptions
     from ..events import Events
     from ..runner import Runner
     from ..tasks.common import Context, total_usage
     from ..tasks.docqa import merge_job_from
-    from .answer import plan_summary
     from .export import request_line
+    from .recorded import saved_generation
 
     target = _target(manifest)
-    generation = GenerationOptions(**{**job.get("generation", {}), "stream": False,
-                                      "schema": _schema(job.get("generation", {}).get("schema"))})
+    generation = replace(saved_generation(job.get("generation", {})), stream=False)
     ctx = Context(target, None, generation, Events())
     entries = list(job["requests"].values())
-    partials = [(e["pages"], p.text) for p, e in zip(pieces, entries)]
+    partials = [(e["meta"]["pages"], p.text) for p, e in zip(pieces, entries)]
     merge = merge_job_from(job["prompt"], partials, job["pages"], ctx)
     plan = Runner(target).plan(merge, stream=False)
     custom_id = f"{job_id}#merge"
-    batches = [{"pages": e["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
+    batches = [{"pages": e["meta"]["pages"], "answer": p.text, "finish_reason": p.finish_reason, "usage": p.usage}
                for p, e in zip(pieces, entries)]
-    entry = {key: job[key] for key in ("command", "sources", "prompt", "pages", "schema") if key in job}
+    entry = {key: job[key] for key in ("command", "sources", "prompt", "pages", "generation", "warnings")
+             if key in job}
     entry.update(mode=MERGED, batches=batches, batch_usage=total_usage([p.usage for p in pieces]),
-                 requests={custom_id: {"plan": plan_summary(plan), "label": "the merge"}})
+                 batch_requests=entries,
+                 requests={custom_id: {"plan": plan.summary(), "label": "the merge",
+                                       "meta": {"pages": list(job["pages"])}}})
     return request_line(custom_id, plan.request), entry
 
 
-def merged_fields(job: dict, piece: "Piece") -> dict:
-    """A merged document's results fields, as a live docqa run writes them."""
-    from ..tasks.common import total_usage
+def merged_fields(job: dict, piece: "Piece", manifest: dict) -> dict:
+    """A merged document's results fields: the batches and the merge through docqa's own finish."""
+    from ..replies import Piece
+    from .recorded import finished_fields
 
-    from .results import structured
-
-    fields = {"answer": piece.text, "pages": job["pages"], "mode": "batches", "finish_reason": piece.finish_reason,
-              "usage": total_usage([job["batch_usage"], piece.usage]), "verified": None, "batches": job["batches"],
-              "plan": job["requests"][next(iter(job["requests"]))]["plan"]}
-    return structured(fields, [piece], job.get("schema"))
-
-
-def _schema(saved: Optional[dict]):
-    """The Schema an export saved with its generation options (the merge is asked under it too)."""
-    from ..schema import Schema
-
-    return Schema(**saved) if saved else None
+    batch_pieces = [Piece(text=b["answer"], finish_reason=b.get("finish_reason"), usage=dict(b.get("usage") or {}),
+                          model=manifest.get("model")) for b in job["batches"]]
+    merge_entry = next(iter(job["requests"].values()))
+    entries = list(job.get("batch_requests") or []) + [merge_entry]
+    return finished_fields(job, entries, batch_pieces + [piece], manifest)
 
 
 def merge_paths(export: Path) -> tuple[Path, Path]:

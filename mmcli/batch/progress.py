@@ -48,12 +48,11 @@ class Progress:
     def start(self) -> "Progress":
         """Show the bar (on a terminal)."""
         if self.out.stderr.isatty():
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
-                           console=Console(file=self.out.stderr), transient=True)
+                           console=self.out.stderr_console(), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.title, total=self.tally.total, stats=self._stats())
         return self

@@ -27,22 +27,6 @@ def error_fields(error: "MmcliError") -> dict:
     return data
 
 
-def structured(fields: dict, pieces: list, saved: Optional[dict]) -> dict:
-    """`fields` with the answer checked against the run's --schema, as a live run checks it (exit 7 if not)."""
-    if not saved:
-        return fields
-    from ..errors import MmcliError
-    from ..schema import Schema
-
-    schema = Schema(**saved)
-    try:
-        values = [schema.parse(piece.text, piece.finish_reason) for piece in pieces]
-    except MmcliError as exc:
-        return {**fields, "error": error_fields(exc)}
-    fields["answer"] = values if fields.get("mode") == "per-page" else values[0]
-    return fields
-
-
 def read_lines(path: Path) -> tuple[list[dict], int]:
     """The JSON objects of a results file, and how many lines were not whole objects (a crash's torn line)."""
     records, broken = [], 0
@@ -79,6 +63,10 @@ class Sink:
         self.lock = threading.Lock()
         self.closed = False
         self.previous: dict[str, dict] = {}  # id -> last line already written (resume)
+        self.lost: Optional[str] = None  # why some lines went to standard output instead of the file
+        self.unshown = 0  # lines that could be written nowhere
+        self.path: Optional[Path] = None
+        self.out: Optional["Output"] = None
 
     def write(self, record: dict) -> bool:
         """Write one line; False when the sink is closed and the line was dropped."""
@@ -97,24 +85,54 @@ class Sink:
         with self.lock:
             self.closed = True
 
+    def raise_if_lost(self) -> None:
+        """Exit 9 when lines could not be kept in the file (they were shown on standard output instead)."""
+        if self.lost is None:
+            return
+        from ..errors import OutputNotWritten
+
+        if self.path is None or self.unshown:
+            raise OutputNotWritten("cannot write the results", self.lost, where=str(self.path or "standard output"),
+                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with -o FILE "
+                                        "on a disk with room (jobs already in FILE are skipped)")
+        raise OutputNotWritten("cannot write the results file", self.lost, where=str(self.path),
+                               hint="the lines that are not in the file were printed on standard output; "
+                                    "save them, then run again with -o on a disk with room")
+
+    def _show(self, data: bytes) -> None:
+        """A line on standard output; when that fails too (a full disk behind it), it is counted as lost."""
+        import errno
+
+        try:
+            self.out.json_line(json.loads(data))
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # the reader went away: the run ends as any closed pipe does
+            self.lost = self.lost or (exc.strerror or str(exc))
+            self.unshown += 1
+
 
 class ResultsFile(Sink):
-    """A JSONL file opened for appending; each line goes out in one write call, so lines are never torn."""
+    """A JSONL file opened for appending; each line goes out in one write call, so lines are never torn.
 
-    def __init__(self, path: Path) -> None:
+    The file is locked while a run writes to it, so two runs on one file do not both do every job. A
+    line that cannot be written (a full disk) is cut back out and goes to standard output, and so do
+    the run's lines when the file was removed meanwhile: nothing received is lost."""
+
+    def __init__(self, path: Path, out: "Output") -> None:
         super().__init__()
-        self.path = path
-        records, self.broken = read_lines(path)
-        self.previous = latest(records)
+        self.path, self.out = path, out
+        self.fd = _open_locked(path)
         try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        except IsADirectoryError:
-            raise OutputError("results path is a directory", where=str(path),
-                              hint="pass a file name such as results.jsonl to -o") from None
-        except OSError as exc:
-            raise OutputError("cannot open the results file", exc.strerror or str(exc), where=str(path)) from None
-        if self._ends_torn():
-            os.write(self.fd, b"\n")  # a line torn by a crash stays alone on its line, unread
+            records, self.broken = read_lines(path)
+            self.previous = latest(records)
+            if self._ends_torn():
+                os.write(self.fd, b"\n")  # a line torn by a crash stays alone on its line, unread
+            found = os.fstat(self.fd)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.identity, self.start = (found.st_dev, found.st_ino), found.st_size
 
     def _ends_torn(self) -> bool:
         size = os.fstat(self.fd).st_size
@@ -125,17 +143,86 @@ class ResultsFile(Sink):
             return handle.read(1) != b"\n"
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:  # a regular file takes it in one call; the loop is for the rare short write
-            written = os.write(self.fd, view)
-            view = view[written:]
+        if self.lost is None:
+            before = os.fstat(self.fd).st_size
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it in one call; the loop is for the rare short write
+                    written = os.write(self.fd, view)
+                    view = view[written:]
+                return
+            except OSError as exc:
+                self.lost = exc.strerror or str(exc)
+                try:
+                    os.ftruncate(self.fd, before)  # only whole lines stay in the file
+                except OSError:
+                    pass  # a line cut short is read as torn and its job runs again
+        self._show(data)
 
     def close(self) -> None:
-        """Take no more lines and close the file."""
+        """Take no more lines and close the file; when it was removed meanwhile, show what it held."""
         with self.lock:
-            if not self.closed:
-                self.closed = True
-                os.close(self.fd)
+            if self.closed:
+                return
+            self.closed = True
+            if self.lost is None and _identity(self.path) != self.identity:
+                self.lost = "the file (or its folder) was removed during the run"
+                self._show_written()
+            os.close(self.fd)
+
+    def _show_written(self) -> None:
+        offset, end = self.start, os.fstat(self.fd).st_size
+        blocks = []
+        while offset < end:  # the removed file is still readable through its descriptor
+            block = os.pread(self.fd, min(end - offset, 1 << 20), offset)
+            if not block:
+                break
+            blocks.append(block)
+            offset += len(block)
+        for raw in b"".join(blocks).splitlines():
+            if raw.strip():
+                self._show(raw)
+
+
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _open_locked(path: Path) -> int:
+    """The results file opened for appending (and reading back), refused when it is no regular file or
+    another run holds it."""
+    import fcntl
+    import stat
+
+    from .guard import refuse_device
+
+    refuse_device(path)
+    try:
+        # O_NONBLOCK: a pipe that appeared since the check must not hang the open; files ignore it.
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except IsADirectoryError:
+        raise OutputError("results path is a directory", where=str(path),
+                          hint="pass a file name such as results.jsonl to -o") from None
+    except OSError as exc:
+        raise OutputError("cannot open the results file", exc.strerror or str(exc), where=str(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            refuse_device(path)
+            raise OutputError("output path is not a regular file", where=str(path))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError("another run is writing to this results file", where=str(path),
+                              hint="wait for it to finish (then run again: done jobs are skipped), "
+                                   "or give -o another file") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class StdoutLines(Sink):
@@ -146,7 +233,7 @@ class StdoutLines(Sink):
         self.out = out
 
     def _write(self, data: bytes) -> None:
-        self.out.json_line(json.loads(data))
+        self._show(data)
 
 
 class Unshown(Sink):
@@ -159,5 +246,5 @@ class Unshown(Sink):
 def open_sink(path: Optional[Path], out: "Output", table: bool = False) -> Sink:
     """The results file -o names (resumed if it exists), else standard output (unless a table goes there)."""
     if path is not None:
-        return ResultsFile(path)
+        return ResultsFile(path, out)
     return Unshown() if table else StdoutLines(out)

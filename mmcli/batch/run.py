@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..errors import JobsFailed, MmcliError
-from .work import ALLOWED, BatchFlags, Work, expand, job_id
+from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -26,7 +26,8 @@ def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions"
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = [Work(command, (path,), prompt, opts.media, opts.generation, task) for path in paths]
+    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path))
+                             for path in paths])
     if flags.export:
         from .export import run_export
 
@@ -45,24 +46,28 @@ def refuse_dry_run(opts: "CommonOptions") -> None:
 
 
 def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
-              environ: Optional[Mapping[str, str]] = None) -> "Batch":
+              environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
     from ..config import resolve_settings
     from .engine import Engine
+    from .guard import input_files, refuse_reading_files
     from .pacing import Pacer
     from .progress import Progress, Tally
     from .results import open_sink
-    from .servers import Servers, connect_first, targets_for
+    from .servers import Servers, connect_first, refuse_keyless, targets_for
 
     settings = resolve_settings(opts.endpoint, environ)
+    refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out, table=bool(flags.table))
     try:
         target = connect_first(settings, opts.endpoint, out, environ)
-        servers = Servers(targets_for(target, opts.endpoint, environ))
+        targets = targets_for(target, opts.endpoint, environ)
+        refuse_keyless(targets)
+        servers = Servers(targets)
         endpoint = settings.endpoint
         concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
         progress = Progress(out, Tally(len(works)), title)
-        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name)
+        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name, target.model)
         progress.start()
         try:
             interrupted = Engine(works, batch.handle, concurrency).run(batch.stopping, sink.close)
@@ -81,10 +86,11 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
 def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
     """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
     tally = batch.progress.tally
-    where = f"; results in {flags.output}" if flags.output else ""
+    where = f"; results in {flags.output}" if flags.output and batch.sink.lost is None else ""
     out.status(tally.summary() + where)
     if interrupted:
         raise KeyboardInterrupt
+    batch.sink.raise_if_lost()
     failed = tally.failed + tally.failed_before
     if failed:
         raise JobsFailed(f"{failed} of {tally.total} job(s) failed", where=str(flags.output or ""),
@@ -96,15 +102,15 @@ class Batch:
     """What every worker shares: servers, the rate-limit gate, the results, the progress."""
 
     def __init__(self, servers: "Servers", pacer: "Pacer", sink: "Sink", progress: "Progress",
-                 retry_failed: bool, family: str) -> None:
+                 retry_failed: bool, family: str, model: Optional[str] = None) -> None:
         self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
         self.retry_failed = retry_failed
-        self.family = family
+        self.family, self.model = family, model
         self.written: dict[str, dict] = {}  # id -> the line this run wrote
 
     def line_of(self, work: Work) -> Optional[dict]:
         """The results line of `work`: written by this run, else by an earlier one (resumed), else None."""
-        jid = job_id(work, self.family)
+        jid = job_id(work, self.family, self.model)
         return self.written.get(jid) or self.sink.previous.get(jid)
 
     def stopping(self, in_flight: int) -> None:
@@ -119,9 +125,13 @@ class Batch:
         from ..events import Events
 
         started = time.monotonic()
-        jid = job_id(work, self.family)
+        jid = job_id(work, self.family, self.model)
+        changed = None
+        if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
+            changed = fingerprint(work, self.family, self.model)
         before = self.sink.previous.get(jid)
-        if before is not None and not (before.get("error") and self.retry_failed):
+        if (before is not None and not (before.get("error") and self.retry_failed)
+                and (changed is None or before.get("fingerprint") == changed)):
             self.progress.skipped(failed_before=bool(before.get("error")))
             return
         events = Events()
@@ -129,6 +139,8 @@ class Batch:
         record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
         if work.line is not None:
             record["line"] = work.line
+        if changed is not None:
+            record["fingerprint"] = changed
         record.update(fields)
         if events.warnings:
             record["warnings"] = list(events.warnings)
@@ -141,7 +153,7 @@ class Batch:
         """Answer on the least busy server; a server that is down hands the job to another."""
         from ..urls import masked_url
         from ..errors import EndpointTimeout, EndpointUnavailable
-        from ..runner import Runner, RunStopped
+        from ..runner import Runner
         from ..tasks.common import Context
         from .answer import answer
 
@@ -153,8 +165,6 @@ class Batch:
             ctx = Context(target, work.media, work.generation, events)
             try:
                 fields = answer(work, Runner(target, pacer=self.pacer), ctx)
-            except RunStopped as stopped:
-                error = stopped.cause
             except MmcliError as exc:
                 error = exc
             else:
@@ -171,7 +181,9 @@ class Batch:
             raise error  # Ctrl-C never reaches a worker; anything else is a bug
         from .results import error_fields
 
-        return {"error": error_fields(error)}
+        kept = dict(getattr(error, "partial_fields", None) or {})  # what was answered before it failed
+        kept.pop("warnings", None)  # the line's warnings come from the events
+        return {**kept, "error": error_fields(error)}
 
 
 def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:
@@ -181,6 +193,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
     refuse_dry_run(opts)
     works, problems = read_tasks(path, parse, opts)
+    works = numbered_copies(works)
     for problem in problems:
         out.warn(f"{path}, line {problem.line}: {problem.message}; the line is left out")
     if not works:
@@ -193,7 +206,7 @@ def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Outpu
 
             run_export(works, opts, flags, out, title="batch --export")
         else:
-            run_works(works, opts, flags, out, title="batch")
+            run_works(works, opts, flags, out, title="batch", protected=(("the tasks file", path),))
     except JobsFailed as failed:
         if problems:
             failed.why = f"and {len(problems)} bad line(s) were left out"

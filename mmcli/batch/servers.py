@@ -59,10 +59,14 @@ class Servers:
 
 
 def server_urls(flags: "EndpointFlags", target: "Target") -> list[str]:
-    """Every base URL of the run: --base-url given several times, else the profile's base_urls."""
-    profile = target.settings.endpoint.profile
-    urls = list(flags.base_urls) or list(profile.base_urls or ())
-    return list(dict.fromkeys(u.rstrip("/") for u in urls))  # in order, each once
+    """Every base URL of the run: every --base-url given, else the profile's base_urls."""
+    return run_urls(flags, target.settings.endpoint.profile)
+
+
+def run_urls(flags: "EndpointFlags", profile) -> list[str]:
+    """The run's servers in order, each once: --base-url (once or more) overrides the profile's list."""
+    urls = list(flags.base_urls) or ([flags.base_url] if flags.base_url else list(profile.base_urls or ()))
+    return list(dict.fromkeys(u.rstrip("/") for u in urls))
 
 
 def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapping[str, str]] = None
@@ -95,7 +99,7 @@ def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mappi
     from ..errors import EndpointTimeout, EndpointUnavailable
 
     profile = settings.endpoint.profile
-    urls = list(dict.fromkeys(u.rstrip("/") for u in (list(flags.base_urls) or list(profile.base_urls or ()))))
+    urls = run_urls(flags, profile)
     others = [u for u in urls if u != settings.endpoint.base_url]
     while True:
         try:
@@ -105,3 +109,15 @@ def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mappi
                 raise
             out.warn(f"{exc.message()}; trying the next server")
             settings = resolve_settings(replace(flags, base_url=others.pop(0), base_urls=()), environ)
+
+
+def refuse_keyless(targets: list["Target"]) -> None:
+    """A server that is not on this machine and has no key of its own is refused once, before any job
+    (rather than every job sent to it failing on its own)."""
+    from ..config import PLACEHOLDER_KEY
+    from ..urls import is_loopback
+
+    for target in targets:
+        endpoint = target.settings.endpoint
+        if not is_loopback(endpoint.base_url) and endpoint.api_key in (None, PLACEHOLDER_KEY):
+            replace(endpoint, api_key=None).require_key()

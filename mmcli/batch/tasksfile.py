@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from ..errors import UsageError
 from .work import Work
@@ -36,7 +36,7 @@ class Problem:
     message: str
 
 
-def read_tasks(path: Path, parse: Callable[[str, list[str]], dict], run_opts: "CommonOptions"
+def read_tasks(path: Path, parse: Callable[..., dict], run_opts: "CommonOptions"
                ) -> tuple[list[Work], list[Problem]]:
     """Every runnable line as Work, and every bad line as a Problem (with its line number)."""
     try:
@@ -46,7 +46,7 @@ def read_tasks(path: Path, parse: Callable[[str, list[str]], dict], run_opts: "C
     works, problems = [], []
     seen: dict[str, int] = {}
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
             if not raw.strip():
                 continue
             try:
@@ -63,11 +63,26 @@ def read_tasks(path: Path, parse: Callable[[str, list[str]], dict], run_opts: "C
     return works, problems
 
 
+def _lines(handle) -> Iterator[bytes]:
+    """The file's lines, each cut at MAX_LINE_BYTES + 1 bytes: a longer line is never held whole in memory
+    (its first bytes are enough to refuse it)."""
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the line, a block at a time
+                rest = handle.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield raw
+
+
 class LineError(Exception):
     """What is wrong with one line of a tasks file."""
 
 
-def task_work(raw: bytes, number: int, parse: Callable[[str, list[str]], dict], run_opts: "CommonOptions") -> Work:
+def task_work(raw: bytes, number: int, parse: Callable[..., dict], run_opts: "CommonOptions") -> Work:
     """One line as Work; LineError says what is wrong with it."""
     if len(raw) > MAX_LINE_BYTES:
         raise LineError("the line is longer than 1 MiB")
@@ -96,9 +111,10 @@ def task_work(raw: bytes, number: int, parse: Callable[[str, list[str]], dict], 
         raise LineError('the line has no prompt; give one as "prompt"')
     if command == "video" and len(inputs) != 1:
         raise LineError("a video line takes exactly one input")
-    argv = _options_argv(task) + ["--", *inputs] + ([prompt] if prompt is not None else [])
+    argv, off = _options_argv(task)
+    argv += ["--", *inputs] + ([prompt] if prompt is not None else [])
     try:
-        params = parse(command, argv)
+        params = parse(command, argv, off)
     except UsageError as exc:
         raise LineError(exc.message()) from None
     return Work(command, tuple(inputs), params.pop("__prompt__"), _merged(params["__opts__"].media, run_opts.media,
@@ -107,18 +123,22 @@ def task_work(raw: bytes, number: int, parse: Callable[[str, list[str]], dict], 
                 params.get("__task__"), given_id=given_id, line=number)
 
 
-def _options_argv(task: dict) -> list[str]:
+def _options_argv(task: dict) -> tuple[list[str], dict[str, Optional[bool]]]:
+    """The line's options as a command line, and the flags it sets to false or null (by long name)."""
     argv: list[str] = []
+    off: dict[str, Optional[bool]] = {}
     for key, value in task.items():
         name = key.lstrip("-").replace("_", "-")
         if name in RUN_ONLY:
             raise LineError(f"{name!r} is set for the whole run (on the mmcli batch command line), not per line")
-        flag = ("-" if len(name) == 1 else "--") + name
+        if name in ("help", "version") or len(name) < 2:
+            raise LineError(f"{key!r} is not an option a line can set; lines take options by their long "
+                            "names, e.g. \"max-tokens\"")
+        flag = "--" + name
         if value is True:
             argv.append(flag)
         elif value is False or value is None:
-            if name == "stream":  # the one flag on by default
-                argv.append("--no-stream")
+            off[name] = value  # false turns a run-level flag off for this line; null leaves the run's value
         elif isinstance(value, list):
             for v in value:
                 argv += [flag, str(v)]
@@ -126,7 +146,7 @@ def _options_argv(task: dict) -> list[str]:
             argv += [flag, str(value)]
         else:
             raise LineError(f"the value of {key!r} must be a string, number, true/false or a list")
-    return argv
+    return argv, off
 
 
 def _merged(line, run, given: set[str]):

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 # What each command accepts as inputs.
 ALLOWED = {"ask": ("image", "video"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
 # Task options that change what is written, not what is asked: left out of the job id.
+# The names media files go by: a file named so that is not what its name says is a failed job.
+SUFFIXES = {"image": (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"),
+            "video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg"), "pdf": (".pdf",)}
 NOT_IN_ID = {"draw", "output_dir", "format", "strict", "crop", "force", "password_env", "max_pages", "stream"}
 
 
@@ -33,6 +36,7 @@ class Work:
     task: Any = None  # SamplingOptions (video) | DocOptions (docqa) | DetectOptions (detect) | None
     given_id: Optional[str] = None  # a tasks file's own id
     line: Optional[int] = None  # where it came from in a tasks file
+    copy: int = 0  # the n-th repeat of the same job in one run
 
     @property
     def label(self) -> str:
@@ -59,15 +63,39 @@ def content_digest(spec: str) -> str:
     return "name:" + digest.hexdigest()
 
 
-def job_id(work: Work, family: str) -> str:
-    """The job's id: a hash of the inputs' content, the prompt and every option that changes the request."""
-    if work.given_id is not None:
-        return work.given_id
-    key = {"command": work.command, "inputs": [content_digest(s) for s in work.inputs], "prompt": work.prompt,
-           "family": family, "media": _fields(work.media), "generation": _fields(work.generation),
-           "task": _fields(work.task)}
+def _where(spec: str) -> str:
+    return os.path.abspath(spec) if os.path.isfile(spec) else spec
+
+
+def fingerprint(work: Work, family: str, model: Optional[str]) -> str:
+    """A hash of what the job asks: its inputs (where they are and what they hold), the prompt, the model
+    and every option that changes the request. Two files with the same bytes are two jobs."""
+    key = {"command": work.command, "inputs": [[_where(s), content_digest(s)] for s in work.inputs],
+           "prompt": work.prompt, "family": family, "model": model, "media": _fields(work.media),
+           "generation": _fields(work.generation), "task": _fields(work.task)}
+    if work.copy:
+        key["copy"] = work.copy
     text = json.dumps(key, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
+def job_id(work: Work, family: str, model: Optional[str] = None) -> str:
+    """The job's id: the tasks line's own id, else its fingerprint (so a rerun finds it again)."""
+    return work.given_id if work.given_id is not None else fingerprint(work, family, model)
+
+
+def numbered_copies(works: list[Work]) -> list[Work]:
+    """The same job listed again (a file given twice, a repeated tasks line) numbered, so every job's
+    id is its own and still the same on the next run."""
+    seen: dict[str, int] = {}
+    numbered = []
+    for work in works:
+        key = repr((work.command, [_where(s) for s in work.inputs], work.prompt, work.media, work.generation,
+                    work.task, work.given_id))
+        copy = seen.get(key, 0)
+        seen[key] = copy + 1
+        numbered.append(dataclasses.replace(work, copy=copy) if copy else work)
+    return numbered
 
 
 def expand(specs: list[str], recursive: bool, allowed: tuple[str, ...]) -> list[str]:
@@ -99,8 +127,27 @@ def _media_files(folder: Path, recursive: bool, allowed: tuple[str, ...]) -> Ite
                 kind = sniff(handle.read(64)).kind
         except OSError:
             kind = "unreadable"  # kept: its own job reports why it cannot be read
-        if kind in allowed or kind == "unreadable":
-            yield str(path)
+        if kind in allowed or kind == "unreadable" or _named_like(path, allowed):
+            yield str(path)  # a broken file named like media is a failed job, not left out in silence
+
+
+def _named_like(path: Path, allowed: tuple[str, ...]) -> bool:
+    return any(path.suffix.lower() in SUFFIXES.get(kind, ()) for kind in allowed)
+
+
+def pages_for(task: Any, spec: str) -> Any:
+    """A task's --pages kept for a PDF and dropped for an image: `--each --pages` over a mixed folder
+    means the pages of each PDF."""
+    from ..media.sniff import sniff
+
+    if getattr(task, "pages", None) is None or not os.path.isfile(spec):
+        return task
+    try:
+        with open(spec, "rb") as handle:
+            kind = sniff(handle.read(64)).kind
+    except OSError:
+        return task  # its job says why it cannot be read
+    return dataclasses.replace(task, pages=None) if kind == "image" else task
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import typer
 
 from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, SampleRate, Start
 from .batchopts import with_batch_options
+from .conversation_options import Cid, Continue, conversation_to_continue, following
 from .options import with_common_options
 from .schema_options import SchemaOption, TableOption
 
@@ -47,29 +48,29 @@ def ask(
     max_audio_parts: MaxAudioParts = 20,
     schema: SchemaOption = None,
     table: TableOption = None,
+    cont: Continue = False,
+    cid: Cid = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about images."""
+    from ..driver import drive
     from ..inputs import check_question
-    from ..present import stream_answer
+    from ..present import AnswerView
     from ..render import Output
-    from ..tasks.ask import prepare_ask
+    from ..tasks.specs import TASKS, AskOptions
     from .audio_options import audio_options
-
     from .schema_options import apply_schema
 
     opts, batch = apply_schema(opts, batch, schema, table)
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)
+    cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
         return run_each("ask", inputs, prompt, opts, batch)
     out = Output(json_mode=opts.output.json)
-    runner, job = prepare_ask(inputs, prompt, opts, out, audio=audio)
-    if opts.output.dry_run:
-        out.show_plan(runner.plan(job))
-        return
-    stream_answer(runner, job, out)
+    drive(following(TASKS["ask"], cid, opts), inputs, prompt, AskOptions(audio=audio), opts,
+          AnswerView(out, TASKS["ask"]))

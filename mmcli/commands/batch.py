@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from .batchopts import with_batch_options
 from .options import with_common_options
+from .provider_batch import register as register_provider_batches
 from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 HELP = """Run many jobs: each line of TASKS.jsonl is one job of ask, video, docqa or detect.
 
-A line holds `command`, `inputs`, `prompt`, an optional `id`, and options under their flag names, e.g. {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}. Bad lines are reported with their line number and the others still run. Results: one JSON line per job (-o FILE, resumed when run again)."""
+A line holds `command`, `inputs`, `prompt`, an optional `id`, and options under their long flag names, e.g. {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}; true turns a flag on, false off. Bad lines are reported with their line number and the others still run. Results: one JSON line per job (-o FILE, resumed when run again)."""
 
 EPILOG = """Examples:
 
@@ -26,9 +27,11 @@ EPILOG = """Examples:
 
   mmcli batch tasks.jsonl -o results.jsonl --retry-failed
 
-  mmcli batch tasks.jsonl --export openai-batch requests.jsonl
+  mmcli batch tasks.jsonl --export openai-batch requests.jsonl --model qwen --family qwen2.5-vl
 
-  mmcli batch collect requests.jsonl output.jsonl -o results.jsonl"""
+  mmcli batch collect requests.jsonl output.jsonl -o results.jsonl
+
+  mmcli batch submit requests.jsonl --profile openai --wait -o results.jsonl"""
 
 
 COLLECT_HELP = """Join a batch runner's output back to an export by custom_id and finish every job.
@@ -37,7 +40,7 @@ FILE.jsonl is what --export openai-batch wrote (FILE.manifest.json must be besid
 
 
 class RunByDefault(TyperGroup):
-    """`mmcli batch FILE` means `mmcli batch run FILE`; `collect` is the other subcommand."""
+    """`mmcli batch FILE` means `mmcli batch run FILE`; collect, submit, status and fetch are the others."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         """Put `run` in front unless a subcommand (or --help) comes first."""
@@ -86,8 +89,14 @@ def collect(
     collect_output(export, outputs, results, Output())
 
 
-def parse_line(command: str, argv: list[str]) -> dict:
-    """A tasks-file line parsed by the command's own parser: its options, task options and prompt."""
+register_provider_batches(app)
+
+
+def parse_line(command: str, argv: list[str], off: Optional[dict] = None) -> dict:
+    """A tasks-file line parsed by the command's own parser: its options, task options and prompt.
+
+    `off` names the flags the line sets to false (turned off even when the run turns them on) or to
+    null (the run's value); each must be a flag of the command."""
     from typer._click.core import ParameterSource
     from typer._click.exceptions import ClickException
     from typer._click.globals import get_current_context
@@ -97,9 +106,23 @@ def parse_line(command: str, argv: list[str]) -> dict:
 
     root = get_current_context().find_root()
     cmd = root.command.get_command(root, command)
+    flags = {}
+    for name, value in (off or {}).items():
+        param = next((p for p in cmd.params if f"--{name}" in (*p.opts, *p.secondary_opts)), None)
+        if param is None:
+            raise UsageError(f"no such option: --{name}")
+        if value is False and not getattr(param, "is_flag", False):
+            raise UsageError(f"--{name} takes a value, not false")
+        if value is False:
+            flags[param.name] = f"--{name}" in param.opts  # "no-stream": false means streaming
     try:
         ctx = cmd.make_context(command, list(argv), parent=root)
     except ClickException as exc:
         raise UsageError(exc.format_message().rstrip(".")) from None
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    for name, on in flags.items():
+        if name in given:
+            raise UsageError(f"--{name.replace('_', '-')} is given twice")
+        ctx.params[name] = not on
+        given.add(name)
     return task_parts(command, dict(ctx.params), given)

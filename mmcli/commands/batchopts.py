@@ -20,15 +20,16 @@ PARAMETERS: dict[str, tuple[object, object]] = {
         "--recursive", "-r", rich_help_panel=MANY, help="With --each: also the files in subdirectories.")], False),
     "concurrency": (Annotated[Optional[int], typer.Option(
         "--concurrency", "-j", min=1, max=256, metavar="N", rich_help_panel=MANY, show_default=False,
-        help="Jobs at once with --each. [default: the profile's; local 8, remote 4]")], None),
+        help="Jobs at once. [default: the profile's; local 8, remote 4]")], None),
     "retry_failed": (Annotated[bool, typer.Option(
         "--retry-failed", rich_help_panel=MANY,
-        help="With --each and -o: run the jobs whose lines say they failed again (done jobs are skipped).")],
+        help="With -o: run again the jobs whose lines say they failed again (done jobs are skipped).")],
         False),
     "export": (Annotated[Optional[tuple[str, Path]], typer.Option(
         "--export", metavar="openai-batch FILE.jsonl", rich_help_panel=MANY, show_default=False,
-        help="With --each: write the requests to FILE.jsonl as OpenAI Batch API input (and "
-             "FILE.manifest.json) instead of sending them; mmcli batch collect reads the output back.")], None),
+        help="Write the requests to FILE.jsonl as OpenAI Batch API input (and "
+             "FILE.manifest.json) instead of sending them; needs --model and --family, as no endpoint is "
+             "asked; mmcli batch collect reads the output back.")], None),
     "batch_max_mb": (Annotated[float, typer.Option(
         "--batch-max-mb", min=1.0, metavar="MB", rich_help_panel=MANY,
         help="Split exported files at this size (Parasail takes 100 MB, OpenAI 200 MB) and at 50,000 lines.")],
@@ -36,7 +37,7 @@ PARAMETERS: dict[str, tuple[object, object]] = {
 }
 RESULTS = ("output", (Annotated[Optional[Path], typer.Option(
     "--output", "-o", metavar="FILE.jsonl", rich_help_panel=MANY, show_default=False,
-    help="With --each: write one JSON line per job here, each flushed as it finishes; a rerun skips the "
+    help="Write one JSON line per job here, each flushed as it finishes; a rerun skips the "
          "jobs already done.")], None))
 
 

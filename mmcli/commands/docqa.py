@@ -71,10 +71,12 @@ def docqa(
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about PDF documents or scanned pages."""
+    from ..driver import drive
     from ..inputs import check_question
     from ..render import Output
-    from ..show_docqa import show_answer, show_dry_run
-    from ..tasks.docqa import DocOptions, prepare_docqa
+    from ..show_docqa import DocqaView
+    from ..tasks.docqa import DocOptions
+    from ..tasks.specs import TASKS
     from .schema_options import apply_schema
 
     opts, batch = apply_schema(opts, batch, schema, table)
@@ -87,8 +89,4 @@ def docqa(
 
         return run_each("docqa", inputs, question, opts, batch, doc)
     out = Output(json_mode=opts.output.json)
-    runner, jobs, ctx = prepare_docqa(inputs, question, doc, opts, out)
-    if opts.output.dry_run:
-        show_dry_run(runner, jobs, out)
-        return
-    show_answer(runner, jobs, question, ctx, out)
+    drive(TASKS["docqa"], inputs, question, doc, opts, DocqaView(out, TASKS["docqa"]))

@@ -100,6 +100,10 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         "--verify", rich_help_panel=OUTPUT,
         help="On a vLLM endpoint, count the prompt's text exactly (POST /tokenize) and check that the server "
              "saw exactly the visual tokens planned; warn when not.")], False),
+    "log": (Annotated[Optional[bool], typer.Option(
+        "--log/--no-log", rich_help_panel=OUTPUT, show_default=False,
+        help="Keep the request and answer in the history (mmcli logs; -c continues from it). "
+             "[default: on; MMCLI_LOG=0 or `log = false` in the config]")], None),
     "debug": (Annotated[bool, typer.Option(
         "--debug", rich_help_panel=OUTPUT, callback=note_debug, help="Show tracebacks for errors.")], False),
 }
@@ -114,7 +118,8 @@ def _common_from(values: dict) -> "CommonOptions":
                                base_urls=tuple(values["base_url"] or ()) if len(values["base_url"] or ()) > 1 else (),
                                api_key_env=values["api_key_env"], model=values["model"],
                                family=values["family"], timeout=values["timeout"],
-                               autostart=values["autostart"]),
+                               autostart=values["autostart"], log=values["log"],
+                               family_source=_source_of("family")),
         media=MediaOptions(max_pixels=values["max_pixels"], min_pixels=values["min_pixels"],
                            max_tokens_per_image=values["max_tokens_per_image"],
                            lossless=values["lossless"], pass_url=values["pass_url"]),
@@ -122,6 +127,15 @@ def _common_from(values: dict) -> "CommonOptions":
                                      temperature=values["temperature"], stream=values["stream"]),
         output=OutputOptions(json=values["json_output"], dry_run=values["dry_run"], verify=values["verify"]),
     )
+
+
+def _source_of(name: str) -> str:
+    """`env` when the option's value came from its environment variable, else `flag`."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return "env" if source is not None and source.name == "ENVIRONMENT" else "flag"
 
 
 def _evaluated(annotation: object, func: Callable) -> object:
@@ -146,6 +160,11 @@ ENDPOINT_PARAMETERS = ("profile", "base_url", "api_key_env", "model", "family", 
 def with_endpoint_options(func: Callable) -> Callable:
     """Add the endpoint options only; the others take their defaults in `opts`."""
     return _with_options(func, ENDPOINT_PARAMETERS)
+
+
+def with_options(*names: str) -> Callable[[Callable], Callable]:
+    """Add the shared options named (in that order); the others take their defaults in `opts`."""
+    return lambda func: _with_options(func, names)
 
 
 def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:

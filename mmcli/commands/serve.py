@@ -51,7 +51,8 @@ EPILOG = """Examples:
 
 ModelArg = Annotated[Optional[str], typer.Argument(
     metavar="MODEL|status|stop", show_default=False,
-    help="Alias, Hugging Face id or local folder; or `status` / `stop`.")]
+    help="Alias, Hugging Face id or local folder; or `status` / `stop`. [default: qwen2.5-vl; qwen2-vl-2b "
+         "with vLLM's CPU build or --device cpu]")]
 
 VllmArgsArg = Annotated[Optional[list[str]], typer.Argument(
     metavar="-- VLLM_ARGS", show_default=False, help="Passed to vLLM unchanged (after --).")]
@@ -178,7 +179,8 @@ def serve(
     debug: DebugOpt = False,
 ) -> None:
     """Start a local vLLM server for a vision model."""
-    from ..errors import UsageError
+    import os
+
     from ..render import Output
     from ..server import launch
     from ..server.command_line import ServeOptions
@@ -189,16 +191,18 @@ def serve(
     if model in ACTIONS:
         _refuse_other_options(ctx, model, vllm_args)
         return _run_action(model, out, stop_timeout)
-    if model is None:
-        raise UsageError("no model to serve", hint="e.g. mmcli serve qwen2.5-vl (mmcli serve --list shows the aliases)")
     media_path = launch.media_dir(allowed_local_media_path) if allowed_local_media_path else None
-    opts = ServeOptions(model=model, host=host, port=port, name=name, family=family, max_model_len=max_model_len,
+    opts = ServeOptions(model=model or "", host=host, port=port, name=name, family=family, max_model_len=max_model_len,
                         max_images=max_images, max_videos=max_videos, max_pixels=max_pixels,
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                         data_parallel_size=data_parallel_size, device=device, cpu_kv_cache_gib=cpu_kv_cache_gib, allowed_local_media_path=media_path,
                         allow_media_domains=tuple(allow_media_domain or ()), require_key=require_key,
                         extra_args=tuple(vllm_args or ()), embed=embed, preset=preset)
-    command = launch.prepare(opts, _launcher(vllm_python, dry_run, out))
+    launcher = _launcher(vllm_python, dry_run, out)
+    build = launch.launcher_build(launcher, os.environ)
+    command = launch.prepare(opts, launcher, build)
+    if not model:
+        out.status(f"no MODEL given: serving {command.model.served_name} ({command.model.source})")
     if dry_run:
         return _show_dry_run(command, out)
     launch.start(command, detach=detach, timeout=startup_timeout, grace=stop_timeout, out=out)
@@ -277,5 +281,7 @@ def _show_dry_run(command, out) -> None:
 
     key_file = str(state_dir(os.environ) / KEY_FILE) if command.needs_key else None
     out.line(shell_text(command, os.environ, key_file))
+    if command.cpu_notes:
+        out.status("on the CPU: " + "; ".join(command.cpu_notes))
     out.status(f"clients reach it at {command.base_url} as model {command.model.served_name} "
                f"(family {command.model.family.name}); nothing was started")

@@ -13,6 +13,7 @@ from .options import parse_time, with_common_options
 from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxRequestMb, MinFrames, StartAt,
                             TotalPixels, Transport, WithAudio)
 from .batchopts import with_batch_options
+from .conversation_options import Cid, Continue, conversation_to_continue, following
 from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
@@ -38,21 +39,16 @@ EPILOG = """Examples:
   mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
 
 
-def _sound(checked, sampling, sample_rate: Optional[int], audio_format: str):
-    """The sound track and how to cut it, checked before anything is sent."""
+def _sound_options(sampling, sample_rate: Optional[int], audio_format: str):
+    """How the sound track is cut and sent, checked before any input is read."""
     from ..errors import UsageError
-    from ..media.audio import AudioOptions, check_span, open_audio
+    from ..media.audio import AudioOptions
 
-    if checked.source.url is not None:
-        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
-                         where=checked.source.label, hint="leave out --pass-url")
     opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
     problems = opts.problems()
     if problems:
         raise UsageError("invalid audio options", problems[0])
-    track = open_audio(checked.source, what="video")
-    check_span(track, opts)
-    return track, opts
+    return opts
 
 
 @with_common_options
@@ -77,42 +73,35 @@ def video(
     audio_format: AudioFormat = "wav",
     schema: SchemaOption = None,
     table: TableOption = None,
+    cont: Continue = False,
+    cid: Cid = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
     """Ask a vision-language model about a video."""
+    from ..driver import drive
     from ..errors import UsageError
     from ..media.frames import SamplingOptions
-    from ..present import stream_answer
+    from ..present import AnswerView
     from ..render import Output
-    from ..tasks.ask import prepare_ask
+    from ..tasks.specs import TASKS, AskOptions
     from .schema_options import apply_schema
 
     opts, batch = apply_schema(opts, batch, schema, table)
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
-                               start=parse_time(start_at, "--start"), end=parse_time(end, "--end"), total_pixels=total_pixels,
-                               max_request_mb=max_request_mb, transport=transport,
+                               start=parse_time(start_at, "--start"), end=parse_time(end, "--end"),
+                               total_pixels=total_pixels, max_request_mb=max_request_mb, transport=transport,
                                frame_limit=frame_limit)
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
+    sound = _sound_options(sampling, sample_rate, audio_format) if audio else None
+    cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
         return run_each("video", [source], prompt, opts, batch, sampling)
     out = Output(json_mode=opts.output.json)
-    sounds: list = []
-
-    def take_sound(checked: list) -> None:  # decoded before any server is asked: a silent video is refused first
-        if audio:
-            sounds.append(_sound(checked[0], sampling, sample_rate, audio_format))
-
-    runner, job = prepare_ask([source], prompt, opts, out, sampling, allowed=("video",), before_connect=take_sound)
-    if sounds:
-        from ..tasks.audio import audio_content
-
-        job.content.extend(audio_content(sounds[0][0], sounds[0][1], runner.target.family))
-    if opts.output.dry_run:
-        out.show_plan(runner.plan(job))
-        return
-    stream_answer(runner, job, out)
+    task = TASKS["video"]
+    drive(following(task, cid, opts), [source], prompt, AskOptions(sampling=sampling, sound=sound), opts,
+          AnswerView(out, task))

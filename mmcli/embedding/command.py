@@ -153,7 +153,7 @@ def _only_new(selected: list, index: "Index") -> tuple[list, dict, int]:
 def _into_index(args: EmbedArgs, started: "Started", selected: list, existing: Optional["Index"],
                 opts: EmbedOptions, out: "Output", dry_run: bool) -> None:
     from ..runner import RunStopped
-    from .index import Index, check_compatible, save, updated
+    from .index import Index, check_compatible, gone, save, updated
     from .run import count_jobs, embed_all, index_entry, show_dry_run
 
     model = started.ctx.target.model
@@ -169,8 +169,8 @@ def _into_index(args: EmbedArgs, started: "Started", selected: list, existing: O
     vectors: list[list[float]] = []
 
     def sink(result, vector, rec) -> None:
-        if result.job.context.get("path"):
-            result.job.context["path"] = str(Path(result.job.context["path"]).resolve())
+        if result.job.meta.path:
+            result.job.meta.path = str(Path(result.job.meta.path).resolve())
         entries.append(index_entry(result, index))
         vectors.append(vector)
 
@@ -181,6 +181,8 @@ def _into_index(args: EmbedArgs, started: "Started", selected: list, existing: O
             save(updated(index, entries, vectors))
             out.warn(f"kept the {len(entries)} vector(s) made before the run stopped in {args.index}")
         raise stopped.cause from None
+    removed = sum(gone(e) for e in index.entries)
     final = updated(index, entries, vectors)
     save(final)
-    out.status(f"index {args.index}: {len(entries)} added, {skipped} unchanged skipped, {len(final.entries)} in all")
+    out.status(f"index {args.index}: {len(entries)} added, {skipped} unchanged skipped, "
+               + (f"{removed} removed (their files are gone), " if removed else "") + f"{len(final.entries)} in all")

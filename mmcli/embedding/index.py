@@ -51,6 +51,9 @@ def open_index(folder: Path) -> Optional[Index]:
     import numpy as np
 
     meta_path = folder / INDEX_FILE
+    if folder.exists() and not folder.is_dir():
+        raise UsageError("--index names a file", "an index is a folder", where=str(folder),
+                         hint="give a folder: a new one, or one made by mmcli embed --index")
     if not meta_path.exists():
         if folder.exists() and any(folder.iterdir()):
             raise UsageError("not an mmcli index", "the folder exists and is not empty", where=str(folder),
@@ -65,11 +68,28 @@ def open_index(folder: Path) -> Optional[Index]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UsageError("not an mmcli index", f"{INDEX_FILE} is not mmcli's", where=str(folder))
     entries = meta.get("entries") or []
+    rebuild = "rebuild it: remove the folder and run mmcli embed --index again"
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UsageError("the index is damaged", f"{INDEX_FILE} has no list of entries", where=str(folder), hint=rebuild)
     if vectors.ndim != 2 or vectors.shape[0] != len(entries):
         raise UsageError("the index is inconsistent", f"{len(entries)} entries but vectors of shape "
-                         f"{tuple(vectors.shape)} (an interrupted write?)", where=str(folder),
-                         hint="rebuild it: remove the folder and run mmcli embed --index again")
-    return Index(folder, meta["model"], meta["preset"], int(meta.get("dims") or vectors.shape[1]), entries, vectors)
+                         f"{tuple(vectors.shape)} (an interrupted write?)", where=str(folder), hint=rebuild)
+    dims = meta.get("dims", vectors.shape[1])
+    if isinstance(dims, bool) or not isinstance(dims, int) or (entries and dims != vectors.shape[1]):
+        raise UsageError("the index is damaged", f"{INDEX_FILE} says dims {dims!r}, the vectors have "
+                         f"{vectors.shape[1]}", where=str(folder), hint=rebuild)
+    if not isinstance(meta.get("model"), str) or not isinstance(meta.get("preset"), str):
+        raise UsageError("the index is damaged", f"{INDEX_FILE} names no model or preset", where=str(folder),
+                         hint=rebuild)
+    return Index(folder, meta["model"], meta["preset"], dims or vectors.shape[1], entries, vectors)
+
+
+def gone(entry: dict) -> bool:
+    """Whether the local file an entry was made from no longer exists (its rows leave the index)."""
+    import os
+
+    path = entry.get("path")
+    return isinstance(path, str) and not os.path.exists(path)
 
 
 def check_compatible(index: Index, model: Optional[str], preset: str, doing: str) -> None:
@@ -84,14 +104,15 @@ def check_compatible(index: Index, model: Optional[str], preset: str, doing: str
 
 
 def updated(index: Index, new_entries: list[dict], new_vectors: list[list[float]]) -> Index:
-    """The index with new rows added; a file's old rows are dropped when its contents changed."""
+    """The index with new rows added; a file's old rows are dropped when its contents changed or the file
+    was deleted."""
     import numpy as np
 
     changed = {(e.get("path") or e.get("source")) for e in new_entries}
     fresh = {(e.get("path") or e.get("source"), e.get("sha256")) for e in new_entries}
     keep = [i for i, e in enumerate(index.entries)
-            if (e.get("path") or e.get("source")) not in changed
-            or (e.get("path") or e.get("source"), e.get("sha256")) in fresh]
+            if not gone(e) and ((e.get("path") or e.get("source")) not in changed
+                                or (e.get("path") or e.get("source"), e.get("sha256")) in fresh)]
     new = normalized_rows(np.asarray(new_vectors, dtype=np.float32)) if new_vectors else None
     dims = new.shape[1] if new is not None else index.dims
     if index.entries and new is not None and new.shape[1] != index.dims:

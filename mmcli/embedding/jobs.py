@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from ..job import Job
+from ..job import Embedded, Job
 from ..media.item import MediaItem
 
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ def page_jobs(pages: list["Page"], ctx: "Context") -> list[Job]:
     for page in pages:
         label = page.source.label if page.page is None else f"{page.source.label} page {page.page}"
         path = str(page.source.path) if page.source.path is not None else None
-        jobs.append(ctx.job([page.item], "", label=label, source=page.source.label, page=page.page,
-                            kind="page" if page.page is not None else "image", path=path))
+        jobs.append(ctx.job([page.item], "", label=label, meta=Embedded(
+            page.source.label, page.page, "page" if page.page is not None else "image", path=path)))
     return jobs
 
 
@@ -62,8 +62,7 @@ def text_jobs(texts: list[str], preset: "Preset", ctx: "Context") -> list[Job]:
     jobs = []
     for text in texts:
         content = [placeholder_item(ctx.target.family)] if preset.placeholder_image else []
-        jobs.append(ctx.job(content, "", label=f"text {text[:40]!r}", source=text, page=None, kind="text",
-                            text=text))
+        jobs.append(ctx.job(content, "", label=f"text {text[:40]!r}", meta=Embedded(text, None, "text", text=text)))
     return jobs
 
 

@@ -17,8 +17,8 @@ FORMATS = ("jsonl", "npy")
 
 def record(result: "Result", vector: list[float], batch: int, batch_size: int) -> dict:
     """One output line: where the vector comes from, its size, the vector, and the request's usage."""
-    ctx = result.job.context
-    return {"source": ctx.get("source"), "page": ctx.get("page"), "kind": ctx.get("kind"), "dims": len(vector),
+    meta = result.job.meta
+    return {"source": meta.source, "page": meta.page, "kind": meta.kind, "dims": len(vector),
             "embedding": vector, "usage": dict(result.usage), "batch": {"index": batch, "size": batch_size}}
 
 

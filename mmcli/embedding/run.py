@@ -35,7 +35,7 @@ def job_stream(selected: list["Selected"], texts: list[str], preset: "Preset", c
     for entry in selected:
         for job in page_jobs(render([entry], budget, lossless=ctx.media.lossless, warn=ctx.events.warn), ctx):
             if hashes is not None:
-                job.context["sha256"] = hashes.get(entry.source.label)
+                job.meta.sha256 = hashes.get(entry.source.label)
             yield job
     yield from text_jobs(texts, preset, ctx)
 
@@ -70,7 +70,7 @@ def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Prese
 def embed_all(runner: "Runner", stream: Iterator[list["Job"]], total: int, size: int, preset: "Preset",
               out: "Output", sink: Sink) -> int:
     """Send every batch, hand each vector (finished as the preset says) to `sink`; the number of vectors."""
-    from ..present import check_result
+    from ..tasks.common import check_result
 
     done = 0
     with out.steps(max(1, math.ceil(total / size)), "embedding") as steps:
@@ -92,11 +92,11 @@ def index_entry(result: "Result", index: "Index") -> dict:
     """The index row of one embedded page or image, its thumbnail saved beside the index."""
     from .index import save_thumbnail
 
-    ctx = result.job.context
-    sha = ctx.get("sha256") or ""
-    entry = {"source": ctx.get("source"), "path": ctx.get("path"), "page": ctx.get("page"),
-             "kind": ctx.get("kind"), "sha256": sha, "thumbnail": None}
+    meta = result.job.meta
+    sha = meta.sha256 or ""
+    entry = {"source": meta.source, "path": meta.path, "page": meta.page, "kind": meta.kind, "sha256": sha,
+             "thumbnail": None}
     item = result.job.items[0] if result.job.items else None
     if item is not None and item.data:
-        entry["thumbnail"] = save_thumbnail(index.folder, f"{sha[:20]}-{ctx.get('page') or 0}", item.data)
+        entry["thumbnail"] = save_thumbnail(index.folder, f"{sha[:20]}-{meta.page or 0}", item.data)
     return entry

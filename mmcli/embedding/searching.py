@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
+from ..job import Embedded
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -84,7 +85,7 @@ def _query_job(args: SearchArgs, started: "Started", preset: "Preset") -> "Job":
     checked = started.checked[0]
     item = image_item(checked.source, checked.image, image_budget(ctx.target.family, ctx.media),
                       lossless=ctx.media.lossless)
-    return ctx.job([item], "", label=checked.source.label, source=checked.source.label, page=None, kind="image")
+    return ctx.job([item], "", label=checked.source.label, meta=Embedded(checked.source.label, None, "image"))
 
 
 def _match(index: "Index", rank: int, row: int, score: float) -> dict:

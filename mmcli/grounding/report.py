@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional, TextIO
+from typing import Optional
 
 from .labels import clean_label
 from .parse import Parsed
@@ -137,9 +137,8 @@ def _tsv(text: str) -> str:
     return clean_label(text, 200) or "-"
 
 
-def print_table(results: list[InputResult], stream: TextIO) -> None:
+def detections_table(results: list[InputResult]):
     """A rich table of every detection (labels shown as plain text, never as markup)."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -154,4 +153,4 @@ def print_table(results: list[InputResult], stream: TextIO) -> None:
             extra = ", ".join(f"{k}={clean_label(str(v), 40)}" for k, v in detection.extra.items())
             table.add_row(Text(clean_label(result.display_name, 60)), str(number),
                           Text(clean_label(detection.label, 60) or "-"), *values, Text(extra))
-    Console(file=stream, highlight=False).print(table)
+    return table

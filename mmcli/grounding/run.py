@@ -4,97 +4,117 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import MmcliError
-from ..runner import RunStopped
+from ..driver import Presenter
 from .outputs import OutputPlan, Writer, check_plan
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
-    from ..job import Job
+    from ..job import Job, Region
     from ..render import Output
-    from ..runner import Result, Runner
-    from ..tasks.detect import DetectOptions
-    from .report import InputResult
+    from ..runner import Result
+    from ..tasks.detect import DetectOptions, Detections
+    from ..tasks.specs import Planned
 
 RAW_PREVIEW = 300
 
 
 def run_detect(inputs: list[str], opts: "CommonOptions", detect: "DetectOptions") -> None:
     """Ground `detect.target` in every input; show, draw and save the results."""
+    from ..driver import drive
     from ..render import Output
-    from ..tasks.detect import check_strict, output_plan, prepare_detect
+    from ..tasks.specs import TASKS
 
     out = Output(json_mode=opts.output.json)
-    planned: list[OutputPlan] = []
-
-    def check_outputs(selected) -> None:  # before any server is started: no clobbered file after a long wait
-        planned.append(output_plan(selected, detect))
-        if not opts.output.dry_run:
-            check_plan(planned[0], draw=detect.draw, crop=detect.crop)
-
-    runner, jobs = prepare_detect(inputs, detect, opts, out, before_connect=check_outputs)
-    if opts.output.dry_run:
-        _show_plans([runner.plan(job) for job in jobs], out)
-        return
-    writer = Writer(planned[0], out)
-    results = _ask_all(runner, jobs, detect, writer, out)
-    _report(results, runner, detect, writer, out)
-    if detect.strict:
-        check_strict(results)
-    writer.raise_if_failed()  # after the results are shown: they were paid for
+    drive(TASKS["detect"], inputs, detect.target, detect, opts, DetectView(out, detect, opts.output.dry_run))
 
 
-def _show_plans(plans: list, out: "Output") -> None:
-    if out.json_mode:
-        out.emit_json({"plans": [plan.to_dict() for plan in plans]})
-        return
-    for plan in plans:
-        out.show_plan(plan)
+class DetectView(Presenter):
+    """detect on the CLI: each answer's boxes drawn and cropped as it comes; a table, TSV lines or JSON at the
+    end. What was found before a failure is shown (and saved) before the error."""
 
+    def __init__(self, out: "Output", detect: "DetectOptions", dry_run: bool) -> None:
+        super().__init__(out)
+        self.out, self.detect, self.dry = out, detect, dry_run
+        self.writer: Optional[Writer] = None
+        self.files: list[dict] = []  # per answered input: the files written for it
+        self.stop_spinner = None
 
-def _ask_all(runner: "Runner", jobs: list["Job"], detect: "DetectOptions", writer: Writer,
-             out: "Output") -> list["InputResult"]:
-    results: list["InputResult"] = []
+    def before_connect(self, selected) -> None:
+        """Every output file checked before any server is started: no clobbered file after a long wait."""
+        from ..tasks.detect import output_plan
 
-    def before(job: "Job") -> None:
-        if len(jobs) > 1:
-            out.status(f"[{len(results) + 1}/{len(jobs)}] {job.label}")
+        plan: OutputPlan = output_plan(selected, self.detect)
+        if not self.dry:
+            check_plan(plan, draw=self.detect.draw, crop=self.detect.crop)
+        self.writer = Writer(plan, self.out)
 
-    def after(result: "Result") -> None:
-        results.append(_finish(result, detect, writer, out))
+    def dry_run(self, runner, planned: "Planned") -> None:
+        """Every request's plan."""
+        plans = [runner.plan(job) for job in planned.jobs]
+        if self.out.json_mode:
+            self.out.emit_json({"plans": [plan.to_dict() for plan in plans]})
+            return
+        for plan in plans:
+            self.out.show_plan(plan)
 
-    try:
-        with out.spinner("waiting for the model"):
-            runner.run_all(jobs, before=before, after=after)
-    except RunStopped as stopped:
-        # Nothing is lost: what was found before the failure is shown (and saved) before exiting.
-        last = stopped.results[-1]
-        if last.text:  # a partial answer may still hold boxes
-            results.append(_finish(last, detect, writer, out))
-        if results:
-            _report(results, runner, detect, writer, out, error=_reason(stopped.cause))
-        raise stopped.cause from None
-    return results
+    def begin(self, job: "Job", planned: "Planned"):
+        """Which input is asked about, when there are several."""
+        if len(planned.jobs) > 1:
+            self.out.status(f"[{len(self.files) + 1}/{len(planned.jobs)}] {job.label}")
+        self.stop_spinner = self.out.start_spinner("waiting for the model")
+        return None
 
+    def done(self, result: "Result", planned: "Planned") -> None:
+        """Warnings, and the drawings and crops of this answer."""
+        self._stop_spinner()
+        self.files.append(self._finish(result))
 
-def _reason(cause: BaseException) -> str:
-    return cause.message() if isinstance(cause, MmcliError) else "interrupted"
+    def finished(self, found: "Detections", planned: "Planned") -> None:
+        """The results shown and saved; then --strict and failed writes decide the exit status."""
+        from ..tasks.detect import check_strict
 
+        self._report(found)
+        if self.detect.strict:
+            check_strict(found.inputs)
+        self.writer.raise_if_failed()  # after the results are shown: they were paid for
 
-def _finish(result: "Result", detect: "DetectOptions", writer: Writer, out: "Output") -> "InputResult":
-    from ..present import check_result
-    from ..tasks.detect import ground_result
+    def stopped(self, found: "Detections", planned: "Planned", cause: BaseException) -> None:
+        """What was found before the failure (a partial answer may still hold boxes) is shown and saved."""
+        from ..present import reason
 
-    job = result.job
-    found = ground_result(result)
-    for warning in found.grounded.warnings:
-        out.warn(f"{job.label}: {warning}")
-    check_result(result, out)
-    if not found.grounded.detections:
-        out.status(f"no detections in {job.label}; the model answered: {_preview(result.text)}")
-    if detect.draw or detect.crop:
-        found.files = _write_images(job, found.grounded.detections, detect, writer, out)
-    return found
+        self._stop_spinner()
+        for region, result in zip(found.regions[len(self.files):], found.inputs[len(self.files):]):
+            self.files.append(self._write_images(region, result.grounded.detections))
+        if found.inputs:
+            self._report(found, error=reason(cause))
+
+    def _stop_spinner(self) -> None:
+        if self.stop_spinner is not None:
+            self.stop_spinner()
+            self.stop_spinner = None
+
+    def _finish(self, result: "Result") -> dict:
+        from ..present import check_result
+        from ..tasks.detect import ground_result
+
+        job = result.job
+        found = ground_result(result)
+        for warning in found.grounded.warnings:
+            self.out.warn(f"{job.label}: {warning}")
+        check_result(result, self.out)
+        if not found.grounded.detections:
+            self.out.status(f"no detections in {job.label}; the model answered: {_preview(result.text)}")
+        return self._write_images(job.meta, found.grounded.detections)
+
+    def _write_images(self, region: "Region", detections) -> dict:
+        if self.detect.draw or self.detect.crop:
+            return _write_images(region, detections, self.detect, self.writer, self.out)
+        return {}
+
+    def _report(self, found: "Detections", error: Optional[str] = None) -> None:
+        for result, files in zip(found.inputs, self.files):
+            result.files = files
+        _report(found, self.detect, self.writer, self.out, error)
 
 
 def _preview(text: str) -> str:
@@ -103,8 +123,8 @@ def _preview(text: str) -> str:
     return repr(clean_label(text, RAW_PREVIEW)) if text.strip() else "(nothing)"
 
 
-def _write_images(job: "Job", detections, detect: "DetectOptions", writer: Writer, out: "Output") -> dict:
-    names = job.context["names"]
+def _write_images(region: "Region", detections, detect: "DetectOptions", writer: Writer, out: "Output") -> dict:
+    names = region.names
     files: dict = {}
     written: list = []
     failures_before = len(writer.failed)
@@ -112,7 +132,7 @@ def _write_images(job: "Job", detections, detect: "DetectOptions", writer: Write
         from ..media.image import oriented_bgr
         from .draw import annotate, crop, png_bytes, to_rgb_image
 
-        image = to_rgb_image(oriented_bgr(job.context["original"]))
+        image = to_rgb_image(oriented_bgr(region.original))
         if detect.draw and (path := writer.write(names.annotated(), png_bytes(annotate(image, detections)))):
             files["annotated"] = str(path)
             written.append(path)
@@ -133,19 +153,24 @@ def _write_images(job: "Job", detections, detect: "DetectOptions", writer: Write
     return files
 
 
-def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptions", writer: Writer,
-            out: "Output", error: Optional[str] = None) -> None:
+def _report(found: "Detections", detect: "DetectOptions", writer: Writer, out: "Output",
+            error: Optional[str] = None) -> None:
     import json
 
-    from .report import coco, document, print_table, tsv_lines
+    from ..tasks.detect import detections_fields
+    from .report import coco, detections_table, tsv_lines
 
-    model, family = runner.target.model, runner.target.family.name
+    results = found.inputs
 
     def payload(form: str) -> dict:
         # Built when needed: a failed write of an image (or of the file itself) shows in what comes after.
         if form == "coco":
             return coco(results, detect.target)
-        return document(results, model, family, detect.target, error or _not_written(writer))
+        data = detections_fields(found)
+        problem = error or _not_written(writer)
+        if problem:
+            data["error"] = problem
+        return data
 
     if writer.plan.document is not None and detect.format:
         data = json.dumps(payload(detect.format), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
@@ -157,7 +182,7 @@ def _report(results: list["InputResult"], runner: "Runner", detect: "DetectOptio
         out.emit_json(payload("json"))
     elif any(r.grounded.detections for r in results):
         if out.stdout.isatty():
-            print_table(results, out.stdout)
+            out.console().print(detections_table(results))
         else:
             for line in tsv_lines(results):
                 out.line(line)

@@ -140,7 +140,8 @@ def _from_path(path: Path, label: str) -> Source:
         raise MediaError("cannot read input", exc.strerror or str(exc), where=label) from None
     if stat.S_ISDIR(info.st_mode):
         raise MediaError("cannot read input", "it is a directory", where=label,
-                         hint=f"pass the files inside it, e.g. {label.rstrip('/')}/*.jpg")
+                         hint=f"add --each to ask about each file in it, one answer per file (ask, video, docqa, "
+                              f"detect), or pass the files inside it, e.g. {label.rstrip('/')}/*.jpg")
     if not stat.S_ISREG(info.st_mode):
         what = next((name for test, name in _FILE_TYPES if test(info.st_mode)), "not a regular file")
         raise MediaError("cannot read input", f"it is {what}, not a regular file", where=label,

@@ -7,12 +7,15 @@ import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..urls import is_loopback_host
 from ..errors import UsageError
 from ..models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
 from .defaults import DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from .cpu import CpuPlan
 
 MODULE_ENTRY = "vllm.entrypoints.openai.api_server"
 # vLLM fetches http(s) media only from hosts on its allow-list; a name under the reserved
@@ -108,6 +111,7 @@ class ServerCommand:
     needs_key: bool
     frame_limit: Optional[int] = None  # frames of a frame list the server keeps; None: all
     request_mm_kwargs: bool = False  # whether requests may carry media_io_kwargs
+    cpu_notes: tuple[str, ...] = ()  # what the CPU settings were sized from, shown at start
 
     @property
     def root_url(self) -> str:
@@ -252,11 +256,14 @@ def mm_processor_kwargs(opts: ServeOptions, family: Family) -> Optional[dict]:
     return {"max_pixels": max_pixels}
 
 
-def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) -> ServerCommand:
-    """The complete vLLM command line and environment for `opts` (no API key in either)."""
+def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher,
+                  cpu: Optional["CpuPlan"] = None) -> ServerCommand:
+    """The complete vLLM command line and environment for `opts` (no API key in either); `cpu`: the
+    settings for vLLM's CPU build (with --device cpu)."""
     argv = list(launcher.prefix) + (["--model", model.source] if launcher.module_form else [model.source])
     argv += ["--served-model-name", model.served_name, "--host", opts.host, "--port", str(opts.port)]
-    max_model_len = opts.max_model_len or (model.alias.max_model_len if model.alias else None)
+    max_model_len = opts.max_model_len or (cpu.max_model_len if cpu else None) or \
+        (model.alias.max_model_len if model.alias else None)
     if max_model_len:
         argv += ["--max-model-len", str(max_model_len)]
     argv += ["--limit-mm-per-prompt", json.dumps(mm_limits(opts, model.family))]
@@ -284,9 +291,13 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher) ->
     argv += embedding_flags(opts, model)
     argv += list(opts.extra_args)
     env = {"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0"}
-    if opts.cpu_kv_cache_gib is not None:
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(opts.cpu_kv_cache_gib)
+    kv_cache_gib = opts.cpu_kv_cache_gib if opts.cpu_kv_cache_gib is not None else (cpu.kv_cache_gib if cpu else None)
+    if kv_cache_gib is not None:
+        # An explicit KV cache also keeps the CPU build from reserving 92% of all memory at start-up.
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
     defaults = {"VLLM_NO_USAGE_STATS": "1"}
+    if cpu is not None:
+        defaults["VLLM_CPU_OMP_THREADS_BIND"] = cpu.threads_bind
     if model.local:
         defaults["HF_HUB_OFFLINE"] = "1"  # a local checkpoint needs nothing from the hub
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,

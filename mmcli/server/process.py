@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import EndpointTimeout, EndpointUnavailable
-from .defaults import DEFAULT_STOP_GRACE
+from .defaults import CPU_INSTALL, DEFAULT_STOP_GRACE, GPU_INSTALL
 
-INSTALL_HINT = ("pip install 'mmcli[serve]', or point --vllm-python (or MMCLI_VLLM_PYTHON) "
-                "at the Python of an environment that has vLLM")
+INSTALL_HINT = (f"in the mmcli checkout: {GPU_INSTALL} (a GPU) or {CPU_INSTALL} (no GPU; docs/install.md); "
+                "or point --vllm-python (or vllm_python in the config) at the Python of an environment that has vLLM")
 
 
 class ServeError(EndpointUnavailable):
@@ -138,6 +138,19 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
                              hint=INSTALL_HINT) from None
 
 
+def shebang_python(script: str) -> Optional[str]:
+    """The Python interpreter a script's `#!` line names, if it names one that exists."""
+    try:
+        with open(script, "rb") as handle:
+            first = handle.readline(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    parts = first[2:].split() if first.startswith("#!") else []
+    if len(parts) == 1 and Path(parts[0]).name.startswith("python") and Path(parts[0]).is_file():
+        return parts[0]
+    return None
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     """The last lines of a log file ('' if it cannot be read)."""
     try:
@@ -151,12 +164,17 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 
 def wait_until_ready(root_url: str, exited: Callable[[], Optional[object]], timeout: float, log: Path,
-                     healthy: Callable[[str], bool]) -> float:
-    """Poll /health until it answers 200; fail fast when the child exits; seconds waited."""
+                     healthy: Callable[[str], bool], watch: Optional[Callable[[], None]] = None) -> float:
+    """Poll /health until it answers 200 (calling `watch` between polls); fail fast when the child
+    exits; seconds waited."""
     start = time.monotonic()
     delay = 0.1
     while True:
+        if watch is not None:
+            watch()
         if healthy(root_url):
+            if watch is not None:
+                watch()  # what the log said just before
             return time.monotonic() - start
         code = exited()
         if code is not None:
@@ -171,10 +189,13 @@ def wait_until_ready(root_url: str, exited: Callable[[], Optional[object]], time
 
 
 _FAILURES = [
-    (("out of memory", "No available memory for the cache blocks", "larger than the maximum number of tokens"),
-     "not enough memory: lower --max-model-len, --max-images or --max-pixels, or raise --gpu-memory-utilization"),
+    (("out of memory", "No available memory for the cache blocks", "larger than the maximum number of tokens",
+      "less than desired CPU memory utilization", "less than requested memory for kv"),
+     "not enough memory: lower --max-model-len, --max-images or --max-pixels; on a GPU raise "
+     "--gpu-memory-utilization, on a CPU lower --cpu-kv-cache-gib or close other programs"),
     (("Failed to infer device type", "No CUDA GPUs are available", "Found no NVIDIA driver"),
-     "no usable GPU: on a CPU-only machine install vLLM's CPU build and pass --device cpu"),
+     f"no usable GPU: on a machine without one, install vLLM's CPU build ({CPU_INSTALL}, in the mmcli "
+     "checkout); mmcli serve then picks CPU settings by itself"),
     (("Address already in use",), "the port is taken: choose another with --port"),
     (("Cannot assign requested address",),
      "--host is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its interfaces' addresses"),

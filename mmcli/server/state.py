@@ -45,6 +45,22 @@ class ServerState:
     request_mm_kwargs: bool = False
 
 
+def serves(state: ServerState, spec: str) -> bool:
+    """Whether `spec` (a model as a client names it: served name, alias, hub id or folder) is the
+    model this server loaded, so the client can ask for it under the served name."""
+    if spec in (state.model, state.source):
+        return True
+    from ..models import serve_alias
+
+    alias = serve_alias(spec)
+    if alias is not None and alias.hf_id == state.source:
+        return True
+    try:
+        return Path(spec).expanduser().resolve() == Path(state.source)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def state_dir(environ: Mapping[str, str]) -> Path:
     """mmcli's state directory: $XDG_STATE_HOME/mmcli, else ~/.local/state/mmcli."""
     if environ.get("XDG_STATE_HOME"):

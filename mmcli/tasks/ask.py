@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
 from ..job import Job
@@ -12,11 +12,9 @@ from ..media.prepare import image_budget, image_item
 from .common import Context
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..inputs import CheckedInput
     from ..plan import Plan
-    from ..runner import Result, Runner
+    from ..runner import Result
     from ..media.audio import AudioOptions
 
 # Clients may serialise the body with a few more separators than counted here.
@@ -34,37 +32,42 @@ class Answer:
     verified: Optional[bool] = None  # False: the server counted fewer tokens than planned; None: unknown
     model: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
-    data: object = None  # with schema=: the answer as the object it checked out to
+    server_visual_tokens: Optional[int] = None  # --verify: what the server counted exactly
+    complete: bool = True  # False: the run stopped part-way; the text is what arrived
+    data: object = None  # with a schema: the answer as the object it checked out to
+    structured: bool = False  # True: `data` is the answer, checked against the schema
 
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def planned_visual_tokens(self) -> Optional[int]:
+        """The visual tokens the plan counted, None when unknown."""
+        return self.plan.visual_tokens if self.plan is not None else None
 
-def answer_from(result: "Result", warnings: list[str]) -> Answer:
-    """The Answer of one finished (or partial) result; its own warnings are added to `warnings`."""
-    from .common import result_warnings
 
-    for warning in result_warnings(result):
-        if warning not in warnings:
-            warnings.append(warning)
+def finish_answer(results: list["Result"], warnings: list[str]) -> Answer:
+    """ask's and video's finish: the Answer of the one request (whole or partial); its warnings join `warnings`."""
+    from .common import add_warnings
+
+    result = results[-1]
+    add_warnings(warnings, result)
     return Answer(result.text, dict(result.usage), result.plan, result.finish_reason, result.verified,
-                  result.model or result.job.model, warnings, result.value)
+                  result.model or result.job.model, warnings, result.server_visual_tokens, result.ok,
+                  result.value, result.structured)
 
 
-def prepare_ask(inputs: list, prompt: str, opts: "CommonOptions", events: "Events",
-                sampling: Optional[SamplingOptions] = None,
-                allowed: tuple[str, ...] = ("image", "video", "audio"), audio: Optional["AudioOptions"] = None,
-                before_connect: Optional[Callable[[list], None]] = None) -> tuple["Runner", Job]:
-    """Settings, inputs, endpoint, then the one job: what `mmcli ask`/`video` and the Python API share.
+def answer_fields(answer: Answer) -> dict:
+    """The one JSON shape of an answer: --json, a results line, a collected line."""
+    from .common import check_fields
 
-    `before_connect` sees the checked inputs before any server is asked or started (more input checks)."""
-    from ..flow import connect, open_inputs
-
-    opened = open_inputs(inputs, opts, events, allowed=allowed)
-    if before_connect is not None:
-        before_connect(opened.checked)
-    started = connect(opened, opts, events)
-    return started.runner, ask_job(started.checked, prompt, started.ctx, sampling, audio)
+    data = {"answer": answer.data if answer.structured else answer.text, "model": answer.model, "finish_reason": answer.finish_reason,
+            "usage": answer.usage, **check_fields(answer.planned_visual_tokens, answer.usage, answer.verified,
+                                                 answer.server_visual_tokens),
+            "plan": answer.plan.summary() if answer.plan is not None else None}
+    if answer.warnings:
+        data["warnings"] = list(answer.warnings)
+    return data
 
 
 def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
@@ -91,6 +94,18 @@ def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
             raise UsageError("the request is over the size limit", f"{shown} > the {limit} limit",
                              hint="raise --max-request-mb, or send fewer or smaller inputs")
     return job
+
+
+def video_sound(checked: "CheckedInput", opts: "AudioOptions"):
+    """A video's sound track, decoded and checked against the span before anything is sent."""
+    from ..media.audio import check_span, open_audio
+
+    if checked.source.url is not None:
+        raise UsageError("--audio needs the video itself", "--pass-url sends only its address",
+                         where=checked.source.label, hint="leave out --pass-url")
+    track = open_audio(checked.source, what="video")
+    check_span(track, opts)
+    return track
 
 
 def _audio(checked: "CheckedInput", opts: Optional["AudioOptions"], family) -> list:

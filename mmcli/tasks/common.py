@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
-from ..job import Content, Job
+from ..job import Content, Job, Meta
 
 if TYPE_CHECKING:
     from ..config import GenerationOptions, MediaOptions
@@ -23,10 +23,11 @@ class Context:
     generation: "GenerationOptions"
     events: "Events"
 
-    def job(self, content: list[Content], prompt: str, label: str = "", **context: object) -> Job:
+    def job(self, content: list[Content], prompt: str, label: str = "", meta: Meta = None,
+            named_warnings: bool = False) -> Job:
         """A job for this target with these options."""
         return Job(content=content, prompt=prompt, model=self.target.model, family=self.target.family,
-                   generation=self.generation, label=label, context=dict(context))
+                   generation=self.generation, label=label, meta=meta, named_warnings=named_warnings)
 
 
 def total_usage(usages: list[dict]) -> dict:
@@ -39,29 +40,68 @@ def total_usage(usages: list[dict]) -> dict:
     return total
 
 
+def add_warnings(warnings: list[str], result: "Result") -> None:
+    """Add what the user should know about `result` to `warnings`, each once."""
+    for warning in result_warnings(result):
+        if warning not in warnings:
+            warnings.append(warning)
+
+
+def check_result(result: "Result", events) -> None:
+    """Tell `events` when the answer was cut at the token limit or the server counted less than was planned."""
+    for warning in result_warnings(result):
+        events.warn(warning)
+
+
+def check_fields(planned: Optional[int], usage: dict, verified: Optional[bool],
+                 server_visual_tokens: Optional[int] = None) -> dict:
+    """The fields of the check against the plan, the same for every task."""
+    data = {"planned_visual_tokens": planned, "prompt_tokens": usage.get("prompt_tokens"), "verified": verified}
+    if server_visual_tokens is not None:
+        data["server_visual_tokens"] = server_visual_tokens
+    return data
+
+
+def all_verified(results: list["Result"]) -> Optional[bool]:
+    """Whether the server saw every planned request whole: None when any cannot be told."""
+    checks = [r.verified for r in results]
+    return None if None in checks or not checks else all(checks)
+
+
 def result_warnings(result: "Result") -> list[str]:
     """What the user should know about one answer: cut at the token limit, or fewer tokens than planned."""
     found = []
     if result.finish_reason == "length":
         limit = result.job.generation.max_tokens or "server default"
-        name = f" for {result.job.label}" if result.job.context.get("name_in_warnings") else ""
+        name = f" for {result.job.label}" if result.job.named_warnings else ""
         found.append(f"the answer{name} stopped at the token limit ({limit}); raise --max-tokens for a longer answer")
     if result.verified is False:
         found.append(unverified_message(result))
     return found
 
 
+def likely_cause(items: list) -> str:
+    """What most likely made the server see less than was planned, judged by what the request held."""
+    causes = []
+    if any(item.kind == "video" and item.transport == "frames" for item in items):
+        causes.append("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
+                      "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)")
+    if any(item.kind in ("image", "page") or (item.kind == "video" and item.transport == "images") for item in items):
+        causes.append("the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    if any(item.kind == "audio" for item in items):
+        causes.append("the server cut or resampled the audio: its audio encoder counts differently from the "
+                      "family's; check --family")
+    return "; or ".join(causes) or "the server dropped media from the request"
+
+
 def unverified_message(result: "Result") -> str:
     """Why the server's prompt is smaller than the plan, and what to do about it."""
     planned, prompt = result.planned_visual_tokens, result.usage.get("prompt_tokens")
-    video = any(item.kind == "video" for item in result.job.items)
     counted = result.server_visual_tokens
     if counted is not None and counted > planned:
         return (f"the server counted {counted:,} visual tokens, more than the {planned:,} planned (--verify): "
                 "its grid or minimum size differs from the plan's; check --family")
-    cause = ("the server keeps only part of a frame list (vLLM keeps 32 frames unless started with "
-             "--media-io-kwargs '{\"video\": {\"num_frames\": -1}}', as mmcli serve does)" if video else
-             "the server shrank the images: its max_pixels is below the client's; pass a lower --max-pixels")
+    cause = likely_cause(result.job.items)
     if counted is not None:
         return (f"the server counted {counted:,} visual tokens, fewer than the {planned:,} planned (--verify): "
                 f"media were dropped or shrunk; likely {cause}")

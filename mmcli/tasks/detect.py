@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import MediaError, OutputUnparseable, UsageError
 from ..grounding.outputs import DOCUMENT_NAMES, OutputPlan, names_for
 from ..grounding.prompts import default_space, grounding_prompt
-from ..job import Job
+from ..job import Job, Region
 from ..media.document import DEFAULT_MAX_PAGES, Page, Selected, render, select_pages
 from ..media.pdf import read_password
 from ..media.prepare import image_budget
 from .common import Context
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..grounding.report import InputResult
     from ..inputs import CheckedInput
-    from ..runner import Result, Runner
+    from ..runner import Result
 
 
 @dataclass(frozen=True)
@@ -40,22 +38,6 @@ class DetectOptions:
     password_env: Optional[str] = None
     max_pages: int = DEFAULT_MAX_PAGES
     guided: Optional[bool] = None  # boxes under a schema; None: when the family and endpoint allow
-
-
-def prepare_detect(inputs: list, detect: DetectOptions, opts: "CommonOptions", events: "Events",
-                   before_connect: Optional[Callable[[list[Selected]], None]] = None) -> tuple["Runner", list[Job]]:
-    """Settings, inputs, pages chosen, endpoint, then one job per image: what `mmcli detect` and the API share.
-
-    `before_connect` sees the chosen pages before any server is started or asked (the CLI checks its output files).
-    """
-    from ..flow import connect, open_inputs
-
-    opened = open_inputs(inputs, opts, events, allowed=("image", "pdf"))
-    selected = choose(opened.checked, detect, opts.media.pass_url)
-    if before_connect is not None:
-        before_connect(selected)
-    started = connect(opened, opts, events)
-    return started.runner, detect_jobs(selected, detect, started.ctx)
 
 
 def choose(checked: list["CheckedInput"], detect: DetectOptions, pass_url: bool) -> list[Selected]:
@@ -98,8 +80,12 @@ def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -
         if detect.draw:
             item.details["annotated"] = str(names.annotated())
         label = page.source.label if page.page is None else f"{page.source.label} page {page.page}"
-        job = ctx.job([item], prompt, label=label, page=page, original=original, names=names, space=space,
-                      name_in_warnings=True)
+        rendered = page.rendered
+        region = Region(page.source.label, page.page, (item.sent_width, item.sent_height),
+                        (original.width, original.height), space,
+                        None if rendered is None else (rendered.width_pt, rendered.height_pt),
+                        original=original, names=names)
+        job = ctx.job([item], prompt, label=label, meta=region, named_warnings=True)
         if guided is not None:
             job.generation = replace(job.generation, schema=guided)
         jobs.append(job)
@@ -132,17 +118,11 @@ def ground_result(result: "Result") -> "InputResult":
     from ..grounding.report import InputResult
     from ..grounding.result import ground
 
-    job, item = result.job, result.job.items[0]
-    page: Page = job.context["page"]
-    original = job.context["original"]
-    sent = (item.sent_width, item.sent_height)
-    size = (original.width, original.height)
+    region: Region = result.job.meta
     parsed = parse_answer(result.text)
-    grounded = ground(parsed, job.context["space"], sent, size)
-    rendered = page.rendered
-    return InputResult(page.source.label, page.page, size, sent, grounded, parsed, result.text,
-                       result.finish_reason, result.usage,
-                       page_size_pt=None if rendered is None else (rendered.width_pt, rendered.height_pt),
+    grounded = ground(parsed, region.space, region.sent_size, region.original_size)
+    return InputResult(region.source, region.page, region.original_size, region.sent_size, grounded, parsed,
+                       result.text, result.finish_reason, result.usage, page_size_pt=region.page_size_pt,
                        error=None if result.ok else (result.error.message() if result.error else "interrupted"))
 
 
@@ -172,30 +152,22 @@ def check_strict(results: list["InputResult"]) -> None:
 
 @dataclass
 class Detections:
-    """detect's results for the Python API: one entry per image or page, boxes in original pixels."""
+    """detect's results: one entry per image or page, boxes in original pixels."""
 
     inputs: list["InputResult"] = field(default_factory=list)
     target: str = ""
-    originals: list = field(default_factory=list, repr=False)  # each input's pixels, for drawing
+    regions: list = field(default_factory=list, repr=False)  # each input's Region: sizes, pixels, output names
     model: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     plans: list = field(default_factory=list, repr=False)
+    family: Optional[str] = None
+    verified: Optional[bool] = None
+    usage: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_results(cls, results: list["Result"], target: str, warnings: list[str]) -> "Detections":
-        """Every answer parsed and mapped to its original pixels; each one's warnings added to `warnings`."""
-        from .common import result_warnings
-
-        found = cls(target=target, warnings=warnings)
-        for result in results:
-            grounded = ground_result(result)
-            warnings += [f"{result.job.label}: {w}" for w in grounded.grounded.warnings]
-            warnings += [w for w in result_warnings(result) if w not in warnings]
-            found.inputs.append(grounded)
-            found.originals.append(result.job.context["original"])
-            found.plans.append(result.plan)
-            found.model = found.model or result.model or result.job.model
-        return found
+    @property
+    def originals(self) -> list:
+        """Each input's pixels, for drawing."""
+        return [region.original for region in self.regions]
 
     @property
     def items(self) -> list:
@@ -217,3 +189,36 @@ class Detections:
         image = to_rgb_image(oriented_bgr(self.originals[index]))
         detections = self.inputs[index].grounded.detections
         return write_atomic(Path(path), png_bytes(annotate(image, detections)), force=force)
+
+
+def finish_detect(results: list["Result"], target: str, warnings: list[str]) -> Detections:
+    """detect's finish: every answer (a failed one only when part of it arrived) parsed and mapped back."""
+    from .common import add_warnings, all_verified, total_usage
+
+    kept = [r for r in results if r.ok or r.text]
+    found = Detections(target=target, warnings=warnings, verified=all_verified(results) if kept else None,
+                       usage=total_usage([r.usage for r in results]))
+    for result in kept:
+        grounded = ground_result(result)
+        warnings += [w for w in (f"{result.job.label}: {w}" for w in grounded.grounded.warnings) if w not in warnings]
+        add_warnings(warnings, result)
+        found.inputs.append(grounded)
+        found.regions.append(result.job.meta)
+        found.plans.append(result.plan)
+        found.model = found.model or result.model or result.job.model
+        found.family = found.family or result.job.family.name
+    return found
+
+
+def detections_fields(found: Detections) -> dict:
+    """The one JSON shape of detect's results: --json, a results line, a collected line."""
+    from ..plan import summed_totals
+
+    totals = summed_totals([plan.totals() for plan in found.plans]) if found.plans else None
+    data = {"target": found.target, "model": found.model, "family": found.family,
+            "inputs": [r.to_dict() for r in found.inputs], "usage": found.usage,
+            "planned_visual_tokens": totals["visual_tokens"] if totals else None, "verified": found.verified,
+            "plan": {"totals": totals} if totals else None}
+    if found.warnings:
+        data["warnings"] = list(found.warnings)
+    return data

@@ -10,17 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
-from ..job import Job, Text
+from ..job import DocPart, Job, Text
 from ..media.document import DEFAULT_MAX_PAGES, Page, Selected, render, select_pages
 from ..media.pdf import format_pages, read_password
 from ..media.prepare import image_budget
 from .common import Context, total_usage
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..events import Events
     from ..inputs import CheckedInput
-    from ..runner import Result, Runner
+    from ..runner import Result
 
 DEFAULT_PAGES_PER_REQUEST = 4
 NOTHING = "Nothing relevant on these pages."
@@ -81,17 +79,6 @@ def choose_pages(checked: list["CheckedInput"], doc: DocOptions) -> list[Selecte
     return select_pages(checked, doc.pages, read_password(doc.password_env), doc.max_pages)
 
 
-def prepare_docqa(inputs: list, question: str, doc: DocOptions, opts: "CommonOptions",
-                  events: "Events") -> tuple["Runner", DocJobs, Context]:
-    """Settings, inputs, pages chosen, endpoint, then the requests: what `mmcli docqa` and the API share."""
-    from ..flow import connect, open_inputs
-
-    opened = open_inputs(inputs, opts, events, allowed=("image", "pdf"))
-    selected = choose_pages(opened.checked, doc)
-    started = connect(opened, opts, events)
-    return started.runner, doc_jobs(selected, question, doc, started.ctx), started.ctx
-
-
 def doc_jobs(selected: list[Selected], question: str, doc: DocOptions, ctx: Context) -> DocJobs:
     """Render and label the chosen pages, then group them into requests."""
     budget = image_budget(ctx.target.family, ctx.media)
@@ -140,11 +127,11 @@ def group(pages: list[DocPage], question: str, per_request: int, per_page: bool,
     if per_page:
         return DocJobs("per-page", pages, [
             ctx.job(_content([p]), PAGE_PROMPT.format(question=question, label=p.label), label=p.label,
-                    pages=[p.number], source=p.page.source.label, source_page=p.page.item.details.get("page"))
+                    meta=DocPart([p.number], p.page.source.label, p.page.item.details.get("page")))
             for p in pages])
     if len(pages) <= per_request:
         return DocJobs("single", pages, [ctx.job(_content(pages), SINGLE_PROMPT.format(question=question),
-                                                 label="the document", pages=[p.number for p in pages])])
+                                                 label="the document", meta=DocPart([p.number for p in pages]))])
     jobs = []
     for i in range(0, len(pages), per_request):
         chunk = pages[i:i + per_request]
@@ -152,7 +139,7 @@ def group(pages: list[DocPage], question: str, per_request: int, per_page: bool,
         named = _page_words(numbers)
         these = f"The page above is {named}" if len(numbers) == 1 else f"The pages above are {named}"
         jobs.append(ctx.job(_content(chunk), BATCH_PROMPT.format(question=question, these=these),
-                            label=named, pages=numbers))
+                            label=named, meta=DocPart(numbers)))
     return DocJobs("batches", pages, jobs)
 
 
@@ -163,7 +150,7 @@ def _page_words(numbers: list[int]) -> str:
 
 def merge_job(question: str, answers: list["Result"], doc_jobs: DocJobs, ctx: Context) -> Job:
     """The text-only request that turns the batch answers into one, keeping citations."""
-    partials = [(a.job.context["pages"], a.text) for a in answers]
+    partials = [(a.job.meta.pages, a.text) for a in answers]
     listed = [page.page.item for page in doc_jobs.pages]  # listed in the plan, not sent again
     return merge_job_from(question, partials, doc_jobs.numbers, ctx, listed)
 
@@ -175,7 +162,7 @@ def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers
               if not text.strip().lower().startswith(NOTHING.lower()[:-1])]
     joined = "\n\n".join(f"[Pages {format_pages(pages)}]\n{text.strip()}" for pages, text in useful)
     prompt = MERGE_PROMPT.format(question=question, partials=joined or "(no part found anything relevant)")
-    job = ctx.job([], prompt, label="the merge", pages=list(numbers))
+    job = ctx.job([], prompt, label="the merge", meta=DocPart(list(numbers)))
     if listed:
         job.listed = listed
     return job
@@ -183,7 +170,7 @@ def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers
 
 def batch_dict(result: "Result") -> dict:
     """JSON form of one batch's answer."""
-    data = {"pages": result.job.context["pages"], "answer": result.answer, "finish_reason": result.finish_reason,
+    data = {"pages": result.job.meta.pages, "answer": result.answer, "finish_reason": result.finish_reason,
             "usage": result.usage}
     if not result.ok:
         data["complete"] = False
@@ -208,37 +195,66 @@ class DocAnswer:
     verified: Optional[bool] = None
     model: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
-    data: object = None  # with schema=: the (merged) answer as an object; per page, one per page
+    mode: str = "single"
+    planned_visual_tokens: Optional[int] = None
+    batch_usage: Optional[dict] = None  # batches mode: what the batches used, before the merge
+    complete: bool = True  # False: the run stopped part-way; `batches` holds what was answered
+    data: object = None  # with a schema: the (merged) answer as an object; per page, a list of them
+    structured: bool = False  # True: `data` is the answer, checked against the schema
 
     def __str__(self) -> str:
         return self.text
 
 
-def answer_document(runner: "Runner", jobs: DocJobs, question: str, ctx: Context) -> DocAnswer:
-    """Run every request (batches, then the merge) without showing anything; for the Python API."""
-    from .common import result_warnings
+def finish_document(results: list["Result"], mode: str, numbers: list[int], warnings: list[str]) -> DocAnswer:
+    """docqa's finish: the requests' results (batches, then the merge when there is one) as one DocAnswer.
 
-    results = runner.run_all(jobs.jobs)
-    if jobs.mode == "batches":
-        final = runner.run(merge_job(question, results, jobs, ctx))
-        batches = [batch_dict(r) for r in results]
-    else:
-        final, batches = results[-1], []
-    if jobs.mode == "per-page":
+    A stopped run gives what was answered: the finished (or partly answered) requests as batches, no merged
+    text unless the merge itself was under way."""
+    from .common import add_warnings, all_verified
+
+    for result in results:
+        add_warnings(warnings, result)
+    reading = [r for r in results if r.job.listed is None]  # the requests that carried pages
+    merge = results[-1] if mode == "batches" and results and results[-1].job.listed is not None else None
+    complete = all(r.ok for r in results) and (mode != "batches" or merge is not None)
+    final = merge if merge is not None else (results[-1] if results else None)
+    if mode == "per-page":
         text = "\n\n".join(f"## {r.job.label}\n\n{r.text.strip()}" for r in results)
-        batches = [{"pages": r.job.context["pages"], "answer": r.answer, "usage": r.usage} for r in results]
+        batches = [{"pages": r.job.meta.pages, "answer": r.answer, "usage": r.usage} for r in results]
+    elif mode == "batches":
+        text = merge.text if merge is not None else ""
+        batches = [batch_dict(r) for r in reading if r.ok or r.text]
     else:
-        text = final.text
-    warnings = ctx.events.warnings
-    for result in runner.results:
-        warnings += [w for w in result_warnings(result) if w not in warnings]
-    data = [r.value for r in results] if jobs.mode == "per-page" else final.value
-    return DocAnswer(text, jobs.numbers, batches, total_usage([r.usage for r in runner.results]),
-                     final.finish_reason, final.plan, final.verified, final.model or final.job.model, warnings,
-                     data if ctx.generation.schema is not None else None)
+        text, batches = (final.text if final is not None else ""), []
+    tokens = [r.plan.visual_tokens for r in reading]
+    answer = DocAnswer(text, numbers, batches, total_usage([r.usage for r in results]),
+                       final.finish_reason if final else None, final.plan if final else None,
+                       all_verified(reading) if complete else None,
+                       (final.model or final.job.model) if final else None, warnings, mode,
+                       None if None in tokens or not complete else sum(tokens), complete=complete)
+    if mode == "batches":
+        answer.batch_usage = batch_usage(reading)
+    if complete and results and all(r.structured for r in results):
+        answer.structured = True
+        answer.data = [r.value for r in results] if mode == "per-page" else final.value
+    return answer
 
 
-def partial_document(results: list["Result"], jobs: DocJobs) -> DocAnswer:
-    """What a stopped run had answered: the finished (or partial) requests as batches, no merged text."""
-    answered = [r for r in results if r.ok or r.text]
-    return DocAnswer("", jobs.numbers, [batch_dict(r) for r in answered], total_usage([r.usage for r in results]))
+def document_fields(doc: DocAnswer) -> dict:
+    """The one JSON shape of a docqa answer: --json, a results line, a collected line."""
+    text = doc.text if doc.complete or doc.text else None
+    data = {"answer": doc.data if doc.structured else text, "pages": doc.pages, "mode": doc.mode,
+            "model": doc.model, "finish_reason": doc.finish_reason, "usage": doc.usage,
+            "planned_visual_tokens": doc.planned_visual_tokens, "verified": doc.verified}
+    if doc.batches:
+        data["batches"] = doc.batches
+    if doc.batch_usage is not None:
+        data["batch_usage"] = doc.batch_usage
+    if doc.plan is not None:
+        data["plan"] = doc.plan.summary()
+    if not doc.complete:
+        data["pages_answered"] = [n for b in doc.batches for n in b["pages"]]
+    if doc.warnings:
+        data["warnings"] = list(doc.warnings)
+    return data

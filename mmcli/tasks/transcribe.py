@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..config import Endpoint
+    from ..job import Job
     from ..media.audio import AudioInput, AudioOptions
+    from ..runner import Result
+    from .common import Context
 
 FORMATS = ("text", "json", "srt", "vtt")
 WAV_HEADER = 44
@@ -47,12 +49,17 @@ class Transcript:
     duration: float = 0.0
     pieces: int = 0
     timestamps: str = "server"  # server: segments from the endpoint; pieces: one per upload
+    complete: bool = True  # False: a later piece failed; the text is what the earlier pieces gave
+    answered: int = 0  # pieces transcribed
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"source": self.source, "text": self.text, "language": self.language,
+        data = {"source": self.source, "text": self.text, "language": self.language,
                 "duration": round(self.duration, 3), "pieces": self.pieces, "timestamps": self.timestamps,
                 "segments": self.segments}
+        if not self.complete:
+            data["complete"] = False
+        return data
 
 
 def pieces_of(audio: "AudioInput", audio_opts: "AudioOptions", opts: TranscribeOptions) -> list[Piece]:
@@ -76,31 +83,63 @@ def wire_format(fmt: str) -> str:
     return "json" if fmt == "text" else "verbose_json"
 
 
-def transcribe_file(endpoint: "Endpoint", model: str, label: str, pieces: list[Piece], opts: TranscribeOptions,
-                    status: Optional[Callable[[str], None]] = None) -> Transcript:
-    """Send every piece in order and join the replies."""
-    from .. import client
-    from ..replies import BadReply
+def piece_jobs(label: str, pieces: list[Piece], ctx: "Context") -> list["Job"]:
+    """One job per upload, in order; each knows where it sits in the source."""
+    from ..job import Spoken
+    from ..media.item import MediaItem
 
-    result = Transcript(label, pieces=len(pieces), duration=sum(p.end - p.start for p in pieces))
-    texts = []
+    jobs = []
     for n, piece in enumerate(pieces, 1):
-        if status and len(pieces) > 1:
-            status(f"{label}: piece {n}/{len(pieces)} ({piece.start:.1f}-{piece.end:.1f} s)")
-        fields = {"model": model, "language": opts.language, "prompt": opts.prompt,
-                  "response_format": wire_format(opts.format)}
-        reply = client.transcribe(endpoint, piece.data, f"piece-{n}.wav", fields, status)
-        if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
-            raise BadReply("the transcription has no text", where=label,
-                           hint="the endpoint may not serve /audio/transcriptions")
-        texts.append(reply["text"].strip())
-        result.language = result.language or reply.get("language")
-        _add_segments(result, reply, piece)
-    result.text = " ".join(t for t in texts if t)
-    return result
+        item = MediaItem(source=f"piece-{n}.wav", kind="audio", mime="audio/wav", data=piece.data)
+        name = f"{label}: piece {n}/{len(pieces)} ({piece.start:.1f}-{piece.end:.1f} s)" if len(pieces) > 1 else label
+        jobs.append(ctx.job([item], "", label=name, meta=Spoken(label, piece.start, piece.end)))
+    return jobs
 
 
-def _add_segments(result: Transcript, reply: dict, piece: Piece) -> None:
+def request_fields(opts: TranscribeOptions) -> dict:
+    """The form fields of every upload (the model is added by the sender)."""
+    return {"language": opts.language, "prompt": opts.prompt, "response_format": wire_format(opts.format)}
+
+
+def finish_transcript(label: str, results: list["Result"], total: int) -> Transcript:
+    """transcribe's finish: the pieces' texts and timestamps joined (a stopped run: the pieces that arrived)."""
+    done = [r for r in results if r.ok]
+    found = Transcript(label, pieces=total, duration=sum(r.job.meta.end - r.job.meta.start for r in done))
+    for result in done:
+        piece = result.job.meta
+        found.language = found.language or result.reply.get("language")
+        _add_segments(found, result.reply, piece)
+    found.text = " ".join(t for t in (r.text.strip() for r in done) if t)
+    found.answered = len(done)
+    found.complete = len(done) == total
+    return found
+
+
+def transcribe_one(checked, audio_opts: "AudioOptions", opts: TranscribeOptions, runner, ctx: "Context",
+                   status=None) -> Transcript:
+    """One file decoded only now (memory stays flat over many files), its pieces sent in order through the
+    Runner. A stopped run raises its cause with the transcript of the pieces that arrived on `.partial`."""
+    from ..media.audio import open_audio
+    from ..runner import RunStopped
+
+    label = checked.source.label
+    track = checked.audio or open_audio(checked.source, what="video")
+    jobs = piece_jobs(label, pieces_of(track, audio_opts, opts), ctx)
+    fields = request_fields(opts)
+    results = []
+    try:
+        for job in jobs:
+            if status is not None and len(jobs) > 1:
+                status(job.label)
+            results.append(runner.transcribe(job, fields))
+    except RunStopped as stopped:
+        cause = stopped.cause
+        cause.partial = finish_transcript(label, results, len(jobs))
+        raise cause from None
+    return finish_transcript(label, results, len(jobs))
+
+
+def _add_segments(result: Transcript, reply: dict, piece) -> None:
     segments = reply.get("segments")
     if not isinstance(segments, list) or not segments:
         result.timestamps = "pieces"

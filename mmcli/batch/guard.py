@@ -1,0 +1,59 @@
+"""Where a many-job run writes, checked before anything is sent: never a file the run reads, never a device.
+
+Files are compared by identity (device and inode), not by name: a hard link, a symlink or another
+spelling of an input's path is still that input.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ..files import OutputError
+
+
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None  # absent (or a name no file can have): it cannot be a file the run reads
+    return found.st_dev, found.st_ino
+
+
+def refuse_reading_files(target: Optional[Path], protected: Iterable[tuple[str, object]], flag: str = "-o") -> None:
+    """Refuse `target` when it is one of the `protected` files (what, path), whatever its name."""
+    if target is None:
+        return
+    mine = _identity(target)
+    if mine is None:
+        return
+    for what, path in protected:
+        if isinstance(path, str) and "://" in path:
+            continue  # a URL is no local file
+        if _identity(Path(path)) == mine:
+            raise OutputError(f"refusing to write into {what}", f"{flag} names {path}", where=str(target),
+                              hint=f"give {flag} a file of its own, e.g. results.jsonl")
+
+
+def refuse_device(target: Path, flag: str = "-o") -> None:
+    """Refuse an existing output that is not a regular file: a device, a pipe, a terminal, a socket."""
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError("cannot use the output path", exc.strerror or str(exc), where=str(target)) from None
+    if stat.S_ISDIR(mode):
+        raise OutputError("output path is a directory", where=str(target),
+                          hint=f"give {flag} a file name such as results.jsonl")
+    if not stat.S_ISREG(mode):
+        raise OutputError("output path is not a regular file", where=str(target),
+                          hint=f"leave out {flag} to get the JSON lines on standard output, or name a file")
+
+
+def input_files(works: Iterable) -> list[tuple[str, str]]:
+    """Every input of every piece of work, as protected files."""
+    return [("an input", spec) for work in works for spec in work.inputs]
+

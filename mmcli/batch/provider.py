@@ -1,0 +1,212 @@
+"""Provider batches: an export (every part) uploaded through the OpenAI Batch API, watched, and fetched back.
+
+`submit` uploads each part (files.create) and starts its batch (batches.create) at the profile's
+endpoint, recording the ids in the export's manifest as it goes, so a crash loses none; `status` shows
+each batch's state and counts; `fetch` downloads output and error files beside the export and collects
+them into the same results lines as a live run (mmcli.batch.collect), so it can be run again at will.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import JobsFailed, UsageError
+
+if TYPE_CHECKING:
+    from ..config import Endpoint
+    from ..render import Output
+
+BATCHES = "provider_batches"  # the manifest's key: part file name -> its upload and batch ids
+DONE = frozenset({"completed", "failed", "expired", "cancelled"})
+BROKEN = frozenset({"failed", "expired", "cancelled"})
+CHAT_ENDPOINT = "/v1/chat/completions"
+
+
+def parts(export: Path, manifest: dict) -> list[Path]:
+    """The files of an export, in order (named as --export names them, wherever the export was run from)."""
+    from .export import part_path
+
+    return [part_path(export, n) for n in range(1, len(manifest.get("files") or []) + 1)]
+
+
+def _save(export: Path, manifest: dict) -> None:
+    from ..files import write_atomic
+    from .export import manifest_path
+
+    data = (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    write_atomic(manifest_path(export), data, force=True)  # the manifest is mmcli's own record of the export
+
+
+def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
+    """The batches recorded for this export, after checking they were sent to this endpoint."""
+    from ..urls import masked_url
+
+    batches = manifest.get(BATCHES) or {}
+    if not batches:
+        raise UsageError("this export was not submitted", where=str(export),
+                         hint=f"run: mmcli batch submit {export}")
+    where = masked_url(endpoint.base_url)
+    other = {entry["base_url"] for entry in batches.values()} - {where}
+    if other:
+        raise UsageError("the batches were submitted to another endpoint", f"{', '.join(sorted(other))}, not {where}",
+                         where=str(export), hint="pass the same --profile or --base-url as for submit")
+    return batches
+
+
+def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
+    """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
+    from ..sdk import openai_client, sdk_errors
+    from ..urls import masked_url
+    from .collect import read_manifest
+
+    manifest = read_manifest(export)
+    files = parts(export, manifest)
+    missing = [str(p) for p in files if not p.is_file()]
+    if not files or missing:
+        raise UsageError("the export's files are missing", ", ".join(missing) or "the manifest lists none",
+                         where=str(export), hint="export again with --export openai-batch FILE.jsonl")
+    batches = manifest.setdefault(BATCHES, {})
+    client = openai_client(endpoint)
+    started = 0
+    for path in files:
+        entry = batches.get(path.name)
+        if entry is not None and entry.get("status") not in BROKEN:
+            out.status(f"{path.name}: already submitted as {entry['batch_id']}")
+            continue
+        with sdk_errors(endpoint), open(path, "rb") as handle:
+            upload = client.files.create(file=(path.name, handle, "application/jsonl"), purpose="batch")
+            batch = client.batches.create(input_file_id=upload.id, endpoint=CHAT_ENDPOINT, completion_window="24h",
+                                          metadata={"mmcli_export": path.name})
+        batches[path.name] = {"input_file_id": upload.id, "batch_id": batch.id, "base_url": masked_url(endpoint.base_url),
+                              "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": batch.status}
+        _save(export, manifest)  # each id as soon as it exists: an interrupted submit resumes, never re-sends
+        out.status(f"{path.name}: submitted as {batch.id} ({_lines(manifest, path)} request(s))")
+        started += 1
+    return started
+
+
+def _lines(manifest: dict, path: Path) -> int:
+    return next((f.get("lines", 0) for f in manifest.get("files", []) if Path(f["path"]).name == path.name), 0)
+
+
+def states(export: Path, endpoint: "Endpoint") -> tuple[dict, list[dict]]:
+    """(manifest, one row per recorded batch: part, batch id, status, counts, output ids, the provider's reasons)."""
+    from ..sdk import openai_client, sdk_errors
+    from .collect import read_manifest
+
+    manifest = read_manifest(export)
+    batches = _recorded(export, manifest, endpoint)
+    client = openai_client(endpoint)
+    rows = []
+    for name, entry in batches.items():
+        with sdk_errors(endpoint):
+            batch = client.batches.retrieve(entry["batch_id"])
+        entry["status"] = batch.status
+        rows.append(_row(name, batch))
+    _save(export, manifest)
+    return manifest, rows
+
+
+def _row(name: str, batch) -> dict:
+    counts = batch.request_counts
+    errors = getattr(batch.errors, "data", None) or []
+    reasons = [" ".join(filter(None, [f"line {e.line}:" if getattr(e, "line", None) else "", e.message or e.code or ""]))
+               for e in errors]
+    return {"file": name, "batch_id": batch.id, "status": batch.status,
+            "total": getattr(counts, "total", None), "completed": getattr(counts, "completed", None),
+            "failed": getattr(counts, "failed", None), "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id, "reasons": reasons}
+
+
+def describe(row: dict) -> str:
+    """One status line for a batch: its state, counts, and the provider's reason when it did not complete."""
+    counts = (f"{row['completed']}/{row['total']} done, {row['failed']} failed" if row["total"] is not None
+              else "no counts yet")
+    line = f"{row['file']}: {row['batch_id']} {row['status']} ({counts})"
+    if row["status"] in BROKEN:
+        line += ": " + ("; ".join(row["reasons"]) or "the provider gave no reason")
+    return line
+
+
+def broken(rows: list[dict]) -> Optional[JobsFailed]:
+    """The error (exit 8) for batches that failed, expired or were cancelled, naming the provider's reasons."""
+    bad = [row for row in rows if row["status"] in BROKEN]
+    if not bad:
+        return None
+    return JobsFailed(f"{len(bad)} batch(es) did not complete", "; ".join(describe(r) for r in bad),
+                      hint="fix what the provider says, then run `mmcli batch submit` again: it resubmits "
+                           "only those parts; answers that did arrive are collected by `mmcli batch fetch`")
+
+
+def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> list[dict]:
+    """Poll until every batch is done, with a progress bar over the requests; the last rows."""
+    shown = ""
+    manifest, rows = states(export, endpoint)
+    total = sum(row["total"] or 0 for row in rows) or sum(f.get("lines", 0) for f in manifest.get("files", []))
+    with out.steps(total, "batch") as bar:
+        while True:
+            settled = sum((row["completed"] or 0) + (row["failed"] or 0) for row in rows)
+            while bar.done < min(settled, total):
+                bar.advance()
+            summary = "; ".join(describe(row) for row in rows)
+            if not out.stderr.isatty() and summary != shown:
+                out.status(summary)  # no bar off a terminal: a line whenever something changed
+                shown = summary
+            if all(row["status"] in DONE for row in rows):
+                return rows
+            time.sleep(every)
+            manifest, rows = states(export, endpoint)
+
+
+def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Output") -> None:
+    """Download every finished batch's output and error files beside the export and collect them."""
+    from ..errors import MmcliError
+    from .collect import collect
+
+    _, rows = states(export, endpoint)
+    downloaded = _download(export, endpoint, rows, out)
+    waiting = [row for row in rows if row["status"] not in DONE]
+    for row in waiting:
+        out.status(describe(row) + "; fetch again when it is done")
+    failure: Optional[MmcliError] = None
+    if downloaded:
+        try:
+            collect(export, downloaded, results, out)
+        except JobsFailed as exc:
+            failure = exc
+    problem = broken(rows)
+    if problem is not None:
+        raise problem
+    if waiting:
+        raise JobsFailed(f"{len(waiting)} batch(es) are still running", "; ".join(describe(r) for r in waiting),
+                         where=str(export), hint=f"run `mmcli batch fetch {export}` again later (or status to watch)")
+    if failure is not None:
+        raise failure
+
+
+def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output") -> list[Path]:
+    from ..files import write_atomic
+    from ..sdk import openai_client, sdk_errors
+
+    client = openai_client(endpoint)
+    paths = []
+    for row in rows:
+        for kind in ("output", "error"):
+            file_id = row[f"{kind}_file_id"]
+            if not file_id:
+                continue
+            with sdk_errors(endpoint):
+                data = client.files.content(file_id).content
+            path = _download_path(export, row["file"], kind)
+            write_atomic(path, data, force=True)  # the provider's bytes, the same on every fetch
+            paths.append(path)
+            out.status(f"{row['file']}: {kind} file {file_id} saved as {path}")
+    return paths
+
+
+def _download_path(export: Path, part: str, kind: str) -> Path:
+    stem = part[:-len(".jsonl")] if part.endswith(".jsonl") else part
+    return export.with_name(f"{stem}.{kind}.jsonl")

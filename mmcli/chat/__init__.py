@@ -1,0 +1,1 @@
+"""`mmcli chat`: an interactive conversation on a terminal."""

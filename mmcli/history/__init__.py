@@ -1,0 +1,1 @@
+"""The history of requests and answers: a SQLite database, conversations and follow-ups."""

@@ -1,0 +1,213 @@
+"""Each task as data for the one driver: which inputs it takes, how it picks and plans them, its finish
+and its fields. The driver (mmcli.driver) runs every one of them the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ..config import MediaOptions
+    from ..inputs import CheckedInput
+    from ..job import Job
+    from ..media.audio import AudioOptions
+    from ..media.frames import SamplingOptions
+    from ..runner import Result
+    from .common import Context
+    from .docqa import DocJobs
+
+
+@dataclass
+class Planned:
+    """The jobs of one run, and what its finish needs to know about them as a whole."""
+
+    jobs: list["Job"]
+    prompt: str
+    doc: Optional["DocJobs"] = None  # docqa: the pages, the mode, and the requests
+    target: str = ""  # detect: what to find
+    mode: str = "single"  # docqa: single | batches | per-page
+    numbers: list[int] = field(default_factory=list)  # docqa: every page number, as cited
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """ask's and video's own options: frame sampling, audio parts, a video's sound track."""
+
+    sampling: Optional["SamplingOptions"] = None
+    audio: Optional["AudioOptions"] = None  # how audio inputs are cut and sent
+    sound: Optional["AudioOptions"] = None  # video --audio: the sound track, cut the same way
+    only_video: bool = False  # mmcli video: one video, nothing else
+
+
+@dataclass
+class AskSelection:
+    """ask's checked inputs, and a video's decoded sound track when it is sent too."""
+
+    checked: list["CheckedInput"]
+    sound: Any = None
+
+
+class TaskSpec:
+    """One task's pieces; see the subclasses."""
+
+    name = ""
+
+    def allowed(self, options: Any) -> tuple[str, ...]:
+        """The kinds of input this task takes."""
+        raise NotImplementedError
+
+    def select(self, checked: list["CheckedInput"], options: Any, media: "MediaOptions") -> Any:
+        """Checks and choices made on the read inputs, before any server is asked (pages, sound tracks)."""
+        return checked
+
+    def plan_jobs(self, selection: Any, prompt: str, options: Any, ctx: "Context") -> Planned:
+        """The jobs to send."""
+        raise NotImplementedError
+
+    def follow_up(self, planned: Planned, results: list["Result"], ctx: "Context") -> Optional["Job"]:
+        """One more job built from the answers (docqa's merge), or None."""
+        return None
+
+    def finish(self, planned: Planned, results: list["Result"], warnings: list[str]) -> Any:
+        """The task's value from its results (pure)."""
+        raise NotImplementedError
+
+    def fields(self, value: Any) -> dict:
+        """The one JSON shape of the value."""
+        raise NotImplementedError
+
+    def answered(self, value: Any) -> bool:
+        """Whether a stopped run's value holds anything worth keeping."""
+        return bool(getattr(value, "text", ""))
+
+
+class AskTask(TaskSpec):
+    """ask and video: one request holding every input."""
+
+    def __init__(self, name: str = "ask") -> None:
+        self.name = name
+
+    def allowed(self, options: Optional[AskOptions]) -> tuple[str, ...]:
+        """ask takes images, videos and audio; video one video."""
+        return ("video",) if self.name == "video" or (options and options.only_video) else ("image", "video", "audio")
+
+    def select(self, checked, options: Optional[AskOptions], media) -> AskSelection:
+        """A video's sound track is decoded here, so a silent video is refused before any server is asked."""
+        from .ask import video_sound
+
+        sound = None
+        if options is not None and options.sound is not None and checked:
+            sound = video_sound(checked[0], options.sound)
+        return AskSelection(checked, sound)
+
+    def plan_jobs(self, selection: AskSelection, prompt: str, options: Optional[AskOptions], ctx) -> Planned:
+        """The one job, every input in order (and the sound track after a video)."""
+        from .ask import ask_job
+        from .audio import audio_content
+
+        options = options or AskOptions()
+        job = ask_job(selection.checked, prompt, ctx, options.sampling, options.audio)
+        if selection.sound is not None:
+            job.content.extend(audio_content(selection.sound, options.sound, ctx.target.family))
+        return Planned([job], prompt)
+
+    def finish(self, planned: Planned, results, warnings: list[str]):
+        """The Answer."""
+        from .ask import finish_answer
+
+        return finish_answer(results, warnings)
+
+    def fields(self, value) -> dict:
+        """answer, model, finish_reason, usage, the check against the plan, the plan's summary."""
+        from .ask import answer_fields
+
+        return answer_fields(value)
+
+
+class DocqaTask(TaskSpec):
+    """docqa: pages in one request, in batches merged by one more, or page by page."""
+
+    name = "docqa"
+
+    def allowed(self, options) -> tuple[str, ...]:
+        """PDFs and page images."""
+        return ("image", "pdf")
+
+    def select(self, checked, options, media):
+        """Every PDF opened and its pages chosen."""
+        from .docqa import choose_pages
+
+        return choose_pages(checked, options)
+
+    def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
+        """The pages rendered, labelled and grouped into requests."""
+        from .docqa import doc_jobs
+
+        doc = doc_jobs(selection, prompt, options, ctx)
+        return Planned(doc.jobs, prompt, doc=doc, mode=doc.mode, numbers=doc.numbers)
+
+    def follow_up(self, planned: Planned, results, ctx):
+        """In batches: the merge of the batch answers."""
+        from .docqa import merge_job
+
+        if planned.mode != "batches":
+            return None
+        return merge_job(planned.prompt, results, planned.doc, ctx)
+
+    def finish(self, planned: Planned, results, warnings: list[str]):
+        """The DocAnswer."""
+        from .docqa import finish_document
+
+        return finish_document(results, planned.mode, planned.numbers, warnings)
+
+    def fields(self, value) -> dict:
+        """answer, pages, mode, usage, batches, the check against the plan."""
+        from .docqa import document_fields
+
+        return document_fields(value)
+
+    def answered(self, value) -> bool:
+        """Some batch (or the merge) was answered."""
+        return bool(value.batches or value.text)
+
+
+class DetectTask(TaskSpec):
+    """detect: one request per image or page; boxes mapped back to the original pixels."""
+
+    name = "detect"
+
+    def allowed(self, options) -> tuple[str, ...]:
+        """Images and PDFs."""
+        return ("image", "pdf")
+
+    def select(self, checked, options, media):
+        """Pages chosen; --pass-url refused."""
+        from .detect import choose
+
+        return choose(checked, options, media.pass_url)
+
+    def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
+        """One job per image and page, with its family's grounding prompt."""
+        from .detect import detect_jobs
+
+        return Planned(detect_jobs(selection, options, ctx), prompt, target=options.target)
+
+    def finish(self, planned: Planned, results, warnings: list[str]):
+        """The Detections."""
+        from .detect import finish_detect
+
+        return finish_detect(results, planned.target, warnings)
+
+    def fields(self, value) -> dict:
+        """target, model, family, one entry per input, usage, the check against the plan."""
+        from .detect import detections_fields
+
+        return detections_fields(value)
+
+    def answered(self, value) -> bool:
+        """Some image's answer arrived."""
+        return bool(value.inputs)
+
+
+TASKS: dict[str, TaskSpec] = {"ask": AskTask(), "video": AskTask("video"), "docqa": DocqaTask(),
+                              "detect": DetectTask()}

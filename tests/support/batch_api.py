@@ -1,0 +1,165 @@
+"""A local OpenAI Batch API: POST /v1/files, POST /v1/batches, GET /v1/batches/{id}, GET /v1/files/{id}/content.
+
+A batch runs each line of its input file against a real chat endpoint (a ScriptedServer), so its
+answers are the ones a live run gets. How each batch ends is scripted: `outcomes` is consumed one per
+batch created ("completed", "failed", "expired": half the lines answered), and a batch is reported
+`in_progress` for `polls` retrievals before that. Stdlib and httpx only, bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx2
+
+from .transcription_server import parse_multipart
+
+
+class BatchAPI:
+    """The Batch API of an endpoint whose chat answers come from `chat_root` (a ScriptedServer's root URL)."""
+
+    def __init__(self, chat_root: str, api_key: str | None = None, polls: int = 0) -> None:
+        self.chat_root, self.api_key, self.polls = chat_root, api_key, polls
+        self.outcomes: list[str] = []  # one per batch created; "completed" once they run out
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}
+        self.requests: list[tuple[str, str, dict]] = []  # (method, path, lower-cased headers)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint's base URL, ending in /v1."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        """Stop the server."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "BatchAPI":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh object id."""
+        with self._lock:
+            return f"{prefix}-{next(self._ids)}"
+
+    def create_batch(self, body: dict) -> dict:
+        """A new batch over an uploaded file, its ending taken from the script."""
+        with self._lock:
+            outcome = self.outcomes.pop(0) if self.outcomes else "completed"
+        batch = {"id": self.new_id("batch"), "object": "batch", "endpoint": body.get("endpoint"),
+                 "input_file_id": body.get("input_file_id"), "completion_window": body.get("completion_window"),
+                 "status": "validating", "created_at": int(time.time()), "metadata": body.get("metadata"),
+                 "output_file_id": None, "error_file_id": None, "errors": None,
+                 "request_counts": {"total": 0, "completed": 0, "failed": 0}, "_outcome": outcome, "_polls": 0}
+        self.batches[batch["id"]] = batch
+        return batch
+
+    def advance(self, batch: dict) -> None:
+        """One retrieval: still running for `polls` looks, then run the lines and end as scripted."""
+        if batch["status"] not in ("validating", "in_progress"):
+            return
+        batch["_polls"] += 1
+        lines = self.files[batch["input_file_id"]].decode().splitlines()
+        batch["request_counts"]["total"] = len(lines)
+        if batch["_polls"] <= self.polls:
+            batch["status"] = "in_progress"
+            return
+        if batch["_outcome"] == "failed":
+            batch.update(status="failed", errors={"object": "list", "data": [
+                {"code": "model_not_found", "message": "The model 'tiny' does not exist.", "param": "body.model",
+                 "line": 1}]})
+            return
+        answered = lines if batch["_outcome"] == "completed" else lines[: len(lines) // 2]
+        outputs, errors = [], []
+        for raw in answered:
+            line = self._run_line(json.loads(raw))
+            (outputs if line["response"]["status_code"] == 200 else errors).append(line)
+        batch["request_counts"].update(completed=len(outputs), failed=len(errors))
+        batch["output_file_id"] = self._store(outputs)
+        batch["error_file_id"] = self._store(errors) if errors else None
+        batch["status"] = "completed" if batch["_outcome"] == "completed" else batch["_outcome"]
+
+    def _run_line(self, line: dict) -> dict:
+        reply = httpx2.post(self.chat_root + line["url"], json=line["body"], timeout=30)
+        return {"id": self.new_id("batch_req"), "custom_id": line["custom_id"], "error": None,
+                "response": {"status_code": reply.status_code, "request_id": "r", "body": reply.json()}}
+
+    def _store(self, lines: list[dict]) -> str:
+        file_id = self.new_id("file")
+        self.files[file_id] = "".join(json.dumps(line) + "\n" for line in reversed(lines)).encode()  # any order
+        return file_id
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+    def _send(self, code: int, obj, raw: bytes | None = None) -> None:
+        body = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _allowed(self) -> bool:
+        owner = self.server.owner
+        owner.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        if owner.api_key is None or self.headers.get("Authorization") == f"Bearer {owner.api_key}":
+            return True
+        self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        return False
+
+    def do_POST(self) -> None:
+        """Upload a file or create a batch."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self._allowed():
+            return
+        owner = self.server.owner
+        if self.path == "/v1/files":
+            fields, (name, _, data) = parse_multipart(self.headers["Content-Type"], body)
+            file_id = owner.new_id("file")
+            owner.files[file_id] = data
+            self._send(200, {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                             "filename": name, "purpose": fields.get("purpose")})
+        elif self.path == "/v1/batches":
+            self._send(200, _public(owner.create_batch(json.loads(body))))
+        else:
+            self._send(404, {"error": {"message": "no such route"}})
+
+    def do_GET(self) -> None:
+        """Retrieve a batch or a file's content."""
+        if not self._allowed():
+            return
+        owner = self.server.owner
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[:2] == ["v1", "batches"] and len(parts) == 3 and parts[2] in owner.batches:
+            batch = owner.batches[parts[2]]
+            owner.advance(batch)
+            self._send(200, _public(batch))
+        elif parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content" and parts[2] in owner.files:
+            self._send(200, None, raw=owner.files[parts[2]])
+        else:
+            self._send(404, {"error": {"message": f"no such object: {self.path}"}})
+
+
+def _public(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
