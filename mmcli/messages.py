@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .config import Quirks
     from .embedding.presets import Preset
     from .media.item import MediaItem
+    from .schema import Schema
 
 SHORTEN_AT = 64
 # Families whose vLLM processor writes "<t seconds>" before each frame pair of a video (get_video_repl).
@@ -142,20 +143,23 @@ def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) 
     if stream:
         request["stream_options"] = {"include_usage": True}
     if gen.schema is not None:
-        request.update(structured_output(gen.schema.schema, gen.schema.name, quirks))
+        request.update(structured_output(gen.schema, quirks))
     timed = _timed_frame_list(job, quirks)
     if timed is not None:
         request["media_io_kwargs"] = {"video": video_timing(timed)}
     return request
 
 
-def structured_output(schema: dict, name: str, quirks: "Quirks") -> dict:
+def structured_output(schema: "Schema", quirks: "Quirks") -> dict:
     """The request fields that constrain the answer to `schema`, in the endpoint's own form."""
+    if schema.regex is not None:  # only vLLM's own field takes a regular expression
+        return {"structured_outputs": {"regex": schema.regex}}
     if quirks.structured_output == "structured_outputs":  # vLLM's own field
-        return {"structured_outputs": {"json": schema}}
+        return {"structured_outputs": {"json": schema.schema}}
     if quirks.structured_output == "none":  # asked in the prompt instead (build_request)
         return {}
-    return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}}
+    return {"response_format": {"type": "json_schema",
+                                 "json_schema": {"name": schema.name, "schema": schema.schema}}}
 
 
 def video_timing(item: "MediaItem") -> dict:

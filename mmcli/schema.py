@@ -25,11 +25,13 @@ MAX_SCHEMA_BYTES = 1 << 20  # a schema is a page of JSON, not a data file
 
 @dataclass(frozen=True)
 class Schema:
-    """A JSON Schema answers must match; `check` False leaves the answer to the task's own parser (detect)."""
+    """A JSON Schema answers must match; `check` False leaves the answer to the task's own parser (detect).
+    With `regex`, the answer is held to that regular expression instead (vLLM's structured_outputs)."""
 
     schema: dict = field(hash=False)
     name: str = "answer"
     check: bool = True
+    regex: Optional[str] = None
 
     def parse(self, text: str, finish_reason: Optional[str] = None) -> Any:
         """The answer as a value matching the schema, or OutputUnparseable (exit 7) saying why."""
@@ -264,8 +266,12 @@ GUIDED_FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 
 
 def guided_boxes(family: str, structured_output: str, guided: Optional[bool], space: str, sent: tuple[int, int],
-                 points: bool = False) -> Optional[Schema]:
-    """The schema detect asks its boxes under, or None for the free-text answer (--no-guided, or no support)."""
+                 points: bool = False, vllm: bool = False) -> Optional[Schema]:
+    """The form detect's answer is held to, or None for the free-text answer (--no-guided, or no support).
+
+    Qwen2-VL's boxes keep their own form (box tokens, 0..1000), held to a regular expression, which only
+    vLLM takes: by default only where the endpoint is known to be vLLM. Every other answer is JSON under
+    a schema bounded by the coordinate range."""
     if guided is False or (guided is None and family not in GUIDED_FAMILIES):
         return None
     if structured_output == "none":
@@ -273,7 +279,17 @@ def guided_boxes(family: str, structured_output: str, guided: Optional[bool], sp
             raise UsageError("--guided needs structured output", "the profile says this endpoint has none "
                              "(structured_output = \"none\")", hint="leave out --guided")
         return None
+    if family == "qwen2-vl" and not points:  # its prompt asks for box tokens, not JSON
+        if space != "norm1000" or not (guided or vllm or structured_output == "structured_outputs"):
+            return None
+        return Schema({}, "boxes", check=False, regex=QWEN2_VL_BOXES)
     return Schema(detect_schema(space, sent, points), "boxes", check=False)
+
+
+_THOUSAND = "(1000|[1-9][0-9]{0,2}|0)"  # 0..1000, no leading zeros
+# Qwen2-VL's own answer: [<|object_ref_start|>label<|object_ref_end|>]<|box_start|>(x1,y1),(x2,y2)<|box_end|>, repeated.
+QWEN2_VL_BOXES = (r"((<\|object_ref_start\|>[^<>]{1,100}<\|object_ref_end\|>)?"
+                  rf"<\|box_start\|>\({_THOUSAND},{_THOUSAND}\),\({_THOUSAND},{_THOUSAND}\)<\|box_end\|>){{0,100}}")
 
 
 # --- detect: boxes and points under a schema with the family's coordinate range as bounds

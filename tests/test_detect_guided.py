@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,10 +29,9 @@ def bounds(schema) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("family, expected", [
     ("qwen2.5-vl", [(0, 1120), (0, 840)] * 2),  # absolute pixels of the image as sent
-    ("qwen2-vl", [(0, 1000)] * 4),
     ("qwen3-vl", [(0, 1000)] * 4),
 ])
-def test_each_qwen_family_gets_boxes_bounded_by_its_coordinate_range(mmcli, server, scene, family, expected):
+def test_each_json_family_gets_boxes_bounded_by_its_coordinate_range(mmcli, server, scene, family, expected):
     usage = {"prompt_tokens": 5000, "completion_tokens": 20, "total_tokens": 5020}
     server.script(Reply('[{"bbox_2d": [10, 20, 300, 400], "label": "dog"}]', usage=usage))
     run = detect(mmcli, server, scene, "--family", family, "--json")
@@ -45,11 +45,47 @@ def test_each_qwen_family_gets_boxes_bounded_by_its_coordinate_range(mmcli, serv
     assert "warning" not in run.stderr
 
 
-def test_qwen2_vl_is_asked_for_json_under_the_schema(mmcli, server, scene):
-    server.script(Reply("[]"))
-    detect(mmcli, server, scene, "--family", "qwen2-vl")
-    prompt = server.chat_requests()[0].json["messages"][-1]["content"][-1]["text"]
-    assert "bbox_2d" in prompt and "<|object_ref_start|>" not in prompt
+QWEN2_ANSWER = "<|object_ref_start|>the dog<|object_ref_end|><|box_start|>(10,20),(300,400)<|box_end|>"
+
+
+def sent_regex(server, n: int = 0):
+    return server.chat_requests()[n].json.get("structured_outputs", {}).get("regex")
+
+
+def test_qwen2_vl_keeps_its_own_prompt_and_is_held_to_its_own_box_form(mmcli, server, scene):
+    server.script(Reply(QWEN2_ANSWER, usage={"prompt_tokens": 5000, "completion_tokens": 20, "total_tokens": 5020}))
+    run = detect(mmcli, server, scene, "--family", "qwen2-vl", "--json")
+    assert run.code == 0, run.stderr
+    request = server.chat_requests()[0].json
+    assert "<|object_ref_start|>the dog<|object_ref_end|>" in request["messages"][-1]["content"][-1]["text"]
+    assert "response_format" not in request
+    pattern = re.compile(sent_regex(server))
+    assert pattern.fullmatch(QWEN2_ANSWER) and pattern.fullmatch("")
+    assert pattern.fullmatch("<|box_start|>(0,0),(1000,1000)<|box_end|>" * 2)  # the label is optional
+    for outside in ("(1001,0)", "(-1,0)", "(01,0)", "(1.5,0)"):
+        assert not pattern.fullmatch(f"<|box_start|>{outside},(1,1)<|box_end|>"), outside
+    assert not pattern.fullmatch('[{"bbox_2d": [1, 2, 3, 4], "label": "dog"}]')
+    [found] = json.loads(run.stdout)["inputs"][0]["detections"]
+    assert found["bbox"] == [22, 34, 672, 672]  # 0..1000 of the 2240x1680 scene
+    assert "warning" not in run.stderr
+
+
+def test_qwen2_vl_is_guided_by_default_only_on_vllm(mmcli, server, scene):
+    server.max_model_len = None  # a server that does not say it is vLLM
+    server.script(Reply(QWEN2_ANSWER), Reply(QWEN2_ANSWER))
+    assert detect(mmcli, server, scene, "--family", "qwen2-vl").code == 0
+    assert detect(mmcli, server, scene, "--family", "qwen2-vl", "--guided").code == 0
+    assert sent_regex(server, 0) is None and "response_format" not in server.chat_requests()[0].json
+    assert sent_regex(server, 1) is not None
+
+
+def test_qwen2_vl_points_and_other_spaces(mmcli, server, scene):
+    server.script(Reply("[]"), Reply(QWEN2_ANSWER))
+    detect(mmcli, server, scene, "--family", "qwen2-vl", "--points")  # the generic JSON prompt: JSON guided
+    assert bounds(sent_schema(server, 0)) == [(0, 1000)] * 2
+    assert "point_2d" in server.chat_requests()[0].json["messages"][-1]["content"][-1]["text"]
+    detect(mmcli, server, scene, "--family", "qwen2-vl", "--coords", "abs")  # box tokens in pixels: free text
+    assert sent_regex(server, 1) is None and sent_schema(server, 1) is None
 
 
 def test_points_and_coords_change_the_schema(mmcli, server, scene):

@@ -71,9 +71,7 @@ def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -
     for page in pages:
         item, original = page.item, _original(page)
         guided = _guided(detect, ctx, space, (item.sent_width, item.sent_height))
-        # Qwen2-VL's own prompt asks for its box tokens; under a JSON schema it is asked for JSON instead.
-        asked = "generic" if guided is not None and family.name == "qwen2-vl" else family.name
-        prompt = grounding_prompt(asked, detect.target, points=detect.points, space=space,
+        prompt = grounding_prompt(family.name, detect.target, points=detect.points, space=space,
                                   sent_size=(item.sent_width, item.sent_height))
         names = names_for(page.source.label, page.source.path, detect.output_dir, page.page)
         item.details.update(coordinate_space=space, prompt=prompt)
@@ -96,7 +94,9 @@ def _guided(detect: DetectOptions, ctx: Context, space: str, sent: tuple[int, in
     from ..schema import guided_boxes
 
     quirks = ctx.target.settings.endpoint.quirks
-    return guided_boxes(ctx.target.family.name, quirks.structured_output, detect.guided, space, sent, detect.points)
+    vllm = ctx.target.max_model_len is not None  # only vLLM lists max_model_len with its models
+    return guided_boxes(ctx.target.family.name, quirks.structured_output, detect.guided, space, sent, detect.points,
+                        vllm)
 
 
 def _original(page: Page):
