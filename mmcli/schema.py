@@ -288,7 +288,8 @@ def guided_boxes(family: str, structured_output: str, guided: Optional[bool], sp
 
 _THOUSAND = "(1000|[1-9][0-9]{0,2}|0)"  # 0..1000, no leading zeros
 # Qwen2-VL's own answer: [<|object_ref_start|>label<|object_ref_end|>]<|box_start|>(x1,y1),(x2,y2)<|box_end|>, repeated.
-QWEN2_VL_BOXES = (r"((<\|object_ref_start\|>[^<>]{1,100}<\|object_ref_end\|>)?"
+# The label has no brackets, so the reply with its special tokens stripped still reads one way.
+QWEN2_VL_BOXES = (r"((<\|object_ref_start\|>[^<>()]{1,100}<\|object_ref_end\|>)?"
                   rf"<\|box_start\|>\({_THOUSAND},{_THOUSAND}\),\({_THOUSAND},{_THOUSAND}\)<\|box_end\|>){{0,100}}")
 
 

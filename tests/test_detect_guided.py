@@ -65,6 +65,7 @@ def test_qwen2_vl_keeps_its_own_prompt_and_is_held_to_its_own_box_form(mmcli, se
     for outside in ("(1001,0)", "(-1,0)", "(01,0)", "(1.5,0)"):
         assert not pattern.fullmatch(f"<|box_start|>{outside},(1,1)<|box_end|>"), outside
     assert not pattern.fullmatch('[{"bbox_2d": [1, 2, 3, 4], "label": "dog"}]')
+    assert not pattern.fullmatch(QWEN2_ANSWER.replace("the dog", "dog (1,2),(3,4)"))
     [found] = json.loads(run.stdout)["inputs"][0]["detections"]
     assert found["bbox"] == [22, 34, 672, 672]  # 0..1000 of the 2240x1680 scene
     assert "warning" not in run.stderr

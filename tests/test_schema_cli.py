@@ -347,3 +347,60 @@ def test_piped_the_object_is_one_compact_line_and_the_failed_text_is_kept(mmcli,
     run = mmcli(*args)
     assert_clean_error(run, 7, "'n' is a required property")
     assert run.stdout == '{"note": "a"}\n'
+
+
+def test_every_surface_carries_the_same_object(mmcli, server, tmp_path):
+    """--json, a results line, Client and a collected line: one fields() shape, the answer an object."""
+    import mmcli as api
+    from tests.test_batch_export import run_batch_file
+
+    [photo] = make_receipts(tmp_path / "one", 1)
+    answer = '{"total": 4.5, "currency": "EUR"}'
+    server.script(Reply(answer), Reply(answer), Reply(answer))
+    args = ["read it", "--schema", "total float, currency", "--base-url", server.base_url]
+    shown = json.loads(mmcli("ask", photo, *args, "--json").stdout)
+    [line] = [json.loads(text) for text in mmcli("ask", "--each", tmp_path / "one", *args).stdout.splitlines()]
+    got = api.Client(base_url=server.base_url, autostart=False).ask(photo, "read it", schema="total float, currency")
+    export = tmp_path / "requests.jsonl"
+    run = mmcli("ask", "--each", tmp_path / "one", "read it", "--schema", "total float, currency", "--export",
+                "openai-batch", export, "--model", "tiny", "--family", "qwen2-vl")
+    assert run.code == 0, run.stderr
+    server.script(Reply(answer))
+    run_batch_file(server, export, tmp_path / "output.jsonl")
+    results = tmp_path / "results.jsonl"
+    assert mmcli("batch", "collect", export, tmp_path / "output.jsonl", "-o", results).code == 0
+    [collected] = [json.loads(text) for text in results.read_text().splitlines()]
+    want = {"total": 4.5, "currency": "EUR"}
+    assert shown["answer"] == line["answer"] == got.data == collected["answer"] == want
+    assert got.structured and got.text == answer
+    assert set(shown) - {"error"} >= set(line) - {"id", "command", "sources", "prompt", "seconds", "line"}
+
+
+def test_docqa_page_by_page_prints_one_object_per_page(mmcli, server, tmp_path):
+    import mmcli as api
+
+    pages = make_receipts(tmp_path / "pages", 2)
+    server.script(Reply('{"total": 1}'), Reply('{"total": 2}'), Reply('{"total": 1}'), Reply('{"total": 2}'))
+    run = mmcli("docqa", *pages, "total?", "--per-page", "--schema", "total float", "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    assert run.stdout == '{"total":1}\n{"total":2}\n'  # piped: JSON lines, no headings
+    found = api.Client(base_url=server.base_url, autostart=False).docqa(pages, "total?", per_page=True,
+                                                                       schema="total float")
+    assert found.data == [{"total": 1}, {"total": 2}]
+    assert [b["answer"] for b in found.batches] == [{"total": 1}, {"total": 2}]
+
+
+def test_docqa_a_merge_that_fails_its_schema_keeps_every_answer(mmcli, server, tmp_path):
+    pages = make_receipts(tmp_path / "pages", 3)
+    server.script(Reply('{"total": 1}'), Reply('{"total": 2}'), Reply("the total is 3"))
+    run = mmcli("docqa", *pages, "total?", "--schema", "total float", "--pages-per-request", "2",
+                "--base-url", server.base_url)
+    assert_clean_error(run, 7, "not JSON")
+    assert '{"total": 1}' in run.stdout and '{"total": 2}' in run.stdout and "the total is 3" in run.stdout
+    server.script(Reply('{"total": 1}'), Reply('{"total": 2}'), Reply("the total is 3"))
+    run = mmcli("docqa", *pages, "total?", "--schema", "total float", "--pages-per-request", "2", "--json",
+                "--base-url", server.base_url)
+    assert run.code == 7
+    payload = json.loads(run.stdout)
+    assert payload["answer"] == "the total is 3" and "not JSON" in payload["error"]
+    assert [b["answer"] for b in payload["batches"]] == [{"total": 1}, {"total": 2}]

@@ -92,10 +92,10 @@ def detect(
         help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
     guided: Annotated[Optional[bool], typer.Option(
         "--guided/--no-guided", rich_help_panel=DETECTION, show_default=False,
-        help="Ask for the boxes under a JSON schema whose bounds are the family's coordinate range, so every "
-             "answer parses and every box lies inside the image (the endpoint constrains its output). "
-             "[default: on for Qwen2-VL, Qwen2.5-VL and Qwen3-VL unless the profile says "
-             "structured_output = \"none\"]")] = None,
+        help="Hold the answer to the family's own box form, bounded by its coordinate range (a JSON schema; "
+             "for Qwen2-VL's box tokens a regular expression, which only vLLM takes), so every answer parses "
+             "and every box lies inside the image. [default: on for Qwen2.5-VL and Qwen3-VL, and for "
+             "Qwen2-VL on vLLM, unless the profile says structured_output = \"none\"]")] = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
