@@ -42,8 +42,9 @@ class StreamedText:
 
 def structured(job: "Job") -> bool:
     """Whether `job`'s answer is checked against a --schema: then it is printed whole, never streamed."""
-    schema = job.generation.schema
-    return schema is not None and schema.check
+    from .schema import checked
+
+    return checked(job.generation.schema)
 
 
 def show_unstreamed(job: "Job", text: object, out: "Output") -> None:

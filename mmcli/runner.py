@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 from .errors import MmcliError
 from .job import Job
 from .plan import Plan
+from .schema import checked
 from .verify import check_fits, server_visual_tokens
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ class Result:
     @property
     def structured(self) -> bool:
         """Whether `value` is the answer: it came whole and checked out against the job's --schema."""
-        schema = self.job.generation.schema
-        return schema is not None and schema.check and self.ok
+        return checked(self.job.generation.schema) and self.ok
 
     @property
     def answer(self) -> object:
@@ -236,7 +236,7 @@ def check_structured(result: Result) -> None:
     """Under a --schema: the answer parsed and checked into `result.value`, or `result.error` (exit 7) naming
     the first mismatch, the text kept. Live runs and collected exports check the same way."""
     schema = result.job.generation.schema
-    if schema is None or not schema.check or result.error is not None:
+    if not checked(schema) or result.error is not None:
         return
     try:
         result.value = schema.parse(result.text, result.finish_reason)

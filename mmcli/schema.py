@@ -38,6 +38,11 @@ class Schema:
         return parse_answer(text, self.schema, finish_reason)
 
 
+def checked(schema: Optional[Schema]) -> bool:
+    """Whether answers under `schema` are parsed and checked here (detect's guided boxes are read by its parser)."""
+    return schema is not None and schema.check
+
+
 def load_schema(value: str) -> Schema:
     """The Schema a --schema value names: a JSON Schema file, inline JSON, or the short form."""
     text = value.strip()
@@ -210,7 +215,8 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
             raise OutputUnparseable("the answer was cut off before its JSON was complete",
                                     "it stopped at the token limit",
                                     hint="raise --max-tokens; the text so far is kept") from None
-        why = "the answer is empty" if not text.strip() else f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        why = "the answer is empty" if not text.strip() else f"not JSON ({where})"
         raise OutputUnparseable("the answer does not match the schema", why,
                                 hint="the raw answer is kept; check that the endpoint supports structured "
                                      "output, or simplify the schema") from None

@@ -34,13 +34,21 @@ def table_rows(lines: list[tuple["Work", Optional[dict]]]) -> tuple[list[str], l
     return list(columns), rows
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula; a model's text must not.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_text(columns: list[str], rows: list[dict]) -> str:
-    """The table as CSV text, a header line first."""
+    """The table as CSV text, a header line first; text that a spreadsheet would run is quoted with '."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _inert(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _inert(value: object) -> object:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def show_table(out: "Output", fmt: str, lines: list[tuple["Work", Optional[dict]]]) -> None:

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.conftest import assert_clean_error
+from tests.test_schema_cli import write_profile
 from tests.support.scripted_server import Reply, decode_images
 
 MAX_PIXELS = "940800"  # the 2240x1680 scene goes out at exactly 1120x840
@@ -108,9 +109,7 @@ def test_no_guided_and_other_families_send_no_schema(mmcli, server, scene):
 
 
 def test_a_profile_without_structured_output_sends_free_text_and_refuses_guided(mmcli, server, scene, tmp_path):
-    config = tmp_path / "config" / "mmcli" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(f'[profiles.plain]\nbase_url = "{server.base_url}"\nstructured_output = "none"\n')
+    write_profile(tmp_path, server, "plain", "none")
     server.script(Reply("[]"))
     run = mmcli("detect", scene, "the dog", "--profile", "plain", "--family", "qwen2.5-vl")
     assert run.code == 0, run.stderr

@@ -22,6 +22,13 @@ def photo(tmp_path):
     return path
 
 
+def write_profile(tmp_path, server, name: str, structured_output: str) -> None:
+    """A config file with one profile for `server` that says how it takes a schema."""
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.{name}]\nbase_url = "{server.base_url}"\nstructured_output = "{structured_output}"\n')
+
+
 def ask(mmcli, server, *args):
     return mmcli("ask", *args, "--base-url", server.base_url)
 
@@ -109,9 +116,7 @@ def test_a_schema_the_endpoint_refuses_is_exit_4_with_its_reason(mmcli, server, 
 
 def test_a_profile_without_structured_output_asks_in_the_prompt_and_still_checks(mmcli, server, photo, clean_env,
                                                                                    tmp_path):
-    config = tmp_path / "config" / "mmcli" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(f'[profiles.plain]\nbase_url = "{server.base_url}"\nstructured_output = "none"\n')
+    write_profile(tmp_path, server, "plain", "none")
     server.script(Reply('```json\n{"total": 4}\n```'))
     run = mmcli("ask", photo, "read it", "--schema", "total float", "--profile", "plain")
     assert run.code == 0, run.stderr
@@ -122,9 +127,7 @@ def test_a_profile_without_structured_output_asks_in_the_prompt_and_still_checks
 
 
 def test_vllm_structured_outputs_quirk(mmcli, server, photo, tmp_path):
-    config = tmp_path / "config" / "mmcli" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(f'[profiles.v]\nbase_url = "{server.base_url}"\nstructured_output = "structured_outputs"\n')
+    write_profile(tmp_path, server, "v", "structured_outputs")
     server.script(Reply('{"total": 4}'))
     run = mmcli("ask", photo, "read it", "--schema", "total float", "--profile", "v")
     assert run.code == 0, run.stderr
@@ -153,26 +156,26 @@ def make_receipts(folder, count):
     return sorted(folder.iterdir())
 
 
-def test_each_lines_carry_objects(mmcli, server, tmp_path):
-    make_receipts(tmp_path / "receipts", 2)
-    server.script(Reply('{"total": 1.5}'), Reply('{"total": 2.5}'))
+def each_receipts(mmcli, server, tmp_path, *answers: str):
+    """`ask --each` over one receipt per answer under "total float", one job at a time: (run, lines)."""
+    make_receipts(tmp_path / "receipts", len(answers))
+    server.script(*(Reply(answer) for answer in answers))
     results = tmp_path / "results.jsonl"
     run = mmcli("ask", "--each", tmp_path / "receipts", "total?", "--schema", "total float", "-o", results,
                 "--base-url", server.base_url, "-j", "1")
+    return run, [json.loads(line) for line in results.read_text().splitlines()]
+
+
+def test_each_lines_carry_objects(mmcli, server, tmp_path):
+    run, lines = each_receipts(mmcli, server, tmp_path, '{"total": 1.5}', '{"total": 2.5}')
     assert run.code == 0, run.stderr
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert sorted(line["answer"]["total"] for line in lines) == [1.5, 2.5]
     assert all("response_format" in r.json for r in server.chat_requests())
 
 
 def test_each_invalid_answer_fails_that_job_with_exit_7_on_its_line(mmcli, server, tmp_path):
-    make_receipts(tmp_path / "receipts", 2)
-    server.script(Reply('{"total": 1.5}'), Reply('{"total": "n/a"}'))
-    results = tmp_path / "results.jsonl"
-    run = mmcli("ask", "--each", tmp_path / "receipts", "total?", "--schema", "total float", "-o", results,
-                "--base-url", server.base_url, "-j", "1")
+    run, lines = each_receipts(mmcli, server, tmp_path, '{"total": 1.5}', '{"total": "n/a"}')
     assert run.code == 8, run.stderr
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
     failed = [line for line in lines if "error" in line]
     assert len(failed) == 1 and failed[0]["error"]["exit_code"] == 7
     assert "$.total" in failed[0]["error"]["message"]
@@ -404,3 +407,17 @@ def test_docqa_a_merge_that_fails_its_schema_keeps_every_answer(mmcli, server, t
     payload = json.loads(run.stdout)
     assert payload["answer"] == "the total is 3" and "not JSON" in payload["error"]
     assert [b["answer"] for b in payload["batches"]] == [{"total": 1}, {"total": 2}]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_made_inert(mmcli, server, tmp_path):
+    import csv
+    import io
+
+    make_receipts(tmp_path / "receipts", 1)
+    server.script(Reply('{"note": "=HYPERLINK(\\"http://x\\")", "total": -3, "tag": "@home"}'))
+    run = mmcli("ask", "--each", tmp_path / "receipts", "read", "--schema", "note, total int, tag", "--format", "csv",
+                "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    [row] = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert row["note"] == "'=HYPERLINK(\"http://x\")" and row["tag"] == "'@home"
+    assert row["total"] == "-3"  # a number stays a number

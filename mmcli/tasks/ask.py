@@ -61,9 +61,9 @@ def answer_fields(answer: Answer) -> dict:
     """The one JSON shape of an answer: --json, a results line, a collected line."""
     from .common import check_fields
 
-    data = {"answer": answer.data if answer.structured else answer.text, "model": answer.model, "finish_reason": answer.finish_reason,
-            "usage": answer.usage, **check_fields(answer.planned_visual_tokens, answer.usage, answer.verified,
-                                                 answer.server_visual_tokens),
+    data = {"answer": answer.data if answer.structured else answer.text, "model": answer.model,
+            "finish_reason": answer.finish_reason, "usage": answer.usage,
+            **check_fields(answer.planned_visual_tokens, answer.usage, answer.verified, answer.server_visual_tokens),
             "plan": answer.plan.summary() if answer.plan is not None else None}
     if answer.warnings:
         data["warnings"] = list(answer.warnings)
