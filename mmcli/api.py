@@ -61,7 +61,7 @@ class Client:
         return task_options(task, options, endpoint_flags(self._given, os.environ), dry_run)
 
     def ask(self, inputs, prompt: str, **options) -> "Answer":
-        """Ask about images and videos (one input or a list; [] for a text-only question); returns an Answer."""
+        """Ask about images, videos and audio (one input or a list; [] for a text-only question); returns an Answer."""
         return self._drive("ask", _listed(inputs), prompt, options)
 
     def ask_stream(self, inputs, prompt: str, **options) -> "AnswerStream":

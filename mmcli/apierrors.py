@@ -7,7 +7,7 @@ import re
 from typing import Optional
 
 from .config import Endpoint
-from .urls import is_loopback, masked_url
+from .urls import is_loopback, masked_text, masked_url
 from .errors import EndpointUnavailable, MmcliError, RequestRejected
 from .replies import BadReply, summarise
 
@@ -38,11 +38,11 @@ class ConnectionFailure(Exception):
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
-    """`text` with the API key and the URL's password removed, whatever the server or library echoed back."""
+    """`text` with the API key and every URL's password removed, whatever the server or library echoed back."""
     key = endpoint.api_key
     if key and len(key) >= 4:
         text = text.replace(key, "***")
-    return text.replace(endpoint.base_url, masked_url(endpoint.base_url))
+    return masked_text(text)
 
 
 def retry_after(response) -> Optional[float]:
@@ -77,9 +77,13 @@ _HINTS = [
      "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
     (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
      "the request does not fit the model's context: lower --max-pixels or send fewer images"),
-    (re.compile(r"json[ _]?schema|response_format|structured.output|grammar", re.I),
-     "the endpoint cannot use this --schema: simplify it (keywords its grammar backend lacks), or set "
-     "structured_output = \"none\" in the profile to ask for it in the prompt instead"),
+    (re.compile(r"exceeds the pre-allocated encoder cache size (\d+)", re.I),
+     "the server takes at most {0} visual tokens in one image or video: send a smaller video (fewer --frames, "
+     "or a --total-pixels of at most {0} x 28 x 28 for Qwen2/2.5-VL, {0} x 32 x 32 for Qwen3-VL), or restart vLLM "
+     "with a larger encoder cache (--max-num-batched-tokens N; mmcli serve sizes it for the client's default video)"),
+    (re.compile(r"json[ _]?schema|response_format|structured.output|grammar|regex", re.I),
+     "the endpoint cannot use this --schema (or detect's guided boxes): simplify the schema (keywords its grammar "
+     "backend lacks), use detect --no-guided, or set structured_output = \"none\" in the profile"),
     (re.compile(r"Failed to load image|cannot identify image", re.I),
      "the server could not read an image; check the input file"),
 ]
@@ -127,6 +131,11 @@ def _server_error(code: int, message: str, where: str) -> MmcliError:
                                    hint="check that --base-url points at an OpenAI-compatible endpoint")
     return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
                                hint="this is not a passing failure: check the server's log and --base-url")
+
+
+def message_hint(message: str) -> str:
+    """The hint for a server's error message alone (e.g. one sent mid-stream, with no status code)."""
+    return _hint_for(0, message)
 
 
 def _hint_for(code: int, message: str) -> str:

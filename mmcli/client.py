@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .apierrors import BROKEN_REPLY_HINT, redact
+from .apierrors import BROKEN_REPLY_HINT, message_hint, redact
 from .config import Endpoint
 from .urls import masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
@@ -226,7 +226,8 @@ def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:
     if event == "error" and message is None:
         message = summarise(data.decode("utf-8", "replace"), 200)
     if message is not None:
-        raise EndpointUnavailable("the server reported an error mid-answer", redact(message, endpoint))
+        raise EndpointUnavailable("the server reported an error mid-answer", redact(message, endpoint),
+                                  hint=message_hint(message))
     return chunk_piece(obj)
 
 

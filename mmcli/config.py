@@ -48,6 +48,7 @@ class Quirks:
     frame_limit: Optional[int] = 32  # frames a frame list keeps (vLLM's default num_frames); None: all
     media_io_kwargs: bool = False  # per-request media_io_kwargs are allowed (a server mmcli started)
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
+    video_item_tokens: Optional[int] = None  # the most visual tokens one video may take (a server mmcli started)
     media_uuid: bool = False  # media parts carry "uuid" (vLLM caches processed media by it)
     # How a --schema is asked for: response_format json_schema | vLLM's structured_outputs field |
     # none (the endpoint cannot constrain its output: the schema goes in the prompt, the answer is still checked)
@@ -244,22 +245,23 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
                              + ", ".join(STRUCTURED_OUTPUTS), where=str(path))
 
 
-def key_home(name: str, profile: Profile, config: dict) -> Optional[str]:
-    """The URL a profile's key variable is meant for: the profile's own URL when the config file
-    names the variable for it, else the built-in profile's URL (a config file that only moves a
-    built-in profile to another host does not send the built-in key there)."""
+def key_homes(name: str, profile: Profile, config: dict) -> tuple[str, ...]:
+    """The URLs a profile's key variable is meant for: every server the profile lists (base_url and
+    base_urls) when the config file names the variable for it, else the built-in profile's URL (a config
+    file that only moves a built-in profile to another host does not send the built-in key there)."""
     tables = config.get("profiles")
     table = tables.get(name) if isinstance(tables, dict) else None
     if isinstance(table, dict) and "api_key_env" in table:
-        return profile.base_url
+        return (profile.base_url, *profile.base_urls)
     builtin = BUILTIN_PROFILES.get(name)
-    return builtin.base_url if builtin else None
+    return (builtin.base_url,) if builtin else ()
 
 
 def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Profile,
-                 base_url: str, home: Optional[str]) -> tuple[Optional[str], str]:
-    """(key, where it came from). A key named for no particular host (--api-key-env, MMCLI_API_KEY)
-    goes wherever the user sends requests; a profile's or OpenAI's key only to its own host."""
+                 base_url: str, homes: tuple[str, ...]) -> tuple[Optional[str], str]:
+    """(key, where it came from) for one server: the one rule every server of a run goes through. A key
+    named for no particular host (--api-key-env, MMCLI_API_KEY) goes wherever the user sends requests; a
+    profile's key to the servers the profile lists for it; OpenAI's only to its own host."""
     if flags.api_key_env:
         if not environ.get(flags.api_key_env):
             raise UsageError("API key variable is not set", where=flags.api_key_env,
@@ -269,7 +271,7 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
         return environ["MMCLI_API_KEY"], "MMCLI_API_KEY"
     withheld = ""
     if profile.api_key_env and environ.get(profile.api_key_env):
-        if same_origin(base_url, home):
+        if any(same_origin(base_url, home) for home in homes):
             return environ[profile.api_key_env], profile.api_key_env
         withheld = profile.api_key_env
     # OPENAI_API_KEY goes only to OpenAI itself or to the host OPENAI_BASE_URL names.
@@ -302,7 +304,7 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     base_url = flags.base_url or (environ["OPENAI_BASE_URL"] if use_openai_env else profile.base_url)
     base_url = _check_base_url(base_url)
     from_profile = not flags.base_url and not use_openai_env
-    key, source = _resolve_key(flags, environ, profile, base_url, key_home(name, profile, config))
+    key, source = _resolve_key(flags, environ, profile, base_url, key_homes(name, profile, config))
     withheld = source.split(" ", 1)[1] if source.startswith("withheld ") else None
     timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
     if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer

@@ -46,7 +46,8 @@ def attach_server(settings: "Settings", environ: Mapping[str, str]) -> "Settings
     profile = replace(endpoint.profile, model=endpoint.profile.model or server.model,
                       family=endpoint.profile.family or server.family,
                       quirks=replace(endpoint.profile.quirks, frame_limit=server.frame_limit,
-                                     media_io_kwargs=server.request_mm_kwargs, media_uuid=True))
+                                     media_io_kwargs=server.request_mm_kwargs, media_uuid=True,
+                                     video_item_tokens=server.video_item_tokens))
     key = endpoint.api_key
     if server.key_file and not settings.key_named:
         key = read_key(server.key_file)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .urls import masked_text
+
 
 class ExitCode(IntEnum):
     """Process exit statuses; the table in README.md mirrors this."""
@@ -28,7 +30,8 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage: bad options or arguments, bad config file, missing API key",
     ExitCode.BAD_MEDIA: "bad input media, found before anything is sent",
     ExitCode.REJECTED: "the endpoint rejected the request (HTTP 4xx)",
-    ExitCode.UNAVAILABLE: "the endpoint is unreachable, failed with 5xx after retries, or cut the stream",
+    ExitCode.UNAVAILABLE: ("the endpoint is unreachable, failed with 5xx after retries, or cut the stream; "
+                           "or mmcli models --check did not pass"),
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
     ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict) or does not match --schema",
     ExitCode.SOME_FAILED: "some jobs of a many-file run failed (--each, mmcli batch); the others are done",
@@ -49,16 +52,16 @@ class MmcliError(Exception):
         self.what = what
         self.why = why
         self.where = where
-        self.hint = hint
+        self.hint = masked_text(hint)
 
     def message(self) -> str:
-        """The one-line description shown after `mmcli: error:`."""
+        """The one-line description shown after `mmcli: error:` (any URL in it without its password)."""
         text = self.what
         if self.where:
             text += f" ({self.where})"
         if self.why:
             text += f": {self.why}"
-        return text
+        return masked_text(text)
 
 
 class UsageError(MmcliError):
@@ -82,6 +85,12 @@ class RequestRejected(MmcliError):
 
 class EndpointUnavailable(MmcliError):
     """The endpoint could not be reached, kept failing with 5xx, or cut the stream."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class CheckFailed(MmcliError):
+    """`mmcli models --check`: the server's count of the image is not the plan's, or cannot be known."""
 
     exit_code = ExitCode.UNAVAILABLE
 

@@ -7,6 +7,7 @@ import hashlib
 from typing import TYPE_CHECKING, Callable, Optional
 
 from .job import Embedded, Job, Text
+from .urls import masked_url
 
 if TYPE_CHECKING:
     from .config import Quirks
@@ -259,7 +260,7 @@ def _b64_len(n: int) -> int:
 
 
 def shorten_data_urls(value):
-    """A copy of a request with every base64 payload cut to a readable stub."""
+    """A copy of a request with every base64 payload cut to a readable stub and every URL's password masked."""
     if isinstance(value, dict):
         return {k: _short_base64(v) if k == "data" else shorten_data_urls(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -267,6 +268,8 @@ def shorten_data_urls(value):
     if isinstance(value, str) and value.startswith("data:") and len(value) > SHORTEN_AT:
         head, _, payload = value.partition(",")
         return f"{head},{payload[:24]}...({len(payload):,} chars)"
+    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+        return masked_url(value)
     return value
 
 

@@ -15,7 +15,7 @@ from typing import Iterator, Optional, TextIO
 from .events import Events, Steps
 from .urls import masked_url
 from .plan import Plan
-from .terminal import ControlFilter, for_stream, json_for_stream, strip_controls
+from .terminal import ControlFilter, for_stream, json_for_stream, plain, strip_controls
 
 
 class AnswerSink:
@@ -84,18 +84,14 @@ class Output(Events):
         if not self.stderr.isatty():
             yield
             return
-        from rich.text import Text
-
-        with self.stderr_console().status(Text(strip_controls(message))):
+        with self.stderr_console().status(plain(message)):
             yield
 
     def start_spinner(self, message: str):
         """Start a spinner on stderr (if it is a terminal); returns the function that stops it."""
         if not self.stderr.isatty():
             return lambda: None
-        from rich.text import Text
-
-        status = self.stderr_console().status(Text(strip_controls(message)))
+        status = self.stderr_console().status(plain(message))
         status.start()
         return status.stop
 
@@ -174,11 +170,10 @@ class Output(Events):
         tokens = totals["visual_tokens"]
         # Model ids come from the server: shown as plain text, never as markup or escape sequences.
         source = f" (from {plan.family_source})" if plan.family_source else ""
-        console.print(strip_controls(f"model: {plan.model or '(first model the endpoint serves)'}  "
-                                     f"family: {plan.family}{source}  endpoint: {masked_url(plan.base_url)}"),
-                      markup=False)
+        console.print(plain(f"model: {plan.model or '(first model the endpoint serves)'}  "
+                            f"family: {plan.family}{source}  endpoint: {masked_url(plan.base_url)}"))
         for note in plan.notes:
-            console.print(strip_controls(f"note: {note}"), markup=False)
+            console.print(plain(f"note: {note}"))
         console.print(f"total: {totals['items']} item(s), "
                       f"{'unknown' if tokens is None else f'{tokens:,}'} visual tokens, "
                       f"{totals['bytes']:,} bytes of media, request {totals['request_bytes']:,} bytes")
@@ -193,16 +188,15 @@ def _size(width: Optional[int], height: Optional[int]) -> str:
 def plan_table(plan: Plan):
     """A rich table of the plan's items."""
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(title="plan", title_justify="left")
     for column in ("input", "kind", "original", "sent", "visual tokens", "bytes", "notes"):
         table.add_column(column, justify="right" if column in ("visual tokens", "bytes") else "left")
     for item in plan.items:
         tokens = "?" if item.visual_tokens is None else f"{item.visual_tokens:,}"
-        table.add_row(Text(strip_controls(item.source)), item.kind, _size(item.original_width, item.original_height),
+        table.add_row(plain(item.source), item.kind, _size(item.original_width, item.original_height),
                       _size(item.sent_width, item.sent_height), tokens, f"{item.bytes:,}",
-                      Text(strip_controls("; ".join(item.notes))))
+                      plain("; ".join(item.notes)))
     return table
 
 

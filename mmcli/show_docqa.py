@@ -152,14 +152,16 @@ def _print_doc_plan(out: "Output", first, items, summary: dict) -> None:
     from dataclasses import replace
 
     from .render import plan_table
+    from .terminal import plain
+    from .urls import masked_url
 
     console = out.console()
     plan = replace(first, items=items)
     console.print(plan_table(plan))
     totals, requests = summary["totals"], summary["requests"]
     tokens = totals["visual_tokens"]
-    console.print(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}  "
-                  f"endpoint: {masked_url(plan.base_url)}")
+    console.print(plain(f"model: {plan.model or '(first model the endpoint serves)'}  family: {plan.family}  "
+                        f"endpoint: {masked_url(plan.base_url)}"))
     console.print(f"total: {totals['pages']} page(s), {'unknown' if tokens is None else f'{tokens:,}'} visual "
                   f"tokens, {totals['bytes']:,} bytes of media")
     groups = " | ".join(format_pages(r["pages"]) for r in requests)

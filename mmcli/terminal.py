@@ -89,6 +89,16 @@ class ControlFilter:
         return strip_controls(text)
 
 
+def plain(text: object):
+    """`text` as a rich Text to show on a terminal: escape sequences removed, never read as markup.
+
+    Every table cell, bar label and console line that holds text from outside (a file name, a model id,
+    a server's message) goes through here."""
+    from rich.text import Text
+
+    return Text(strip_controls(str(text)))
+
+
 def for_stream(text: str, stream: TextIO) -> str:
     """`text` cleaned if `stream` is a terminal, else unchanged."""
     return strip_controls(text) if _isatty(stream) else text

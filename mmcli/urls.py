@@ -36,6 +36,26 @@ def masked_url(url: str) -> str:
     return url[:match.start(2)] + f"{user}:***@{host}" + url[match.end(2):]
 
 
+def masked_urls(value):
+    """A copy of a JSON-like value (a request, a message) with every http(s) URL string's password masked."""
+    if isinstance(value, dict):
+        return {k: masked_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked_urls(v) for v in value]
+    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+        return masked_url(value)
+    return value
+
+
+# A URL's scheme and authority inside free text (a server's message, a library's error): what may hold a password.
+_AUTHORITY_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#\"'<>]*@[^\s/?#\"'<>]*")
+
+
+def masked_text(text: str) -> str:
+    """`text` with every URL in it passed through masked_url: no password shows, whoever wrote the text."""
+    return _AUTHORITY_IN_TEXT.sub(lambda match: masked_url(match.group()), text)
+
+
 def _origin(url: str) -> tuple[str, str, Optional[int]]:
     parts = urlsplit(url)
     try:

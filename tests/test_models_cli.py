@@ -75,8 +75,8 @@ def test_check_names_the_smaller_server_budget(mmcli, served):
     shrunk = 1000  # the server's max_pixels is 1000 tokens' worth, below the client's 1280
     served.script(Reply("x", usage=usage(TEXT_TOKENS + 2 + shrunk)), Reply("x", usage=usage(TEXT_TOKENS)))
     run = mmcli("models", "--check", "--json", "--base-url", served.base_url, "-m", "tiny-plain", env=KEY_ENV)
-    assert run.code == 0, run.stderr
-    check = json.loads(run.stdout)["check"]
+    assert_clean_error(run, 5, "the check did not pass", "tiny-plain", "max_pixels is below the client's")
+    check = json.loads(run.stdout)["check"]  # the figures are still shown
     assert check["matches"] is False and check["planned"] == CHECK_TOKENS and check["counted"] == shrunk
     assert check["tokenized_text"] == TEXT_TOKENS and check["markers"] == 2
     assert "max_pixels is below the client's" in check["finding"]
@@ -87,8 +87,20 @@ def test_check_of_a_generic_model_names_the_grid_it_counts_like(mmcli, served):
     # The generic client sends 1600x1200 as it is; a Qwen3-VL server resizes it to 1600x1216: 50x38 tokens.
     served.script(Reply("x", usage=usage(TEXT_TOKENS + 2 + 50 * 38)), Reply("x", usage=usage(TEXT_TOKENS)))
     run = mmcli("models", "--check", "--base-url", served.base_url, "-m", "mystery", env=KEY_ENV)
-    assert run.code == 0, run.stderr
+    assert_clean_error(run, 5, "the check did not pass", "mystery")
     assert "like a qwen3-vl model (1,900 tokens); pass --family qwen3-vl" in run.stdout
+
+
+@pytest.mark.parametrize("image_usage, text_usage, finding", [
+    (usage(TEXT_TOKENS + 2), usage(TEXT_TOKENS), "the server seems to ignore images"),
+    (None, None, "the server reported no prompt token counts"),
+], ids=["images-ignored", "no-counts"])
+def test_a_check_that_cannot_pass_is_not_exit_0(mmcli, served, image_usage, text_usage, finding):
+    served.tokenize_count = TEXT_TOKENS
+    served.script(Reply("x", usage=image_usage or {}), Reply("x", usage=text_usage or {}))
+    run = mmcli("models", "--check", "--base-url", served.base_url, "-m", "tiny-plain", env=KEY_ENV)
+    assert_clean_error(run, 5, "the check did not pass", finding)
+    assert "check tiny-plain: " in run.stdout and finding in run.stdout
 
 
 def test_check_of_a_model_not_served(mmcli, served):

@@ -15,11 +15,14 @@ if TYPE_CHECKING:
 
 
 def task_options(work: Work) -> Any:
-    """The task's own options for the driver (a video's sampling, docqa's and detect's options)."""
+    """The task's own options for the driver (a video's sampling and sound track, ask's audio, docqa's and
+    detect's options)."""
     from ..tasks.specs import AskOptions
 
-    if work.command in ("ask", "video"):
-        return AskOptions(sampling=work.task, only_video=work.command == "video")
+    if work.command == "video":
+        return AskOptions(sampling=work.task, sound=work.audio, only_video=True)
+    if work.command == "ask":
+        return AskOptions(sampling=work.task, audio=work.audio)
     return work.task
 
 

@@ -240,7 +240,7 @@ class _Exporter:
         jid = job_id(work, self.target.family.name, self.target.model)
         events = Events()
         runner = Runner(self.target)
-        entry = {"command": work.command, "sources": list(work.inputs), "prompt": work.prompt, "requests": {}}
+        entry = {"command": work.command, "sources": work.sources, "prompt": work.prompt, "requests": {}}
         if work.line is not None:
             entry["line"] = work.line
         lines = []
@@ -253,7 +253,7 @@ class _Exporter:
                 self.parts.check_size(line)
                 lines.append((custom_id, line, finisher_entry(job, plan)))
         except MmcliError as exc:
-            failed = {"id": jid, "sources": list(work.inputs), "error": error_fields(exc)}
+            failed = {"id": jid, "sources": work.sources, "error": error_fields(exc)}
             with self.lock:
                 self.manifest["failed"].append(failed)
             self.progress.record(work.label, failed)

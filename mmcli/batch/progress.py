@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..terminal import plain, strip_controls
+
 if TYPE_CHECKING:
     from ..render import Output
 
@@ -50,11 +52,11 @@ class Progress:
         if self.out.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self.bar = Bar(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
                            console=self.out.stderr_console(), transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(self.title, total=self.tally.total, stats=self._stats())
+            self.task = self.bar.add_task(strip_controls(self.title), total=self.tally.total, stats=self._stats())
         return self
 
     def _stats(self) -> str:
@@ -76,7 +78,7 @@ class Progress:
             if self.bar is not None:
                 self.bar.update(self.task, advance=1, stats=self._stats())
                 if error:
-                    self.bar.console.print(f"mmcli: failed: {label}: {error['message']}", highlight=False)
+                    self.bar.console.print(plain(f"mmcli: failed: {label}: {error['message']}"))
                 return
             n = self.tally.finished
             what = f"failed: {label}: {error['message']}" if error else f"done: {label} ({record['seconds']:.1f} s)"
@@ -96,7 +98,7 @@ class Progress:
         """A status line that does not belong to one job."""
         with self.lock:
             if self.bar is not None:
-                self.bar.console.print(f"mmcli: {message}", highlight=False)
+                self.bar.console.print(plain(f"mmcli: {message}"))
             else:
                 self.out.status(message)
 

@@ -11,6 +11,7 @@ from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, number
 if TYPE_CHECKING:
     from ..config import CommonOptions
     from ..events import Events
+    from ..media.audio import AudioOptions
     from ..render import Output
     from .pacing import Pacer
     from .progress import Progress
@@ -19,15 +20,15 @@ if TYPE_CHECKING:
 
 
 def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", flags: BatchFlags,
-             task: object = None) -> None:
+             task: object = None, audio: "Optional[AudioOptions]" = None) -> None:
     """`--each`: every input (a directory: its media files) becomes its own job with the same prompt."""
     from ..render import Output
 
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path))
-                             for path in paths])
+    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path),
+                                  audio=audio) for path in paths])
     if flags.export:
         from .export import run_export
 
@@ -136,7 +137,7 @@ class Batch:
             return
         events = Events()
         fields = self._attempt(work, events)
-        record = {"id": jid, "command": work.command, "sources": list(work.inputs), "prompt": work.prompt}
+        record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
         if work.line is not None:
             record["line"] = work.line
         if changed is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -71,22 +72,19 @@ def run_urls(flags: "EndpointFlags", profile) -> list[str]:
 
 def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapping[str, str]] = None
                 ) -> list["Target"]:
-    """One target per server: the same model and family, each URL with the key meant for it."""
+    """One target per server: the same model and family, each URL with the key the one key rule gives it."""
     from ..config import resolve_settings
+    from ..endpoint import attach_server
 
     urls = server_urls(flags, target)
     if len(urls) <= 1:
         return [target]
     first = target.settings.endpoint
-    from_profile = not flags.base_urls
     targets = []
     for url in urls:
-        settings = resolve_settings(replace(flags, base_url=url, base_urls=()), environ)
-        endpoint = replace(first, base_url=settings.endpoint.base_url,
-                           api_key=settings.endpoint.api_key, withheld_key=settings.endpoint.withheld_key)
-        if from_profile and endpoint.api_key is None:
-            # The config file lists these servers for this profile: its key is meant for all of them.
-            endpoint = replace(endpoint, api_key=first.api_key, withheld_key=None)
+        own = resolve_settings(replace(flags, base_url=url, base_urls=()), environ)
+        own = attach_server(own, os.environ if environ is None else environ).endpoint
+        endpoint = replace(first, base_url=own.base_url, api_key=own.api_key, withheld_key=own.withheld_key)
         targets.append(replace(target, settings=replace(target.settings, endpoint=endpoint)))
     return targets
 

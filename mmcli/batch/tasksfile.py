@@ -120,7 +120,7 @@ def task_work(raw: bytes, number: int, parse: Callable[..., dict], run_opts: "Co
     return Work(command, tuple(inputs), params.pop("__prompt__"), _merged(params["__opts__"].media, run_opts.media,
                                                                           params["__given__"]),
                 _merged(params["__opts__"].generation, run_opts.generation, params["__given__"]),
-                params.get("__task__"), given_id=given_id, line=number)
+                params.get("__task__"), given_id=given_id, line=number, audio=params.get("__audio__"))
 
 
 def _options_argv(task: dict) -> tuple[list[str], dict[str, Optional[bool]]]:

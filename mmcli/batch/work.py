@@ -14,9 +14,10 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..config import GenerationOptions, MediaOptions
+    from ..media.audio import AudioOptions
 
 # What each command accepts as inputs.
-ALLOWED = {"ask": ("image", "video"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
+ALLOWED = {"ask": ("image", "video", "audio"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
 # Task options that change what is written, not what is asked: left out of the job id.
 # The names media files go by: a file named so that is not what its name says is a failed job.
 SUFFIXES = {"image": (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"),
@@ -37,11 +38,20 @@ class Work:
     given_id: Optional[str] = None  # a tasks file's own id
     line: Optional[int] = None  # where it came from in a tasks file
     copy: int = 0  # the n-th repeat of the same job in one run
+    # ask: how audio inputs are cut and encoded (None: the defaults); video: its sound track is sent too
+    audio: Optional["AudioOptions"] = None
+
+    @property
+    def sources(self) -> list[str]:
+        """The inputs as results, manifests and progress show them: a URL without its password."""
+        from ..urls import masked_url
+
+        return [masked_url(spec) for spec in self.inputs]
 
     @property
     def label(self) -> str:
         """How progress and errors name this job."""
-        name = ", ".join(self.inputs) or "question"
+        name = ", ".join(self.sources) or "question"
         return f"line {self.line}: {name}" if self.line is not None else name
 
 
@@ -52,19 +62,26 @@ def _fields(options: Any) -> dict:
 
 
 def content_digest(spec: str) -> str:
-    """A digest of what an input holds: a file's bytes, else the URL or data URL itself."""
+    """A digest of what an input holds: a file's bytes, else the URL (without its password, which a digest
+    written in results would let anyone guess at leisure) or the data URL itself."""
+    from ..urls import masked_url
+
     digest = hashlib.sha256()
     if os.path.isfile(spec):
         with open(spec, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return "sha256:" + digest.hexdigest()
-    digest.update(spec.encode("utf-8", "surrogateescape"))
+    digest.update(masked_url(spec).encode("utf-8", "surrogateescape"))
     return "name:" + digest.hexdigest()
 
 
 def _where(spec: str) -> str:
-    return os.path.abspath(spec) if os.path.isfile(spec) else spec
+    """Where an input is: a file's absolute path, else the URL without its password (a digest written in
+    results would let anyone guess the password at leisure)."""
+    from ..urls import masked_url
+
+    return os.path.abspath(spec) if os.path.isfile(spec) else masked_url(spec)
 
 
 def fingerprint(work: Work, family: str, model: Optional[str]) -> str:
@@ -73,6 +90,8 @@ def fingerprint(work: Work, family: str, model: Optional[str]) -> str:
     key = {"command": work.command, "inputs": [[_where(s), content_digest(s)] for s in work.inputs],
            "prompt": work.prompt, "family": family, "model": model, "media": _fields(work.media),
            "generation": _fields(work.generation), "task": _fields(work.task)}
+    if work.audio is not None:
+        key["audio"] = _fields(work.audio)
     if work.copy:
         key["copy"] = work.copy
     text = json.dumps(key, sort_keys=True, default=str, ensure_ascii=False)
@@ -91,7 +110,7 @@ def numbered_copies(works: list[Work]) -> list[Work]:
     numbered = []
     for work in works:
         key = repr((work.command, [_where(s) for s in work.inputs], work.prompt, work.media, work.generation,
-                    work.task, work.given_id))
+                    work.task, work.audio, work.given_id))
         copy = seen.get(key, 0)
         seen[key] = copy + 1
         numbered.append(dataclasses.replace(work, copy=copy) if copy else work)

@@ -69,8 +69,9 @@ def ask(
     cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
+        from ..media.audio import AudioOptions
 
-        return run_each("ask", inputs, prompt, opts, batch)
+        return run_each("ask", inputs, prompt, opts, batch, audio=None if audio == AudioOptions() else audio)
     out = Output(json_mode=opts.output.json)
     drive(following(TASKS["ask"], cid, opts), inputs, prompt, AskOptions(audio=audio), opts,
           AnswerView(out, TASKS["ask"]))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .options import page_list, with_common_options
+from .options import EMBEDDING_PARAMETERS, ONE_SERVER, page_list, with_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -32,7 +32,9 @@ EPILOG = """Examples:
   mmcli embed page.png --text "invoice total" --preset dse-qwen2 --dry-run"""
 
 
-@with_common_options
+@with_options(*EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
+    "json_output": "With --dry-run, print the preset and the requests as one JSON object (the vectors "
+                   "themselves are always JSON lines or --format npy)."})
 def embed(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 HELP = """List the models the endpoint serves.
 
-For each model: its id, its root (what the server loaded), the family mmcli sizes images for and why (flag, profile, id, root or default), and its context length; for vLLM also the server's version. With --check, one small synthetic image and the same question without it are sent to the model (--model, else the first one), and the server's count of the image's visual tokens is compared with the plan; one small request under a JSON Schema says whether structured output (--schema, detect's guided boxes) works."""
+For each model: its id, its root (what the server loaded), the family mmcli sizes images for and why (flag, profile, id, root or default), and its context length; for vLLM also the server's version. With --check, one small synthetic image and the same question without it are sent to the model (--model, else the first one), and the server's count of the image's visual tokens is compared with the plan; the exit status is 5 unless they agree. One small request under a JSON Schema also says whether structured output (--schema, detect's guided boxes) works; that finding is reported, not a failure."""
 
 EPILOG = """Examples:
 
@@ -30,7 +30,7 @@ COLUMNS = ("id", "root", "family", "from", "max_model_len")
 def models(
     check: Annotated[bool, typer.Option(
         "--check", help="Send one synthetic image and one text-only request; say whether the server's "
-                        "visual token count equals the plan, and if not, which setting differs.")] = False,
+                        "visual token count equals the plan, and if not, which setting differs (exit 5).")] = False,
     opts: "CommonOptions" = None,
 ) -> None:
     """List the models the endpoint serves."""
@@ -65,6 +65,11 @@ def models(
             out.line(f"structured output: {structured['finding']}")
     if out.json_mode:
         out.emit_json(payload)
+    if check and not result.matches:
+        from ..errors import CheckFailed
+
+        raise CheckFailed("the check did not pass", result.finding, where=row.id,
+                          hint="change the setting it names (or the server's), then run mmcli models --check again")
 
 
 def _show_table(out, where: str, version, rows) -> None:

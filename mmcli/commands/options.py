@@ -162,16 +162,48 @@ def with_endpoint_options(func: Callable) -> Callable:
     return _with_options(func, ENDPOINT_PARAMETERS)
 
 
-def with_options(*names: str) -> Callable[[Callable], Callable]:
-    """Add the shared options named (in that order); the others take their defaults in `opts`."""
-    return lambda func: _with_options(func, names)
+def with_options(*names: str, helps: Optional[dict[str, str]] = None) -> Callable[[Callable], Callable]:
+    """Add the shared options named, in that order: only those that act on this command (the others take
+    their defaults in `opts`); `helps` gives an option its own help where this command uses it differently."""
+    unknown = set(names) - set(SHARED_PARAMETERS) or set(helps or ()) - set(names)
+    if unknown:
+        raise ValueError(f"not shared options of this command: {sorted(unknown)}")
+    return functools.partial(_with_options, names=names, helps=helps or {})
 
 
-def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:
+# Where requests go and how they are sent, for commands that answer no chat (transcribe): no family, no
+# image budget, no generation options.
+REQUEST_PARAMETERS = ("profile", "base_url", "api_key_env", "model", "timeout", "autostart")
+# What the embedding commands use: the endpoint, the family and image budget (images are resized to its
+# grid), and the output switches; an embedding has no system prompt, sampling, streaming or --verify.
+EMBEDDING_PARAMETERS = (*REQUEST_PARAMETERS[:4], "family", *REQUEST_PARAMETERS[4:], "max_pixels", "min_pixels",
+                        "max_tokens_per_image", "lossless", "pass_url", "json_output", "dry_run", "debug")
+
+
+# The help of --base-url for a command that talks to one server (no --each, no mmcli batch).
+ONE_SERVER = {"base_url": "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (overrides the profile)."}
+
+
+def _annotation(name: str, helps: dict[str, str]) -> object:
+    """The shared option's annotation, with this command's own help text if it has one."""
+    import copy
+    import typing
+
+    annotation = SHARED_PARAMETERS[name][0]
+    if name not in helps:
+        return annotation
+    kind, info = typing.get_args(annotation)
+    info = copy.copy(info)
+    info.help = helps[name]
+    return Annotated[kind, info]
+
+
+def _with_options(func: Callable, names: tuple[str, ...], helps: Optional[dict[str, str]] = None) -> Callable:
     signature = inspect.signature(func)
     own = [p.replace(annotation=_evaluated(p.annotation, func))
            for p in signature.parameters.values() if p.name != "opts"]
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED_PARAMETERS[name][0],
+    helps = helps or {}
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(name, helps),
                                 default=SHARED_PARAMETERS[name][1]) for name in names]
 
     @functools.wraps(func)
@@ -180,8 +212,7 @@ def _with_options(func: Callable, names: tuple[str, ...]) -> Callable:
         return func(**kwargs, opts=_common_from(values))
 
     command.__signature__ = signature.replace(parameters=own + shared)
-    command.__annotations__ = {**{p.name: p.annotation for p in own},
-                               **{name: SHARED_PARAMETERS[name][0] for name in names}}
+    command.__annotations__ = {**{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in shared}}
     del command.__wrapped__  # Typer must see the combined signature, not the original
     return command
 

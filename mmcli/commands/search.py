@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .options import with_common_options
+from .options import EMBEDDING_PARAMETERS, ONE_SERVER, with_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -27,7 +27,9 @@ EPILOG = """Examples:
   mmcli search "a signed contract" --index docs.idx --open"""
 
 
-@with_common_options
+@with_options(*EMBEDDING_PARAMETERS, helps={**ONE_SERVER,
+    "json_output": "Print one JSON object (query, index, model, matches with rank, score, source, page) "
+                   "instead of a table."})
 def search(
     query: Annotated[Optional[str], typer.Argument(metavar="QUERY", show_default=False,
                                                    help="The text to search for.")] = None,

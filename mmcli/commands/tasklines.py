@@ -6,7 +6,8 @@ from ..errors import UsageError
 
 
 def task_parts(command: str, params: dict, given: set[str]) -> dict:
-    """{"__opts__": CommonOptions, "__task__": the command's own options, "__prompt__", "__given__"}."""
+    """{"__opts__": CommonOptions, "__task__": the command's own options, "__audio__": how audio is sent
+    (ask: its audio inputs; video: its sound track, or None), "__prompt__", "__given__"}."""
     from .options import _common_from
 
     opts = _common_from(params)
@@ -20,7 +21,25 @@ def task_parts(command: str, params: dict, given: set[str]) -> dict:
     task, prompt = builders[command](params)
     if prompt is None or not str(prompt).strip():
         raise UsageError("the line has no prompt", "give one as \"prompt\"")
-    return {"__opts__": opts, "__task__": task, "__prompt__": prompt, "__given__": given}
+    return {"__opts__": opts, "__task__": task, "__audio__": _audio(command, params, task), "__prompt__": prompt,
+            "__given__": given}
+
+
+def _audio(command: str, params: dict, task):
+    """The line's audio options, as its command line would make them."""
+    from ..media.audio import AudioOptions
+
+    if command == "ask":
+        from .audio_options import audio_options
+
+        audio = audio_options(params["sample_rate"], params["audio_format"], params["start_at"], params["end"],
+                              params["max_audio_seconds"], params["max_audio_parts"])
+        return None if audio == AudioOptions() else audio
+    if command == "video" and params["audio"]:
+        from ..tasks.audio import sound_options
+
+        return sound_options(task, params["sample_rate"], params["audio_format"])
+    return None
 
 
 def _ask(params: dict):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .audio_options import End, MaxAudioSeconds, Start
-from .options import with_common_options
+from .options import ONE_SERVER, REQUEST_PARAMETERS, with_options
 
 if TYPE_CHECKING:
     from ..config import CommonOptions
@@ -40,7 +40,10 @@ class TranscriptFormat(str, Enum):
 EXTENSIONS = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}
 
 
-@with_common_options
+@with_options(*REQUEST_PARAMETERS, "json_output", "dry_run", "debug", helps={**ONE_SERVER,
+    "json_output": "Print one JSON object (model, and per file: source, text, language, duration, segments) "
+                   "instead of the transcripts; with -o the files are written as --format says.",
+    "dry_run": "Decode and split every file, print the pieces that would be uploaded as JSON; send nothing."})
 def transcribe(
     files: Annotated[list[str], typer.Argument(
         metavar="FILE", show_default=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -39,18 +39,6 @@ EPILOG = """Examples:
   mmcli video clip.mp4 "what is said, and by whom?" --audio    # omni models: frames + sound"""
 
 
-def _sound_options(sampling, sample_rate: Optional[int], audio_format: str):
-    """How the sound track is cut and sent, checked before any input is read."""
-    from ..errors import UsageError
-    from ..media.audio import AudioOptions
-
-    opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
-    problems = opts.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
-    return opts
-
-
 @with_common_options
 @with_batch_options()
 def video(
@@ -84,6 +72,7 @@ def video(
     from ..media.frames import SamplingOptions
     from ..present import AnswerView
     from ..render import Output
+    from ..tasks.audio import sound_options
     from ..tasks.specs import TASKS, AskOptions
     from .schema_options import apply_schema
 
@@ -95,12 +84,12 @@ def video(
     problems = sampling.problems()
     if problems:
         raise UsageError("invalid video options", problems[0])
-    sound = _sound_options(sampling, sample_rate, audio_format) if audio else None
+    sound = sound_options(sampling, sample_rate, audio_format) if audio else None
     cid = conversation_to_continue(cont, cid, batch.each)
     if batch.each:
         from ..batch.run import run_each
 
-        return run_each("video", [source], prompt, opts, batch, sampling)
+        return run_each("video", [source], prompt, opts, batch, sampling, audio=sound)
     out = Output(json_mode=opts.output.json)
     task = TASKS["video"]
     drive(following(task, cid, opts), [source], prompt, AskOptions(sampling=sampling, sound=sound), opts,

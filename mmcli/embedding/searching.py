@@ -110,9 +110,11 @@ def _show(args: SearchArgs, index: "Index", matches: list[dict], usage: dict, ou
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(matches)} of {len(index.entries)} in {index.folder}", title_justify="left")
+    from ..terminal import plain
+
+    table = Table(title=plain(f"{len(matches)} of {len(index.entries)} in {index.folder}"), title_justify="left")
     for column in ("#", "score", "source", "page"):
         table.add_column(column, justify="right" if column in ("#", "score", "page") else "left")
     for m in matches:
-        table.add_row(str(m["rank"]), f"{m['score']:.4f}", str(m["source"]), "" if m["page"] is None else str(m["page"]))
+        table.add_row(str(m["rank"]), f"{m['score']:.4f}", plain(m["source"]), "" if m["page"] is None else str(m["page"]))
     out.console().print(table)

@@ -92,7 +92,7 @@ def status_of(result: "Result") -> str:
 def record(history: History, result: "Result", media_cap: int, warn: WarnFn, command: str = "") -> tuple[str, int]:
     """Write one result as a turn (of the conversation its job continues, else a new one); (cid, turn id)."""
     from ..messages import kept_message
-    from ..urls import masked_url
+    from ..urls import masked_url, masked_urls
 
     job, request = result.job, result.plan.request
     messages = request.get("messages") or [{}]
@@ -105,7 +105,8 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
             history.keep_payload(sha, None if sha in capped else data, mime, len(data), sources.get(sha, ""))
             return sha
 
-        message = kept_message(messages[-1], keep)
+        # A --pass-url URL's password is not kept: the history is a file (a continued turn sends it masked).
+        message = masked_urls(kept_message(messages[-1], keep))
         cid = job.earlier.cid if job.earlier is not None and job.earlier.cid else None
         if cid is None or not history.has_conversation(cid):
             cid = history.new_conversation(cid)  # the first logged turn of a conversation

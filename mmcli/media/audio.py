@@ -129,7 +129,11 @@ def open_audio(source: "Source", *, what: str = "file") -> AudioInput:
         elif container.duration is not None:
             declared = container.duration / 1_000_000
         ctx = stream.codec_context
-        return AudioInput(source, stream.index, ctx.name, ctx.sample_rate or 0, ctx.channels or 0, declared)
+        track = (stream.index, ctx.name, ctx.sample_rate or 0, ctx.channels or 0)
+    from .audioheader import checked_length
+
+    declared = checked_length(source, declared)  # FFmpeg trims a WAV header's claim to the file's size
+    return AudioInput(source, *track, declared)
 
 
 def check_span(audio: AudioInput, opts: AudioOptions) -> None:

@@ -14,6 +14,7 @@ from typing import Union, BinaryIO, Callable, Optional
 from urllib.parse import unquote_to_bytes
 
 from ..errors import MediaError, UsageError
+from ..urls import masked_url
 from .sniff import Sniffed, sniff
 
 MiB = 1024 * 1024
@@ -73,13 +74,15 @@ def open_source(spec: Union[str, bytes], *, fetch: FetchFn, pass_url: bool = Fal
     if spec.lower().startswith("data:"):
         return _from_data_url(spec)
     if is_url(spec):
+        # The label is what plans, progress, results and errors show: never the URL's password.
+        label = masked_url(spec)
         if pass_url:
-            return Source(label=spec, sniffed=_sniff_url_name(spec), url=spec)
+            return Source(label=label, sniffed=_sniff_url_name(spec), url=spec)
         data, final = fetch(spec, MAX_STREAM_BYTES)
-        return _from_bytes(data, spec if final == spec else f"{spec} -> {final}")
+        return _from_bytes(data, label if final == spec else f"{label} -> {masked_url(final)}")
     if _URL_SCHEME.match(spec) and not os.path.exists(spec):
         scheme = spec.split(":", 1)[0]
-        raise MediaError("unsupported URL scheme", f"{scheme}:// is not fetched", where=spec,
+        raise MediaError("unsupported URL scheme", f"{scheme}:// is not fetched", where=masked_url(spec),
                          hint="use an http(s) URL, a data URL or a local path")
     return _from_path(Path(spec), spec)
 

@@ -43,6 +43,7 @@ class VideoJob:
     warn: Callable[[str], None]
     progress: Optional[ProgressFactory] = None
     frame_limit: Optional[int] = None  # frames a frame list may hold on this endpoint; None: no limit
+    item_tokens: Optional[int] = None  # visual tokens one frame list may take on this endpoint; None: no limit
 
 
 def default_transport(family: "Family", endpoint_takes_video: bool) -> str:
@@ -132,11 +133,32 @@ def _plan_frames(video: VideoInput, job: VideoJob, cap_notes: list[str]) -> Medi
         "codec": video.codec, "rotation": video.rotation,
         "jpeg_quality": None if fmt.lossless else fmt.quality,
     }
+    tokens = fr.visual_tokens(n, fmt.height, fmt.width, job.family.factor, transport)
+    _check_item_tokens(job, tokens, video.label)
     return MediaItem(source=video.label, kind="video", mime=mime, transport=transport, frames=data, times=times,
                      original_width=video.width, original_height=video.height, sent_width=fmt.width,
-                     sent_height=fmt.height,
-                     visual_tokens=fr.visual_tokens(n, fmt.height, fmt.width, job.family.factor, transport),
+                     sent_height=fmt.height, visual_tokens=tokens,
                      notes=[summary, *cap_notes, *notes, *fitted], details=details)
+
+
+def _item_total(job: VideoJob, total: int) -> int:
+    """The default total pixel budget, held to what the endpoint takes in one frame list: each frame gets
+    at most 2/count of the total, so a whole frame list costs at most total/factor^2 tokens."""
+    factor = job.family.factor
+    if job.transport != "frames" or not job.item_tokens or not factor:
+        return total
+    return min(total, job.item_tokens * factor * factor)
+
+
+def _check_item_tokens(job: VideoJob, tokens: Optional[int], label: str) -> None:
+    """Refuse, before anything is sent, a frame list the endpoint would refuse as larger than its encoder cache."""
+    if job.transport != "frames" or not job.item_tokens or tokens is None or tokens <= job.item_tokens:
+        return
+    factor = job.family.factor or 1
+    raise UsageError("the video is larger than the server takes in one item",
+                     f"{tokens:,} visual tokens, over its limit of {job.item_tokens:,}", where=label,
+                     hint=f"use --total-pixels {job.item_tokens * factor * factor} or less (the budget that fits), "
+                          "or fewer --frames")
 
 
 def _sample_and_decode(video: VideoInput, job: VideoJob) -> tuple[DecodeResult, FrameFormat, list[str], float]:
@@ -240,7 +262,8 @@ def _format(video: VideoInput, job: VideoJob, count: int) -> FrameFormat:
     user_max = user_max_pixels(job.family, media.max_pixels, media.max_tokens_per_image)
     try:
         low, high = fr.frame_pixel_limits(count, min_pixels=media.min_pixels or low, max_pixels=high,
-                                          total_pixels=job.options.total_pixels or total, user_max=user_max)
+                                          total_pixels=job.options.total_pixels or _item_total(job, total),
+                                          user_max=user_max)
         height, width = fr.frame_size(video.height, video.width, factor, low, high)
     except AspectRatioError as exc:
         raise MediaError("video too thin for the model's grid", str(exc), where=video.label) from None

@@ -13,6 +13,7 @@ from ..urls import is_loopback_host
 from ..errors import UsageError
 from ..models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
 from .defaults import DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT
+from .videocache import video_item_tokens
 
 if TYPE_CHECKING:
     from .cpu import CpuPlan
@@ -111,6 +112,7 @@ class ServerCommand:
     needs_key: bool
     frame_limit: Optional[int] = None  # frames of a frame list the server keeps; None: all
     request_mm_kwargs: bool = False  # whether requests may carry media_io_kwargs
+    video_item_tokens: Optional[int] = None  # the most visual tokens one video may take; None: not known
     cpu_notes: tuple[str, ...] = ()  # what the CPU settings were sized from, shown at start
 
     @property
@@ -266,6 +268,9 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher,
         (model.alias.max_model_len if model.alias else None)
     if max_model_len:
         argv += ["--max-model-len", str(max_model_len)]
+    video_tokens, cache_flags = (None, []) if opts.embed else \
+        video_item_tokens(model.family, max_model_len, opts.extra_args)
+    argv += cache_flags
     argv += ["--limit-mm-per-prompt", json.dumps(mm_limits(opts, model.family))]
     processor_kwargs = mm_processor_kwargs(opts, model.family)
     if processor_kwargs:
@@ -302,7 +307,7 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher,
         defaults["HF_HUB_OFFLINE"] = "1"  # a local checkpoint needs nothing from the hub
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,
                          port=opts.port, needs_key=opts.require_key or not loopback,
-                         frame_limit=None, request_mm_kwargs=loopback)
+                         frame_limit=None, request_mm_kwargs=loopback, video_item_tokens=video_tokens)
 
 
 def embedding_flags(opts: ServeOptions, model: ModelChoice) -> list[str]:

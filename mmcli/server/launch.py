@@ -113,7 +113,8 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
                             family=command.model.family.name, host=command.host, port=command.port,
                             base_url=command.base_url, root_url=command.root_url, log=str(log),
                             key_file=str(key_path) if key_path else None, detached=detach,
-                            frame_limit=command.frame_limit, request_mm_kwargs=command.request_mm_kwargs)
+                            frame_limit=command.frame_limit, request_mm_kwargs=command.request_mm_kwargs,
+                            video_item_tokens=command.video_item_tokens)
         try:
             records.save_state(directory, state)
             out.status(f"starting vLLM: {state.model} ({state.source}) at {state.base_url}, pid {state.pid}; "

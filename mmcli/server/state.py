@@ -43,6 +43,8 @@ class ServerState:
     # Whether requests may carry media_io_kwargs (vLLM's --trust-request-mm-kwargs), e.g. the real
     # timing of the frames sent.
     request_mm_kwargs: bool = False
+    # The most visual tokens one video may take (the server's encoder cache); None: not known.
+    video_item_tokens: Optional[int] = None
 
 
 def serves(state: ServerState, spec: str) -> bool:

@@ -151,6 +151,7 @@ def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: C
                              f"the rest of the request takes {taken} of the {limit} limit",
                              where=checked[i].source.label, hint="raise --max-request-mb")
         job = VideoJob(ctx.target.family, ctx.media, sampling, transport, share, wire_size=frames_wire_size,
-                       warn=ctx.events.warn, progress=ctx.events.seconds, frame_limit=sampling.frame_limit or quirks.frame_limit)
+                       warn=ctx.events.warn, progress=ctx.events.seconds, frame_limit=sampling.frame_limit or quirks.frame_limit,
+                       item_tokens=quirks.video_item_tokens)
         item = checked[i]
         items[i] = plan_video(item.video, job) if item.video else plan_video_url(item.source, job)
