@@ -81,6 +81,16 @@ def test_qwen2_vl_is_guided_by_default_only_on_vllm(mmcli, server, scene):
     assert sent_regex(server, 1) is not None
 
 
+def test_qwen2_vl_is_guided_on_a_server_known_as_vllm_without_asking(mmcli, server, scene, tmp_path):
+    server.max_model_len = None
+    config = tmp_path / "config" / "mmcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.local]\nbase_url = "{server.base_url}"\nmedia_uuid = true\n')  # as mmcli serve's
+    server.script(Reply(QWEN2_ANSWER))
+    assert mmcli("detect", scene, "the dog", "--profile", "local", "--family", "qwen2-vl").code == 0
+    assert sent_regex(server) is not None
+
+
 def test_qwen2_vl_points_and_other_spaces(mmcli, server, scene):
     server.script(Reply("[]"), Reply(QWEN2_ANSWER))
     detect(mmcli, server, scene, "--family", "qwen2-vl", "--points")  # the generic JSON prompt: JSON guided

@@ -94,7 +94,9 @@ def _guided(detect: DetectOptions, ctx: Context, space: str, sent: tuple[int, in
     from ..schema import guided_boxes
 
     quirks = ctx.target.settings.endpoint.quirks
-    vllm = ctx.target.max_model_len is not None  # only vLLM lists max_model_len with its models
+    # Known to be vLLM: it listed max_model_len with its models (the endpoint is not asked when the model and
+    # family are named), or it is a server mmcli started (media uuids are vLLM's).
+    vllm = ctx.target.max_model_len is not None or quirks.media_uuid
     return guided_boxes(ctx.target.family.name, quirks.structured_output, detect.guided, space, sent, detect.points,
                         vllm)
 

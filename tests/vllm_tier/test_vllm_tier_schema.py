@@ -60,9 +60,11 @@ def test_ask_with_the_short_form_and_json_output(vllm_server, photo):
 
 
 def test_detect_guided_boxes_parse_and_lie_inside_the_image(family_server, photo):
-    """Guided by default (the server is vLLM): JSON families under their bounded schema, Qwen2-VL held to
-    its own box form; either way the answer parses with no warning and every box lies inside the photo."""
-    proc = run_mmcli("detect", str(photo), "the cup", "--json", "--base-url", family_server.base_url,
+    """Guided (named: with --model and --family given, the endpoint is not asked whether it is vLLM): JSON
+    families under their bounded schema, Qwen2-VL held to its own box form by a regular expression (a random
+    model's answer can only match it if the server applied it); either way the answer parses with no
+    warning and every box lies inside the photo."""
+    proc = run_mmcli("detect", str(photo), "the cup", "--json", "--guided", "--base-url", family_server.base_url,
                      "--model", family_server.model, "--family", family_server.family,
                      "--max-tokens", "1500", "--temperature", "0")
     assert proc.returncode == 0, proc.stderr
