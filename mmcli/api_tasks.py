@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Optional
 
 from .errors import UsageError
@@ -51,35 +52,51 @@ def transcribe(flags: "EndpointFlags", files: list, language: Optional[str], pro
 
 def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Optional[str], batch_size: int,
           pages: Optional[str]) -> list[dict]:
-    """One record per image, page and text (source, page, kind, dims, embedding, usage), as `mmcli embed` writes."""
-    from .embedding.command import choose_preset
-    from .embedding.jobs import EmbedOptions
-    from .embedding.run import batch_stream, count_jobs, embed_all, job_stream
-    from .embedding.sources import expand_folders
-    from .events import Events
-    from .flow import connect, open_inputs
-    from .limits import DEFAULT_MAX_PAGES
-    from .media.document import select_pages
+    """One record per image, page and text (source, page, kind, dims, embedding, usage), as `mmcli embed` writes;
+    a failure raises with the records made before it on `.partial`."""
+    from .driver import Presenter, drive
+    from .embedding.command import EmbedArgs
+    from .embedding.presets import choose_preset
+    from .embedding.embed_task import embed_inputs
+    from .tasks.specs import TASKS
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError("batch_size must be a whole number of at least 1", f"got {batch_size!r}",
+                         hint="e.g. batch_size=8")
     if not inputs and not texts:
         raise UsageError("nothing to embed", hint="give images or PDFs, or texts=[...]")
-    if batch_size < 1:
-        raise UsageError("batch_size must be at least 1", f"got {batch_size}")
-    events, common = Events(), _common(flags)
-    opened = open_inputs(expand_folders([str(i) for i in inputs]), common, events, allowed=("image", "pdf"))
-    selected = select_pages(opened.checked, pages, None, DEFAULT_MAX_PAGES) if opened.checked else []
-    started = connect(opened, common, events)
-    chosen = choose_preset(preset, None, started.ctx.target.model)
-    options = EmbedOptions(chosen, batch_size, pages, None, DEFAULT_MAX_PAGES)
-    from .runner import RunStopped
-
-    records: list[dict] = []
-    stream = batch_stream(job_stream(selected, list(texts), chosen, started.ctx), batch_size)
+    args = EmbedArgs(inputs=list(inputs), texts=list(texts), preset=preset, batch_size=batch_size, pages=pages)
+    if preset:
+        choose_preset(preset, None, None)  # an unknown name is refused before anything is read
     try:
-        embed_all(started.runner, stream, count_jobs(selected, list(texts)), options.batch_size, chosen, events,
-                  lambda result, vector, record: records.append(record))
-    except RunStopped as stopped:
-        cause = stopped.cause
-        cause.partial = records  # the vectors made before the run stopped
-        raise cause from None
-    return records
+        return drive(TASKS["embed"], embed_inputs(args.inputs), "", args, _common(flags), Presenter()).records
+    except BaseException as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            exc.partial = partial.records  # the vectors made before the run stopped
+        raise
+
+
+def search(flags: "EndpointFlags", query: Optional[str], index, image, top_k: int, preset: Optional[str]):
+    """The nearest rows of an index to a text or an image, as `mmcli search --json` gives them."""
+    from pathlib import Path
+
+    from .driver import Presenter, drive
+    from .embedding.search_task import SearchArgs, check_search
+    from .tasks.specs import TASKS
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UsageError("top_k must be a whole number from 1 up", f"got {top_k!r}", hint="e.g. top_k=5")
+    if not isinstance(index, (str, os.PathLike)):
+        raise UsageError("index must be a folder", f"got {type(index).__name__}",
+                         hint="give the folder made by mmcli embed --index DIR")
+    args = SearchArgs(query=query, index=Path(index), image=image if image is None else _spec(image), top_k=top_k,
+                      preset=preset)
+    check_search(args)
+    return drive(TASKS["search"], [image] if image is not None else [], query or "", args, _common(flags),
+                 Presenter())
+
+
+def _spec(image) -> str:
+    """How the results name a query image: its path or URL, else what kind of object it was."""
+    return os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"({type(image).__name__})"

@@ -23,12 +23,13 @@ BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a comp
 class StatusFailure(Exception):
     """A reply with an HTTP error status, its body read (`body` is its JSON when it parses, else None)."""
 
-    def __init__(self, response) -> None:
+    def __init__(self, response, content: Optional[bytes] = None) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
         self.status_code = response.status_code
+        self.content = response.content if content is None else content  # (the first MAX_ERROR_BYTES of it)
         try:
-            self.body = json.loads(response.content) if response.content else None
+            self.body = json.loads(self.content) if self.content else None
         except ValueError:
             self.body = None
 
@@ -53,22 +54,28 @@ def retry_after(response) -> Optional[float]:
     return float(match.group(1)) if match else None
 
 
+MESSAGE_CHARS = 500  # a server's error message is cut here: shown on one line, and kept in the history
+
+
 def _api_message(exc) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
+            return _cut(str(inner["message"]))
         if isinstance(inner, str):
-            return inner
+            return _cut(inner)
         if body.get("message"):
-            return str(body["message"])
-    response = getattr(exc, "response", None)
-    try:
-        text = response.text if response is not None else str(exc)
-    except (UnicodeDecodeError, LookupError):  # a body in no encoding Python knows
-        text = "an undecodable body"
+            return _cut(str(body["message"]))
+    content = getattr(exc, "content", None)
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(exc)
     return summarise(text, 200) or "no details"
+
+
+def _cut(message: str) -> str:
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    return f"{message[:MESSAGE_CHARS]}... ({len(message) - MESSAGE_CHARS:,} more characters)"
 
 
 _HINTS = [
@@ -117,6 +124,10 @@ def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
     why = redact(str(cause) or type(cause).__name__, endpoint)
     if isinstance(cause, httpx2.DecodingError):
         return BadReply(f"the reply cannot be decoded: {why}", where=where)
+    if isinstance(cause, httpx2.TooManyRedirects):
+        return EndpointUnavailable("the endpoint redirects in a loop", why, where=where,
+                                   hint="check --base-url: the server sends every request elsewhere and never answers "
+                                        "(a proxy or a login page?)")
     if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
         return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
     return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .apierrors import BROKEN_REPLY_HINT, message_hint, redact
 from .config import Endpoint
@@ -12,7 +13,7 @@ from .urls import masked_url
 from .errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
 from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
-from .transport import send
+from .transport import MAX_REPLY_BYTES, read_limited, send
 
 StatusFn = Callable[[str], None]
 
@@ -139,8 +140,13 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
     """POST /audio/transcriptions as multipart (file + fields); the reply parsed as JSON, or its text
     for the plain formats (text, srt, vtt)."""
     sent = {key: value for key, value in fields.items() if value is not None}
-    response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
-                    data={k: str(v) for k, v in sent.items()}, status=status)
+    try:
+        response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
+                        data={k: str(v) for k, v in sent.items()}, status=status)
+    except RequestRejected as exc:
+        if getattr(exc, "status_code", None) == 413:  # the generic hint speaks of images
+            exc.hint = "the audio piece is over the endpoint's upload limit: lower --max-upload-mb to send smaller pieces"
+        raise
     try:
         body = _read_body(endpoint, response)
         if sent.get("response_format") in ("text", "srt", "vtt"):
@@ -170,7 +176,7 @@ def _read_body(endpoint: Endpoint, response) -> bytes:
     import httpx2
 
     try:
-        return response.read()
+        return read_limited(response, MAX_REPLY_BYTES)
     except httpx2.TimeoutException:
         raise EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
                               hint="raise --timeout") from None
@@ -188,8 +194,10 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     result = ChatResult("", model, None)
     pieces: list[str] = []
     state = {"done": False, "choices": False}
+    heard = [time.monotonic()]
     try:
-        for event, data in iter_sse(response.iter_bytes()):
+        for event, data in iter_sse(_events_in_time(response.iter_bytes(), heard, endpoint.timeout)):
+            heard[0] = time.monotonic()
             if data.strip() == b"[DONE]":
                 state["done"] = True
                 break
@@ -218,6 +226,22 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
         response.close()
     result.text = "".join(pieces)
     raise PartialAnswerError(located(error, endpoint), result) from None
+
+
+def _events_in_time(chunks: Iterator[bytes], heard: list[float], timeout: float) -> Iterator[bytes]:
+    """The stream's bytes, while events keep coming: the timeout runs between events, so comments
+    (": keepalive") or bytes dripped one by one do not keep a stalled answer alive forever."""
+    import httpx2
+
+    total = 0
+    for chunk in chunks:
+        if time.monotonic() - heard[0] > timeout:
+            raise httpx2.ReadTimeout(f"no event for {timeout:g} s")
+        total += len(chunk)
+        if total > MAX_REPLY_BYTES:  # (a stream can be a gzip bomb too)
+            raise BadReply(f"the reply is too large: over {MAX_REPLY_BYTES >> 20} MB once decoded",
+                           hint="the server may be broken or hostile; check --base-url")
+        yield chunk
 
 
 def _stream_piece(event: str, data: bytes, endpoint: Endpoint) -> Piece:

@@ -7,10 +7,11 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UsageError
-from .switches import media_cap, switch
+from .files import small_text_file
+from .switches import CONFIG_HINT, checked_number, media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 PLACEHOLDER_KEY = "EMPTY"
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 86400.0
+MAX_CONFIG_BYTES = 1 << 20
 
 
 # Variables read by mmcli besides the ones bound to options (those are listed with each option).
@@ -171,11 +173,12 @@ def load_config(path: Path) -> dict:
     else:  # pragma: no cover - exercised only on 3.10
         import tomli as tomllib
     try:
-        text = path.read_text(encoding="utf-8")
+        text = small_text_file(path, MAX_CONFIG_BYTES, "config file", hint="point MMCLI_CONFIG at a TOML file, or unset it")
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise UsageError("cannot read config file", exc.strerror or str(exc), where=str(path)) from None
+        raise UsageError("cannot read config file", exc.strerror or str(exc), where=str(path),
+                         hint="make the file readable, or point MMCLI_CONFIG at another one") from None
     except UnicodeDecodeError as exc:
         raise UsageError("invalid config file", f"not UTF-8 text (byte {exc.start})", where=str(path),
                          hint="a TOML config file must be saved as UTF-8 text") from None
@@ -186,15 +189,20 @@ def load_config(path: Path) -> dict:
                          hint="the file is TOML; see README.md, 'Configuration'") from None
 
 
+def invalid_config(why: str, path: Path) -> UsageError:
+    """The error for a config file that parses but says something mmcli cannot use."""
+    return UsageError("invalid config file", why, where=str(path), hint=CONFIG_HINT)
+
+
 def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
     """Built-in profiles overlaid with the config file's [profiles.NAME] tables."""
     profiles = dict(BUILTIN_PROFILES)
     tables = config.get("profiles", {})
     if not isinstance(tables, dict):
-        raise UsageError("invalid config file", "'profiles' must be a table", where=str(path))
+        raise invalid_config("'profiles' must be a table", path)
     for name, table in tables.items():
         if not isinstance(table, dict):
-            raise UsageError("invalid config file", f"[profiles.{name}] must be a table", where=str(path))
+            raise invalid_config(f"[profiles.{name}] must be a table", path)
         unknown = set(table) - _PROFILE_KEYS
         if unknown:
             raise UsageError("invalid config file", f"unknown key(s) in [profiles.{name}]: "
@@ -203,7 +211,7 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         _check_profile_types(name, table, path)
         base = profiles.get(name)
         if base is None and "base_url" not in table and not table.get("base_urls"):
-            raise UsageError("invalid config file", f"[profiles.{name}] needs a base_url", where=str(path))
+            raise invalid_config(f"[profiles.{name}] needs a base_url", path)
         table = dict(table)
         if "base_urls" in table:
             table["base_urls"] = tuple(table["base_urls"])
@@ -222,27 +230,22 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
     for key, value in table.items():
         if key == "base_urls":
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-                raise UsageError("invalid config file", f"[profiles.{name}] base_urls must be a list of URLs",
-                                 where=str(path))
+                raise invalid_config(f"[profiles.{name}] base_urls must be a list of URLs", path)
             for url in value:
                 _check_base_url(url)
         elif key == "media_uuid":
             if not isinstance(value, bool):
-                raise UsageError("invalid config file", f"[profiles.{name}] media_uuid must be true or false",
-                                 where=str(path))
+                raise invalid_config(f"[profiles.{name}] media_uuid must be true or false", path)
         elif key in ("pages_per_request", "frame_limit", "concurrency"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a "
-                                 "positive whole number", where=str(path))
+                raise invalid_config(f"[profiles.{name}] {key} must be a positive whole number", path)
         elif not isinstance(value, str) or not value:
-            raise UsageError("invalid config file", f"[profiles.{name}] {key} must be a non-empty string",
-                             where=str(path))
+            raise invalid_config(f"[profiles.{name}] {key} must be a non-empty string", path)
         elif key == "audio_part" and value not in AUDIO_PARTS:
-            raise UsageError("invalid config file", f"[profiles.{name}] audio_part must be one of "
-                             + ", ".join(AUDIO_PARTS), where=str(path))
+            raise invalid_config(f"[profiles.{name}] audio_part must be one of " + ", ".join(AUDIO_PARTS), path)
         elif key == "structured_output" and value not in STRUCTURED_OUTPUTS:
-            raise UsageError("invalid config file", f"[profiles.{name}] structured_output must be one of "
-                             + ", ".join(STRUCTURED_OUTPUTS), where=str(path))
+            raise invalid_config(f"[profiles.{name}] structured_output must be one of "
+                                 + ", ".join(STRUCTURED_OUTPUTS), path)
 
 
 def key_homes(name: str, profile: Profile, config: dict) -> tuple[str, ...]:
@@ -274,15 +277,20 @@ def _resolve_key(flags: EndpointFlags, environ: Mapping[str, str], profile: Prof
         if any(same_origin(base_url, home) for home in homes):
             return environ[profile.api_key_env], profile.api_key_env
         withheld = profile.api_key_env
-    # OPENAI_API_KEY goes only to OpenAI itself or to the host OPENAI_BASE_URL names.
     if environ.get("OPENAI_API_KEY"):
-        if (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
-                or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None)):
+        if openai_variables_allowed(base_url, environ):
             return environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
         withheld = withheld or "OPENAI_API_KEY"
     if is_loopback(base_url):
         return PLACEHOLDER_KEY, "placeholder"
     return None, f"withheld {withheld}" if withheld else "none"
+
+
+def openai_variables_allowed(base_url: str, environ: Mapping[str, str]) -> bool:
+    """Whether OpenAI's own variables (OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID) may go to `base_url`:
+    only OpenAI itself or the host OPENAI_BASE_URL names."""
+    return (same_origin(base_url, BUILTIN_PROFILES["openai"].base_url)
+            or same_origin(base_url, environ.get("OPENAI_BASE_URL") or None))
 
 
 def resolve_settings(flags: EndpointFlags, environ: Optional[Mapping[str, str]] = None) -> Settings:
@@ -306,10 +314,10 @@ def settings_from(flags: EndpointFlags, environ: Mapping[str, str], config: dict
     from_profile = not flags.base_url and not use_openai_env
     key, source = _resolve_key(flags, environ, profile, base_url, key_homes(name, profile, config))
     withheld = source.split(" ", 1)[1] if source.startswith("withheld ") else None
-    timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
-    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both comparisons; inf and 1e308 overflow the socket layer
-        raise UsageError("invalid timeout", f"{timeout:g} s",
-                         hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
+    timeout = checked_number(flags.timeout if flags.timeout is not None else config.get("timeout", DEFAULT_TIMEOUT),
+                             "timeout", above=0, at_most=MAX_TIMEOUT, unit="s",
+                             where="" if flags.timeout is not None else str(path),
+                             hint=f"use a number of seconds above 0 and at most {MAX_TIMEOUT:g} (one day)")
     family = flags.family or profile.family
     _check_family(family)
     endpoint = Endpoint(base_url=base_url, profile=profile, api_key=key, timeout=timeout, withheld_key=withheld)
@@ -337,7 +345,7 @@ def serve_settings(flag: Optional[bool], environ: Mapping[str, str], config: dic
     """(autostart, vllm_python): autostart from the flag > MMCLI_AUTOSTART > config `autostart` > on."""
     vllm_python = config.get("vllm_python")
     if vllm_python is not None and not isinstance(vllm_python, str):
-        raise UsageError("invalid config file", "'vllm_python' must be a string (a path)", where=str(path))
+        raise invalid_config("'vllm_python' must be a string (a path)", path)
     return switch(flag, environ, "MMCLI_AUTOSTART", config, "autostart", path), vllm_python
 
 
@@ -356,6 +364,12 @@ def _check_base_url(url: str) -> str:
                          hint="use e.g. http://127.0.0.1:8000/v1") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("invalid base URL", where=masked_url(url), hint="use e.g. http://127.0.0.1:8000/v1")
+    if parts.query or parts.fragment or url.rstrip("/").endswith(("?", "#")):
+        # the request paths are appended to the URL: a query would end up in the middle of them, and be logged
+        raise UsageError("invalid base URL", "it has a query or fragment (?... or #...)",
+                         where=masked_url(urlunsplit(parts._replace(query="", fragment=""))),
+                         hint="give the base URL alone, e.g. http://127.0.0.1:8000/v1; a key goes in a variable "
+                              "named by --api-key-env, never in the URL")
     return url.rstrip("/")
 
 

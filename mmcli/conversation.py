@@ -52,8 +52,33 @@ class Conversation:
             self.system = turns[-1][0].system
 
     def attach(self, *inputs) -> None:
-        """Media (paths, URLs, bytes, PIL images, arrays) for the next question."""
+        """Media (paths, URLs, bytes, PIL images, arrays) for the next question; each is read and checked
+        now (a URL when the question is asked), so a bad one raises here and is not kept."""
+        from .config import MediaOptions
+        from .inputs import read_inputs
+        from .media.sources import is_url
+
+        for spec in inputs:
+            if not (isinstance(spec, str) and (is_url(spec) or spec.lower().startswith("data:"))):
+                read_inputs([spec], MediaOptions(), 60.0, lambda message: None, allowed=("image", "video", "audio"))
         self._pending += list(inputs)
+
+    @property
+    def attached(self) -> list:
+        """The media waiting for the next question, in order."""
+        return list(self._pending)
+
+    def drop(self, number: Optional[int] = None) -> None:
+        """Take attachment `number` (1-based, as in `attached`) off the next question; all of them when None."""
+        if number is None:
+            self._pending = []
+            return
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= len(self._pending):
+            from .errors import UsageError
+
+            raise UsageError("no such attachment", where=repr(number),
+                             hint=f"there are {len(self._pending)}: number them from 1, or drop() them all")
+        del self._pending[number - 1]
 
     def ask(self, prompt: str, inputs=None, **options) -> "Answer":
         """Ask the next question (with the attached media, and `inputs`); options as Client.ask's."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .config import CommonOptions
     from .job import Job
     from .runner import Result, Runner, TextFn
-    from .tasks.common import Context
+    from .flow import Context
     from .tasks.specs import Planned, TaskSpec
 
 
@@ -34,11 +34,12 @@ class Presenter:
         return [runner.plan(job) for job in planned.jobs]
 
     def begin(self, job: "Job", planned: "Planned") -> Optional["TextFn"]:
-        """A request is about to be sent; returns where its text goes as it streams (None: nowhere)."""
+        """A request is about to be sent (a job; for embed, a batch of jobs); returns where its text goes as it
+        streams (None: nowhere)."""
         return None
 
     def done(self, result: "Result", planned: "Planned") -> None:
-        """A request came back whole."""
+        """A job came back whole."""
 
     def finished(self, value: Any, planned: "Planned") -> None:
         """Every request came back: the task's value."""
@@ -69,6 +70,9 @@ def drive(task: "TaskSpec", inputs: list, prompt: str, options: Any, opts: "Comm
     selection = task.select(opened.checked, options, opts.media)
     presenter.before_connect(selection)
     started = connect(opened, opts, events, environ)
+    recorder = started.runner.recorder
+    if recorder is not None and not recorder.command:
+        recorder.command = task.name  # the history says which command each turn came from
     planned = task.plan_jobs(selection, prompt, options, started.ctx)
     if opts.output.dry_run:
         shown = presenter.dry_run(started.runner, planned)
@@ -99,11 +103,11 @@ def execute(task: "TaskSpec", planned: "Planned", runner: "Runner", ctx: "Contex
     answered, shows it, and raises the cause with that value on `.partial`."""
     results: list = []
     try:
-        for job in planned.jobs:
-            results.append(_send(runner, job, planned, presenter))
+        for request in task.requests(planned):
+            results.extend(_send(task, runner, request, planned, presenter))
         follow_up = task.follow_up(planned, results, ctx)
         if follow_up is not None:
-            results.append(_send(runner, follow_up, planned, presenter))
+            results.extend(_send(task, runner, follow_up, planned, presenter))
     except RunStopped as stopped:
         last = stopped.results[-1] if stopped.results else None
         if last is not None and not any(last is r for r in results):
@@ -118,7 +122,9 @@ def execute(task: "TaskSpec", planned: "Planned", runner: "Runner", ctx: "Contex
     return value
 
 
-def _send(runner: "Runner", job: "Job", planned: "Planned", presenter: Presenter) -> "Result":
-    result = runner.run(job, presenter.begin(job, planned))
-    presenter.done(result, planned)
-    return result
+def _send(task: "TaskSpec", runner: "Runner", request: Any, planned: "Planned", presenter: Presenter
+          ) -> list["Result"]:
+    got = task.send(runner, request, planned, presenter.begin(request, planned))
+    for result in got:
+        presenter.done(result, planned)
+    return got

@@ -12,7 +12,7 @@ from .models import FAMILIES, Family, family_for_model
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .render import Output
+    from .events import Events
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def without_media_uuids(target: Target) -> Target:
     return replace(target, settings=replace(target.settings, endpoint=replace(endpoint, profile=profile)))
 
 
-def connect(settings: "Settings", out: "Output", *, dry_run: bool,
+def connect(settings: "Settings", out: "Events", *, dry_run: bool,
             environ: Optional[Mapping[str, str]] = None) -> Target:
     """Start the local server if it is missing (not for a dry run), then learn the model, its family and
     its context length (from the probe cache, or GET /models; a dry run only reads the cache)."""
@@ -85,7 +85,7 @@ def connect(settings: "Settings", out: "Output", *, dry_run: bool,
     return Target(settings, model, family, source, max_len, family_notes(family, source, model, root))
 
 
-def _served(settings: "Settings", model: Optional[str], out: "Output", environ: Mapping[str, str],
+def _served(settings: "Settings", model: Optional[str], out: "Events", environ: Mapping[str, str],
             ask: bool) -> Optional[dict]:
     """The named model's entry in what the endpoint serves (the first one when none is named), or None.
 
@@ -187,7 +187,7 @@ class ServedModel:
                 "max_model_len": self.max_model_len}
 
 
-def served_models(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None):
+def served_models(settings: "Settings", out: "Events", environ: Optional[Mapping[str, str]] = None):
     """(settings aimed at the server, its probe asked afresh with the vLLM version, each model described)."""
     from . import probe as probes
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from .errors import OutputNotWritten, UsageError
 
@@ -30,24 +30,39 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def check_output_dir(path: Path, label: Optional[str] = None) -> None:
-    """Refuse before sending a directory that is not one or cannot become one; create nothing."""
+# The options a command offers for an existing output: (overwrite, other directory); None where it has none.
+Options = tuple[Optional[str], Optional[str]]
+OPTIONS: Options = ("--force", "-o DIR")
+
+
+def exists_hint(options: Options) -> str:
+    """What the user can do about an existing output, with the options this command has."""
+    force, directory = options
+    ways = ([f"pass {force} to overwrite it"] if force else []) + \
+        ([f"choose another directory with {directory}"] if directory else [])
+    return ", or ".join(ways) or "choose another name"
+
+
+def check_output_dir(path: Path, label: Optional[str] = None, option: str = "-o") -> None:
+    """Refuse before sending a directory that is not one or cannot become one; create nothing.
+    `option` is the command's option that names the directory."""
     label = label or str(path)
     existing = path
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if existing == path and not path.is_dir():
         raise OutputError("output directory is a file", where=label,
-                          hint="pass a directory to -o, or leave -o out to write beside the input")
+                          hint=f"pass a directory to {option}" + (", or leave -o out to write beside the input"
+                                                                   if option == "-o" else ""))
     if existing != path and not existing.is_dir():
         raise OutputError("cannot create output directory", "a part of the path is a file, not a directory",
-                          where=label, hint="pass a directory to -o")
+                          where=label, hint=f"pass a directory to {option}")
     try:
         probe_writable(existing)
     except OSError as exc:
         what = "output directory is not writable" if existing == path else "cannot create output directory"
         why = _reason(exc) if existing == path else f"{existing} is not writable: {_reason(exc)}"
-        raise OutputError(what, why, where=label, hint="choose another directory with -o DIR") from None
+        raise OutputError(what, why, where=label, hint=f"choose another directory with {option} DIR") from None
 
 
 def make_output_dir(path: Path) -> Path:
@@ -66,7 +81,7 @@ def probe_writable(directory: Path) -> None:
     os.unlink(scratch)
 
 
-def check_target(path: Path, *, force: bool, inputs: Iterable[Path] = ()) -> None:
+def check_target(path: Path, *, force: bool, inputs: Iterable[Path] = (), options: Options = OPTIONS) -> None:
     """Refuse a target that is an input, a directory, or an existing file without --force."""
     if is_input(path, inputs):
         raise OutputError("refusing to overwrite an input", where=str(path),
@@ -75,8 +90,7 @@ def check_target(path: Path, *, force: bool, inputs: Iterable[Path] = ()) -> Non
         if path.is_dir():
             raise OutputError("output path is a directory", where=str(path))
         if not force:
-            raise OutputError("output file exists", where=str(path),
-                              hint="pass --force to overwrite it, or choose another directory with -o DIR")
+            raise OutputError("output file exists", where=str(path), hint=exists_hint(options))
         if path.exists() and not stat.S_ISREG(path.stat().st_mode):
             raise OutputError("output path is not a regular file", where=str(path))
 
@@ -105,8 +119,10 @@ def _create_temp(directory: Path, stem: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
 
 
-def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional[int] = None) -> Path:
-    """Write `data` to `path` via a temporary file in the same directory; never replace a file unless `force`.
+def write_atomic(path: Path, data: Union[bytes, Iterable[bytes]], *, force: bool = False,
+                 mode: Optional[int] = None, options: Options = OPTIONS) -> Path:
+    """Write `data` (bytes, or chunks of them) to `path` via a temporary file in the same directory; never
+    replace a file unless `force`.
 
     `mode` sets the file's permissions exactly (a key file: 0o600); otherwise the umask decides."""
     directory = path.parent if str(path.parent) else Path(".")
@@ -118,10 +134,11 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional
         if mode is not None:
             os.fchmod(fd, mode)  # before any byte is written, and whatever the umask says
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        _publish(temp, path, force)
+        _publish(temp, path, force, options)
     except OSError as exc:
         raise OutputNotWritten("cannot write output file", _reason(exc), where=str(path)) from None
     finally:
@@ -130,19 +147,29 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False, mode: Optional
     return path
 
 
-def _publish(temp: str, path: Path, force: bool) -> None:
+def _publish(temp: str, path: Path, force: bool, options: Options) -> None:
     if force:
         os.replace(temp, path)
         return
     try:
         os.link(temp, path)  # fails if the target appeared since it was checked
     except FileExistsError:
-        raise OutputError("output file exists", where=str(path),
-                          hint="pass --force to overwrite it, or choose another directory with -o DIR") from None
+        raise OutputError("output file exists", where=str(path), hint=exists_hint(options)) from None
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
         if os.path.lexists(path):
-            raise OutputError("output file exists", where=str(path),
-                              hint="pass --force to overwrite it") from None
+            raise OutputError("output file exists", where=str(path), hint=exists_hint(options)) from None
         os.replace(temp, path)
+
+
+def small_text_file(path: Path, cap: int, name: str, hint: str) -> str:
+    """A regular file's UTF-8 text, refused when over `cap` bytes or not a regular file (a device or FIFO
+    could be read forever); FileNotFoundError and UnicodeDecodeError are the caller's."""
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer before the check below could refuse it
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"over {cap:,} bytes"
+            raise UsageError(f"cannot read {name}", what, where=str(path), hint=hint)
+        return handle.read(cap + 1).decode("utf-8")

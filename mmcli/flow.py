@@ -6,11 +6,30 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
-    from .config import CommonOptions, Settings
+    from .config import CommonOptions, GenerationOptions, MediaOptions, Settings
+    from .endpoint import Target
     from .events import Events
     from .inputs import CheckedInput
+    from .job import Content, Job, Meta
     from .runner import Runner
-    from .tasks.common import Context
+
+
+@dataclass
+class Context:
+    """A task's surroundings: where requests go, how media and answers are shaped, who hears about it."""
+
+    target: "Target"
+    media: "MediaOptions"
+    generation: "GenerationOptions"
+    events: "Events"
+
+    def job(self, content: list["Content"], prompt: str, label: str = "", meta: "Meta" = None,
+            named_warnings: bool = False) -> "Job":
+        """A job for this target with these options."""
+        from .job import Job
+
+        return Job(content=content, prompt=prompt, model=self.target.model, family=self.target.family,
+                   generation=self.generation, label=label, meta=meta, named_warnings=named_warnings)
 
 
 @dataclass
@@ -47,7 +66,6 @@ def connect(opened: Opened, opts: "CommonOptions", events: "Events",
     from .endpoint import connect as find_target
     from .history.recorder import recorder_for
     from .runner import Runner
-    from .tasks.common import Context
 
     target = find_target(opened.settings, events, dry_run=opts.output.dry_run, environ=environ)
     ctx = Context(target, opts.media, opts.generation, events)

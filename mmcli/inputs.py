@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable
 
 from .errors import MediaError, UsageError
-from .media.image import ImageInput, check_aspect, open_image
+from .media.checked import CheckedInput  # defined with the media it holds; the input step makes it
+from .media.image import check_aspect, open_image
 from .media.sources import Source, open_sources
 
 if TYPE_CHECKING:
     from .config import MediaOptions
-    from .media.audio import AudioInput
-    from .media.video import VideoInput
 
 WarnFn = Callable[[str], None]
-
-
-@dataclass
-class CheckedInput:
-    """An input that passed every local check; `image` is set for decodable images, `video` for videos,
-    `audio` for sound files (an audio-only WebM or MP4 included)."""
-
-    source: Source
-    image: Optional[ImageInput] = None
-    video: Optional["VideoInput"] = None
-    audio: Optional["AudioInput"] = None
-
-    @property
-    def is_video(self) -> bool:
-        """Whether this input is a video (opened, or a URL passed through)."""
-        return self.video is not None or (self.source.sniffed.kind == "video" and self.audio is None)
-
-    @property
-    def is_audio(self) -> bool:
-        """Whether this input is sound only."""
-        return self.audio is not None
 
 
 def read_inputs(specs: list, media: "MediaOptions", timeout: float, warn: WarnFn,
@@ -160,13 +137,22 @@ def _encode_picture(picture) -> bytes:
     from PIL import Image
 
     if not isinstance(picture, Image.Image):
+        if not hasattr(picture, "__array__") and not hasattr(picture, "__array_interface__"):
+            # None, numbers, dicts...: not pictures at all, whatever numpy would make of them
+            raise UsageError("unsupported input", f"a value of type {type(picture).__name__}",
+                             hint="pass a path, a URL, bytes, a PIL image or an RGB uint8 array")
         import numpy as np
 
         array = np.asarray(picture)
         if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
             raise UsageError("unsupported input", f"an array of shape {array.shape} and type {array.dtype}",
                              hint="pass an RGB uint8 array of shape (height, width, 3)")
+        if 0 in array.shape[:2]:
+            raise UsageError("unsupported input", f"an empty picture: an array of shape {array.shape}",
+                             hint="pass an array with at least one row and one column")
         picture = Image.fromarray(array)
+    if 0 in picture.size:
+        raise UsageError("unsupported input", f"an empty picture of {picture.size[0]}x{picture.size[1]} pixels")
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

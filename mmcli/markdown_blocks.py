@@ -4,10 +4,11 @@ open block is redrawn, at most REDRAWS_PER_SECOND times, so a long answer costs 
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Optional, TextIO
 
-from .terminal import ControlFilter
+from .terminal import ControlFilter, echo_off
 
 REDRAWS_PER_SECOND = 15
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -89,6 +90,7 @@ class BlockMarkdown:
         self.clock = clock
         self.drawn_at = float("-inf")
         self.live = Live(console=self.console, auto_refresh=False, transient=True)
+        self.restore_echo = echo_off(sys.stdin)
         self.live.start()
         self.markdown = False  # set once the answer shows Markdown syntax; plain prose stays plain text
 
@@ -121,6 +123,7 @@ class BlockMarkdown:
         """The answer is over (whole or not): the open block is printed, the live area goes."""
         self.live.update("", refresh=True)
         self.live.stop()
+        self.restore_echo()
         for block in self.blocks.feed(self.filter.flush()) + [self.blocks.rest()]:
             if block.strip():
                 self.console.print(self._shown(block))

@@ -24,6 +24,11 @@ class Plan:
     # Text the server writes into the prompt beside the media (vLLM's Qwen3-VL frame-pair labels):
     # prompt tokens, not visual ones, so `visual_tokens` leaves it out.
     inserted_text: list[str] = field(default_factory=list)
+    resent: int = 0  # how many of `items` come first from the conversation's earlier turns (sent as they were)
+
+    def __post_init__(self) -> None:
+        # a plan is shown, logged and handed to Python callers: never with the URL's password
+        self.base_url = masked_url(self.base_url)
 
     @property
     def visual_tokens(self) -> Optional[int]:

@@ -64,28 +64,38 @@ class Output(Events):
         self.json_mode = json_mode
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        self.spinning = None  # the spinner on stderr now, if any
 
     def status(self, message: str) -> None:
         """A progress or status line on stderr."""
-        print(for_stream(f"mmcli: {message}", self.stderr), file=self.stderr, flush=True)
+        self._stderr_line(f"mmcli: {message}")
 
     def warn(self, message: str) -> None:
         """A warning on stderr."""
         self.warnings.append(message)
-        print(for_stream(f"mmcli: warning: {message}", self.stderr), file=self.stderr, flush=True)
+        self._stderr_line(f"mmcli: warning: {message}")
 
     def stderr_block(self, text: str) -> None:
         """Text on stderr as it is, unprefixed (e.g. the end of a server's log)."""
+        self._stderr_line(text)
+
+    def _stderr_line(self, text: str) -> None:
+        # a running spinner is taken off its line first, so the text never lands after it (e.g. a retry's note)
+        spinner = self.spinning
+        if spinner is not None:
+            spinner.stop()
         print(for_stream(text, self.stderr), file=self.stderr, flush=True)
+        if spinner is not None:
+            spinner.start()
 
     @contextmanager
     def spinner(self, message: str) -> Iterator[None]:
         """A spinner on stderr while something slow happens (silent when stderr is not a terminal)."""
-        if not self.stderr.isatty():
+        stop = self.start_spinner(message)
+        try:
             yield
-            return
-        with self.stderr_console().status(plain(message)):
-            yield
+        finally:
+            stop()
 
     def start_spinner(self, message: str):
         """Start a spinner on stderr (if it is a terminal); returns the function that stops it."""
@@ -93,7 +103,14 @@ class Output(Events):
             return lambda: None
         status = self.stderr_console().status(plain(message))
         status.start()
-        return status.stop
+        self.spinning = status
+
+        def stop() -> None:
+            if self.spinning is status:
+                self.spinning = None
+            status.stop()
+
+        return stop
 
     def steps(self, total: int, title: str) -> "Progress":
         """Progress over `total` steps: a bar on a terminal, a status line per step otherwise."""

@@ -101,7 +101,8 @@ class Runner:
         request = build_request(job, endpoint.quirks, stream=stream)
         return Plan(model=job.model, family=job.family.name, base_url=endpoint.base_url, items=job.plan_items,
                     request=request, family_source=self.target.family_source, notes=list(self.target.notes),
-                    inserted_text=inserted_text(job, endpoint.quirks))
+                    inserted_text=inserted_text(job, endpoint.quirks),
+                    resent=len(job.earlier.items) if job.earlier is not None else 0)
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
         """Send one job; the Result is kept even when the job fails (then RunStopped is raised)."""
@@ -112,11 +113,15 @@ class Runner:
         result = Result(job, plan)
         started = time.monotonic()
         heard: list[str] = []  # what streamed so far: an answer stopped by Ctrl-C keeps it
+        closed: list[BrokenPipeError] = []  # the reader of the output went away: the answer is still logged
 
         def hear(delta: str) -> None:
             heard.append(delta)
-            if on_text is not None:
-                on_text(delta)
+            if on_text is not None and not closed:
+                try:
+                    on_text(delta)
+                except BrokenPipeError as exc:
+                    closed.append(exc)
 
         try:
             if plan.visual_tokens is not None:  # only then can the fit be judged
@@ -124,8 +129,8 @@ class Runner:
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=hear, status=self.status,
                                  pacer=self.pacer)
         except client.PartialAnswerError as exc:
-            _copy_answer(result, exc.partial)
-            result.error = exc
+            _copy_answer(result, exc.partial)  # the text that arrived stays on the result
+            result.error = exc.cause  # the error of its own class, as every caller raises it
         except MmcliError as exc:
             result.error = exc
         except KeyboardInterrupt as exc:
@@ -140,6 +145,8 @@ class Runner:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
         self._finish(result, started)
+        if closed:
+            raise closed[0]
         if result.error is not None:
             raise RunStopped(self.results, result.error)
         return result

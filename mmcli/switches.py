@@ -1,4 +1,5 @@
-"""On/off settings and sizes read from the flag, the environment and the config file, in that order."""
+"""On/off settings and numbers read from the flag, the environment and the config file, in that order;
+one check for every number, whatever its source."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Mapping, Optional
 
 from .errors import UsageError
 
+MAX_LOG_MEDIA_MB = 1_000_000.0  # a terabyte: past it a cap is no cap, and bigger numbers overflow
+CONFIG_HINT = "fix the file: its keys are described in docs/configuration.md"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -23,14 +26,29 @@ def switch(flag: Optional[bool], environ: Mapping[str, str], variable: str, conf
         return value in _TRUE
     configured = config.get(key, True)
     if not isinstance(configured, bool):
-        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path))
+        raise UsageError("invalid config file", f"'{key}' must be true or false", where=str(path),
+                         hint=CONFIG_HINT)
     return configured
+
+
+def checked_number(value: object, name: str, *, at_most: float, above: Optional[float] = None,
+                   at_least: Optional[float] = None, unit: str = "", where: str = "", hint: str = "") -> float:
+    """A number from any source (flag, environment, config file, Python): finite and in range, else a usage
+    error. NaN fails every comparison and inf or 1e308 overflow what uses them, so both are refused here."""
+    import math
+
+    real = not isinstance(value, bool) and isinstance(value, (int, float))
+    number = float(value) if real else math.nan
+    if not math.isfinite(number) or (above is not None and not number > above) \
+            or (at_least is not None and not number >= at_least) or not number <= at_most:
+        shown = f"{number:g}{' ' + unit if unit else ''}" if real else f"{value!r} is not a number"
+        raise UsageError(f"invalid {name}", shown, where=where, hint=hint)
+    return number
 
 
 def media_cap(config: dict, path: Path) -> int:
     """Bytes of one media item the history keeps: the config file's `log_media_mb` (default 20)."""
-    value = config.get("log_media_mb", 20)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise UsageError("invalid config file", "'log_media_mb' must be a number of megabytes (0 or more)",
-                         where=str(path))
-    return int(value * 1024 * 1024)
+    megabytes = checked_number(config.get("log_media_mb", 20), "log_media_mb", at_least=0, at_most=MAX_LOG_MEDIA_MB,
+                               unit="MB", where=str(path),
+                               hint=f"set log_media_mb in the config file to megabytes from 0 to {MAX_LOG_MEDIA_MB:g}")
+    return int(megabytes * 1024 * 1024)

@@ -10,7 +10,7 @@ from .schema import flatten
 
 if TYPE_CHECKING:
     from .batch.work import Work
-    from .render import Output
+    from .events import Display
 
 
 def table_rows(lines: list[tuple["Work", Optional[dict]]]) -> tuple[list[str], list[dict]]:
@@ -51,7 +51,7 @@ def _inert(value: object) -> object:
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
-def show_table(out: "Output", fmt: str, lines: list[tuple["Work", Optional[dict]]]) -> None:
+def show_table(out: "Display", fmt: str, lines: list[tuple["Work", Optional[dict]]]) -> None:
     """Print the table on stdout in `fmt` (csv or jsonl)."""
     columns, rows = table_rows(lines)
     if fmt == "csv":

@@ -7,8 +7,9 @@ they are removed; written to a pipe or file the text stays exactly as it came.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import TextIO
+from typing import Callable, TextIO
 
 # One regex, tried left to right: CSI (ESC [ or U+009B), then strings ended by BEL or ST (OSC, DCS,
 # SOS, PM, APC), then other ESC sequences, then any single C0/C1 control, DEL and bare CR. Each
@@ -118,3 +119,28 @@ def json_for_stream(text: str, stream: TextIO) -> str:
     # json.dumps already escapes C0; these are the ones ensure_ascii=False leaves raw, and they
     # can only occur inside strings, where an escape means the same character.
     return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def echo_off(stream) -> Callable[[], None]:
+    """Stop the terminal echoing keys typed while an answer is drawn (its own "^C" would move the cursor
+    under the redrawn area, which is then printed twice); returns the function that restores it."""
+    try:
+        import termios
+
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
+    except (ImportError, OSError, ValueError, AttributeError):  # not a terminal, or no termios (Windows)
+        saved = None
+    if saved is None:
+        return lambda: None
+    quiet = list(saved)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+
+    def restore() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        except (OSError, termios.error):  # the terminal went away meanwhile
+            pass
+
+    return restore

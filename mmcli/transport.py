@@ -18,6 +18,8 @@ from .errors import EndpointTimeout
 from .urls import is_loopback, masked_url
 
 RETRY_ATTEMPTS = 3
+MAX_ERROR_BYTES = 1 << 20  # of an error reply's body: enough for any message
+MAX_REPLY_BYTES = 64 << 20  # of a whole reply, once decoded (a thousand embeddings fit several times)
 CONNECT_TIMEOUT = 10.0
 StatusFn = Callable[[str], None]
 
@@ -107,10 +109,15 @@ def send(endpoint: Endpoint, method: str, path: str, *, stream: bool = False, st
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         if pacer is not None:
             pacer.wait()
+        started = time.monotonic()
         try:
             return _attempt(client, method, path, stream, content)
         except httpx2.TimeoutException:
-            raise EndpointTimeout("no answer in time", f"waited {endpoint.timeout:g} s",
+            # the timeout runs between reads: a server dripping its reply makes the wait longer; say how long
+            waited = max(time.monotonic() - started, endpoint.timeout)
+            raise EndpointTimeout("no answer in time", f"waited {waited:.3g} s, the last {endpoint.timeout:g} s "
+                                  "with nothing arriving" if waited > endpoint.timeout + 1 else
+                                  f"waited {endpoint.timeout:g} s",
                                   where=masked_url(endpoint.base_url),
                                   hint="raise --timeout, or lower --max-pixels to make the request lighter") from None
         except (ConnectionFailure, StatusFailure) as exc:
@@ -139,14 +146,31 @@ def _attempt(client, method: str, path: str, stream: bool, content: dict):
     if response.status_code < 400:
         return response
     try:
-        response.read()  # the error's body, for its message
+        content = read_limited(response, MAX_ERROR_BYTES, cut=True)  # the error's body, for its message
     except httpx2.TimeoutException:
         raise
     except httpx2.HTTPError as exc:
         raise ConnectionFailure(str(exc) or type(exc).__name__) from exc
     finally:
         response.close()
-    raise StatusFailure(response)
+    raise StatusFailure(response, content)
+
+
+def read_limited(response, limit: int, cut: bool = False) -> bytes:
+    """The body, decoded, up to `limit` bytes: beyond it the rest is left unread (`cut`), or the reply is
+    refused. A small gzip reply can inflate to gigabytes; this stops it at the limit."""
+    from .replies import BadReply
+
+    chunks, total = [], 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        chunks.append(chunk)
+        if total > limit:
+            if cut:
+                return b"".join(chunks)[:limit]
+            raise BadReply(f"the reply is too large: over {limit >> 20} MB once decoded",
+                           hint="the server may be broken or hostile; check --base-url")
+    return b"".join(chunks)
 
 
 def _worth_retrying(exc: Exception, endpoint: Endpoint) -> bool:
@@ -154,8 +178,8 @@ def _worth_retrying(exc: Exception, endpoint: Endpoint) -> bool:
         return exc.status_code in TRANSIENT_STATUS
     import httpx2
 
-    if isinstance(exc.__cause__, httpx2.DecodingError):
-        return False  # a body that cannot be decoded will not decode next time
+    if isinstance(exc.__cause__, (httpx2.DecodingError, httpx2.TooManyRedirects)):
+        return False  # a body that cannot be decoded will not decode next time, nor a redirect loop end
     # Nothing listens on this machine's port: asking again 0.5 s later will not change that.
     return not (_refused(exc) and is_loopback(endpoint.base_url))
 

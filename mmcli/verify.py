@@ -113,12 +113,25 @@ def check_fits(plan: "Plan", max_model_len: Optional[int], max_tokens: Optional[
 
 
 def budget_hint(plan: "Plan", room: int) -> str:
-    """The budget that would fit `room` visual tokens: per image, or the video's pixel budget."""
+    """The budget that would fit `room` visual tokens: per image, or the video's pixel budget. The media of
+    earlier turns are resent as they were: no option shrinks them."""
+    earlier = plan.items[:plan.resent]
+    fixed = sum(item.visual_tokens or 0 for item in earlier)
+    if fixed:
+        new = _new_budget_hint(plan, room - fixed, plan.items[plan.resent:]) if room - fixed >= 4 else ""
+        return (f"the earlier turns resend {fixed:,} visual tokens as they were sent, which no option shrinks: "
+                "start a new conversation (leave out -c/--cid)" + (f", or {new}" if new else ""))
+    return _new_budget_hint(plan, room, plan.items)
+
+
+def _new_budget_hint(plan: "Plan", room: int, items: list) -> str:
     family = FAMILIES.get(plan.family, FAMILIES["generic"])
     if room < 4:
         return "the text and the answer alone fill the context: lower --max-tokens or shorten the prompt"
-    videos = [item for item in plan.items if item.kind == "video"]
-    images = [item for item in plan.items if item.kind != "video"]
+    if not items:
+        return ""
+    videos = [item for item in items if item.kind == "video"]
+    images = [item for item in items if item.kind != "video"]
     factor = family.factor or 1
     if videos:
         share = room - sum(item.visual_tokens or 0 for item in images)

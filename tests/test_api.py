@@ -168,6 +168,7 @@ def test_a_cut_stream_raises_with_the_text_so_far(client, server, photo):
         for piece in stream:
             seen.append(piece)
     assert caught.value.exit_code == 5 and caught.value.hint
+    assert type(caught.value) is mmcli.EndpointUnavailable  # the Runner keeps the real error, not a wrapper
     assert caught.value.partial.text == "".join(seen) and seen
 
 

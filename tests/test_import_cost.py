@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import media
-from tests.support.scripted_server import Reply
+from tests.support.scripted_server import Reply, decode_images
 from tests.test_terminal_output import Terminal
 
 ROOT = Path(__file__).parent.parent
@@ -49,7 +49,16 @@ def test_a_piped_text_question_loads_no_image_library_no_rich_and_no_sdk(server,
     assert not {"mmcli.media.video", "mmcli.media.pdf"} & modules
 
 
-def test_a_photo_question_loads_opencv_but_no_video_or_pdf_reader(server, clean_env, tmp_path):
+def test_a_jpeg_photo_question_loads_pillow_alone(server, clean_env, tmp_path):
+    photo = media.make_real_photo(tmp_path, size=(1600, 1200))
+    code, modules = run_traced(["ask", photo, "q", "--base-url", server.base_url, "-m", "m"], clean_env)
+    assert code == 0 and len(decode_images(server.chat_requests()[0].json)) == 1
+    assert "PIL" in tops(modules) and "mmcli.media.scaled_jpeg" in modules
+    assert tops(modules) & ({"cv2", "numpy"} | MEDIA_READERS | SENDING_NEEDS_NONE_OF | {"rich"}) == set()
+    assert not {"mmcli.media.video", "mmcli.media.pdf"} & modules
+
+
+def test_a_png_question_loads_opencv_but_no_video_or_pdf_reader(server, clean_env, tmp_path):
     photo = media.make_small_png(tmp_path)
     code, modules = run_traced(["ask", photo, "q", "--base-url", server.base_url, "-m", "m"], clean_env)
     assert code == 0

@@ -1,4 +1,5 @@
-"""One photo through every surface (the CLI's --json, an --each line, the Python API, an export collected):
+"""One photo through every surface (the CLI's --json, an --each line, the Python API and its Client.each, an
+export collected):
 the same task finish gives the same answer, usage, planned visual tokens, verified flag, model and
 finish reason; and detect's boxes are the same everywhere."""
 
@@ -53,17 +54,22 @@ def test_ask_gives_the_same_fields_on_every_surface(mmcli, server, tmp_path, pho
     assert run.code == 0, run.stderr
     [line] = lines(live)
 
-    answer = api.Client(base_url=server.base_url, model="tiny", family="qwen2-vl").ask(photo, "caption",
-                                                                                       stream=False)
+    client = api.Client(base_url=server.base_url, model="tiny", family="qwen2-vl")
+    answer = client.ask(photo, "caption", stream=False)
     from mmcli.tasks.ask import answer_fields
 
     from_api = answer_fields(answer)
+    [from_each] = client.each(photo.parent, "caption", stream=False)
     collected = _collected(mmcli, server, tmp_path, "ask", photo, "caption")
 
     assert single["planned_visual_tokens"] and single["verified"] is True and single["usage"] == USAGE
     for key in SAME:
-        assert single[key] == line[key] == from_api[key] == collected[key], key
-    assert single["plan"]["totals"] == line["plan"]["totals"] == collected["plan"]["totals"]
+        assert single[key] == line[key] == from_api[key] == from_each[key] == collected[key], key
+    assert single["plan"]["totals"] == line["plan"]["totals"] == from_each["plan"]["totals"] \
+        == collected["plan"]["totals"]
+    # Client.each's item is the results line itself: the same keys and the same job id, so either resumes the other.
+    assert set(from_each) == set(line) and from_each["id"] == line["id"]
+    assert list(client.each(photo.parent, "caption", stream=False, output=live)) == []  # already done
 
 
 def test_detect_gives_the_same_boxes_on_every_surface(mmcli, server, tmp_path, photo, clean_environ):
@@ -82,13 +88,15 @@ def test_detect_gives_the_same_boxes_on_every_surface(mmcli, server, tmp_path, p
 
     from mmcli.tasks.detect import detections_fields
 
-    found = api.Client(base_url=server.base_url, model="tiny", family="qwen2-vl").detect(photo, "the cat")
-    from_api = detections_fields(found)
+    client = api.Client(base_url=server.base_url, model="tiny", family="qwen2-vl")
+    from_api = detections_fields(client.detect(photo, "the cat"))
+    [from_each] = client.each(photo.parent, "the cat", task="detect")
     collected = _collected(mmcli, server, tmp_path, "detect", photo, "the cat")
 
     boxes = [[d["bbox"] for d in entry["detections"]] for entry in single["inputs"]]
     assert boxes == [[[64.0, 96.0, 320.0, 336.0]]]  # 0..1000 of the 640x480 original
-    for other in (line, from_api, collected):
+    assert from_each["id"] == line["id"]
+    for other in (line, from_api, from_each, collected):
         assert [[d["bbox"] for d in entry["detections"]] for entry in other["inputs"]] == boxes
         for key in ("usage", "planned_visual_tokens", "verified", "model"):
             assert other[key] == single[key], key

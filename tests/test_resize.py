@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmcli.media.jpeg import jpeg_is_complete, reduction_for
+from mmcli.media.jpeg import jpeg_is_complete
 from mmcli.media.resize import AspectRatioError, PixelBudget, fit_longest_side, smart_resize
 
 QWEN_MAX = 16384 * 28 * 28
@@ -70,9 +70,3 @@ def test_jpeg_completeness_check(tmp_path):
     assert jpeg_is_complete(data + b"trailing bytes after EOI")
     assert not jpeg_is_complete(b"not a jpeg")
 
-
-def test_reduction_never_goes_below_target():
-    assert reduction_for(3024, 4032, 840, 1148) == 2
-    assert reduction_for(3024, 4032, 300, 400) == 8
-    assert reduction_for(100, 100, 100, 100) == 1
-    assert reduction_for(3023, 4031, 756, 1008) == 4  # ceil(3023/4) = 756

@@ -164,3 +164,25 @@ def test_a_transcript_that_cannot_be_written_is_still_shown(mmcli, whisper, smal
     run = mmcli("transcribe", path, "-o", "--base-url", whisper.base_url)
     assert run.code == 9, (run.code, run.stderr)
     assert run.stdout.startswith("piece 1 lasts") and not (small_disk / "memo.txt").exists()
+
+
+@pytest.mark.parametrize("segments", [
+    [{"start": 0, "end": "x", "text": "ok"}],
+    [{"start": 1e308, "end": float("inf"), "text": "ok"}],
+    [{"start": -5, "end": None, "text": "ok"}],
+    [{"start": 0, "end": 1, "text": None}, "not a segment", {"start": 0, "end": 1, "text": 3}],
+])
+def test_odd_segment_times_and_texts_never_lose_the_text(mmcli, whisper, tmp_path, segments):
+    path = sound.write_audio(tmp_path / "memo.wav", sound.speechlike(3.0, 16000), 16000, "wav")
+    whisper.segments = json.loads(json.dumps(segments).replace("Infinity", "1e999"))
+    run = transcribe(mmcli, whisper, path, "--format", "srt")
+    assert "ok" in run.stdout and "None" not in run.stdout
+    stamps = re.findall(r"(\d\d):(\d\d):(\d\d),(\d\d\d)", run.stdout)
+    assert stamps and all(int(h) == 0 and int(m) == 0 and int(s) <= 3 for h, m, s, _ in stamps)
+
+
+def test_a_413_on_transcribe_hints_at_the_upload_size(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "memo.wav", sound.speechlike(2.0, 16000), 16000, "wav")
+    whisper.status = 413
+    run = transcribe(mmcli, whisper, path, expect=4)
+    assert "--max-upload-mb" in run.stderr and "--max-pixels" not in run.stderr

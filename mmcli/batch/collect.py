@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 from ..errors import JobsFailed, MmcliError, UsageError
 
 if TYPE_CHECKING:
-    from ..render import Output
+    from ..events import Events
 
 
 def read_manifest(export: Path) -> dict:
@@ -26,23 +26,33 @@ def read_manifest(export: Path) -> dict:
         raise UsageError("no manifest for this export", where=str(path),
                          hint="pass the FILE.jsonl that --export wrote; its FILE.manifest.json must be beside it") from None
     except (OSError, ValueError) as exc:
-        raise UsageError("cannot read the export manifest", str(exc), where=str(path)) from None
+        raise UsageError("cannot read the export manifest", str(exc), where=str(path),
+                         hint="use the manifest --export wrote for this file, unchanged") from None
 
 
-def read_outputs(paths: list[Path]) -> dict[str, dict]:
-    """custom_id -> {"body": chat completion} or {"error": message}, from every output file."""
+def read_outputs(paths: list[Path], wanted: Optional[set] = None) -> tuple[dict[str, dict], list[str]]:
+    """(custom_id -> {"body": chat completion} or {"error": message}, one message per line that is not an
+    answer), from every output file, read a line at a time; only the ids in `wanted` are kept."""
     answers: dict[str, dict] = {}
+    bad: list[str] = []
     for path in paths:
         try:
             handle = open(path, "rb")
         except OSError as exc:
-            raise UsageError("cannot read the batch output", exc.strerror or str(exc), where=str(path)) from None
+            raise UsageError("cannot read the batch output", exc.strerror or str(exc), where=str(path),
+                             hint="pass the output file the batch runner wrote") from None
         with handle:
             for number, raw in enumerate(handle, start=1):
-                if raw.strip():
+                if not raw.strip():
+                    continue
+                try:
                     custom_id, answer = _output_line(raw, f"{path}, line {number}")
+                except UsageError as exc:  # one bad line costs its own answer, not the others'
+                    bad.append(exc.message())
+                    continue
+                if wanted is None or custom_id in wanted:
                     answers[custom_id] = answer
-    return answers
+    return answers, bad
 
 
 def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
@@ -63,36 +73,65 @@ def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
     return line["custom_id"], {"body": response.get("body")}
 
 
-def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Output") -> None:
+def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Events") -> None:
     """Write one results line per exported job whose every request has an answer; documents that still
     need their merge go to a second batch file (mmcli.batch.merge)."""
-    from .merge import write_merges
     from .results import open_sink
 
-    from .guard import refuse_reading_files
+    from .guard import refuse_planned, refuse_reading_files
+    from .merge import merge_paths
     from .manifest import collect_inputs
 
     manifest = read_manifest(export)
     refuse_reading_files(results, collect_inputs(export, outputs, manifest))
-    answers = read_outputs(outputs)
+    refuse_planned(results, [("the merge file", m) for m in merge_paths(export)])
+    answers, bad = read_outputs(outputs, {cid for job in manifest["jobs"].values() for cid in job["requests"]})
+    for message in bad:
+        out.status(f"skipped: {message}")
     sink = open_sink(results, out)
     counts = {"done": 0, "failed": 0, "missing": 0, "already": 0, "merge": 0}
     merges: dict = {"lines": [], "jobs": {}}
+    missing: list[str] = []
     try:
         for jid, job in manifest["jobs"].items():
-            counts[_collect_one(jid, job, answers, manifest, sink, merges)] += 1
+            counted = _collect_one(jid, job, answers, manifest, sink, merges)
+            counts[counted] += 1
+            if counted == "missing":
+                missing.append(", ".join(map(str, job["sources"])) or jid)
     finally:
         sink.close()
     out.status(f"{counts['done']} done, {counts['failed']} failed, {counts['already']} already done"
                + (f", {counts['missing']} with no output yet" if counts["missing"] else ""))
-    waiting = len(merges["jobs"])
-    if waiting:
-        path = write_merges(export, merges["lines"], merges["jobs"], manifest)
-        out.status(f"{waiting} document(s) need their merge step: run {path} through the batch runner, then "
-                   f"mmcli batch collect {path} OUTPUT.jsonl" + (f" -o {results}" if results else ""))
+    if merges["jobs"]:
+        _merge_notice(export, merges, manifest, results, out)
     sink.raise_if_lost()
-    if counts["failed"] or counts["missing"] or waiting:
-        raise JobsFailed(f"{counts['failed'] + counts['missing'] + waiting} job(s) are not done", where=str(export),
+    _raise_unfinished(export, bad, counts, missing, len(merges["jobs"]))
+
+
+def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[Path], out: "Output") -> None:
+    """Write the merge file and say the three ways to run it."""
+    from .merge import write_merges
+
+    path = write_merges(export, merges["lines"], merges["jobs"], manifest)
+    keep = f" -o {results}" if results else ""
+    out.status(f"{len(merges['jobs'])} document(s) need their merge step: `mmcli batch submit {path}` then "
+               f"`mmcli batch fetch {path}{keep}`, or run {path} through the batch runner, then "
+               f"`mmcli batch collect {path} OUTPUT.jsonl{keep}`")
+
+
+def _raise_unfinished(export: Path, bad: list[str], counts: dict, missing: list[str], waiting: int) -> None:
+    """Exit 5 when output lines could not be read (the good ones are collected), else 8 for jobs not done."""
+    from ..replies import BadReply
+
+    unfinished = counts["failed"] + counts["missing"] + waiting
+    if bad:
+        raise BadReply(f"{len(bad)} line(s) of the batch output are not answers; first: {bad[0]}",
+                       hint=f"the other lines were collected ({unfinished} job(s) are not done); "
+                            "ask the provider about the lines named")
+    if unfinished:
+        named = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise JobsFailed(f"{unfinished} job(s) are not done", f"no answer for {named}" if missing else "",
+                         where=str(export),
                          hint="failed lines say why; jobs with no output yet are collected when run again "
                               "with the rest of the output; merges are collected from the merge file's output")
 

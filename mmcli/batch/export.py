@@ -22,7 +22,7 @@ from .work import BatchFlags, Work, job_id
 if TYPE_CHECKING:
     from ..config import CommonOptions
     from ..job import Job
-    from ..render import Output
+    from ..events import Events
     from ..tasks.common import Context
 
 MAX_LINES = 50_000  # OpenAI's and Parasail's limit per batch file
@@ -173,7 +173,7 @@ def finisher_entry(job: "Job", plan) -> dict:
     return entry
 
 
-def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str) -> None:
+def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Events", title: str) -> None:
     """Prepare every job and write its requests to the batch file(s) and the manifest; nothing is sent."""
     from ..config import resolve_settings
     from ..endpoint import connect, without_media_uuids

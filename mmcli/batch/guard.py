@@ -37,6 +37,16 @@ def refuse_reading_files(target: Optional[Path], protected: Iterable[tuple[str, 
                               hint=f"give {flag} a file of its own, e.g. results.jsonl")
 
 
+def refuse_planned(target: Optional[Path], planned: Iterable[tuple[str, Path]], flag: str = "-o") -> None:
+    """Refuse `target` when the command itself writes a file of that name (which may not exist yet)."""
+    if target is None:
+        return
+    for what, path in planned:
+        if target.resolve() == path.resolve():
+            raise OutputError(f"refusing to write into {what}", f"{flag} names {path}, which this command writes",
+                              where=str(target), hint=f"give {flag} a file of its own, e.g. results.jsonl")
+
+
 def refuse_device(target: Path, flag: str = "-o") -> None:
     """Refuse an existing output that is not a regular file: a device, a pipe, a terminal, a socket."""
     try:
@@ -51,6 +61,17 @@ def refuse_device(target: Path, flag: str = "-o") -> None:
     if not stat.S_ISREG(mode):
         raise OutputError("output path is not a regular file", where=str(target),
                           hint=f"leave out {flag} to get the JSON lines on standard output, or name a file")
+
+
+def check_results_place(target: Path, flag: str = "-o") -> None:
+    """Refuse, before anything is sent, a results file that could not be opened: a device, a folder, no folder."""
+    from ..files import OutputError
+
+    refuse_device(target, flag)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError("the results file's folder does not exist", str(folder), where=str(target),
+                          hint=f"create the folder first, or give {flag} a file in an existing one")
 
 
 def input_files(works: Iterable) -> list[tuple[str, str]]:

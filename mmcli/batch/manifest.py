@@ -29,10 +29,34 @@ def _problem(manifest: object) -> str:
             return f"'{key}' is not a string"
     if not isinstance(manifest.get("jobs"), dict):
         return "'jobs' is not an object"
+    files = manifest.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+        return "'files' is not a list of files with their paths"
+    for key in ("parent", "submit_id"):
+        if key in manifest and not isinstance(manifest[key], str):
+            return f"'{key}' is not a string"
+    problem = _batches_problem(manifest.get("provider_batches", {}))
+    if problem:
+        return problem
     for jid, job in manifest["jobs"].items():
         problem = _job_problem(job)
         if problem:
             return f"job {jid}: {problem}"
+    return ""
+
+
+def _batches_problem(batches: object) -> str:
+    """What is wrong with the record `mmcli batch submit` keeps (part name -> upload and batch ids)."""
+    if not isinstance(batches, dict):
+        return "'provider_batches' is not an object"
+    for name, entry in batches.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("base_url"), str):
+            return f"provider batch {name}: not an object with its base_url"
+        if any(entry.get(key) is not None and not isinstance(entry[key], str)
+               for key in ("batch_id", "input_file_id", "status")):
+            return f"provider batch {name}: an id or status is not a string"
+        if not entry.get("batch_id") and not entry.get("input_file_id"):
+            return f"provider batch {name}: neither a batch id nor an upload id"
     return ""
 
 
@@ -63,9 +87,17 @@ def _job_problem(job: object) -> str:
 
 
 def collect_inputs(export: Path, outputs: Iterable[Path], manifest: dict) -> list[tuple[str, object]]:
-    """What `mmcli batch collect` reads: the export (every part), its manifest, the batch output files."""
+    """What `mmcli batch collect` and `fetch` must never write into: the export (every part), its manifest,
+    the batch output files, every source the jobs name, and for a merge file the export it came from."""
     from .export import manifest_path
 
     parts = [f.get("path") for f in manifest.get("files") or [] if isinstance(f, dict) and f.get("path")]
+    sources = {s for job in manifest.get("jobs", {}).values() for s in job.get("sources", []) if isinstance(s, str)}
+    parent = manifest.get("parent")
+    if not isinstance(parent, str) and export.name.endswith(".merge.jsonl"):
+        parent = str(export.with_name(export.name[:-len(".merge.jsonl")] + ".jsonl"))  # a merge file written earlier
+    parents = [("the export the merge file belongs to", parent),
+               ("the export manifest", manifest_path(Path(parent)))] if isinstance(parent, str) else []
     return [("the export file", export), *[("the export file", p) for p in parts],
-            ("the export manifest", manifest_path(export)), *[("a batch output file", p) for p in outputs]]
+            ("the export manifest", manifest_path(export)), *[("a batch output file", p) for p in outputs],
+            *[("an input", s) for s in sorted(sources)], *parents]

@@ -89,7 +89,7 @@ def write_merges(export: Path, lines: list[bytes], jobs: dict, manifest: dict) -
     data = b"".join(lines)
     merge_manifest = {key: manifest[key] for key in ("format", "model", "family", "base_url", "quirks")
                       if key in manifest}
-    merge_manifest.update(files=[{"path": str(path), "lines": len(lines), "bytes": len(data)}], jobs=jobs, failed=[])
+    merge_manifest.update(parent=str(export), files=[{"path": str(path), "lines": len(lines), "bytes": len(data)}], jobs=jobs, failed=[])
     write_atomic(path, data, force=True)
     write_atomic(manifest_file, (json.dumps(merge_manifest, ensure_ascii=False, indent=1) + "\n").encode(), force=True)
     return path

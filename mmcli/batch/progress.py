@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..terminal import plain, strip_controls
 
 if TYPE_CHECKING:
-    from ..render import Output
+    from ..events import Display
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Tally:
 class Progress:
     """Shows a Tally as it changes; safe to call from every worker."""
 
-    def __init__(self, out: "Output", tally: Tally, title: str) -> None:
+    def __init__(self, out: "Display", tally: Tally, title: str) -> None:
         self.out, self.tally, self.title = out, tally, title
         self.lock = threading.Lock()
         self.bar = None

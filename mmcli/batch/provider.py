@@ -1,7 +1,7 @@
 """Provider batches: an export (every part) uploaded through the OpenAI Batch API, watched, and fetched back.
 
-`submit` uploads each part (files.create) and starts its batch (batches.create) at the profile's
-endpoint, recording the ids in the export's manifest as it goes, so a crash loses none; `status` shows
+`submit` (mmcli.batch.submit) uploads each part and starts its batch at the profile's endpoint, recording
+the ids in the export's manifest as it goes, so a crash loses none; `status` shows
 each batch's state and counts; `fetch` downloads output and error files beside the export and collects
 them into the same results lines as a live run (mmcli.batch.collect), so it can be run again at will.
 """
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import JobsFailed, UsageError
+from ..errors import EndpointUnavailable, JobsFailed, MmcliError, UsageError
 
 if TYPE_CHECKING:
     from ..config import Endpoint
@@ -32,7 +32,7 @@ def parts(export: Path, manifest: dict) -> list[Path]:
     return [part_path(export, n) for n in range(1, len(manifest.get("files") or []) + 1)]
 
 
-def _save(export: Path, manifest: dict) -> None:
+def save(export: Path, manifest: dict) -> None:
     from ..files import write_atomic
     from .export import manifest_path
 
@@ -41,10 +41,10 @@ def _save(export: Path, manifest: dict) -> None:
 
 
 def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
-    """The batches recorded for this export, after checking they were sent to this endpoint."""
+    """The batches recorded for this export (those with a batch id), after checking they were sent to this endpoint."""
     from ..urls import masked_url
 
-    batches = manifest.get(BATCHES) or {}
+    batches = {name: entry for name, entry in (manifest.get(BATCHES) or {}).items() if entry.get("batch_id")}
     if not batches:
         raise UsageError("this export was not submitted", where=str(export),
                          hint=f"run: mmcli batch submit {export}")
@@ -56,69 +56,28 @@ def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
     return batches
 
 
-def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
-    """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
-    from ..sdk import openai_client, sdk_errors
-    from ..urls import masked_url
-    from .collect import read_manifest
-
-    manifest = read_manifest(export)
-    files = parts(export, manifest)
-    missing = [str(p) for p in files if not p.is_file()]
-    if not files or missing:
-        raise UsageError("the export's files are missing", ", ".join(missing) or "the manifest lists none",
-                         where=str(export), hint="export again with --export openai-batch FILE.jsonl")
-    batches = manifest.setdefault(BATCHES, {})
-    client = openai_client(endpoint)
-    started = 0
-    for path in files:
-        entry = batches.get(path.name)
-        if entry is not None and entry.get("status") not in BROKEN:
-            out.status(f"{path.name}: already submitted as {entry['batch_id']}")
-            continue
-        with sdk_errors(endpoint), open(path, "rb") as handle:
-            upload = client.files.create(file=(path.name, handle, "application/jsonl"), purpose="batch")
-            batch = client.batches.create(input_file_id=upload.id, endpoint=CHAT_ENDPOINT, completion_window="24h",
-                                          metadata={"mmcli_export": path.name})
-        batches[path.name] = {"input_file_id": upload.id, "batch_id": batch.id, "base_url": masked_url(endpoint.base_url),
-                              "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": batch.status}
-        _save(export, manifest)  # each id as soon as it exists: an interrupted submit resumes, never re-sends
-        out.status(f"{path.name}: submitted as {batch.id} ({_lines(manifest, path)} request(s))")
-        started += 1
-    return started
-
-
-def _lines(manifest: dict, path: Path) -> int:
-    return next((f.get("lines", 0) for f in manifest.get("files", []) if Path(f["path"]).name == path.name), 0)
-
-
 def states(export: Path, endpoint: "Endpoint") -> tuple[dict, list[dict]]:
     """(manifest, one row per recorded batch: part, batch id, status, counts, output ids, the provider's reasons)."""
     from ..sdk import openai_client, sdk_errors
     from .collect import read_manifest
+    from .wire import batch_row, reply_object
 
     manifest = read_manifest(export)
     batches = _recorded(export, manifest, endpoint)
     client = openai_client(endpoint)
     rows = []
     for name, entry in batches.items():
-        with sdk_errors(endpoint):
-            batch = client.batches.retrieve(entry["batch_id"])
-        entry["status"] = batch.status
-        rows.append(_row(name, batch))
-    _save(export, manifest)
+        with sdk_errors(endpoint, f"batch {entry['batch_id']}"):
+            raw = client.batches.with_raw_response.retrieve(entry["batch_id"])
+        row = batch_row(name, reply_object(raw, f"batch {entry['batch_id']}", endpoint), endpoint)
+        if row["batch_id"] != entry["batch_id"]:
+            from .wire import bad
+
+            raise bad(f"asked for batch {entry['batch_id']}, the server answered with {row['batch_id']}", endpoint)
+        entry["status"] = row["status"]
+        rows.append(row)
+    save(export, manifest)
     return manifest, rows
-
-
-def _row(name: str, batch) -> dict:
-    counts = batch.request_counts
-    errors = getattr(batch.errors, "data", None) or []
-    reasons = [" ".join(filter(None, [f"line {e.line}:" if getattr(e, "line", None) else "", e.message or e.code or ""]))
-               for e in errors]
-    return {"file": name, "batch_id": batch.id, "status": batch.status,
-            "total": getattr(counts, "total", None), "completed": getattr(counts, "completed", None),
-            "failed": getattr(counts, "failed", None), "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id, "reasons": reasons}
 
 
 def describe(row: dict) -> str:
@@ -163,19 +122,23 @@ def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> lis
 
 def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Output") -> None:
     """Download every finished batch's output and error files beside the export and collect them."""
-    from ..errors import MmcliError
-    from .collect import collect
+    from .collect import collect, read_manifest
 
+    manifest = read_manifest(export)
+    check_results(export, manifest, results)  # before anything is asked or downloaded
     _, rows = states(export, endpoint)
     downloaded = _download(export, endpoint, rows, out)
     waiting = [row for row in rows if row["status"] not in DONE]
     for row in waiting:
         out.status(describe(row) + "; fetch again when it is done")
+    for row in rows:
+        if row["status"] == "completed" and not row["output_file_id"] and not row["error_file_id"]:
+            out.status(f"{row['file']}: {row['batch_id']} completed, but the provider gave no output or error file")
     failure: Optional[MmcliError] = None
-    if downloaded:
+    if downloaded or not waiting:  # every batch is done: jobs without an answer are named, even with no file
         try:
             collect(export, downloaded, results, out)
-        except JobsFailed as exc:
+        except (JobsFailed, EndpointUnavailable) as exc:
             failure = exc
     problem = broken(rows)
     if problem is not None:
@@ -185,6 +148,21 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Out
                          where=str(export), hint=f"run `mmcli batch fetch {export}` again later (or status to watch)")
     if failure is not None:
         raise failure
+
+
+def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None:
+    """Refuse a results file that is one of the export's own files, sources or downloads, or cannot be opened."""
+    from .guard import check_results_place, refuse_planned, refuse_reading_files
+    from .manifest import collect_inputs
+    from .merge import merge_paths
+
+    if results is None:
+        return
+    downloads = [_download_path(export, p.name, kind) for p in parts(export, manifest) for kind in ("output", "error")]
+    check_results_place(results)
+    refuse_reading_files(results, collect_inputs(export, downloads, manifest))
+    refuse_planned(results, [*[("a batch output file", d) for d in downloads],
+                             *[("the merge file", m) for m in merge_paths(export)]])
 
 
 def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output") -> list[Path]:
@@ -198,10 +176,11 @@ def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output
             file_id = row[f"{kind}_file_id"]
             if not file_id:
                 continue
-            with sdk_errors(endpoint):
-                data = client.files.content(file_id).content
             path = _download_path(export, row["file"], kind)
-            write_atomic(path, data, force=True)  # the provider's bytes, the same on every fetch
+            with sdk_errors(endpoint, f"file {file_id}"), \
+                    client.files.with_streaming_response.content(file_id) as response:
+                # streamed into the file: an output of hundreds of megabytes is never held whole
+                write_atomic(path, response.iter_bytes(1 << 20), force=True)  # the same bytes on every fetch
             paths.append(path)
             out.status(f"{row['file']}: {kind} file {file_id} saved as {path}")
     return paths

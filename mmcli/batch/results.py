@@ -16,7 +16,7 @@ from ..files import OutputError
 
 if TYPE_CHECKING:
     from ..errors import MmcliError
-    from ..render import Output
+    from ..events import Display
 
 
 def error_fields(error: "MmcliError") -> dict:
@@ -66,7 +66,7 @@ class Sink:
         self.lost: Optional[str] = None  # why some lines went to standard output instead of the file
         self.unshown = 0  # lines that could be written nowhere
         self.path: Optional[Path] = None
-        self.out: Optional["Output"] = None
+        self.out: Optional["Display"] = None
 
     def write(self, record: dict) -> bool:
         """Write one line; False when the sink is closed and the line was dropped."""
@@ -119,7 +119,7 @@ class ResultsFile(Sink):
     line that cannot be written (a full disk) is cut back out and goes to standard output, and so do
     the run's lines when the file was removed meanwhile: nothing received is lost."""
 
-    def __init__(self, path: Path, out: "Output") -> None:
+    def __init__(self, path: Path, out: "Display") -> None:
         super().__init__()
         self.path, self.out = path, out
         self.fd = _open_locked(path)
@@ -228,7 +228,7 @@ def _open_locked(path: Path) -> int:
 class StdoutLines(Sink):
     """Result lines on standard output (no -o): JSON lines through Output."""
 
-    def __init__(self, out: "Output") -> None:
+    def __init__(self, out: "Display") -> None:
         super().__init__()
         self.out = out
 
@@ -243,7 +243,7 @@ class Unshown(Sink):
         pass
 
 
-def open_sink(path: Optional[Path], out: "Output", table: bool = False) -> Sink:
+def open_sink(path: Optional[Path], out: "Display", table: bool = False) -> Sink:
     """The results file -o names (resumed if it exists), else standard output (unless a table goes there)."""
     if path is not None:
         return ResultsFile(path, out)

@@ -26,14 +26,20 @@ def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions"
 
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
-    paths = expand(inputs, flags.recursive, ALLOWED[command])
-    works = numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path),
-                                  audio=audio) for path in paths])
+    works = each_works(command, inputs, prompt, opts, flags.recursive, task, audio)
     if flags.export:
         from .export import run_export
 
         return run_export(works, opts, flags, out, title=f"{command} --each --export")
     run_works(works, opts, flags, out, title=f"{command} --each")
+
+
+def each_works(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", recursive: bool,
+               task: object = None, audio: "Optional[AudioOptions]" = None) -> list[Work]:
+    """The jobs of `--each`: one per input (a directory: its media files), numbered when an input repeats."""
+    paths = expand(inputs, recursive, ALLOWED[command])
+    return numbered_copies([Work(command, (path,), prompt, opts.media, opts.generation, pages_for(task, path),
+                                 audio=audio) for path in paths])
 
 
 def refuse_dry_run(opts: "CommonOptions") -> None:
@@ -52,23 +58,14 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from ..config import resolve_settings
     from .engine import Engine
     from .guard import input_files, refuse_reading_files
-    from .pacing import Pacer
-    from .progress import Progress, Tally
     from .results import open_sink
-    from .servers import Servers, connect_first, refuse_keyless, targets_for
 
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out, table=bool(flags.table))
     try:
-        target = connect_first(settings, opts.endpoint, out, environ)
-        targets = targets_for(target, opts.endpoint, environ)
-        refuse_keyless(targets)
-        servers = Servers(targets)
-        endpoint = settings.endpoint
-        concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
-        progress = Progress(out, Tally(len(works)), title)
-        batch = Batch(servers, Pacer(), sink, progress, flags.retry_failed, target.family.name, target.model)
+        batch, concurrency = start_batch(works, settings, opts, flags, sink, out, title, environ)
+        progress = batch.progress
         progress.start()
         try:
             interrupted = Engine(works, batch.handle, concurrency).run(batch.stopping, sink.close)
@@ -82,6 +79,23 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
         show_table(out, flags.table, [(work, batch.line_of(work)) for work in works])
     finish(batch, flags, out, interrupted)
     return batch
+
+
+def start_batch(works: list[Work], settings, opts: "CommonOptions", flags: BatchFlags, sink: "Sink", events: "Events",
+                title: str, environ: Optional[Mapping[str, str]] = None) -> tuple["Batch", int]:
+    """The endpoint step on the first server that answers, then what every worker shares, and how many run at once."""
+    from .pacing import Pacer
+    from .progress import Progress, Tally
+    from .servers import Servers, connect_first, refuse_keyless, targets_for
+
+    target = connect_first(settings, opts.endpoint, events, environ)
+    targets = targets_for(target, opts.endpoint, environ)
+    refuse_keyless(targets)
+    endpoint = settings.endpoint
+    concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
+    progress = Progress(events, Tally(len(works)), title)
+    return Batch(Servers(targets), Pacer(), sink, progress, flags.retry_failed, target.family.name,
+                 target.model), concurrency
 
 
 def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:

@@ -36,8 +36,10 @@ def with_blocks(read_line: Callable[[str], str]) -> Callable[[], str]:
 
 def plain_reader(stream: TextIO = sys.stdin) -> Callable[[], str]:
     """Questions from a pipe or file, one a line (EOFError at the end)."""
+    raw = getattr(stream, "buffer", None)  # bytes, so a line that is not UTF-8 is refused, not fatal
+
     def read_line(prompt: str) -> str:
-        line = stream.readline()
+        line = raw.readline().decode("utf-8", "surrogateescape") if raw is not None else stream.readline()
         if not line:
             raise EOFError
         return line.rstrip("\n")

@@ -35,25 +35,59 @@ STOP = object()
 def run_chat(session: "ChatSession", out: "Output", read: Callable[[], str]) -> int:
     """The loop; returns the exit status (0 when the user leaves)."""
     out.status("chat: /help lists the commands; Ctrl-D leaves")
+    tally = Tally()
     while True:
         try:
             text = read().strip()
         except KeyboardInterrupt:
             continue
         except EOFError:
-            return 0
+            return tally.status()
         if not text:
             continue
+        question = not text.startswith("/")
         try:
-            if text.startswith("/"):
+            if not question:
                 if command(session, out, text) is STOP:
-                    return 0
+                    return tally.status()
                 continue
-            answer(session, out, lambda on_text: session.ask(text, on_text, pruned=lambda names: _pruned(out, names)))
+            if session.dry_run:
+                show_plan(session, out, text)
+                continue
+            tally.note(answer(session, out, lambda on_text: session.ask(
+                text, on_text, pruned=lambda names: _pruned(out, names))))
         except MmcliError as exc:
             show_error(out, exc)
+            if question:
+                tally.note(exc)
         except KeyboardInterrupt:
             out.status("stopped")
+
+
+class Tally:
+    """How the questions went: a chat in which none was answered exits with the last failure's code."""
+
+    def __init__(self) -> None:
+        self.answered = False
+        self.failure: Optional[MmcliError] = None
+
+    def note(self, failure: Optional[MmcliError]) -> None:
+        """One question's outcome: None when it was answered (or stopped by the user)."""
+        if failure is None:
+            self.answered = True
+        else:
+            self.failure = failure
+
+    def status(self) -> int:
+        """The exit status of the chat."""
+        return 0 if self.answered or self.failure is None else int(self.failure.exit_code)
+
+
+def show_plan(session: "ChatSession", out: "Output", text: str) -> None:
+    """--dry-run: what this question would send (the conversation so far, the attachments); nothing is sent."""
+    out.show_plan(session.runner.plan(session.job(text)))
+    session.pending = []  # they went with this question's plan
+    out.status("--dry-run: nothing was sent")
 
 
 def show_error(out: "Output", exc: MmcliError) -> None:
@@ -65,8 +99,8 @@ def _pruned(out: "Output", names: list[str]) -> None:
     out.warn("to fit the context, left out the media of older turns: " + ", ".join(names))
 
 
-def answer(session: "ChatSession", out: "Output", send: Callable) -> None:
-    """Send and show the answer as it arrives; Ctrl-C stops it, an error is shown, the chat goes on."""
+def answer(session: "ChatSession", out: "Output", send: Callable) -> Optional[MmcliError]:
+    """Send and show the answer as it arrives; Ctrl-C stops it, an error is shown (and returned), the chat goes on."""
     from ..runner import RunStopped
 
     stop_spinner = out.start_spinner("waiting for the model")
@@ -86,7 +120,8 @@ def answer(session: "ChatSession", out: "Output", send: Callable) -> None:
             out.status("answer stopped; what came is kept")
         elif isinstance(stopped.cause, MmcliError):
             show_error(out, stopped.cause)
-        return
+            return stopped.cause
+        return None
     except BaseException:
         _close(stop_spinner, sinks)
         raise
@@ -95,6 +130,7 @@ def answer(session: "ChatSession", out: "Output", send: Callable) -> None:
 
     check_result(result, out)
     _meter_warning(session, out)
+    return None
 
 
 def _close(stop_spinner, sinks: list) -> None:
@@ -149,7 +185,9 @@ def command(session: "ChatSession", out: "Output", text: str) -> Optional[object
         turn = session.undo()
         out.status(f"forgot: {one_line(turn.prompt)}" if turn else "nothing to undo")
     elif name == "/retry":
-        if not session.turns:
+        if session.dry_run and session.turns:
+            show_plan(session, out, session.turns[-1].prompt)
+        elif not session.turns:
             out.status("nothing to retry")
         else:
             answer(session, out, session.retry)

@@ -3,8 +3,9 @@ it fills. Each question goes through the Runner, so it is logged like any other 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from ..job import Earlier
 
@@ -68,6 +69,7 @@ class ChatSession:
         self.turns: list[Turn] = list(turns or [])
         self.pending: list["CheckedInput"] = []  # media for the next question
         self.last_usage: dict = {}
+        self.dry_run = False  # --dry-run: each question's plan is shown, nothing is sent
 
     # ---- media for the next question
 
@@ -75,8 +77,9 @@ class ChatSession:
         """Read and check inputs now (a bad one is refused here); they join the next question."""
         from ..inputs import read_inputs
 
-        checked = read_inputs(specs, self.ctx.media, self.runner.target.settings.endpoint.timeout,
-                              self.ctx.events.warn, allowed=("image", "video", "audio"))
+        with files_not_folders():
+            checked = read_inputs(specs, self.ctx.media, self.runner.target.settings.endpoint.timeout,
+                                  self.ctx.events.warn, allowed=("image", "video", "audio"))
         self.pending += checked
         return checked
 
@@ -176,17 +179,22 @@ class ChatSession:
         return result
 
     def _forget(self, turn: Turn) -> None:
-        if turn.turn_id is None:
+        """Mark a turn forgotten in the history; it has left the conversation already, whatever the file says."""
+        recorder = self.runner.recorder
+        if turn.turn_id is None or (recorder is not None and recorder.broken):
             return
         import sqlite3
 
+        from ..errors import MmcliError
         from ..history.follow import opened_history
 
         try:
-            with opened_history() as history:
+            with opened_history(write=True) as history:
                 history.forget_turn(turn.turn_id)
-        except (sqlite3.Error, OSError) as exc:
-            self.ctx.events.warn(f"the history still lists turn {turn.turn_id}: {exc}")
+        except (sqlite3.Error, OSError, MmcliError) as exc:
+            reason = exc.message() if isinstance(exc, MmcliError) else str(exc)
+            self.ctx.events.warn(f"the history still lists turn {turn.turn_id} ({reason}); "
+                                 "it is left out of this chat all the same")
 
     def set_model(self, model: str) -> None:
         """Send the next questions to another model of the same endpoint."""
@@ -226,6 +234,19 @@ class ChatSession:
                 names += prune_turn(candidates[0])
                 job.earlier = self.earlier()
         return names
+
+
+@contextmanager
+def files_not_folders() -> Iterator[None]:
+    """A folder given to the chat: the hint names the files in it (the chat has no --each)."""
+    from ..errors import MediaError
+
+    try:
+        yield
+    except MediaError as exc:
+        if exc.why == "it is a directory":
+            exc.hint = f"the chat takes files, not folders: pass the files in it, e.g. {exc.where.rstrip('/')}/*.jpg"
+        raise
 
 
 def prune_turn(turn: Turn) -> list[str]:

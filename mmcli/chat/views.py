@@ -52,7 +52,8 @@ def save(session: "ChatSession", name: str) -> list[Path]:
     from ..history.views import extension
 
     path = Path(name).expanduser()
-    check_target(path, force=False)
+    fix = (None, None)  # /save has neither --force nor -o: another name is the way
+    check_target(path, force=False, options=fix)
     folder = path.with_name(path.stem + "-media")
     written: list[Path] = []
     lines = [f"# Conversation{' ' + session.cid if session.cid else ''}", ""]
@@ -65,10 +66,10 @@ def save(session: "ChatSession", name: str) -> list[Path]:
             for frame, data in enumerate(payloads, 1):
                 suffix = f"-{frame:03d}" if len(payloads) > 1 else ""
                 file = folder / f"turn{number}-{position}{suffix}{extension(item.mime, {})}"
-                check_target(file, force=False)
+                check_target(file, force=False, options=fix)
                 folder.mkdir(parents=True, exist_ok=True)
-                written.append(write_atomic(file, data))
+                written.append(write_atomic(file, data, options=fix))
                 lines.append(f"![{item.source}]({folder.name}/{file.name})")
         lines += ["", *[f"> {line}" for line in turn.prompt.splitlines() or [""]], "", turn.answer, ""]
-    written.insert(0, write_atomic(path, "\n".join(lines).encode("utf-8")))
+    written.insert(0, write_atomic(path, "\n".join(lines).encode("utf-8"), options=fix))
     return written

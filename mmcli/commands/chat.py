@@ -40,7 +40,7 @@ def chat(
 
     from ..chat.prompt import reader_for
     from ..chat.repl import run_chat
-    from ..chat.session import ChatSession
+    from ..chat.session import ChatSession, files_not_folders
     from ..errors import UsageError
     from ..flow import start
     from ..render import Output
@@ -49,9 +49,13 @@ def chat(
     if "-" in (inputs or []):
         raise UsageError("the chat reads its questions from standard input", where="-",
                          hint="give the file's path instead, or /attach it in the chat")
+    if opts.output.json and not opts.output.dry_run:
+        raise UsageError("the chat has no JSON output", where="--json",
+                         hint="mmcli ask --json QUESTION, then mmcli ask -c --json QUESTION for each follow-up")
     cid = conversation_to_continue(cont, cid)
-    out = Output()
-    started = start(inputs or [], opts, out, allowed=("image", "video", "audio"))
+    out = Output(json_mode=opts.output.json)
+    with files_not_folders():
+        started = start(inputs or [], opts, out, allowed=("image", "video", "audio"))
     session = ChatSession(started.runner, started.ctx, system=opts.generation.system)
     if started.runner.recorder is not None:
         started.runner.recorder.command = "chat"
@@ -59,6 +63,7 @@ def chat(
         _load(session, cid, opts.generation.system)
         out.status(f"continuing conversation {cid}: {len(session.turns)} earlier turn(s)")
     session.pending = list(started.checked)
+    session.dry_run = opts.output.dry_run
     logged = started.runner.recorder is not None
     history_file = state_dir(os.environ) / "chat_history" if logged else None
     raise typer.Exit(run_chat(session, out, reader_for(sys.stdin, sys.stdout, history_file)))

@@ -22,11 +22,11 @@ Cid = Annotated[Optional[str], typer.Option(
 
 def conversation_to_continue(cont: bool, cid: Optional[str], each: bool = False) -> Optional[str]:
     """The conversation -c/--cid names, checked before any input is read; None for a new one."""
+    if not cont and cid is None:
+        return None
     from ..errors import UsageError
     from ..history.follow import check_conversation
 
-    if not cont and cid is None:
-        return None
     if each:
         raise UsageError("--each cannot follow up a conversation",
                          hint="each file gets its own conversation; leave out -c/--cid")

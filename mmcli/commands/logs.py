@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 HELP = """Show the history: the latest questions and answers, a full-text search, or one conversation.
 
-Every request and answer is kept in history.db in the state folder ($XDG_STATE_HOME/mmcli), media included (up to log_media_mb each, 20 MB unless the config file says otherwise), so a conversation can be continued (mmcli ask -c) after its files are gone. Keys are never kept. Turn logging off with --no-log, MMCLI_LOG=0 or `log = false` in the config file."""
+Every question and answer of ask, video, docqa, detect and chat (not of --each or batch runs) is kept in history.db in the state folder ($XDG_STATE_HOME/mmcli), media included (up to log_media_mb each, 20 MB unless the config file says otherwise), so a conversation can be continued (mmcli ask -c) after its files are gone. Keys are never kept. Turn logging off with --no-log, MMCLI_LOG=0 or `log = false` in the config file."""
 
 EPILOG = """Examples:
 
@@ -26,6 +26,7 @@ EPILOG = """Examples:
 
   mmcli logs rm 3f2a9c81be"""
 
+MAX_TURNS = 2 ** 62  # SQLite's integers stop at 2**63 - 1
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 CidOpt = Annotated[Optional[str], typer.Option("--cid", metavar="ID", show_default=False,
                                                help="Only this conversation.")]
@@ -35,7 +36,7 @@ Media = Annotated[Optional[Path], typer.Option(
 Force = Annotated[bool, typer.Option("--force", help="Overwrite files in --media DIR.")]
 Query = Annotated[Optional[str], typer.Option("--query", "-q", metavar="TEXT", show_default=False,
                                               help="Full-text search of questions and answers.")]
-Count = Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many turns.")]
+Count = Annotated[int, typer.Option("-n", "--limit", min=1, max=MAX_TURNS, metavar="N", help="How many turns.")]
 
 app = typer.Typer(help=HELP, epilog=EPILOG, invoke_without_command=True, rich_markup_mode=None)
 
@@ -71,7 +72,7 @@ def logs(ctx: typer.Context, limit: Count = 10, query: Query = None, cid: CidOpt
         for turn in turns:
             out.line(listing_line(turn, len(history.items(turn.id))))
         if not turns:
-            out.status("no turns found" if query else "the history is empty")
+            out.status("no turns found" if query is not None else "the history is empty")
 
 
 @app.command("show", epilog=EPILOG)
@@ -102,7 +103,7 @@ def rm(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number or
     from ..history.follow import opened_history
     from ..render import Output
 
-    with opened_history() as history:
+    with opened_history(write=True) as history:
         turns = _find(history, ident)
         if ident.isdigit():
             count = history.remove(turn=turns[0].id)
@@ -153,7 +154,7 @@ def _no_conversation(cid: str) -> None:
 def _check_dir(directory: Path) -> None:
     from ..files import check_output_dir
 
-    check_output_dir(directory, f"--media {directory}")
+    check_output_dir(directory, f"--media {directory}", option="--media")
 
 
 def _media_of(history: "History", turns: list["Turn"], directory: Optional[Path], force: bool) -> dict:

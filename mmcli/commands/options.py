@@ -219,11 +219,11 @@ def _with_options(func: Callable, names: tuple[str, ...], helps: Optional[dict[s
 
 def parse_time(value: Optional[str], flag: str) -> Optional[float]:
     """Seconds from a --start/--end value; a usage error for anything else."""
+    if value is None:
+        return None
     from ..errors import UsageError
     from ..media.frames import parse_time as parse
 
-    if value is None:
-        return None
     try:
         return parse(value)
     except ValueError as exc:

@@ -49,9 +49,13 @@ def submit(
 ) -> None:
     """Upload an export and start its batches."""
     from ..batch import provider
+    from ..batch.collect import read_manifest
+    from ..batch.submit import submit as send
 
     out, endpoint = _endpoint(opts)
-    provider.submit(export, endpoint, out)
+    if wait:
+        provider.check_results(export, read_manifest(export), results)  # before anything is sent
+    send(export, endpoint, out)
     if wait:
         provider.wait(export, endpoint, out, every)
         provider.fetch(export, endpoint, results, out)

@@ -86,6 +86,8 @@ def video(
         raise UsageError("invalid video options", problems[0])
     sound = sound_options(sampling, sample_rate, audio_format) if audio else None
     cid = conversation_to_continue(cont, cid, batch.each)
+    if cid is not None and prompt == DEFAULT_PROMPT:
+        _refuse_question_alone(source)
     if batch.each:
         from ..batch.run import run_each
 
@@ -94,3 +96,18 @@ def video(
     task = TASKS["video"]
     drive(following(task, cid, opts), [source], prompt, AskOptions(sampling=sampling, sound=sound), opts,
           AnswerView(out, task))
+
+
+def _refuse_question_alone(source: str) -> None:
+    """`video -c "question"`: the one argument is a question, not a video; a follow-up with no video is ask's."""
+    import os
+
+    from ..errors import UsageError
+    from ..media.sources import is_url
+
+    if source == "-" or is_url(source) or source.lower().startswith("data:") or os.path.exists(source):
+        return
+    raise UsageError("no video given", f"{source!r} is not a file, and video asks about a video",
+                     hint=f"a follow-up about the conversation alone: mmcli ask -c {source!r}; about a video: "
+                          "mmcli video -c VIDEO \"question\"")
+

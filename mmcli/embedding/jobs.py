@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from ..job import Embedded, Job
 from ..media.item import MediaItem
@@ -14,21 +13,9 @@ if TYPE_CHECKING:
     from ..tasks.common import Context
     from .presets import Preset
 
-DEFAULT_BATCH_SIZE = 8
 # DSE's model card and vLLM's example send a 56x56 image with text queries: 2x2 patches of 28 px,
 # the smallest image a Qwen2-VL processor takes.
 PLACEHOLDER_SIDE = 56
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """embed's own options."""
-
-    preset: "Preset"
-    batch_size: int = DEFAULT_BATCH_SIZE
-    pages: Optional[str] = None
-    password_env: Optional[str] = None
-    max_pages: int = 50
 
 
 def placeholder_item(family: "Family") -> MediaItem:

@@ -17,7 +17,7 @@ vision_embedding_online.py and the chat templates it names):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 # vLLM examples/template_dse_qwen2_vl.jinja: a default system turn, images as Qwen's vision
 # markers, and <|endoftext|> last (DSE and GME pool the last token, which must be EOS).
@@ -122,3 +122,13 @@ def guess_preset(model: Optional[str]) -> Preset:
 def chat_template(preset: Preset) -> Optional[str]:
     """The chat template text the server should use for this preset, if it needs its own."""
     return TEMPLATES[preset.template] if preset.template else None
+
+
+def choose_preset(flag: Optional[str], index: Any, model: Optional[str]) -> Preset:
+    """The flag's preset, else the index's (anything with a `.preset` name, or None), else the one the model id
+    suggests."""
+    if flag:
+        return get_preset(flag)
+    if index is not None:
+        return get_preset(index.preset)
+    return guess_preset(model)

@@ -1,12 +1,10 @@
-"""How the CLI runs `mmcli embed`: batches planned lazily, sent by the runner, vectors handed to a sink."""
+"""embed's jobs in batches, built lazily; the dry run's plans; an index row from a result."""
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
-from .jobs import finish_vector, page_jobs, text_jobs
-from .output import record
+from .jobs import page_jobs, text_jobs
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -16,8 +14,6 @@ if TYPE_CHECKING:
     from ..tasks.common import Context
     from .index import Index
     from .presets import Preset
-
-Sink = Callable[["Result", list, dict], None]
 
 
 def count_jobs(selected: list["Selected"], texts: list[str]) -> int:
@@ -65,27 +61,6 @@ def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Prese
         out.line(f"  {key}: {conventions[key]!r}")
     for plan in plans:
         out.show_plan(plan)
-
-
-def embed_all(runner: "Runner", stream: Iterator[list["Job"]], total: int, size: int, preset: "Preset",
-              out: "Output", sink: Sink) -> int:
-    """Send every batch, hand each vector (finished as the preset says) to `sink`; the number of vectors."""
-    from ..tasks.common import check_result
-
-    done = 0
-    with out.steps(max(1, math.ceil(total / size)), "embedding") as steps:
-        for n, batch in enumerate(stream):
-            steps.begin(f"{len(batch)} item(s): {batch[0].label}" + (" ..." if len(batch) > 1 else ""))
-            results = runner.embed(batch, preset)
-            steps.advance()
-            if results and results[0].verified is False:
-                steps.close()
-                check_result(results[0], out)
-            for result in results:
-                vector = finish_vector(result.vector or [], preset)
-                sink(result, vector, record(result, vector, n, len(batch)))
-                done += 1
-    return done
 
 
 def index_entry(result: "Result", index: "Index") -> dict:

@@ -23,27 +23,69 @@ class HistoryUnreadable(MmcliError):
     exit_code = ExitCode.USAGE
 
 
+# Reading waits this long for another mmcli's write to finish (a chat logging a turn takes milliseconds).
+READ_WAIT_SECONDS = 5.0
+DAMAGED_HINT = "the file is damaged: move it away (a new one is made) or open it with the sqlite3 tool"
+
+
 @contextmanager
-def opened_history(environ: Optional[Mapping[str, str]] = None, *, create: bool = False) -> Iterator[History]:
-    """The history database, open for the length of a `with`; its problems become clean errors."""
+def opened_history(environ: Optional[Mapping[str, str]] = None, *, create: bool = False,
+                   write: bool = False) -> Iterator[History]:
+    """The history database, open for the length of a `with`; its problems become clean errors.
+    Unless `write`, a file this user cannot write is read as it is."""
     path = history_path(os.environ if environ is None else environ)
     try:
-        history = History(path, create=create)
+        history = _open(path, create, write)
     except NoHistory:
         raise UsageError("there is no history yet", where=str(path), hint=NO_HISTORY_HINT) from None
     except NewerDatabase as exc:
         raise HistoryUnreadable("cannot read the history", str(exc), where=str(path),
                                 hint="use the newer mmcli that wrote it") from None
     except (sqlite3.Error, OSError) as exc:
-        raise HistoryUnreadable("cannot read the history", str(exc), where=str(path),
-                                hint="if the file is damaged, move it away; a new one is made") from None
+        raise unreadable(exc, path) from None
     try:
         yield history
     except sqlite3.Error as exc:
-        raise HistoryUnreadable("cannot read the history", str(exc), where=str(path),
-                                hint="if the file is damaged, move it away; a new one is made") from None
+        raise unreadable(exc, path) from None
     finally:
         history.close()
+
+
+def _open(path, create: bool, write: bool) -> History:
+    try:
+        return History(path, create=create, timeout=READ_WAIT_SECONDS)
+    except sqlite3.OperationalError as exc:
+        if write or _kind(exc) != "access":
+            raise
+    return History(path, create=False, timeout=READ_WAIT_SECONDS, read_only=True)
+
+
+def _kind(exc: BaseException) -> str:
+    """locked (another program writes it), access (permissions, a read-only file system), damaged, or other."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) or "readonly" in name.lower() or "CANTOPEN" in name or "PERM" in name \
+            or "unable to open" in text or "readonly" in text:
+        return "access"
+    if "BUSY" in name or "LOCKED" in name or "locked" in text:
+        return "locked"
+    if "CORRUPT" in name or "NOTADB" in name or "malformed" in text or "not a database" in text:
+        return "damaged"
+    return "other"
+
+
+def unreadable(exc: BaseException, path) -> HistoryUnreadable:
+    """The clean error for a history that cannot be used; only a damaged file is worth moving away."""
+    kind = _kind(exc)
+    reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+    if kind == "locked":
+        return HistoryUnreadable("the history is locked", f"another program (another mmcli?) holds it: {reason}",
+                                 where=str(path), hint="try again when the other mmcli is done; the file is fine")
+    if kind == "access":
+        return HistoryUnreadable("cannot open the history", reason, where=str(path),
+                                 hint="check the permissions of the file and of its folder")
+    return HistoryUnreadable("cannot read the history", reason, where=str(path),
+                             hint=DAMAGED_HINT if kind == "damaged" else "run again with --debug to see more")
 
 
 def conversation_id(history: History, cid: Optional[str]) -> str:
@@ -115,13 +157,17 @@ def restored_item(history: History, turn: Turn, record: dict) -> "MediaItem":
 
 
 def continue_job(job: "Job", cid: Optional[str], system: Optional[str] = None, uuids: bool = True,
-                 environ: Optional[Mapping[str, str]] = None) -> "Job":
+                 environ: Optional[Mapping[str, str]] = None, warn=None) -> "Job":
     """`job` as the next turn of conversation `cid` (None: the latest one); `uuids` False: the endpoint
     takes no media uuids, so turns first sent to a vLLM lose theirs."""
     from ..messages import without_media_uuids
 
     with opened_history(environ) as history:
-        job.earlier = earlier_messages(history, conversation_id(history, cid), system)
+        cid = conversation_id(history, cid)
+        job.earlier = earlier_messages(history, cid, system)
+    if warn is not None and not any(m.get("role") == "assistant" for m in job.earlier.messages):
+        warn(f"conversation {cid} has no answered turn to send (each failed or was undone): "
+             "the question goes without its context")
     if not uuids:
         job.earlier.messages = [without_media_uuids(m) for m in job.earlier.messages]
     return job
@@ -155,9 +201,9 @@ class FollowUp:
 
         planned = self.task.plan_jobs(selection, prompt, options, ctx)
         uuids = ctx.target.settings.endpoint.quirks.media_uuid
-        for job in planned.jobs:
-            if self.earlier is None:
-                continue_job(job, self.cid, self.system, uuids=uuids)
+        for number, job in enumerate(planned.jobs):
+            if self.earlier is None:  # (an empty conversation is told once, not once per job)
+                continue_job(job, self.cid, self.system, uuids=uuids, warn=None if number else ctx.events.warn)
             else:
                 messages = self.earlier.messages if uuids else [without_media_uuids(m) for m in self.earlier.messages]
                 job.earlier = replace(self.earlier, messages=messages)

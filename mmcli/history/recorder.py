@@ -31,21 +31,33 @@ class Recorder:
         self.lock = threading.Lock()
         self.last_turn: Optional[int] = None
         self.last_cid: Optional[str] = None
+        self.identity: Optional[tuple[int, int]] = None
         self.command = ""  # the command whose requests these are (ask, video, chat, ...), when it says
 
     def __call__(self, result: "Result") -> None:
         """Log one result; a locked, full or unreadable database costs a warning."""
+        self.last_turn = None  # a result not logged has no turn number (an earlier one's would be undone)
         if result.vector is not None or self.broken:
             return
         with self.lock:
             try:
                 if self.history is None:
                     self.history = _open(self.path)
+                    self.identity = _identity(self.path)
+                elif _identity(self.path) != self.identity:
+                    self._gone()
+                    return
                 self.last_cid, self.last_turn = record(self.history, result, self.media_cap, self._say,
                                                       self.command)
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, UnicodeError) as exc:
                 self.broken = True
                 self._say(f"the history was not written ({self.path}): {_reason(exc)}; {HINT}")
+
+    def _gone(self) -> None:
+        """The file was moved or deleted since it was opened: writing on would go to a file no one sees."""
+        self.broken = True
+        self.last_turn = None
+        self._say(f"the history file was moved or deleted ({self.path}); the next turns are not logged; {HINT}")
 
     def _say(self, message: str) -> None:
         if self.warn is not None:
@@ -62,6 +74,15 @@ def _open(path: Path) -> History:
     history = History(path)
     history.db.execute("PRAGMA busy_timeout = 250")
     return history
+
+
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    """The file's device and inode (None: no file), to see it replaced or removed under an open database."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _reason(exc: BaseException) -> str:
@@ -102,7 +123,7 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
             from ..messages import sha256_hex
 
             sha = sha256_hex(data)
-            history.keep_payload(sha, None if sha in capped else data, mime, len(data), sources.get(sha, ""))
+            history.keep_payload(sha, None if sha in capped else data, mime, len(data), storable(sources.get(sha, "")))
             return sha
 
         # A --pass-url URL's password is not kept: the history is a file (a continued turn sends it masked).
@@ -123,8 +144,20 @@ def record(history: History, result: "Result", media_cap: int, warn: WarnFn, com
         }
         items = [_item_record(item) for item in job.items]
         payloads = [sha for item in items for sha in item["sha256"]]
-        turn = history.add_turn(fields, items, payloads)
+        turn = history.add_turn(storable(fields), storable(items), payloads)
     return cid, turn
+
+
+def storable(value):
+    """`value` with every string made valid UTF-8: a file name's undecodable bytes (kept by Python as
+    surrogates) become \\xNN escapes, so the name stays readable and the write cannot fail on it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
 
 
 def _payloads(item: "MediaItem") -> list[bytes]:

@@ -147,7 +147,8 @@ class Turn:
 class History:
     """An open history database."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, timeout: float = BUSY_SECONDS,
+                 read_only: bool = False) -> None:
         self.path = path
         if not path.exists():
             if not create:
@@ -155,7 +156,15 @@ class History:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # private from the start: conversations and media are personal
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self.db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+        if read_only:  # a file (or folder) this user may not write: read it as it is, change nothing
+            from urllib.parse import quote
+
+            self.db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=timeout,
+                                      isolation_level=None, check_same_thread=False)
+            if self.version() != SCHEMA_VERSION:
+                raise sqlite3.OperationalError("attempt to write a readonly database")
+            return
+        self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA journal_mode = WAL")
         self._migrate()

@@ -73,8 +73,9 @@ def write_media(history: History, turn: Turn, directory: Path, force: bool) -> l
                 continue
             frame = f"-{n:03d}" if len(shas) > 1 else ""
             path = directory / f"turn{turn.id}-{position}{frame}{extension(found[1], item)}"
-            check_target(path, force=force)
-            write_atomic(path, found[0], force=force)
+            fix = ("--force", "--media DIR")
+            check_target(path, force=force, options=fix)
+            write_atomic(path, found[0], force=force, options=fix)
             files.append(str(path))
         views.append({**_item_view(item), "files": files})
     return views

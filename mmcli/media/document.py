@@ -10,7 +10,7 @@ from ..limits import DEFAULT_MAX_PAGES
 from .item import MediaItem
 
 if TYPE_CHECKING:
-    from ..inputs import CheckedInput
+    from .checked import CheckedInput
     from .image import ImageInput
     from .pdf import PdfInput, RenderedPage
     from .resize import PixelBudget

@@ -9,15 +9,15 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import MediaError
-from .jpeg import JPEG_QUALITY, jpeg_is_complete, reduction_for
+from .jpeg import JPEG_QUALITY, jpeg_is_complete
 from .resize import MAX_ASPECT_RATIO, AspectRatioError, PixelBudget
+from .scaled_jpeg import SWAPS_AXES, prepare_jpeg
 
 if TYPE_CHECKING:
     import numpy as np
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 _ORIENTATION_TAG = 0x0112
-_SWAPS_AXES = {5, 6, 7, 8}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -86,7 +86,7 @@ def _fast_jpeg_input(im, data: bytes, label: str) -> ImageInput:
                          hint="the file may be incomplete; download or copy it again")
     orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
     width, height = im.size
-    if orientation in _SWAPS_AXES:
+    if orientation in SWAPS_AXES:
         width, height = height, width
     return ImageInput(label, width, height, "jpeg", jpeg_bytes=data, orientation=orientation)
 
@@ -145,10 +145,12 @@ def prepare_image(img: ImageInput, budget: PixelBudget, *, lossless: bool = Fals
                   quality: int = JPEG_QUALITY) -> PreparedImage:
     """Resize `img` to exactly its target size and encode it (JPEG, or PNG when lossless)."""
     height, width = target_size(img, budget)
-    bgr = _decode_scaled(img, height, width) if img.jpeg_bytes is not None else img.pixels
-    bgr = resize_exact(bgr, height, width)
-    return PreparedImage(encode_bgr(bgr, lossless, quality, img.label),
-                         "image/png" if lossless else "image/jpeg", width, height)
+    if img.jpeg_bytes is not None:  # a photo: Pillow alone, decoded at reduced scale
+        data = prepare_jpeg(img.jpeg_bytes, img.orientation, height, width, lossless=lossless, quality=quality,
+                            label=img.label)
+    else:
+        data = encode_bgr(resize_exact(img.pixels, height, width), lossless, quality, img.label)
+    return PreparedImage(data, "image/png" if lossless else "image/jpeg", width, height)
 
 
 def oriented_bgr(img: ImageInput) -> "np.ndarray":
@@ -161,23 +163,6 @@ def oriented_bgr(img: ImageInput) -> "np.ndarray":
     bgr = cv2.imdecode(np.frombuffer(img.jpeg_bytes, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None:
         raise MediaError("cannot decode image", "the JPEG decoder rejected the data", where=img.label)
-    return apply_orientation(bgr, img.orientation)
-
-
-def _decode_scaled(img: ImageInput, height: int, width: int) -> "np.ndarray":
-    import cv2
-    import numpy as np
-
-    swapped = img.orientation in _SWAPS_AXES
-    stored_h, stored_w = (img.width, img.height) if swapped else (img.height, img.width)
-    want_h, want_w = (width, height) if swapped else (height, width)
-    k = reduction_for(stored_h, stored_w, want_h, want_w)
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[k]
-    bgr = cv2.imdecode(np.frombuffer(img.jpeg_bytes, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
-    if bgr is None:
-        raise MediaError("cannot decode image", "the JPEG decoder rejected the data", where=img.label)
-    bgr = resize_exact(bgr, want_h, want_w)
     return apply_orientation(bgr, img.orientation)
 
 
@@ -210,8 +195,8 @@ def resize_exact(bgr: "np.ndarray", height: int, width: int) -> "np.ndarray":
     if src_h == height and src_w == width:
         return bgr
     shrink = max(src_h / height, src_w / width)
-    # Area averaging is needed only for large reductions; below 2x (always the case after a
-    # libjpeg-scaled decode) bilinear reads every source pixel and is several times faster.
+    # Area averaging is needed only for large reductions; below 2x bilinear reads every source
+    # pixel and is several times faster.
     if shrink >= 2:
         interpolation = cv2.INTER_AREA
     elif shrink > 1:

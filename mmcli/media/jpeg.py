@@ -39,11 +39,3 @@ def jpeg_is_complete(data: bytes) -> bool:
         pos += 2 + length
     return False
 
-
-def reduction_for(stored_height: int, stored_width: int, target_height: int, target_width: int) -> int:
-    """The largest libjpeg scale-down (1, 2, 4 or 8) that still leaves at least the target size."""
-    best = 1
-    for k in (2, 4, 8):
-        if -(-stored_height // k) >= target_height and -(-stored_width // k) >= target_width:
-            best = k
-    return best

@@ -23,7 +23,7 @@ from .state import ServerState
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..render import Output
+    from ..events import Events
 
 CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
             "minutes for a large image, a video or a long answer with a 2B model; --max-tokens and "
@@ -93,7 +93,7 @@ def _refuse_second_server(directory: Path, command: ServerCommand, environ: Mapp
     network.check_listen(command.host, command.port)
 
 
-def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float, out: "Output",
+def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float, out: "Events",
           environ: Optional[Mapping[str, str]] = None) -> ServerState:
     """Start vLLM in its own process group and wait for /health; in the foreground, serve until stopped."""
     environ = os.environ if environ is None else environ
@@ -147,20 +147,20 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
     return state
 
 
-def _watcher(log: Path, out: "Output"):
+def _watcher(log: Path, out: "Events"):
     """A function that reports vLLM's start-up phases from its log (downloading, loading, ...)."""
     from .progress import LogWatcher
 
     return LogWatcher(log, lambda phase: out.status(f"vLLM: {phase}")).poll
 
 
-def _abandon(proc, directory: Path, grace: float, out: "Output", log: Path, show_tail: bool) -> None:
+def _abandon(proc, directory: Path, grace: float, out: "Events", log: Path, show_tail: bool) -> None:
     if show_tail:
         _show_tail(out, log)
     _shut_down(proc, directory, grace, out)
 
 
-def _shut_down(proc, directory: Path, grace: float, out: "Output") -> None:
+def _shut_down(proc, directory: Path, grace: float, out: "Events") -> None:
     """Stop the child's group and forget it; a second Ctrl-C must not leave the engine running."""
     out.status(f"stopping vLLM (pid {proc.pid}; SIGKILL after {grace:g} s)")
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -172,13 +172,13 @@ def _shut_down(proc, directory: Path, grace: float, out: "Output") -> None:
             signal.signal(sig, handler)
 
 
-def _show_tail(out: "Output", log: Path) -> None:
+def _show_tail(out: "Events", log: Path) -> None:
     tail = process.log_tail(log)
     if tail:
         out.stderr_block(f"--- last lines of {log} ---\n{tail}\n---")
 
 
-def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: float, out: "Output",
+def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: float, out: "Events",
                 environ: Mapping[str, str]) -> None:
     """The foreground server's leader exited: stopped by `mmcli serve stop`, or it failed."""
     recorded = records.load_state(environ)
@@ -193,7 +193,7 @@ def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: flo
                      hint=process.failure_hint(process.log_tail(Path(state.log), 200)))
 
 
-def stop(grace: float, out: "Output", environ: Optional[Mapping[str, str]] = None) -> bool:
+def stop(grace: float, out: "Events", environ: Optional[Mapping[str, str]] = None) -> bool:
     """Stop the server mmcli started (its whole process group); False if none was running."""
     environ = os.environ if environ is None else environ
     directory = records.state_dir(environ)
@@ -262,7 +262,7 @@ def prepare(opts: ServeOptions, launcher: Launcher, build=None) -> ServerCommand
     return replace(build_command(opts, model, launcher, cpu), cpu_notes=cpu.notes if cpu else ())
 
 
-def ensure_local_server(settings: "Settings", out: "Output", environ: Optional[Mapping[str, str]] = None) -> None:
+def ensure_local_server(settings: "Settings", out: "Events", environ: Optional[Mapping[str, str]] = None) -> None:
     """Auto-start: when the local profile's endpoint is down and vLLM is installed, start it detached."""
     environ = os.environ if environ is None else environ
     endpoint = settings.endpoint
@@ -300,7 +300,7 @@ def profile_address(endpoint) -> Optional[tuple[str, int]]:
     return host, parts.port or 80
 
 
-def _wait_for_recorded(state: ServerState, out: "Output") -> None:
+def _wait_for_recorded(state: ServerState, out: "Events") -> None:
     if network.healthy(state.root_url):
         return
     log = Path(state.log)

@@ -3,8 +3,10 @@ and its fields. The driver (mmcli.driver) runs every one of them the same way.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from .planned import Planned
 
 if TYPE_CHECKING:
     from ..config import MediaOptions
@@ -12,21 +14,8 @@ if TYPE_CHECKING:
     from ..job import Job
     from ..media.audio import AudioOptions
     from ..media.frames import SamplingOptions
-    from ..runner import Result
+    from ..runner import Result, Runner, TextFn
     from .common import Context
-    from .docqa import DocJobs
-
-
-@dataclass
-class Planned:
-    """The jobs of one run, and what its finish needs to know about them as a whole."""
-
-    jobs: list["Job"]
-    prompt: str
-    doc: Optional["DocJobs"] = None  # docqa: the pages, the mode, and the requests
-    target: str = ""  # detect: what to find
-    mode: str = "single"  # docqa: single | batches | per-page
-    numbers: list[int] = field(default_factory=list)  # docqa: every page number, as cited
 
 
 @dataclass(frozen=True)
@@ -63,6 +52,14 @@ class TaskSpec:
     def plan_jobs(self, selection: Any, prompt: str, options: Any, ctx: "Context") -> Planned:
         """The jobs to send."""
         raise NotImplementedError
+
+    def requests(self, planned: Planned) -> Iterable[Any]:
+        """What is sent, one request at a time: each job (embed: batches of jobs, built as their turn comes)."""
+        return planned.jobs
+
+    def send(self, runner: "Runner", request: Any, planned: Planned, on_text: Optional["TextFn"]) -> list["Result"]:
+        """Send one request; its results, one per job."""
+        return [runner.run(request, on_text)]
 
     def follow_up(self, planned: Planned, results: list["Result"], ctx: "Context") -> Optional["Job"]:
         """One more job built from the answers (docqa's merge), or None."""
@@ -209,5 +206,95 @@ class DetectTask(TaskSpec):
         return bool(value.inputs)
 
 
+class EmbedTask(TaskSpec):
+    """embed: one conversation per image, page and text, sent in batches; one record per vector."""
+
+    name = "embed"
+
+    def allowed(self, options) -> tuple[str, ...]:
+        """Images and PDFs (texts are options, not inputs)."""
+        return ("image", "pdf")
+
+    def select(self, checked, options, media):
+        """Pages chosen; the index opened."""
+        from ..embedding.embed_task import choose
+
+        return choose(checked, options)
+
+    def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
+        """The preset, the index's checks, and the batches (built as their turn comes)."""
+        from ..embedding.embed_task import plan
+
+        return plan(selection, options, ctx)
+
+    def requests(self, planned) -> Iterable[Any]:
+        """The batches."""
+        return planned.batches
+
+    def send(self, runner, request, planned, on_text) -> list["Result"]:
+        """One POST /embeddings per batch."""
+        from ..embedding.embed_task import send
+
+        return send(runner, request, planned)
+
+    def finish(self, planned: Planned, results, warnings: list[str]):
+        """The records, one per vector."""
+        from ..embedding.embed_task import finish
+
+        return finish(planned, results, warnings)
+
+    def fields(self, value) -> dict:
+        """model, preset, vectors."""
+        from ..embedding.embed_task import fields
+
+        return fields(value)
+
+    def answered(self, value) -> bool:
+        """Some vector was made."""
+        return bool(value.records)
+
+
+class SearchTask(TaskSpec):
+    """search: the query embedded like the index, compared with every row."""
+
+    name = "search"
+
+    def allowed(self, options) -> tuple[str, ...]:
+        """The query image, if any."""
+        return ("image",)
+
+    def select(self, checked, options, media):
+        """The index opened and its preset found."""
+        from ..embedding.search_task import choose
+
+        return choose(checked, options)
+
+    def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
+        """The query's one job."""
+        from ..embedding.search_task import plan
+
+        return plan(selection, options, ctx)
+
+    def send(self, runner, request, planned, on_text) -> list["Result"]:
+        """One POST /embeddings."""
+        return runner.embed([request], planned.preset)
+
+    def finish(self, planned: Planned, results, warnings: list[str]):
+        """The matches."""
+        from ..embedding.search_task import finish
+
+        return finish(planned, results, warnings)
+
+    def fields(self, value) -> dict:
+        """query, index, model, preset, rows, matches, usage."""
+        from ..embedding.search_task import fields
+
+        return fields(value)
+
+    def answered(self, value) -> bool:
+        """The query was answered."""
+        return bool(value.matches)
+
+
 TASKS: dict[str, TaskSpec] = {"ask": AskTask(), "video": AskTask("video"), "docqa": DocqaTask(),
-                              "detect": DetectTask()}
+                              "detect": DetectTask(), "embed": EmbedTask(), "search": SearchTask()}

@@ -146,13 +146,29 @@ def _add_segments(result: Transcript, reply: dict, piece) -> None:
         result.segments.append({"start": round(piece.start, 3), "end": round(piece.end, 3),
                                 "text": reply["text"].strip()})
         return
+    span = piece.end - piece.start
+    added = 0
     for segment in segments:
-        if not isinstance(segment, dict):
+        text = segment.get("text") if isinstance(segment, dict) else None
+        if not isinstance(text, str) or not text.strip():
             continue
-        start = float(segment.get("start") or 0.0) + piece.start
-        end = min(float(segment.get("end") or 0.0) + piece.start, piece.end)
-        result.segments.append({"start": round(start, 3), "end": round(max(start, end), 3),
-                                "text": str(segment.get("text", "")).strip()})
+        # the server's times are trusted only as finite numbers inside the piece (else the piece's own)
+        start = piece.start + min(_seconds(segment.get("start"), 0.0), span)
+        end = min(piece.start + _seconds(segment.get("end"), span), piece.end)
+        result.segments.append({"start": round(start, 3), "end": round(max(start, end), 3), "text": text.strip()})
+        added += 1
+    if not added and reply["text"].strip():  # segments with no usable text: the reply's text is the transcript
+        result.segments.append({"start": round(piece.start, 3), "end": round(piece.end, 3),
+                                "text": reply["text"].strip()})
+
+
+def _seconds(value: object, default: float) -> float:
+    """A time from the server: a finite number of seconds, not negative; `default` for anything else."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return default
+    return float(value)
 
 
 def render(transcript: Transcript, fmt: str) -> str:

@@ -2,8 +2,18 @@
 
 A batch runs each line of its input file against a real chat endpoint (a ScriptedServer), so its
 answers are the ones a live run gets. How each batch ends is scripted: `outcomes` is consumed one per
-batch created ("completed", "failed", "expired": half the lines answered), and a batch is reported
-`in_progress` for `polls` retrievals before that. Stdlib and httpx only, bound to 127.0.0.1.
+batch created ("completed", "failed", "expired": half the lines answered, "empty": completed with no
+output or error file, "badlines": completed with a non-JSON line and a line with no custom_id among the
+answers), and a batch is reported `in_progress` for `polls` retrievals before that. GET /v1/batches
+lists the batches, newest first.
+
+Hostile replies: `replies[route]` (route "upload", "create", "retrieve", "list") is sent instead of the
+real answer, as (status, content type, body bytes); `patch` is merged into every batch object sent (a
+value of DROP leaves the field out). `hold_create` seconds: a create makes its batch, sets `created`,
+then waits that long (or until `release` is set) before answering: a client that times out or is
+interrupted meanwhile. `pad_mb`: each output file ends with that many megabytes of answers to requests
+nobody sent (a big output file).
+Stdlib and httpx only, bound to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ import httpx2
 
 from .transcription_server import parse_multipart
 
+DROP = object()  # a `patch` value: leave the field out of the batch object
+
 
 class BatchAPI:
     """The Batch API of an endpoint whose chat answers come from `chat_root` (a ScriptedServer's root URL)."""
@@ -28,6 +40,12 @@ class BatchAPI:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, lower-cased headers)
+        self.replies: dict[str, tuple[int, str, bytes]] = {}
+        self.patch: dict = {}
+        self.hold_create = 0.0
+        self.created = threading.Event()
+        self.release = threading.Event()
+        self.pad_mb = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -80,30 +98,43 @@ class BatchAPI:
         if batch["_polls"] <= self.polls:
             batch["status"] = "in_progress"
             return
+        if batch["_outcome"] == "empty":
+            batch.update(status="completed")
+            return
         if batch["_outcome"] == "failed":
             batch.update(status="failed", errors={"object": "list", "data": [
                 {"code": "model_not_found", "message": "The model 'tiny' does not exist.", "param": "body.model",
                  "line": 1}]})
             return
-        answered = lines if batch["_outcome"] == "completed" else lines[: len(lines) // 2]
+        answered = lines[: len(lines) // 2] if batch["_outcome"] == "expired" else lines
         outputs, errors = [], []
         for raw in answered:
             line = self._run_line(json.loads(raw))
             (outputs if line["response"]["status_code"] == 200 else errors).append(line)
         batch["request_counts"].update(completed=len(outputs), failed=len(errors))
-        batch["output_file_id"] = self._store(outputs)
+        junk = [b"{not json\n", b'{"response": {"status_code": 200}}\n'] if batch["_outcome"] == "badlines" else [b""]
+        junk += [json.dumps({"custom_id": f"pad-{n}", "response": {"status_code": 200, "body": {"pad": "x" * (1 << 20)}},
+                             "error": None}).encode() + b"\n" for n in range(self.pad_mb)]
+        batch["output_file_id"] = self._store(outputs, junk)
         batch["error_file_id"] = self._store(errors) if errors else None
-        batch["status"] = "completed" if batch["_outcome"] == "completed" else batch["_outcome"]
+        batch["status"] = "expired" if batch["_outcome"] == "expired" else "completed"
 
     def _run_line(self, line: dict) -> dict:
         reply = httpx2.post(self.chat_root + line["url"], json=line["body"], timeout=30)
         return {"id": self.new_id("batch_req"), "custom_id": line["custom_id"], "error": None,
                 "response": {"status_code": reply.status_code, "request_id": "r", "body": reply.json()}}
 
-    def _store(self, lines: list[dict]) -> str:
+    def _store(self, lines: list[dict], junk: list[bytes] = ()) -> str:
         file_id = self.new_id("file")
-        self.files[file_id] = "".join(json.dumps(line) + "\n" for line in reversed(lines)).encode()  # any order
+        data = "".join(json.dumps(line) + "\n" for line in reversed(lines)).encode()  # any order
+        self.files[file_id] = b"".join(junk[:1]) + data + b"".join(junk[1:])
         return file_id
+
+    def public(self, batch: dict) -> dict:
+        """A batch as sent: without the script's own fields, with `patch` applied."""
+        shown = {k: v for k, v in batch.items() if not k.startswith("_")}
+        shown.update(self.patch)
+        return {k: v for k, v in shown.items() if v is not DROP}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,6 +151,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _hostile(self, route: str) -> bool:
+        reply = self.server.owner.replies.get(route)
+        if reply is None:
+            return False
+        code, kind, body = reply
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
     def _allowed(self) -> bool:
         owner = self.server.owner
         owner.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
@@ -135,13 +178,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner = self.server.owner
         if self.path == "/v1/files":
+            if self._hostile("upload"):
+                return
             fields, (name, _, data) = parse_multipart(self.headers["Content-Type"], body)
             file_id = owner.new_id("file")
             owner.files[file_id] = data
             self._send(200, {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
                              "filename": name, "purpose": fields.get("purpose")})
         elif self.path == "/v1/batches":
-            self._send(200, _public(owner.create_batch(json.loads(body))))
+            if self._hostile("create"):
+                return
+            batch = owner.create_batch(json.loads(body))
+            owner.created.set()
+            owner.release.wait(owner.hold_create)
+            self._send(200, owner.public(batch))
         else:
             self._send(404, {"error": {"message": "no such route"}})
 
@@ -151,15 +201,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner = self.server.owner
         parts = self.path.split("?")[0].strip("/").split("/")
-        if parts[:2] == ["v1", "batches"] and len(parts) == 3 and parts[2] in owner.batches:
+        if parts == ["v1", "batches"]:
+            if not self._hostile("list"):
+                data = [owner.public(b) for b in reversed(list(owner.batches.values()))]
+                self._send(200, {"object": "list", "data": data, "has_more": False,
+                                 "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None})
+        elif parts[:2] == ["v1", "batches"] and len(parts) == 3 and parts[2] in owner.batches:
+            if self._hostile("retrieve"):
+                return
             batch = owner.batches[parts[2]]
             owner.advance(batch)
-            self._send(200, _public(batch))
+            self._send(200, owner.public(batch))
         elif parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content" and parts[2] in owner.files:
             self._send(200, None, raw=owner.files[parts[2]])
         else:
             self._send(404, {"error": {"message": f"no such object: {self.path}"}})
-
-
-def _public(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if not k.startswith("_")}

@@ -119,6 +119,7 @@ class Events:
     events: list[Union[dict, str, bytes]]
     done: bool = True
     cut: bool = False
+    delay: float = 0.0  # seconds before each event
 
 
 Action = Union[Reply, Status, Hang, CutStream, ErrorEvent, Drop, Raw, Events]
@@ -295,6 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_events(self, action: Events) -> None:
         self._start_stream()
         for event in action.events:
+            time.sleep(action.delay)
             if isinstance(event, bytes):
                 self._write_chunk(event)
             else:

@@ -86,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.uploads.append(upload)
             n = len(owner.uploads)
+        if owner.status is not None:
+            self._send(owner.status, b'{"error": {"message": "too large"}}')
+            return
         if owner.fail_from is not None and n >= owner.fail_from:
             self.send_response(503)
             self.send_header("Retry-After", "0")
@@ -103,7 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, text.encode(), "text/plain")
             return
         reply: dict = {"text": text}
-        if fmt == "verbose_json":
+        owner = self.server.owner
+        if fmt == "verbose_json" and owner.segments is not None:  # a test's own (odd) segments
+            reply.update(text="ok", segments=owner.segments)
+        elif fmt == "verbose_json":
             half = upload.seconds / 2
             reply.update(language="english", duration=upload.seconds, segments=[
                 {"id": 0, "start": 0.0, "end": half, "text": f" piece {n} first half."},
@@ -122,6 +128,8 @@ class TranscriptionServer:
     def __init__(self) -> None:
         self.uploads: list[Upload] = []
         self.fail_from: Optional[int] = None  # uploads from this number on get a 503
+        self.segments: Optional[list] = None  # verbose_json replies carry these (and the text "ok")
+        self.status: Optional[int] = None  # every upload gets this HTTP status
         self.lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self

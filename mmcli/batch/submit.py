@@ -1,0 +1,147 @@
+"""`mmcli batch submit`: each part of an export uploaded and its batch started at most once.
+
+A create that timed out or was interrupted may still have started the batch on the provider's side, so
+nothing is sent twice by guessing: batches are created without the SDK's retries, the upload's id is
+recorded before the create is sent, and every batch carries the export's own submit id in its
+metadata. A part whose create never came back is first looked for among the provider's batches
+(batches.list) and only created when it is not there.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import RequestRejected, UsageError
+from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
+
+if TYPE_CHECKING:
+    from ..config import Endpoint
+    from ..render import Output
+
+SUBMIT_ID = "submit_id"  # the manifest's key: this export's id, in the metadata of each of its batches
+CREATING = "creating"  # a part whose upload is recorded and whose create was sent but not answered
+LIST_LIMIT = 1000  # how many of the provider's newest batches are looked through for an unanswered create
+
+
+def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
+    """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
+    from ..sdk import openai_client
+    from .collect import read_manifest
+
+    manifest = read_manifest(export)
+    files = parts(export, manifest)
+    missing = [str(p) for p in files if not p.is_file()]
+    if not files or missing:
+        raise UsageError("the export's files are missing", ", ".join(missing) or "the manifest lists none",
+                         where=str(export), hint="export again with --export openai-batch FILE.jsonl")
+    batches = manifest.setdefault(BATCHES, {})
+    if not isinstance(manifest.get(SUBMIT_ID), str):
+        manifest[SUBMIT_ID] = uuid.uuid4().hex
+        save(export, manifest)
+    client = openai_client(endpoint, max_retries=0)  # a retried create is a second batch, billed twice
+    started = 0
+    for path in files:
+        entry = batches.get(path.name)
+        if entry is not None and entry.get("batch_id") and entry.get("status") not in BROKEN:
+            out.status(f"{path.name}: already submitted as {entry['batch_id']}")
+            continue
+        batch = _started_before(client, endpoint, manifest, path.name, entry)
+        if batch is None:
+            batch = _start(client, endpoint, export, manifest, path)
+            started += 1
+            out.status(f"{path.name}: submitted as {batch['id']} ({_lines(manifest, path)} request(s))")
+        else:
+            out.status(f"{path.name}: found its batch {batch['id']} (started by an interrupted submit)")
+        batches[path.name].update(batch_id=batch["id"], status=batch["status"])
+        save(export, manifest)
+    return started
+
+
+def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path) -> dict:
+    """Upload one part (its id recorded at once), then create its batch; the batch's id and status."""
+    from ..urls import masked_url
+    from .wire import object_id, reply_object
+
+    with _errors(endpoint, path), open(path, "rb") as handle:
+        raw = client.files.with_raw_response.create(file=(path.name, handle, "application/jsonl"), purpose="batch")
+    upload = object_id(reply_object(raw, "the upload", endpoint), "upload", endpoint)
+    manifest[BATCHES][path.name] = {"input_file_id": upload, "batch_id": None, "base_url": masked_url(endpoint.base_url),
+                                    "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": CREATING}
+    save(export, manifest)  # before the create: an interrupted create is found again by this upload's id
+    try:
+        with _errors(endpoint, path):
+            raw = client.batches.with_raw_response.create(
+                input_file_id=upload, endpoint=CHAT_ENDPOINT, completion_window="24h",
+                metadata={"mmcli_export": path.name, "mmcli_submit": manifest[SUBMIT_ID]})
+    except RequestRejected as exc:
+        if exc.status_code not in (408, 409, 429):  # a plain refusal: no batch was made, nothing to look for
+            del manifest[BATCHES][path.name]
+            save(export, manifest)
+        raise
+    return _batch(reply_object(raw, "the batch's creation", endpoint), endpoint)
+
+
+def _batch(data: dict, endpoint: "Endpoint") -> dict:
+    from .wire import batch_row
+
+    row = batch_row("", data, endpoint)
+    return {"id": row["batch_id"], "status": row["status"]}
+
+
+def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, entry: Optional[dict]) -> Optional[dict]:
+    """The batch an earlier, interrupted submit created for this part's upload, if the provider has one."""
+    if entry is None or entry.get("status") != CREATING or not entry.get("input_file_id"):
+        return None
+    after = None
+    for _ in range(LIST_LIMIT // 100):
+        page = _list_page(client, endpoint, manifest, name, after)
+        data = page.get("data")
+        if not isinstance(data, list):
+            from .wire import bad
+
+            raise bad("the list of batches has no 'data' list", endpoint)
+        for item in data:
+            if isinstance(item, dict) and _ours(item, manifest, name, entry["input_file_id"]):
+                return _batch(item, endpoint)
+        last = data[-1].get("id") if data and isinstance(data[-1], dict) else None
+        if not page.get("has_more") or not isinstance(last, str):
+            return None
+        after = last
+    return None
+
+
+def _list_page(client, endpoint: "Endpoint", manifest: dict, name: str, after: Optional[str]) -> dict:
+    """One page of the provider's batches, newest first; a server that cannot list them cannot be asked."""
+    from .wire import reply_object
+
+    try:
+        with _errors(endpoint, Path(name)):
+            raw = client.batches.with_raw_response.list(limit=100, **({"after": after} if after else {}))
+    except RequestRejected as exc:
+        if exc.status_code not in (404, 405):
+            raise
+        raise UsageError("cannot tell whether an interrupted submit started this part", exc.message(), where=name,
+                         hint=f"look among the provider's batches for metadata mmcli_submit={manifest[SUBMIT_ID]}; "
+                              f"if there is none, delete the entry {name} under provider_batches in the "
+                              "manifest and submit again") from None
+    return reply_object(raw, "the list of batches", endpoint)
+
+
+def _ours(item: dict, manifest: dict, name: str, upload: str) -> bool:
+    """A batch over this part's own upload (an upload id is never reused); metadata, when echoed, must agree."""
+    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    return (item.get("input_file_id") == upload and metadata.get("mmcli_submit", manifest[SUBMIT_ID]) == manifest[SUBMIT_ID]
+            and metadata.get("mmcli_export", name) == name)
+
+
+def _errors(endpoint: "Endpoint", path: Path):
+    from ..sdk import sdk_errors
+
+    return sdk_errors(endpoint, f"the Batch API (part {path.name})")
+
+
+def _lines(manifest: dict, path: Path) -> int:
+    return next((f.get("lines", 0) for f in manifest.get("files", []) if Path(f["path"]).name == path.name), 0)
