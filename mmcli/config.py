@@ -52,9 +52,7 @@ class Quirks:
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
     video_item_tokens: Optional[int] = None  # the most visual tokens one video may take (a server mmcli started)
     media_uuid: bool = False  # media parts carry "uuid" (vLLM caches processed media by it)
-    # How a --schema is asked for: response_format json_schema | vLLM's structured_outputs field |
-    # none (the endpoint cannot constrain its output: the schema goes in the prompt, the answer is still checked)
-    structured_output: str = "json_schema"
+    structured_output: str = "json_schema"  # how --schema is sent: json_schema | structured_outputs (vLLM) | none
 
 
 OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
@@ -92,7 +90,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 _PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part",
                  "concurrency", "base_urls", "media_uuid", "structured_output"}
 AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
-STRUCTURED_OUTPUTS = ("json_schema", "structured_outputs", "none")
+CHOICES = {"audio_part": AUDIO_PARTS, "structured_output": ("json_schema", "structured_outputs", "none")}
 
 
 @dataclass(frozen=True)
@@ -241,11 +239,8 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
                 raise invalid_config(f"[profiles.{name}] {key} must be a positive whole number", path)
         elif not isinstance(value, str) or not value:
             raise invalid_config(f"[profiles.{name}] {key} must be a non-empty string", path)
-        elif key == "audio_part" and value not in AUDIO_PARTS:
-            raise invalid_config(f"[profiles.{name}] audio_part must be one of " + ", ".join(AUDIO_PARTS), path)
-        elif key == "structured_output" and value not in STRUCTURED_OUTPUTS:
-            raise invalid_config(f"[profiles.{name}] structured_output must be one of "
-                                 + ", ".join(STRUCTURED_OUTPUTS), path)
+        elif key in CHOICES and value not in CHOICES[key]:
+            raise invalid_config(f"[profiles.{name}] {key} must be one of " + ", ".join(CHOICES[key]), path)
 
 
 def key_homes(name: str, profile: Profile, config: dict) -> tuple[str, ...]:
