@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .config import ENVIRONMENT
+from .environment import ENVIRONMENT
 from .errors import EXIT_DESCRIPTIONS
 
 PROG = "mmcli"

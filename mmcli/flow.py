@@ -25,11 +25,25 @@ class Context:
 
     def job(self, content: list["Content"], prompt: str, label: str = "", meta: "Meta" = None,
             named_warnings: bool = False) -> "Job":
-        """A job for this target with these options."""
+        """A job for this target with these options; a question that is not text is refused."""
         from .job import Job
 
+        check_text(prompt, "the question")
+        check_text(self.generation.system or "", "the system prompt")
         return Job(content=content, prompt=prompt, model=self.target.model, family=self.target.family,
                    generation=self.generation, label=label, meta=meta, named_warnings=named_warnings)
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text holding bytes that are not UTF-8 (Python keeps them as lone surrogates): no server reads them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        from .errors import UsageError
+
+        bad = text[exc.start:exc.end].encode("utf-8", "surrogateescape")
+        raise UsageError(f"{what} is not valid UTF-8 text", f"it holds the byte(s) {bad!r} at character {exc.start}",
+                         hint="write it in UTF-8 (iconv -t UTF-8 converts other encodings)") from None
 
 
 @dataclass

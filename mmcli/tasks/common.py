@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from ..job import Content, Job, Meta
+from ..flow import Context, check_text  # noqa: F401  (defined with the steps that make them; tasks take them here)
 
 if TYPE_CHECKING:
-    from ..config import GenerationOptions, MediaOptions
-    from ..endpoint import Target
-    from ..events import Events
     from ..runner import Result
-
-
-@dataclass
-class Context:
-    """A task's surroundings: where requests go, how media and answers are shaped, who hears about it."""
-
-    target: "Target"
-    media: "MediaOptions"
-    generation: "GenerationOptions"
-    events: "Events"
-
-    def job(self, content: list[Content], prompt: str, label: str = "", meta: Meta = None,
-            named_warnings: bool = False) -> Job:
-        """A job for this target with these options; a question that is not text is refused."""
-        check_text(prompt, "the question")
-        check_text(self.generation.system or "", "the system prompt")
-        return Job(content=content, prompt=prompt, model=self.target.model, family=self.target.family,
-                   generation=self.generation, label=label, meta=meta, named_warnings=named_warnings)
-
-
-def check_text(text: str, what: str) -> None:
-    """Refuse text holding bytes that are not UTF-8 (Python keeps them as lone surrogates): no server reads them."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        from ..errors import UsageError
-
-        bad = text[exc.start:exc.end].encode("utf-8", "surrogateescape")
-        raise UsageError(f"{what} is not valid UTF-8 text", f"it holds the byte(s) {bad!r} at character {exc.start}",
-                         hint="write it in UTF-8 (iconv -t UTF-8 converts other encodings)") from None
 
 
 def total_usage(usages: list[dict]) -> dict:

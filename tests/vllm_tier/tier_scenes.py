@@ -1,8 +1,9 @@
-"""Synthetic scenes of the trained tier models: one coloured rectangle on a noisy grey ground.
+"""Synthetic scenes and clips of the trained tier models: one coloured rectangle on a noisy grey ground.
 
-Pure numpy and Pillow, so both the trainer (tier venv) and the tests (mmcli's python) draw
-the same scenes from the same seeds.  A scene is 224x224 (a multiple of 28 and of 32, so no
-resize in the processor); the rectangle's edges lie on a 28 px grid, 2-5 cells a side.
+Numpy draws them (OpenCV writes and reads the clips), so both the trainer (tier venv) and the
+tests (mmcli's python) draw the same scenes from the same seeds.  A scene is 224x224 (a multiple
+of 28 and of 32, so no resize in the processor); the rectangle's edges lie on a 28 px grid, 2-5
+cells a side.  A clip is four such frames in which the box moves and changes colour.
 """
 
 from __future__ import annotations
@@ -61,3 +62,83 @@ def enlarged(pixels: np.ndarray, scale: int) -> np.ndarray:
     """The scene ``scale`` times larger, each pixel a block (an area resize gives it back)."""
     return pixels.repeat(scale, axis=0).repeat(scale, axis=1)
 
+
+
+# Short clips: the box moves (and changes colour) between frame pairs.  Qwen's vision tower reads
+# a video two frames at a time (temporal patch 2, one group of tokens per pair), so the box holds
+# still within each pair and "the last frame" is the last pair's box.
+PAIR = 2
+CLIP_FRAMES = 4
+CLIP_FPS = 2.0  # mmcli samples 2 frames a second by default, so every frame of the clip is sent
+HELD_OUT_CLIP_SEED = HELD_OUT_SEED + 50_000
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip: the frames (RGB, SIZE x SIZE) and each frame's truth."""
+
+    frames: list[np.ndarray]
+    colours: list[str]
+    boxes: list[tuple[int, int, int, int]]
+
+    @property
+    def last(self) -> tuple[str, tuple[int, int, int, int]]:
+        """The colour and box of the last frame."""
+        return self.colours[-1], self.boxes[-1]
+
+
+def clip(rng: np.random.Generator, frames: int = CLIP_FRAMES) -> Clip:
+    """A new random clip: one ground level, a box that moves and changes colour at every pair."""
+    level = float(rng.uniform(60, 200))
+    pictures, colours, boxes = [], [], []
+    colour, box = None, None
+    for _ in range(frames // PAIR):
+        colour = str(rng.choice(sorted(set(COLOURS) - {colour})))
+        moved = _rectangle(rng)
+        while moved == box:
+            moved = _rectangle(rng)
+        box = moved
+        ground = rng.normal(level, 10, (SIZE, SIZE, 1)).repeat(3, axis=2)
+        x1, y1, x2, y2 = box
+        ground[y1:y2, x1:x2] = np.array(COLOURS[colour], dtype=np.float64) + rng.normal(0, 6, (y2 - y1, x2 - x1, 3))
+        picture = np.clip(ground, 0, 255).round().astype(np.uint8)
+        pictures += [picture] * PAIR
+        colours += [colour] * PAIR
+        boxes += [box] * PAIR
+    return Clip(frames=pictures, colours=colours, boxes=boxes)
+
+
+def held_out_clip(index: int) -> Clip:
+    """Held-out clip number ``index`` (never seen in training)."""
+    return clip(np.random.default_rng(HELD_OUT_CLIP_SEED + index))
+
+
+def write_clip(path, drawn: Clip, fps: float = CLIP_FPS) -> None:
+    """The clip as an MPEG-4 (mp4v) file, the kind OpenCV writes everywhere."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (SIZE, SIZE))
+    if not writer.isOpened():
+        raise OSError(f"cannot write an mp4v video to {path}")
+    for frame in drawn.frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+
+
+def sent_frames(drawn: Clip, folder, quality: int) -> list[bytes]:
+    """The JPEG frames mmcli sends for the clip: written as mp4v, decoded, re-encoded at ``quality``."""
+    import cv2
+
+    path = f"{folder}/clip.mp4"
+    write_clip(path, drawn)
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    sent = []
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            sent.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
+    finally:
+        capture.release()
+    return sent

@@ -6,7 +6,7 @@ prompt and answer convention, the `docqa` page prompt) and committed as fp16 tes
 The tier serves the committed folders and never retrains; when the hash no longer matches (the
 trainer, the scenes or one of mmcli's prompts changed), the tests fail and say to run:
 
-    python tests/vllm_tier/tier_trained.py train --family qwen2-vl [--minutes 40]
+    python tests/vllm_tier/tier_trained.py train --family qwen2-vl [--minutes 72 --video-minutes 45]
     python tests/vllm_tier/tier_trained.py check      # exit 1 when a committed model is stale
 """
 
@@ -47,7 +47,14 @@ BOX_ANSWERS = {
     "qwen2-vl": ("<|object_ref_start|>$target<|object_ref_end|>"
                  "<|box_start|>($x1,$y1),($x2,$y2)<|box_end|>"),
 }
-TASK_WEIGHTS = {"detect": 0.7, "ask": 0.2, "docqa": 0.1}
+VIDEO_WHERE = "Where is the box in the last frame?"
+VIDEO_COLOUR = "What colour is the box in the last frame?"
+# Each task's share of a batch in stage 1 (images, from scratch) and stage 2 (clips added).
+TASK_WEIGHTS = {"detect": (0.7, 0.3), "ask": (0.2, 0.1), "docqa": (0.1, 0.1),
+                "video_box": (0.0, 0.35), "video_colour": (0.0, 0.15)}
+# Clips are sent at their own 224x224 (mmcli video --min-pixels VIDEO_MIN_PIXELS): 64 tokens a frame pair.
+VIDEO_MIN_PIXELS = 4 * 28 * 28
+VIDEO_FLAGS = ("--min-pixels", str(VIDEO_MIN_PIXELS))
 
 
 class StaleModel(RuntimeError):
@@ -60,21 +67,28 @@ def spec(family: str) -> dict:
     from mmcli.media.jpeg import JPEG_QUALITY
     from mmcli.models import family_for_model
     from mmcli.tasks.docqa import SINGLE_PROMPT
+    from tier_scenes import CLIP_FRAMES
 
     space = family_for_model(SERVED_NAMES[family]).box_convention
-    image = {"type": "image"}
+    image, video = {"type": "image"}, {"type": "video"}
+    box_answer = BOX_ANSWERS[family].replace("$target", TARGET)
     detect = grounding_prompt(family, TARGET, points=False, space=space, sent_size=(224, 224))
     tasks = {
-        "detect": {"content": [image, {"type": "text", "text": detect}],
-                   "answer": BOX_ANSWERS[family].replace("$target", TARGET)},
+        "detect": {"content": [image, {"type": "text", "text": detect}], "answer": box_answer, "box": True},
         "ask": {"content": [image, {"type": "text", "text": ASK_QUESTION}], "answer": ASK_ANSWER},
         "docqa": {"content": [{"type": "text", "text": "Page 1"}, image,
                               {"type": "text", "text": SINGLE_PROMPT.format(question=ASK_QUESTION)}],
                   "answer": DOCQA_ANSWER},
+        # What `mmcli video CLIP QUESTION` sends: the frame list first, then the question.
+        "video_box": {"content": [video, {"type": "text", "text": VIDEO_WHERE}], "answer": box_answer,
+                      "box": True, "video": True},
+        "video_colour": {"content": [video, {"type": "text", "text": VIDEO_COLOUR}], "answer": ASK_ANSWER,
+                         "video": True},
     }
-    for name, weight in TASK_WEIGHTS.items():
-        tasks[name]["weight"] = weight
-    return {"family": family, "space": space, "jpeg_quality": JPEG_QUALITY, "tasks": tasks}
+    for name, weights in TASK_WEIGHTS.items():
+        tasks[name]["weights"] = list(weights)
+    return {"family": family, "space": space, "jpeg_quality": JPEG_QUALITY, "tasks": tasks,
+            "video": {"frames": CLIP_FRAMES, "min_pixels": VIDEO_MIN_PIXELS}}
 
 
 def source_hash(family: str) -> str:
@@ -106,32 +120,69 @@ def check_fresh(family: str) -> Path:
     return folder
 
 
-def train(family: str, minutes: float, max_steps: int, out: Path | None = None, threads: int = 1) -> int:
-    """Train ``family`` with the tier venv's python (niced) and write the committed folder."""
+def train(family: str, minutes: float, max_steps: int, out: Path | None = None, threads: int = 1,
+          video_minutes: float = 45.0, stages: str = "both") -> int:
+    """Train ``family`` with the tier venv's python (niced) and write the committed folder.
+
+    Stage 1 trains from scratch on the image tasks into a scratch folder; stage 2 goes on from it
+    (or, with ``stages="2"``, from the committed folder) with the clips mixed in, into ``out``.
+    """
+    paths, spec_path, env = _tier_run(family, threads)
+    out = out or model_dir(family)
+    base = ["nice", "-n", "10", str(paths.python), str(TRAINER), "--spec", str(spec_path),
+            "--max-steps", str(max_steps), "--hash", source_hash(family), "--threads", str(threads)]
+    first = paths.cache_dir / f"trained-{family}-stage1"  # scratch: only stage 2's end is committed
+    runs = []
+    if stages in ("both", "1"):
+        runs.append(["--stage", "1", "--minutes", str(minutes), "--out", str(first if stages == "both" else out)])
+    if stages in ("both", "2"):
+        init = first if stages == "both" else model_dir(family)
+        runs.append(["--stage", "2", "--minutes", str(video_minutes), "--init", str(init), "--out", str(out)])
+    start, code = time.monotonic(), 0
+    try:
+        for run in runs:
+            code = _run(base + run, env)
+            if code:
+                break
+    finally:
+        spec_path.unlink(missing_ok=True)
+    print(f"trainer exited with {code} after {(time.monotonic() - start) / 60:.1f} min", file=sys.stderr)
+    return code
+
+
+def evaluate(family: str, folder: Path | None, count: int, threads: int = 1) -> int:
+    """Print the held-out accuracy of a trained folder under transformers' greedy decoding."""
+    paths, spec_path, env = _tier_run(family, threads)
+    argv = ["nice", "-n", "10", str(paths.python), str(HERE / "tier_trained_eval.py"), "--spec", str(spec_path),
+            "--model", str(folder or model_dir(family)), "--count", str(count)]
+    try:
+        return _run(argv, env)
+    finally:
+        spec_path.unlink(missing_ok=True)
+
+
+def _tier_run(family: str, threads: int):
+    """The tier's paths, ``family``'s spec written for the tier venv's python, and its environment."""
     import tier
 
     paths = tier.prepare()
-    out = out or model_dir(family)
-    spec_path = TRAINED_DIR / f".{family}.spec.json"
-    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path = paths.cache_dir / f"trained-{family}-{os.getpid()}.spec.json"
     spec_path.write_text(json.dumps(spec(family), indent=1, sort_keys=True), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), HF_HOME=str(paths.cache_dir / f".hf-train-{os.getpid()}"))
-    argv = ["nice", "-n", "10", str(paths.python), str(TRAINER), "--spec", str(spec_path),
-            "--out", str(out), "--minutes", str(minutes), "--max-steps", str(max_steps),
-            "--hash", source_hash(family), "--threads", str(threads)]
-    start = time.monotonic()
+    return paths, spec_path, env
+
+
+def _run(argv: list[str], env: dict) -> int:
+    """One trainer run; Ctrl-C or SIGTERM here stops the trainer too."""
     child = subprocess.Popen(argv, env=env)
     try:
-        code = child.wait()
+        return child.wait()
     finally:
-        if child.poll() is None:  # Ctrl-C or SIGTERM here: stop the trainer too
+        if child.poll() is None:
             child.terminate()
             child.wait()
-        spec_path.unlink(missing_ok=True)
-    print(f"trainer exited with {code} after {(time.monotonic() - start) / 60:.1f} min", file=sys.stderr)
-    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,18 +191,30 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help="train a family's model and write its committed folder")
     train_parser.add_argument("--family", choices=FAMILIES, default="qwen2-vl")
-    train_parser.add_argument("--minutes", type=float, default=40.0,
-                              help="wall-time budget; the learning rate's cosine follows it")
-    train_parser.add_argument("--max-steps", type=int, default=2000)
+    train_parser.add_argument("--minutes", type=float, default=72.0,
+                              help="stage 1's wall-time budget (images, from scratch); the learning "
+                                   "rate's cosine follows it")
+    train_parser.add_argument("--video-minutes", type=float, default=45.0,
+                              help="stage 2's wall-time budget (clips mixed with the images)")
+    train_parser.add_argument("--stages", choices=("both", "1", "2"), default="both",
+                              help="2: go on from the committed folder (when only the clips changed)")
+    train_parser.add_argument("--max-steps", type=int, default=5000, help="per stage")
     # On a loaded CPU two OpenMP threads spin while waiting for each other: measured here, a step
     # cost 4x the CPU time of one thread.  On an idle machine, 2 is faster.
     train_parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     train_parser.add_argument("--out", type=Path, default=None, help="default: the committed folder")
     sub.add_parser("check", help="exit 1 when a committed model is missing or stale")
+    eval_parser = sub.add_parser("evaluate", help="held-out accuracy under transformers' greedy decoding")
+    eval_parser.add_argument("--family", choices=FAMILIES, default="qwen2-vl")
+    eval_parser.add_argument("--model", type=Path, default=None, help="default: the committed folder")
+    eval_parser.add_argument("--count", type=int, default=50, help="held-out scenes and clips per task")
     args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        return evaluate(args.family, args.model, args.count)
     if args.command == "train":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the trainer is stopped too
-        return train(args.family, args.minutes, args.max_steps, args.out, args.threads)
+        return train(args.family, args.minutes, args.max_steps, args.out, args.threads,
+                     args.video_minutes, args.stages)
     failed = 0
     for family in FAMILIES:
         try:
