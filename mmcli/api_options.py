@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
@@ -96,6 +97,22 @@ def pages(name: str, value: object) -> str:
     return value
 
 
+def schema_value(name: str, value: object) -> object:
+    """schema=: a JSON Schema (dict), or what --schema takes (a file path, inline JSON, the short form)."""
+    from .schema import Schema, check_schema, load_schema
+
+    if isinstance(value, Schema):
+        return value
+    if isinstance(value, dict):
+        check_schema(value, where=name)
+        return Schema(value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        return load_schema(value)
+    raise _bad(name, value, "a JSON Schema (dict), a schema file path, or the short form (str)")
+
+
 COMMON: dict[str, tuple[str, Check]] = {
     "max_pixels": ("media", whole(1)), "min_pixels": ("media", whole(1)),
     "max_tokens_per_image": ("media", whole(1)), "lossless": ("media", flag), "pass_url": ("media", flag),
@@ -115,12 +132,13 @@ DOCUMENT: dict[str, tuple[str, Check]] = {
 }
 DETECTION: dict[str, tuple[str, Check]] = {
     "points": ("detect", flag), "coords": ("detect", choice("abs", "norm1000", "norm1")),
-    "strict": ("detect", flag), "pages": ("detect", pages), "password_env": ("detect", text),
+    "strict": ("detect", flag), "guided": ("detect", flag), "pages": ("detect", pages), "password_env": ("detect", text),
     "max_pages": ("detect", whole(1)),
 }
+STRUCTURED: dict[str, tuple[str, Check]] = {"schema": ("generation", schema_value)}
 TASKS: dict[str, dict[str, tuple[str, Check]]] = {
-    "ask": {**COMMON, **SAMPLING}, "video": {**COMMON, **SAMPLING},
-    "docqa": {**COMMON, **DOCUMENT}, "detect": {**COMMON, **DETECTION},
+    "ask": {**COMMON, **SAMPLING, **STRUCTURED}, "video": {**COMMON, **SAMPLING, **STRUCTURED},
+    "docqa": {**COMMON, **DOCUMENT, **STRUCTURED}, "detect": {**COMMON, **DETECTION},
 }
 
 # CLI options that have another form in the API, and what to use instead.

@@ -88,6 +88,9 @@ _HINTS = [
      "the server takes at most {0} visual tokens in one image or video: send a smaller video (fewer --frames, "
      "or a --total-pixels of at most {0} x 28 x 28 for Qwen2/2.5-VL, {0} x 32 x 32 for Qwen3-VL), or restart vLLM "
      "with a larger encoder cache (--max-num-batched-tokens N; mmcli serve sizes it for the client's default video)"),
+    (re.compile(r"json[ _]?schema|response_format|structured.output|grammar|regex", re.I),
+     "the endpoint cannot use this --schema (or detect's guided boxes): simplify the schema (keywords its grammar "
+     "backend lacks), use detect --no-guided, or set structured_output = \"none\" in the profile"),
     (re.compile(r"Failed to load image|cannot identify image", re.I),
      "the server could not read an image; check the input file"),
 ]

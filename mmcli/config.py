@@ -6,13 +6,16 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UsageError
 from .files import small_text_file
 from .switches import CONFIG_HINT, checked_number, media_cap, switch
 from .urls import is_loopback, masked_url, same_origin
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 # vLLM's own client examples use this placeholder when the server has no --api-key.
 PLACEHOLDER_KEY = "EMPTY"
@@ -32,6 +35,7 @@ class Quirks:
     audio_part: str = "input_audio"  # input_audio (vLLM, OpenAI) | audio_url (a data URL) | xinference
     video_item_tokens: Optional[int] = None  # the most visual tokens one video may take (a server mmcli started)
     media_uuid: bool = False  # media parts carry "uuid" (vLLM caches processed media by it)
+    structured_output: str = "json_schema"  # how --schema is sent: json_schema | structured_outputs (vLLM) | none
 
 
 OPENAI_QUIRKS = Quirks(max_tokens_field="max_completion_tokens", takes_video=False)
@@ -67,8 +71,9 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 }
 
 _PROFILE_KEYS = {"base_url", "api_key_env", "model", "family", "pages_per_request", "frame_limit", "audio_part",
-                 "concurrency", "base_urls", "media_uuid"}
+                 "concurrency", "base_urls", "media_uuid", "structured_output"}
 AUDIO_PARTS = ("input_audio", "audio_url", "xinference")
+CHOICES = {"audio_part": AUDIO_PARTS, "structured_output": ("json_schema", "structured_outputs", "none")}
 
 
 @dataclass(frozen=True)
@@ -195,10 +200,9 @@ def profiles_from(config: dict, path: Path) -> dict[str, Profile]:
         quirks = (base.quirks if base else Quirks())
         if "frame_limit" in table:
             quirks = replace(quirks, frame_limit=table.pop("frame_limit"))
-        if "audio_part" in table:
-            quirks = replace(quirks, audio_part=table.pop("audio_part"))
-        if "media_uuid" in table:
-            quirks = replace(quirks, media_uuid=table.pop("media_uuid"))
+        for key in ("audio_part", "media_uuid", "structured_output"):
+            if key in table:
+                quirks = replace(quirks, **{key: table.pop(key)})
         profiles[name] = replace(base, quirks=quirks, **table) if base else Profile(name=name, quirks=quirks, **table)
     return profiles
 
@@ -218,8 +222,8 @@ def _check_profile_types(name: str, table: dict, path: Path) -> None:
                 raise invalid_config(f"[profiles.{name}] {key} must be a positive whole number", path)
         elif not isinstance(value, str) or not value:
             raise invalid_config(f"[profiles.{name}] {key} must be a non-empty string", path)
-        elif key == "audio_part" and value not in AUDIO_PARTS:
-            raise invalid_config(f"[profiles.{name}] audio_part must be one of " + ", ".join(AUDIO_PARTS), path)
+        elif key in CHOICES and value not in CHOICES[key]:
+            raise invalid_config(f"[profiles.{name}] {key} must be one of " + ", ".join(CHOICES[key]), path)
 
 
 def key_homes(name: str, profile: Profile, config: dict) -> tuple[str, ...]:
@@ -366,6 +370,7 @@ class GenerationOptions:
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     stream: bool = True
+    schema: Optional["Schema"] = None  # --schema: the answer is asked for, and checked, as JSON matching it
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ EXIT_DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: ("the endpoint is unreachable, failed with 5xx after retries, or cut the stream; "
                            "or mmcli models --check did not pass"),
     ExitCode.TIMEOUT: "timeout: no answer within --timeout",
-    ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict)",
+    ExitCode.UNPARSEABLE: "the model's output could not be parsed (detect --strict) or does not match --schema",
     ExitCode.SOME_FAILED: "some jobs of a many-file run failed (--each, mmcli batch); the others are done",
     ExitCode.OUTPUT_NOT_WRITTEN: "an output file could not be written (disk full, ...); the results were still shown",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .config import Quirks
     from .embedding.presets import Preset
     from .media.item import MediaItem
+    from .schema import Schema
 
 SHORTEN_AT = 64
 # Families whose vLLM processor writes "<t seconds>" before each frame pair of a video (get_video_repl).
@@ -122,14 +123,19 @@ def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) 
     stream = gen.stream if stream is None else stream
     parts = content_parts(job, quirks)
     content = list(parts)
-    if job.prompt:
-        content.append(text_part(job.prompt))
+    prompt = job.prompt
+    if gen.schema is not None and quirks.structured_output == "none":
+        from .schema import instruction
+
+        prompt = f"{prompt}\n\n{instruction(gen.schema.schema)}" if prompt else instruction(gen.schema.schema)
+    if prompt:
+        content.append(text_part(prompt))
     messages: list[dict] = []
     if job.earlier is not None:  # a follow-up: the conversation so far as it was sent, its system prompt first
         messages += job.earlier.messages
     elif gen.system:
         messages.append(system_message(gen.system))
-    messages.append({"role": "user", "content": content if parts else job.prompt})
+    messages.append({"role": "user", "content": content if parts else prompt})
     request: dict = {"model": job.model or "(first served model)", "messages": messages, "stream": stream}
     if gen.max_tokens is not None:
         request[quirks.max_tokens_field] = gen.max_tokens
@@ -137,10 +143,24 @@ def build_request(job: Job, quirks: "Quirks", *, stream: Optional[bool] = None) 
         request["temperature"] = gen.temperature
     if stream:
         request["stream_options"] = {"include_usage": True}
+    if gen.schema is not None:
+        request.update(structured_output(gen.schema, quirks))
     timed = _timed_frame_list(job, quirks)
     if timed is not None:
         request["media_io_kwargs"] = {"video": video_timing(timed)}
     return request
+
+
+def structured_output(schema: "Schema", quirks: "Quirks") -> dict:
+    """The request fields that constrain the answer to `schema`, in the endpoint's own form."""
+    if schema.regex is not None:  # only vLLM's own field takes a regular expression
+        return {"structured_outputs": {"regex": schema.regex}}
+    if quirks.structured_output == "structured_outputs":  # vLLM's own field
+        return {"structured_outputs": {"json": schema.schema}}
+    if quirks.structured_output == "none":  # asked in the prompt instead (build_request)
+        return {}
+    return {"response_format": {"type": "json_schema",
+                                 "json_schema": {"name": schema.name, "schema": schema.schema}}}
 
 
 def video_timing(item: "MediaItem") -> dict:

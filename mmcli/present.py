@@ -17,13 +17,16 @@ if TYPE_CHECKING:
 class StreamedText:
     """One answer shown as it streams: a spinner until the first piece, then the answer sink."""
 
-    def __init__(self, out: "Output") -> None:
+    def __init__(self, out: "Output", shown: bool = True) -> None:
         self.out = out
         self.stop_spinner = out.start_spinner("waiting for the model")
         self.sink = None
+        self.shown = shown  # False: a structured answer, printed whole once it is checked
 
     def write(self, delta: str) -> None:
         """Show one more piece."""
+        if not self.shown:
+            return
         if self.sink is None:
             self.stop_spinner()
             self.sink = self.out.answer_sink()
@@ -35,6 +38,20 @@ class StreamedText:
         if self.sink is not None:
             self.sink.close()
             self.sink = None
+
+
+def structured(job: "Job") -> bool:
+    """Whether `job`'s answer is checked against a --schema: then it is printed whole, never streamed."""
+    from .schema import checked
+
+    return checked(job.generation.schema)
+
+
+def show_unstreamed(job: "Job", text: object, out: "Output") -> None:
+    """A structured answer that stopped (it did not match, or was cut): its text was not streamed, so it is
+    printed now; nothing the endpoint sent is lost."""
+    if structured(job) and isinstance(text, str) and text:
+        out.line(text)
 
 
 def cli_json(task: "TaskSpec", value: Any, plan=None, error: Optional[str] = None) -> dict:
@@ -66,7 +83,7 @@ class AnswerView(Presenter):
 
     def begin(self, job: "Job", planned: "Planned"):
         """Show the answer as it arrives."""
-        self.stream = StreamedText(self.out)
+        self.stream = StreamedText(self.out, shown=not structured(job))
         return self.stream.write
 
     def done(self, result: "Result", planned: "Planned") -> None:
@@ -78,12 +95,16 @@ class AnswerView(Presenter):
         """--json: the object."""
         if self.out.json_mode:
             self.out.emit_json(cli_json(self.task, value, value.plan))
+        elif value.structured:
+            self.out.emit_value(value.data)
 
     def stopped(self, value, planned: "Planned", cause: BaseException) -> None:
         """What arrived stays shown; --json gets the object with the error."""
         self._close()
         if self.out.json_mode:
             self.out.emit_json(cli_json(self.task, value, value.plan, reason(cause)))
+        else:
+            show_unstreamed(planned.jobs[-1], value.text, self.out)
 
     def _close(self) -> None:
         if self.stream is not None:

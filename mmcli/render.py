@@ -156,6 +156,14 @@ class Output(Events):
         self.stdout.write(json_for_stream(json.dumps(payload, ensure_ascii=False, indent=2), self.stdout) + "\n")
         self.stdout.flush()
 
+    def emit_value(self, value: object) -> None:
+        """A structured answer on stdout: indented on a terminal, one compact line when piped."""
+        pretty = self.stdout.isatty()
+        text = json.dumps(value, ensure_ascii=False, indent=2 if pretty else None,
+                          separators=None if pretty else (",", ":"))
+        self.stdout.write(json_for_stream(text, self.stdout) + "\n")
+        self.stdout.flush()
+
     def console(self):
         """A rich console on stdout, for tables and highlighted JSON."""
         from rich.console import Console

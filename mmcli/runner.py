@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 from .errors import MmcliError
 from .job import Job
 from .plan import Plan
+from .schema import checked
 from .verify import check_fits, server_visual_tokens
 
 if TYPE_CHECKING:
@@ -35,6 +36,17 @@ class Result:
     reply: object = None  # a transcription's reply (segments, language), as the server sent it
     server_visual_tokens: Optional[int] = None  # --verify: prompt tokens minus the exact text tokens
     seconds: Optional[float] = None  # from sending to the end of the answer
+    value: object = None  # --schema: the answer parsed and checked against the schema
+
+    @property
+    def structured(self) -> bool:
+        """Whether `value` is the answer: it came whole and checked out against the job's --schema."""
+        return checked(self.job.generation.schema) and self.ok
+
+    @property
+    def answer(self) -> object:
+        """What the answer is: the checked object under a schema, else its text (also a failed one's text)."""
+        return self.value if self.structured else self.text
 
     @property
     def ok(self) -> bool:
@@ -128,6 +140,7 @@ class Runner:
             raise RunStopped(self.results, exc) from None
         else:
             _copy_answer(result, answer)
+            check_structured(result)
             if self.verify:
                 result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
                                                                    self.warn)
@@ -224,6 +237,18 @@ class Runner:
                 after(result)
             done.append(result)
         return done
+
+
+def check_structured(result: Result) -> None:
+    """Under a --schema: the answer parsed and checked into `result.value`, or `result.error` (exit 7) naming
+    the first mismatch, the text kept. Live runs and collected exports check the same way."""
+    schema = result.job.generation.schema
+    if not checked(schema) or result.error is not None:
+        return
+    try:
+        result.value = schema.parse(result.text, result.finish_reason)
+    except MmcliError as exc:  # OutputUnparseable
+        result.error = exc
 
 
 def _copy_answer(result: Result, answer) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 from .driver import Presenter
 from .media.pdf import format_pages
 from .messages import request_size, shorten_data_urls
-from .present import StreamedText, check_result, cli_json, reason
+from .present import StreamedText, check_result, cli_json, reason, show_unstreamed, structured
 from .urls import masked_url
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ class DocqaView(Presenter):
             self._close_steps(f"merging {len(planned.jobs)} partial answers")
         if mode == "per-page" and self.out.json_mode:
             return None
-        if mode == "per-page":
+        if mode == "per-page" and not structured(job):  # a structured page is one JSON value, no heading
             self.out.line(f"## {job.label}\n")
-        self.stream = StreamedText(self.out)
+        self.stream = StreamedText(self.out, shown=not structured(job))
         return self.stream.write
 
     def done(self, result: "Result", planned: "Planned") -> None:
@@ -61,16 +61,22 @@ class DocqaView(Presenter):
         check_result(result, self.out)
         if planned.doc.mode == "per-page":
             if self.out.json_mode:
-                self.out.json_line({**_page_line(result.job), "answer": result.text, "model": result.model,
+                self.out.json_line({**_page_line(result.job), "answer": result.answer, "model": result.model,
                                     "finish_reason": result.finish_reason, "usage": result.usage,
                                     "verified": result.verified})
+            elif result.structured:
+                self.out.emit_value(result.value)
             else:
                 self.out.line()
 
     def finished(self, value: "DocAnswer", planned: "Planned") -> None:
         """--json: the one object (page by page: the lines are already out)."""
-        if self.out.json_mode and planned.doc.mode != "per-page":
+        if planned.doc.mode == "per-page":
+            return
+        if self.out.json_mode:
             self.out.emit_json(cli_json(self.task, value, value.plan))
+        elif value.structured:
+            self.out.emit_value(value.data)
 
     def stopped(self, value: "DocAnswer", planned: "Planned", cause: BaseException) -> None:
         """Show what was answered before the run stopped, so nothing already paid for is lost."""
@@ -82,11 +88,15 @@ class DocqaView(Presenter):
                 last = value.batches[-1]
                 self.out.json_line({"page": last["pages"][0], "answer": last["answer"] or None,
                                     "error": reason(cause)})
+            elif value.batches:
+                show_unstreamed(planned.jobs[0], value.batches[-1]["answer"], self.out)
             return
         if self.out.json_mode:
             self.out.emit_json(cli_json(self.task, value, value.plan, reason(cause)))
-        elif mode == "batches" and value.batches:
+            return
+        if mode == "batches" and value.batches:
             _print_batches(value, self.out)
+        show_unstreamed(planned.jobs[-1], value.text, self.out)
 
     def _close_stream(self) -> None:
         if self.stream is not None:
@@ -111,7 +121,9 @@ def _print_batches(value: "DocAnswer", out: "Output") -> None:
     out.warn(f"stopped after pages {format_pages(answered)}; the answers so far are printed")
     for batch in value.batches:
         suffix = " (incomplete)" if batch.get("complete") is False else ""
-        out.line(f"## Pages {format_pages(batch['pages'])}{suffix}\n\n{batch['answer'].strip()}\n")
+        answer = batch["answer"]  # text, or the object a batch under --schema checked out to
+        text = answer.strip() if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+        out.line(f"## Pages {format_pages(batch['pages'])}{suffix}\n\n{text}\n")
 
 
 def show_dry_run(runner: "Runner", jobs: "DocJobs", out: "Output") -> None:

@@ -69,7 +69,7 @@ def test_the_request_carries_the_image_at_its_grid_size_and_the_trained_prompt(m
 
 def test_each_family_gets_its_own_prompt(mmcli, server, scene):
     server.script(Reply("[]"), Reply("[]"), Reply("[]"), Reply("[]"))
-    detect(mmcli, server, scene, "--family", "qwen2-vl")
+    detect(mmcli, server, scene, "--family", "qwen2-vl", "--no-guided")
     detect(mmcli, server, scene, "-m", "Qwen/Qwen3-VL-8B-Instruct", "--points")
     detect(mmcli, server, scene, "--family", "generic", "--coords", "abs")
     detect(mmcli, server, scene, "-m", "gpt-4o-mini", "--points")

@@ -9,7 +9,7 @@ import pytest
 from mmcli.media.resize import smart_resize
 from tests.conftest import SECRET_KEY, assert_clean_error
 from tests.support import media
-from tests.support.scripted_server import Reply, ScriptedServer, free_port
+from tests.support.scripted_server import Reply, ScriptedServer, Status, free_port, vllm_error
 
 KEY_ENV = {"MMCLI_API_KEY": SECRET_KEY}
 TEXT_TOKENS = 17
@@ -57,11 +57,14 @@ def test_json_and_a_family_flag(mmcli, served):
 
 def test_check_says_the_count_matches(mmcli, served):
     served.tokenize_count = TEXT_TOKENS
-    served.script(Reply("x", usage=usage(TEXT_TOKENS + 2 + CHECK_TOKENS)), Reply("x", usage=usage(TEXT_TOKENS)))
+    served.script(Reply("x", usage=usage(TEXT_TOKENS + 2 + CHECK_TOKENS)), Reply("x", usage=usage(TEXT_TOKENS)),
+                  Reply('{"ok": true}'))
     run = mmcli("models", "--check", "--base-url", served.base_url, env=KEY_ENV)
     assert run.code == 0, run.stderr
     assert f"check tiny-plain: the server counted the {CHECK_TOKENS:,} visual tokens planned" in run.stdout
-    image_request, text_request = served.chat_requests()
+    assert "structured output: the endpoint keeps its answers to a JSON Schema" in run.stdout
+    image_request, text_request, structured = served.chat_requests()
+    assert structured.json["response_format"]["type"] == "json_schema"
     assert image_request.json["max_tokens"] == 1 and image_request.json["model"] == "tiny-plain"
     assert isinstance(text_request.json["messages"][-1]["content"], str)  # the same question, no image
     assert [r.path for r in served.requests].count("/tokenize") == 1
@@ -137,3 +140,16 @@ def test_dry_run_footer_uses_the_probe_kept_by_models(mmcli, served, tmp_path):
     assert run.code == 0, run.stderr
     assert "model: tiny-plain  family: qwen2-vl (from root)" in run.stdout
     assert len(served.requests) == asked  # a dry run sends nothing; the kept probe told it all
+
+
+@pytest.mark.parametrize("reply, works, fragment", [
+    (Reply("sure, ok"), False, "did not keep to it"),
+    (Status(400, vllm_error(400, "response_format json_schema is not supported")), False, "refused"),
+])
+def test_check_says_when_structured_output_does_not_work(mmcli, served, reply, works, fragment):
+    served.script(Reply("x", usage=usage(TEXT_TOKENS + 2 + CHECK_TOKENS)), Reply("x", usage=usage(TEXT_TOKENS)),
+                  reply)
+    run = mmcli("models", "--check", "--json", "--base-url", served.base_url, env=KEY_ENV)
+    assert run.code == 0, run.stderr
+    structured = json.loads(run.stdout)["structured_output"]
+    assert structured["works"] is works and fragment in structured["finding"]

@@ -10,6 +10,7 @@ documents' lines, as a live run would.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,15 +34,15 @@ def _target(manifest: dict) -> "Target":
 
 def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict) -> tuple[bytes, dict]:
     """The merge request of one document (a batch-file line) and its entry in the merge manifest."""
-    from ..config import GenerationOptions
     from ..events import Events
     from ..runner import Runner
     from ..tasks.common import Context, total_usage
     from ..tasks.docqa import merge_job_from
     from .export import request_line
+    from .recorded import saved_generation
 
     target = _target(manifest)
-    generation = GenerationOptions(**{**job.get("generation", {}), "stream": False})
+    generation = replace(saved_generation(job.get("generation", {})), stream=False)
     ctx = Context(target, None, generation, Events())
     entries = list(job["requests"].values())
     partials = [(e["meta"]["pages"], p.text) for p, e in zip(pieces, entries)]

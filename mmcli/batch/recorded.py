@@ -17,25 +17,40 @@ def finished_fields(job: dict, entries: list[dict], pieces: list, manifest: dict
                       mode=mode, numbers=list(job.get("pages") or []))
     warnings = list(job.get("warnings") or [])
     fields = task.fields(task.finish(planned, results, warnings))
+    failed = next((r.error for r in results if r.error is not None), None)
+    if failed is not None:  # an answer that does not match --schema: kept, with the error a live run gives
+        from .results import error_fields
+
+        fields["error"] = error_fields(failed)
     return fields
+
+
+def saved_generation(saved: dict):
+    """The GenerationOptions an export saved (its --schema rebuilt, so answers are checked against it)."""
+    from ..config import GenerationOptions
+    from ..schema import Schema
+
+    schema = saved.get("schema")
+    return GenerationOptions(**{**saved, "schema": Schema(**schema) if schema else None})
 
 
 def recorded_result(entry: dict, piece, job: dict, manifest: dict):
     """A Result as a live run would have it: the recorded plan and meta, the answer as the batch runner gave it."""
-    from ..config import GenerationOptions
     from ..job import DocPart, Job, Region
     from ..models import FAMILIES
     from ..plan import RecordedPlan
-    from ..runner import Result
+    from ..runner import Result, check_structured
 
     meta_data = entry.get("meta")
     meta = None
     if meta_data is not None:
         meta = Region.from_dict(meta_data) if job["command"] == "detect" else DocPart.from_dict(meta_data)
-    generation = GenerationOptions(**job.get("generation", {}))
+    generation = saved_generation(job.get("generation", {}))
     family = FAMILIES.get(manifest.get("family"), FAMILIES["generic"])
     recorded = Job(content=[], prompt=job["prompt"], model=manifest.get("model"), family=family,
                    generation=generation, label=entry.get("label", ""), meta=meta,
                    named_warnings=job["command"] == "detect")
-    return Result(recorded, RecordedPlan(entry["plan"]), text=piece.text, model=piece.model or manifest.get("model"),
-                  finish_reason=piece.finish_reason, usage=dict(piece.usage))
+    result = Result(recorded, RecordedPlan(entry["plan"]), text=piece.text, model=piece.model or manifest.get("model"),
+                    finish_reason=piece.finish_reason, usage=dict(piece.usage))
+    check_structured(result)
+    return result

@@ -236,6 +236,15 @@ class StdoutLines(Sink):
         self._show(data)
 
 
-def open_sink(path: Optional[Path], out: "Display") -> Sink:
-    """The results file -o names (resumed if it exists), else standard output."""
-    return ResultsFile(path, out) if path is not None else StdoutLines(out)
+class Unshown(Sink):
+    """No results file and no lines on stdout: a table of the answers is printed there instead (--format)."""
+
+    def _write(self, data: bytes) -> None:
+        pass
+
+
+def open_sink(path: Optional[Path], out: "Display", table: bool = False) -> Sink:
+    """The results file -o names (resumed if it exists), else standard output (unless a table goes there)."""
+    if path is not None:
+        return ResultsFile(path, out)
+    return Unshown() if table else StdoutLines(out)

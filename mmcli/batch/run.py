@@ -62,7 +62,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
 
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
-    sink = open_sink(flags.output, out)
+    sink = open_sink(flags.output, out, table=bool(flags.table))
     try:
         batch, concurrency = start_batch(works, settings, opts, flags, sink, out, title, environ)
         progress = batch.progress
@@ -73,6 +73,10 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
             progress.close()
     finally:
         sink.close()
+    if flags.table:
+        from ..tables import show_table
+
+        show_table(out, flags.table, [(work, batch.line_of(work)) for work in works])
     finish(batch, flags, out, interrupted)
     return batch
 
@@ -117,6 +121,12 @@ class Batch:
         self.servers, self.pacer, self.sink, self.progress = servers, pacer, sink, progress
         self.retry_failed = retry_failed
         self.family, self.model = family, model
+        self.written: dict[str, dict] = {}  # id -> the line this run wrote
+
+    def line_of(self, work: Work) -> Optional[dict]:
+        """The results line of `work`: written by this run, else by an earlier one (resumed), else None."""
+        jid = job_id(work, self.family, self.model)
+        return self.written.get(jid) or self.sink.previous.get(jid)
 
     def stopping(self, in_flight: int) -> None:
         """First Ctrl-C: say what happens next."""
@@ -151,6 +161,7 @@ class Batch:
             record["warnings"] = list(events.warnings)
         record["seconds"] = round(time.monotonic() - started, 3)
         if self.sink.write(record):
+            self.written[jid] = record
             self.progress.record(work.label, record)
 
     def _attempt(self, work: Work, events: "Events") -> dict:

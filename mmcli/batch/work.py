@@ -181,3 +181,4 @@ class BatchFlags:
     export: Optional[str] = None  # openai-batch
     export_path: Optional[Path] = None
     batch_max_mb: float = 100.0
+    table: Optional[str] = None  # --format csv|jsonl: a table of the answers on stdout (with --schema)

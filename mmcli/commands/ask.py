@@ -10,6 +10,7 @@ from .audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, Sam
 from .batchopts import with_batch_options
 from .conversation_options import Cid, Continue, conversation_to_continue, following
 from .options import with_common_options
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -45,6 +46,8 @@ def ask(
     end: End = None,
     max_audio_seconds: MaxAudioSeconds = 600.0,
     max_audio_parts: MaxAudioParts = 20,
+    schema: SchemaOption = None,
+    table: TableOption = None,
     cont: Continue = False,
     cid: Cid = None,
     opts: "CommonOptions" = None,
@@ -57,7 +60,9 @@ def ask(
     from ..render import Output
     from ..tasks.specs import TASKS, AskOptions
     from .audio_options import audio_options
+    from .schema_options import apply_schema
 
+    opts, batch = apply_schema(opts, batch, schema, table)
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from .batchopts import with_batch_options
 from .options import with_common_options
 from .provider_batch import register as register_provider_batches
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -57,13 +58,17 @@ app = typer.Typer(cls=RunByDefault, help=HELP, epilog=EPILOG, no_args_is_help=Tr
 def run(
     tasks: Annotated[Path, typer.Argument(metavar="TASKS.jsonl", show_default=False,
                                           help="One JSON job per line.")],
+    schema: SchemaOption = None,
+    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
     """Run every job of a tasks file."""
     from ..batch.run import run_tasks
     from ..render import Output
+    from .schema_options import apply_schema
 
+    opts, batch = apply_schema(opts, batch, schema, table)
     run_tasks(tasks, parse_line, opts, batch, Output(json_mode=opts.output.json))
 
 

@@ -90,6 +90,12 @@ def detect(
     password_env: Annotated[Optional[str], typer.Option(
         "--password-env", metavar="NAME", rich_help_panel=DETECTION,
         help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
+    guided: Annotated[Optional[bool], typer.Option(
+        "--guided/--no-guided", rich_help_panel=DETECTION, show_default=False,
+        help="Hold the answer to the family's own box form, bounded by its coordinate range (a JSON schema; "
+             "for Qwen2-VL's box tokens a regular expression, which only vLLM takes), so every answer parses "
+             "and every box lies inside the image. [default: on for Qwen2.5-VL and Qwen3-VL, and for "
+             "Qwen2-VL on vLLM, unless the profile says structured_output = \"none\"]")] = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -100,7 +106,7 @@ def detect(
     options = DetectOptions(
         target=target, draw=draw, output_dir=output_dir, format=format.value if format else None,
         points=points, coords=coords.value if coords else None, strict=strict, crop=crop, force=force,
-        pages=pages, password_env=password_env, max_pages=max_pages)
+        pages=pages, password_env=password_env, max_pages=max_pages, guided=guided)
     if batch.each:
         from ..batch.detect import detect_each
 

@@ -9,6 +9,7 @@ import typer
 from ..limits import DEFAULT_MAX_PAGES
 from .batchopts import with_batch_options
 from .options import page_list, with_common_options
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -64,6 +65,8 @@ def docqa(
     max_pages: Annotated[int, typer.Option(
         "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
         help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
+    schema: SchemaOption = None,
+    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -74,7 +77,9 @@ def docqa(
     from ..show_docqa import DocqaView
     from ..tasks.docqa import DocOptions
     from ..tasks.specs import TASKS
+    from .schema_options import apply_schema
 
+    opts, batch = apply_schema(opts, batch, schema, table)
     doc = DocOptions(pages=pages, dpi=dpi, with_text=with_text, pages_per_request=pages_per_request,
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 HELP = """List the models the endpoint serves.
 
-For each model: its id, its root (what the server loaded), the family mmcli sizes images for and why (flag, profile, id, root or default), and its context length; for vLLM also the server's version. With --check, one small synthetic image and the same question without it are sent to the model (--model, else the first one), and the server's count of the image's visual tokens is compared with the plan; the exit status is 5 unless they agree."""
+For each model: its id, its root (what the server loaded), the family mmcli sizes images for and why (flag, profile, id, root or default), and its context length; for vLLM also the server's version. With --check, one small synthetic image and the same question without it are sent to the model (--model, else the first one), and the server's count of the image's visual tokens is compared with the plan; the exit status is 5 unless they agree. One small request under a JSON Schema also says whether structured output (--schema, detect's guided boxes) works; that finding is reported, not a failure."""
 
 EPILOG = """Examples:
 
@@ -57,8 +57,12 @@ def models(
 
         result = calibrate(target_for(settings, row), opts.media, out, vllm=found.is_vllm)
         payload["check"] = result.to_dict()
+        from ..structured_check import check_structured
+
+        payload["structured_output"] = structured = check_structured(target_for(settings, row), out)
         if not out.json_mode:
             out.line(f"check {row.id}: {result.finding}")
+            out.line(f"structured output: {structured['finding']}")
     if out.json_mode:
         out.emit_json(payload)
     if check and not result.matches:

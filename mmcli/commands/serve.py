@@ -26,7 +26,9 @@ HELP = """Start a local vLLM server (OpenAI-compatible) for a vision model.
 
 MODEL is an alias (see --list), a Hugging Face id (org/name) or a local model folder. The server listens on 127.0.0.1:8000 unless told otherwise, serves images resized to the same grid the client uses, fetches no remote media and logs no requests. The client commands (mmcli ask, ...) find a server started here by themselves.
 
-`mmcli serve status` reports on the running server; `mmcli serve stop` stops it with all its processes. Arguments after -- go to vLLM unchanged."""
+`mmcli serve status` reports on the running server; `mmcli serve stop` stops it with all its processes. Arguments after -- go to vLLM unchanged.
+
+vLLM's structured output stays on (--schema, and detect's guided boxes, use it); its backend is tuned with vLLM's --structured-outputs-config after --, e.g. '{"backend": "xgrammar", "disable_any_whitespace": true}' so a weak model cannot pad its JSON with whitespace until the token limit."""
 
 EPILOG = """Examples:
 
@@ -41,6 +43,8 @@ EPILOG = """Examples:
   mmcli serve status; mmcli serve stop
 
   mmcli serve qwen2.5-vl --dry-run
+
+  mmcli serve qwen2.5-vl -- --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'
 
   mmcli serve MrLight/dse-qwen2-2b-mrl-v1 --embed && mmcli embed photos/ --index photos.idx"""
 

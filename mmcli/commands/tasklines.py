@@ -11,6 +11,12 @@ def task_parts(command: str, params: dict, given: set[str]) -> dict:
     from .options import _common_from
 
     opts = _common_from(params)
+    if params.get("schema"):  # a line's own --schema (ask, video, docqa)
+        from dataclasses import replace
+
+        from ..schema import load_schema
+
+        opts = replace(opts, generation=replace(opts.generation, schema=load_schema(params["schema"])))
     builders = {"ask": _ask, "video": _video, "docqa": _docqa, "detect": _detect}
     task, prompt = builders[command](params)
     if prompt is None or not str(prompt).strip():
@@ -79,4 +85,5 @@ def _detect(params: dict):
     coords = params["coords"]
     return DetectOptions(target=params["target"], points=params["points"],
                          coords=getattr(coords, "value", coords), pages=params["pages"],
-                         password_env=params["password_env"], max_pages=params["max_pages"]), params.get("target")
+                         password_env=params["password_env"], max_pages=params["max_pages"],
+                         guided=params.get("guided")), params.get("target")

@@ -14,6 +14,7 @@ from .video_options import (EndAt, Fps, FrameLimit, Frames, MaxFrames, MaxReques
                             TotalPixels, Transport, WithAudio)
 from .batchopts import with_batch_options
 from .conversation_options import Cid, Continue, conversation_to_continue, following
+from .schema_options import SchemaOption, TableOption
 
 if TYPE_CHECKING:
     from ..batch.work import BatchFlags
@@ -58,6 +59,8 @@ def video(
     audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
+    schema: SchemaOption = None,
+    table: TableOption = None,
     cont: Continue = False,
     cid: Cid = None,
     opts: "CommonOptions" = None,
@@ -71,7 +74,9 @@ def video(
     from ..render import Output
     from ..tasks.audio import sound_options
     from ..tasks.specs import TASKS, AskOptions
+    from .schema_options import apply_schema
 
+    opts, batch = apply_schema(opts, batch, schema, table)
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=parse_time(start_at, "--start"), end=parse_time(end, "--end"),
                                total_pixels=total_pixels, max_request_mb=max_request_mb, transport=transport,

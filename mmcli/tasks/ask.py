@@ -34,6 +34,8 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     server_visual_tokens: Optional[int] = None  # --verify: what the server counted exactly
     complete: bool = True  # False: the run stopped part-way; the text is what arrived
+    data: object = None  # with a schema: the answer as the object it checked out to
+    structured: bool = False  # True: `data` is the answer, checked against the schema
 
     def __str__(self) -> str:
         return self.text
@@ -51,16 +53,17 @@ def finish_answer(results: list["Result"], warnings: list[str]) -> Answer:
     result = results[-1]
     add_warnings(warnings, result)
     return Answer(result.text, dict(result.usage), result.plan, result.finish_reason, result.verified,
-                  result.model or result.job.model, warnings, result.server_visual_tokens, result.ok)
+                  result.model or result.job.model, warnings, result.server_visual_tokens, result.ok,
+                  result.value, result.structured)
 
 
 def answer_fields(answer: Answer) -> dict:
     """The one JSON shape of an answer: --json, a results line, a collected line."""
     from .common import check_fields
 
-    data = {"answer": answer.text, "model": answer.model, "finish_reason": answer.finish_reason,
-            "usage": answer.usage, **check_fields(answer.planned_visual_tokens, answer.usage, answer.verified,
-                                                 answer.server_visual_tokens),
+    data = {"answer": answer.data if answer.structured else answer.text, "model": answer.model,
+            "finish_reason": answer.finish_reason, "usage": answer.usage,
+            **check_fields(answer.planned_visual_tokens, answer.usage, answer.verified, answer.server_visual_tokens),
             "plan": answer.plan.summary() if answer.plan is not None else None}
     if answer.warnings:
         data["warnings"] = list(answer.warnings)

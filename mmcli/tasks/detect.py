@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -37,6 +37,7 @@ class DetectOptions:
     pages: Optional[str] = None
     password_env: Optional[str] = None
     max_pages: int = DEFAULT_MAX_PAGES
+    guided: Optional[bool] = None  # boxes under a schema; None: when the family and endpoint allow
 
 
 def choose(checked: list["CheckedInput"], detect: DetectOptions, pass_url: bool) -> list[Selected]:
@@ -69,6 +70,7 @@ def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -
     jobs = []
     for page in pages:
         item, original = page.item, _original(page)
+        guided = _guided(detect, ctx, space, (item.sent_width, item.sent_height))
         prompt = grounding_prompt(family.name, detect.target, points=detect.points, space=space,
                                   sent_size=(item.sent_width, item.sent_height))
         names = names_for(page.source.label, page.source.path, detect.output_dir, page.page)
@@ -81,8 +83,22 @@ def detect_jobs(selected: list[Selected], detect: DetectOptions, ctx: Context) -
                         (original.width, original.height), space,
                         None if rendered is None else (rendered.width_pt, rendered.height_pt),
                         original=original, names=names)
-        jobs.append(ctx.job([item], prompt, label=label, meta=region, named_warnings=True))
+        job = ctx.job([item], prompt, label=label, meta=region, named_warnings=True)
+        if guided is not None:
+            job.generation = replace(job.generation, schema=guided)
+        jobs.append(job)
     return jobs
+
+
+def _guided(detect: DetectOptions, ctx: Context, space: str, sent: tuple[int, int]):
+    from ..schema import guided_boxes
+
+    quirks = ctx.target.settings.endpoint.quirks
+    # Known to be vLLM: it listed max_model_len with its models (the endpoint is not asked when the model and
+    # family are named), or it is a server mmcli started (media uuids are vLLM's).
+    vllm = ctx.target.max_model_len is not None or quirks.media_uuid
+    return guided_boxes(ctx.target.family.name, quirks.structured_output, detect.guided, space, sent, detect.points,
+                        vllm)
 
 
 def _original(page: Page):

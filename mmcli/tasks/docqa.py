@@ -170,7 +170,7 @@ def merge_job_from(question: str, partials: list[tuple[list[int], str]], numbers
 
 def batch_dict(result: "Result") -> dict:
     """JSON form of one batch's answer."""
-    data = {"pages": result.job.meta.pages, "answer": result.text, "finish_reason": result.finish_reason,
+    data = {"pages": result.job.meta.pages, "answer": result.answer, "finish_reason": result.finish_reason,
             "usage": result.usage}
     if not result.ok:
         data["complete"] = False
@@ -199,6 +199,8 @@ class DocAnswer:
     planned_visual_tokens: Optional[int] = None
     batch_usage: Optional[dict] = None  # batches mode: what the batches used, before the merge
     complete: bool = True  # False: the run stopped part-way; `batches` holds what was answered
+    data: object = None  # with a schema: the (merged) answer as an object; per page, a list of them
+    structured: bool = False  # True: `data` is the answer, checked against the schema
 
     def __str__(self) -> str:
         return self.text
@@ -219,7 +221,7 @@ def finish_document(results: list["Result"], mode: str, numbers: list[int], warn
     final = merge if merge is not None else (results[-1] if results else None)
     if mode == "per-page":
         text = "\n\n".join(f"## {r.job.label}\n\n{r.text.strip()}" for r in results)
-        batches = [{"pages": r.job.meta.pages, "answer": r.text, "usage": r.usage} for r in results]
+        batches = [{"pages": r.job.meta.pages, "answer": r.answer, "usage": r.usage} for r in results]
     elif mode == "batches":
         text = merge.text if merge is not None else ""
         batches = [batch_dict(r) for r in reading if r.ok or r.text]
@@ -233,12 +235,16 @@ def finish_document(results: list["Result"], mode: str, numbers: list[int], warn
                        None if None in tokens or not complete else sum(tokens), complete=complete)
     if mode == "batches":
         answer.batch_usage = batch_usage(reading)
+    if complete and results and all(r.structured for r in results):
+        answer.structured = True
+        answer.data = [r.value for r in results] if mode == "per-page" else final.value
     return answer
 
 
 def document_fields(doc: DocAnswer) -> dict:
     """The one JSON shape of a docqa answer: --json, a results line, a collected line."""
-    data = {"answer": doc.text if doc.complete or doc.text else None, "pages": doc.pages, "mode": doc.mode,
+    text = doc.text if doc.complete or doc.text else None
+    data = {"answer": doc.data if doc.structured else text, "pages": doc.pages, "mode": doc.mode,
             "model": doc.model, "finish_reason": doc.finish_reason, "usage": doc.usage,
             "planned_visual_tokens": doc.planned_visual_tokens, "verified": doc.verified}
     if doc.batches:

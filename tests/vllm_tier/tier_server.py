@@ -53,6 +53,9 @@ class ServerHandle:
         return f"{self.root_url}/v1"
 
 
+STRUCTURED_OUTPUTS_CONFIG = {"backend": "xgrammar", "disable_any_whitespace": True}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -70,6 +73,9 @@ def server_argv(python: Path, model_dir: Path, port: int, served_name: str = MOD
         "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "4",
         "--limit-mm-per-prompt", json.dumps({"image": IMAGE_LIMIT, "video": VIDEO_LIMIT}),
         "--enforce-eager", "--dtype", dtype,
+        # A random-weight model under a JSON schema otherwise writes whitespace until the token limit
+        # (the grammar allows it); per request the setting is not honoured (vLLM 0.32).
+        "--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS_CONFIG),
     ]
 
 
