@@ -37,11 +37,20 @@ def test_client_size_is_a_fixed_point_of_the_server_resize(height, width, factor
     if max(height, width) / min(height, width) > 200:
         return
     max_pixels = max_tokens * factor * factor
-    h, w = smart_resize(height, width, factor, 4 * factor * factor, max_pixels)
+    h, w = PixelBudget(factor, 4 * factor * factor, max_pixels).target_size(height, width)
     assert h % factor == 0 and w % factor == 0
     assert h * w <= max_pixels or min(h, w) == factor
     # What the server does with what we send (its defaults): nothing.
     assert smart_resize(h, w, factor, 4 * factor * factor, 16384 * factor * factor) == (h, w)
+
+
+def test_a_thin_image_rounded_past_200_to_1_is_sent_at_exactly_200_to_1():
+    # 5615x29 is 194:1, but on the 28 grid it rounds to 5628x28 (201:1), which the server would refuse.
+    assert smart_resize(29, 5615) == (28, 5628)
+    budget = PixelBudget(factor=28, min_pixels=4 * 784, max_pixels=16384 * 784)
+    assert budget.target_size(29, 5615) == (28, 5600)
+    assert budget.target_size(5615, 29) == (5600, 28)
+    assert smart_resize(28, 5600) == (28, 5600)
 
 
 def test_budget_tokens_and_generic_longest_side():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..limits import DEFAULT_MAX_REQUEST_MB
-from .resize import ceil_by_factor, floor_by_factor, round_by_factor, smart_resize
+from .resize import ceil_by_factor, floor_by_factor, round_by_factor, smart_resize, within_aspect_limit
 
 FRAME_FACTOR = 2  # Qwen merges frames in pairs (temporal patch size 2)
 DEFAULT_FPS = 2.0
@@ -187,7 +187,7 @@ def frame_size(height: int, width: int, factor: Optional[int], min_pixels: int, 
                ) -> tuple[int, int]:
     """(height, width) of each sent frame: on the model's grid, or just scaled down for grid-less models."""
     if factor is not None:
-        return smart_resize(height, width, factor, min_pixels, max_pixels)
+        return within_aspect_limit(*smart_resize(height, width, factor, min_pixels, max_pixels), factor)
     if height * width <= max_pixels:
         return height, width
     scale = math.sqrt(max_pixels / (height * width))

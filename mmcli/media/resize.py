@@ -56,6 +56,17 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def within_aspect_limit(height: int, width: int, factor: int) -> tuple[int, int]:
+    """A grid size whose sides are at most 200:1 apart. Rounding can push an image just under the limit past
+    it (5615x29 becomes 5628x28), and the server's processor refuses such an image as sent: the long side
+    loses one grid step."""
+    short, long = min(height, width), max(height, width)
+    if long <= short * MAX_ASPECT_RATIO:
+        return height, width
+    long = floor_by_factor(short * MAX_ASPECT_RATIO, factor)
+    return (long, short) if height > width else (short, long)
+
+
 def fit_longest_side(height: int, width: int, longest: int) -> tuple[int, int]:
     """(height, width) scaled down, aspect kept, so the longest side is at most `longest`."""
     if height <= 0 or width <= 0:
@@ -78,7 +89,8 @@ class PixelBudget:
     def target_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) an image of this size is sent at."""
         if self.factor is not None:
-            return smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels)
+            return within_aspect_limit(*smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels),
+                                       self.factor)
         h, w = height, width
         if self.longest_side:
             h, w = fit_longest_side(h, w, self.longest_side)
