@@ -22,10 +22,11 @@ import itertools
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx2
 
+from .scripted_server import QuietServer
 from .transcription_server import parse_multipart
 
 DROP = object()  # a `patch` value: leave the field out of the batch object
@@ -48,8 +49,8 @@ class BatchAPI:
         self.pad_mb = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self.errors: list[BaseException] = []  # what the handler raised, other than clients hanging up
+        self._httpd = QuietServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self._thread.start()

@@ -362,7 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_stream()
 
 
-class _Server(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
+    """A threading server that keeps its handler's errors on `owner.errors` and ignores clients hanging up."""
+
     daemon_threads = True
     owner: "ScriptedServer"
 
@@ -397,7 +399,7 @@ class ScriptedServer:
         self._actions: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = QuietServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(
