@@ -56,6 +56,10 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from .results import open_sink
     from .servers import Servers, connect_first, refuse_keyless, targets_for
 
+    if flags.engine == "ray":
+        from .ray_engine import run_on_ray
+
+        return run_on_ray(works, opts, flags, out, title, environ, protected)
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out)

@@ -162,3 +162,6 @@ class BatchFlags:
     export: Optional[str] = None  # openai-batch
     export_path: Optional[Path] = None
     batch_max_mb: float = 100.0
+    engine: str = "local"  # local | ray (mmcli.batch.ray_engine)
+    ray_address: Optional[str] = None
+    backend: str = "http"  # with ray: http | vllm
