@@ -4,6 +4,8 @@ the same lines as a local --each run, failures as failed lines, resume, Parquet,
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +19,32 @@ from tests.support.scripted_server import Reply, Status, data_url_parts
 from tests.test_batch_each import lines, make_images
 
 ray = pytest.importorskip("ray", reason="the ray extra (CI installs it: .ci/run)")
-pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]  # one Ray for the module, in one worker
+pytestmark = [pytest.mark.ray, pytest.mark.real_process, pytest.mark.xdist_group("ray")]  # one Ray, one worker
 ROOT = Path(__file__).parent.parent
 TIMED = ("seconds",)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray(tmp_path_factory):
-    """A real local Ray for the module; its workers import this checkout and keep their state in a temp folder."""
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A real single-node Ray (2 CPUs) for the module, started as `ray start --head --block` and stopped by
+    its own process group; its workers import this checkout and keep their state in a temp folder."""
+    from tests.support.scripted_server import free_port
+
     home = tmp_path_factory.mktemp("ray-home")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HOME": str(home), "MMCLI_AUTOSTART": "0",
-                                       "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state")}})
-    yield
-    ray.shutdown()
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), MMCLI_AUTOSTART="0",
+               XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"))
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield f"127.0.0.1:{port}"
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
 
 
 def album(folder: Path, photos: int = 6) -> Path:
@@ -55,14 +69,14 @@ def sent_media(server) -> set[bytes]:
 
 
 @pytest.mark.parametrize("command", ["docqa", "detect"])
-def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command):
+def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command, ray_head):
     folder = album(tmp_path / "album")
     local_out = tmp_path / "local" if command == "detect" else tmp_path / "local.jsonl"
     ray_out = tmp_path / "ray" if command == "detect" else tmp_path / "ray.jsonl"
     local = run_each(mmcli, server, command, folder, local_out)
     local_media = sent_media(server)
     asked = len(server.chat_requests())
-    on_ray = run_each(mmcli, server, command, folder, ray_out, "--engine", "ray")
+    on_ray = run_each(mmcli, server, command, folder, ray_out, "--engine", "ray", "--ray-address", ray_head)
     assert local.code == on_ray.code == 8, on_ray.stderr  # the broken photo is a failed job in both
     results = "results.jsonl" if command == "detect" else ""
     local_lines, ray_lines = by_id(local_out / results), by_id(ray_out / results)
@@ -74,31 +88,32 @@ def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command):
     assert "7 done, 1 failed, 0 already done" in on_ray.stderr
 
 
-def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path):
+def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):
     folder = tmp_path / "album"
     make_images(folder, 5)
     out = tmp_path / "ray.jsonl"
     server.script(Status(503), Status(503), Reply("ok"), Status(400), *[Reply("ok")] * 3)
-    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--concurrency", "1")
+    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head, "--concurrency", "1")
     assert first.code == 8, first.stderr
     assert sorted(bool(line.get("error")) for line in lines(out)) == [False] * 4 + [True]
     assert [line["error"]["exit_code"] for line in lines(out) if line.get("error")] == [4]
     asked = len(server.chat_requests())
-    again = run_each(mmcli, server, "ask", folder, out, "--engine", "ray")
-    assert again.code == 8 and "0 done, 0 failed, 5 already done" in again.stderr, again.stderr
+    again = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
+    assert again.code == 8, again.stderr
+    assert "0 done, 0 failed, 4 already done, 1 failed before" in again.stderr
     assert len(server.chat_requests()) == asked  # nothing sent twice
-    retry = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--retry-failed")
+    retry = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head, "--retry-failed")
     assert retry.code == 0, retry.stderr
     assert len(server.chat_requests()) == asked + 1 and len(lines(out)) == 6
 
 
-def test_parquet_results_are_readable_and_resumed(mmcli, server, tmp_path):
+def test_parquet_results_are_readable_and_resumed(mmcli, server, tmp_path, ray_head):
     import pyarrow.parquet as pq
 
     folder = tmp_path / "album"
     make_images(folder, 3)
     out = tmp_path / "results.parquet"
-    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray")
+    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
     assert first.code == 0, first.stderr
     table = pq.read_table(out)
     assert sorted(table.column_names) == ["fingerprint", "id", "line", "status"]
@@ -106,38 +121,43 @@ def test_parquet_results_are_readable_and_resumed(mmcli, server, tmp_path):
     assert len(rows) == 3 and {row["status"] for row in rows} == {"done"}
     assert all(json.loads(row["line"])["answer"] == "ok" and json.loads(row["line"])["id"] == row["id"] for row in rows)
     make_images(folder, 1, start=3)
-    second = run_each(mmcli, server, "ask", folder, out, "--engine", "ray")
+    second = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
     assert second.code == 0 and "1 done, 0 failed, 3 already done" in second.stderr, second.stderr
     assert len(pq.read_table(out).to_pylist()) == 4 and len(server.chat_requests()) == 4
 
 
-def test_batch_tasks_file_on_ray(mmcli, server, tmp_path):
+def test_batch_tasks_file_on_ray(mmcli, server, tmp_path, ray_head):
     make_images(tmp_path, 2)
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(json.dumps({"id": f"t{n}", "command": "ask", "inputs": [str(tmp_path / f"img00{n}.png")],
                                            "prompt": "caption", "max-tokens": 20}) for n in range(2)) + "\n")
     out = tmp_path / "out.jsonl"
-    run = mmcli("batch", tasks, "-o", out, "--base-url", server.base_url, "--engine", "ray", timeout=300)
+    run = mmcli("batch", tasks, "-o", out, "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head, timeout=300)
     assert run.code == 0, run.stderr
     assert sorted(line["id"] for line in lines(out)) == ["t0", "t1"]
     assert all(r.json["max_tokens"] == 20 for r in server.chat_requests())
 
 
-def test_engine_mode_is_built_and_refused_without_gpus(mmcli, server, tmp_path):
+def test_engine_mode_is_built_and_refused_without_gpus(mmcli, server, tmp_path, ray_head):
     make_images(tmp_path / "album", 1)
-    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray", "--ray-address", ray_head,
                    "--backend", "vllm", "--model", "Qwen/Qwen2.5-VL-7B-Instruct", "--concurrency", "2")
     assert_clean_error(run, 2, "--backend vllm cannot run here", "2 GPU(s)", "the Ray cluster has 0")
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
 
 
-def test_engine_config_is_what_ray_would_run():
+def test_engine_config_is_what_ray_would_run(ray_head):
     from mmcli.batch.ray_vllm import engine_config, missing_for_engine
 
     config = engine_config(ray, "Qwen/Qwen2.5-VL-7B-Instruct", replicas=3, tensor_parallel=2)
     assert config.model_source == "Qwen/Qwen2.5-VL-7B-Instruct" and config.concurrency == 3
     assert config.engine_kwargs["tensor_parallel_size"] == 2 and config.should_continue_on_error
-    assert any("6 GPU(s)" in what for what in missing_for_engine(ray, config))
+    ray.init(address=ray_head, log_to_driver=False)
+    try:
+        missing = missing_for_engine(ray, config)
+    finally:
+        ray.shutdown()
+    assert "6 GPU(s) (3 replica(s) x tensor parallel 2); the Ray cluster has 0" in missing
 
 
 def test_local_options_refuse_ray_flags(mmcli, server, tmp_path):

@@ -186,7 +186,7 @@ class RayJob:
                 shown(row, sink, progress)
         finally:
             progress.close()
-        ds.filter(lambda row: row["status"] in ("done", "failed")).write_parquet(location)
+        ds.filter(lambda row: row["status"] in ("done", "failed")).drop_columns(["label"]).write_parquet(location)
         return Outcome(sink, progress), False
 
 
