@@ -3,7 +3,7 @@ Ray workers prepare, send and finish each job with the code of a local run (mmcl
 the lines come back to the results file (resumed as a local run resumes it), or Ray writes them as
 Parquet files into a folder or any path Ray can write (`-o NAME.parquet`).
 
-Ray is imported here only, and only when `--engine ray` is given.
+Ray is imported (mmcli.batch.ray_start) only when `--engine ray` is given.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ..errors import UsageError
 from .work import BatchFlags, Work
 
 if TYPE_CHECKING:
@@ -25,18 +24,6 @@ if TYPE_CHECKING:
     from ..render import Output
     from .progress import Progress
     from .results import Sink
-
-INSTALL_HINT = "install it with: pip install 'mmcli[ray]' (Ray Data; no vLLM, no torch)"
-
-
-def import_ray() -> Any:
-    """Ray and Ray Data, or a clear error that says how to install them."""
-    try:
-        import ray
-        import ray.data  # noqa: F401 - Ray without its Data library cannot run the jobs
-    except ImportError as exc:
-        raise UsageError("--engine ray needs Ray Data, which is not installed", str(exc), hint=INSTALL_HINT) from None
-    return ray
 
 
 @dataclass
@@ -48,13 +35,15 @@ class Outcome:
 
 
 def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
-               environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> Outcome:
-    """Run every job on Ray Data and write a line per job; exit 8 when any job failed."""
+               local: tuple, environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> Outcome:
+    """Run every job on Ray Data and write a line per job; exit 8 when any job failed. `local` is the local
+    run's (Batch, finish): its per-job code runs in the workers, its summary ends the run."""
     from ..config import resolve_settings
     from .guard import input_files, refuse_reading_files
-    from .run import finish
+    from .ray_start import import_ray, start_ray
     from .servers import connect_first, refuse_keyless, targets_for
 
+    batch_class, finish = local
     ray = import_ray()
     if flags.backend == "vllm":
         from .ray_vllm import run_engine_mode
@@ -70,7 +59,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
     started = start_ray(ray, flags.ray_address, environ)
     try:
-        job = RayJob(ray, works, targets, flags, concurrency)
+        job = RayJob(ray, works, targets, flags, concurrency, batch_class)
         outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
                                 else job.write_lines(out, title))
     finally:
@@ -91,28 +80,6 @@ def parquet_location(output: Optional[Path]) -> Optional[str]:
     return os.path.abspath(text)  # Ray's workers do not share the driver's working folder
 
 
-def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, str]]) -> bool:
-    """Join the Ray that --ray-address (or RAY_ADDRESS) names, or start a local one; False when this process
-    already had Ray running (it is left running)."""
-    import logging
-
-    if ray.is_initialized():
-        return False
-    env = os.environ if environ is None else environ
-    options: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if address is None and not env.get("RAY_ADDRESS"):
-        # A local Ray's workers import this very mmcli, wherever it was imported from.
-        root = str(Path(__file__).resolve().parents[2])
-        options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                         where=address or env.get("RAY_ADDRESS") or "a local Ray",
-                         hint="check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray") from None
-    return True
-
-
 def quiet_data(ray: Any) -> None:
     """Ray Data's own progress bars and banners stay off: mmcli shows the run's progress itself."""
     import logging
@@ -128,9 +95,10 @@ def quiet_data(ray: Any) -> None:
 class RayJob:
     """The jobs as a Ray Dataset, answered by workers, their rows read back by the driver."""
 
-    def __init__(self, ray: Any, works: list[Work], targets: list, flags: BatchFlags, concurrency: int) -> None:
+    def __init__(self, ray: Any, works: list[Work], targets: list, flags: BatchFlags, concurrency: int,
+                 batch_class: type) -> None:
         self.ray, self.works, self.targets, self.flags = ray, works, targets, flags
-        self.concurrency = concurrency
+        self.concurrency, self.batch_class = concurrency, batch_class
 
     def dataset(self, previous: dict[str, dict]) -> Any:
         """Rows of pickled jobs mapped by `Answerer` workers: `concurrency` jobs in flight in all."""
@@ -147,7 +115,7 @@ class RayJob:
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             Answerer, batch_size=min(PER_WORKER, self.concurrency), num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"targets": self.targets, "family": target.family.name, "model": target.model,
+            fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
                                    "retry_failed": self.flags.retry_failed, "previous": kept})
 
     def write_lines(self, out: "Output", title: str) -> tuple[Outcome, bool]:

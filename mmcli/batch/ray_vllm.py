@@ -52,7 +52,7 @@ def run_engine_mode(ray: Any, works: list["Work"], opts: "CommonOptions", flags:
     """Build and check the engine configuration; refuse the run, before any job is prepared, with what is
     missing."""
     from ..config import resolve_settings
-    from .ray_engine import start_ray
+    from .ray_start import start_ray
 
     settings = resolve_settings(opts.endpoint, environ)
     model = settings.model

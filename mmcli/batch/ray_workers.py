@@ -59,16 +59,15 @@ class Rows:
 class Answerer:
     """A Ray worker: the servers, the rate-limit gate and the finished ids, kept across its batches."""
 
-    def __init__(self, targets: list, family: str, model: Optional[str], retry_failed: bool,
+    def __init__(self, batch_class: type, targets: list, family: str, model: Optional[str], retry_failed: bool,
                  previous: dict[str, dict]) -> None:
         from .pacing import Pacer
-        from .run import Batch
         from .servers import Servers
 
         self.targets, self.family, self.model = targets, family, model
         self.retry_failed, self.previous = retry_failed, previous
         self.servers, self.pacer = Servers(targets), Pacer()
-        self._batch = Batch  # the local run's per-job code, used unchanged
+        self._batch = batch_class  # the local run's per-job code (mmcli.batch.run.Batch), used unchanged
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         """Answer every job of the batch (PER_WORKER at a time); one row per job."""

@@ -59,7 +59,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     if flags.engine == "ray":
         from .ray_engine import run_on_ray
 
-        return run_on_ray(works, opts, flags, out, title, environ, protected)
+        return run_on_ray(works, opts, flags, out, title, (Batch, finish), environ, protected)
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out)
