@@ -133,11 +133,11 @@ def check_ray() -> Check:
 
     if importlib.util.find_spec("ray") is None:
         return Check("ray", "info", "not installed: --engine ray is not available (local runs need none)",
-                     "to run many-file jobs on Ray: pip install 'mmcli[ray]'")
+                     f"to run many-file jobs on Ray, {CHECKOUT_HINT}: pip install -e '.[ray]'")
     version = importlib.metadata.version("ray")
     if importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("pyarrow") is None:
         return Check("ray", "warn", f"Ray {version} without Ray Data: --engine ray cannot run",
-                     "pip install 'mmcli[ray]'")
+                     f"{CHECKOUT_HINT}: pip install -e '.[ray]'")
     return Check("ray", "ok", f"Ray {version} with Ray Data: --engine ray is available")
 
 

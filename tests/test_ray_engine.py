@@ -177,4 +177,14 @@ def test_without_ray_the_error_says_how_to_install(tmp_path, clean_env):
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "mmcli: error: --engine ray needs Ray Data, which is not installed" in proc.stderr
-    assert "pip install 'mmcli[ray]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pip install -e '.[ray]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_cluster_is_one_clear_error(mmcli, server, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--ray-address", f"127.0.0.1:{free_port()}")
+    assert_clean_error(run, 2, "cannot reach the Ray cluster")
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()

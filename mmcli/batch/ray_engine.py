@@ -60,13 +60,28 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     started = start_ray(ray, flags.ray_address, environ)
     try:
         job = RayJob(ray, works, targets, flags, concurrency, batch_class)
-        outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
-                                else job.write_lines(out, title))
+        try:
+            outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
+                                    else job.write_lines(out, title))
+        except ray.exceptions.RayError as exc:
+            raise workers_failed(exc, flags) from None
     finally:
         if started:
             ray.shutdown()
     finish(outcome, flags, out, interrupted)
     return outcome
+
+
+def workers_failed(exc: BaseException, flags: BatchFlags) -> Exception:
+    """Ray's workers stopped (mmcli missing on a node, a worker killed, a bug): one error with Ray's last word;
+    the lines already written stay, and a rerun does the rest."""
+    from ..errors import JobsFailed
+
+    said = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return JobsFailed("Ray's workers stopped", said[-1][:300] if said else type(exc).__name__,
+                      where=str(flags.output or ""),
+                      hint="every node needs this mmcli installed (the same version) and the inputs at the same "
+                           "paths; the lines written are kept: run the same command again to finish")
 
 
 def parquet_location(output: Optional[Path]) -> Optional[str]:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional
 
 from ..errors import UsageError
 
-INSTALL_HINT = "install it with: pip install 'mmcli[ray]' (Ray Data; no vLLM, no torch)"
+INSTALL_HINT = "install it in the mmcli checkout: pip install -e '.[ray]' (Ray Data; no vLLM, no torch)"
 
 
 def import_ray() -> Any:
@@ -37,6 +37,9 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
 
         root = str(Path(mmcli.__file__).resolve().parent.parent)
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
+    given = address or env.get("RAY_ADDRESS")
+    if given and given != "auto":
+        refuse_unreachable(given)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -44,3 +47,23 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
                          where=address or env.get("RAY_ADDRESS") or "a local Ray",
                          hint="check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray") from None
     return True
+
+
+def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address nothing answers at is refused at once (Ray itself keeps trying for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else "tcp://" + address)
+    try:
+        host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
+    except ValueError:
+        host = port = None
+    if not host:
+        raise UsageError("not a Ray address", where=address, hint="give ray://HOST:10001 or HOST:6379")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError("cannot reach the Ray cluster", exc.strerror or str(exc) or type(exc).__name__,
+                         where=f"{host}:{port}", hint="check --ray-address (or RAY_ADDRESS) and that the cluster "
+                         "is up (`ray status` on its head node), or leave it out for a local Ray") from None
