@@ -55,9 +55,9 @@ def album(folder: Path, photos: int = 6) -> Path:
     return folder
 
 
-def run_each(mmcli, server, command, folder, out, *extra):
+def run_each(mmcli, server, command, folder, out, *extra, env=None):
     return mmcli(command, "--each", folder, "what is it?", "-o", out, "--base-url", server.base_url, *extra,
-                 timeout=300)
+                 env=env, timeout=300)
 
 
 def by_id(path: Path) -> dict[str, dict]:
@@ -188,3 +188,13 @@ def test_an_unreachable_cluster_is_one_clear_error(mmcli, server, tmp_path):
                    "--ray-address", f"127.0.0.1:{free_port()}")
     assert_clean_error(run, 2, "cannot reach the Ray cluster")
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_without_an_address_the_run_starts_its_own_ray(mmcli, server, tmp_path, ray_head):
+    """With a Ray already running on this machine (the module's) and no address, the run starts a Ray of its
+    own (address "local"), whose workers import this checkout, and stops it."""
+    make_images(tmp_path / "album", 2)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   env={"RAY_ADDRESS": ""})
+    assert run.code == 0, run.stderr
+    assert [line["answer"] for line in lines(tmp_path / "o.jsonl")] == ["ok", "ok"]

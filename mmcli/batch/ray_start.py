@@ -32,13 +32,15 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     env = os.environ if environ is None else environ
     options: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address is None and not env.get("RAY_ADDRESS"):
+        # "local": a Ray of this run's own; without it Ray joins whatever cluster this machine last started.
+        address = "local"
         # A local Ray's workers import this very mmcli, wherever it was imported from.
         import mmcli
 
         root = str(Path(mmcli.__file__).resolve().parent.parent)
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
     given = address or env.get("RAY_ADDRESS")
-    if given and given != "auto":
+    if given and given not in ("auto", "local"):
         refuse_unreachable(given)
     try:
         ray.init(address=address, **options)
