@@ -38,17 +38,21 @@ def timed(args: list[str], env: dict) -> float:
 
 
 def ray_head(env: dict, port: int) -> subprocess.Popen:
-    """A local Ray head (2 CPUs) in its own process group, ready when `ray status` answers."""
+    """A local Ray head (2 CPUs) in its own process group, ready when its port answers."""
     head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
                              f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    import socket
+
     for _ in range(120):
-        status = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "status", f"--address=127.0.0.1:{port}"],
-                                capture_output=True, env=env)
-        if status.returncode == 0:
-            return head
-        time.sleep(1)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(1)
+            continue
+        time.sleep(3)  # the head's other services come up just after its port
+        return head
     raise SystemExit("the Ray head did not start")
 
 
@@ -68,7 +72,9 @@ def main() -> None:
         common = ["ask", "--each", str(folder), "caption", "--base-url", server.base_url,
                   "--concurrency", str(options.concurrency)]
         each = timed([*common, "-o", f"{tmp}/each.jsonl"], env)
+        print(f"--each: {each:.1f} s", flush=True)
         started = timed([*common, "-o", f"{tmp}/ray.jsonl", "--engine", "ray"], env)
+        print(f"--engine ray (starts Ray): {started:.1f} s", flush=True)
         port = free_port()
         head = ray_head(env, port)
         try:
