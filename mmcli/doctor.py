@@ -126,6 +126,21 @@ def check_av() -> Check:
     return Check("pyav", "ok", f"PyAV {av.__version__}, libavcodec {ffmpeg}")
 
 
+def check_ray() -> Check:
+    """Ray Data, for --engine ray; looked up, not imported (doctor stays quick)."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return Check("ray", "info", "not installed: --engine ray is not available (local runs need none)",
+                     f"to run many-file jobs on Ray, {CHECKOUT_HINT}: pip install -e '.[ray]'")
+    version = importlib.metadata.version("ray")
+    if importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("pyarrow") is None:
+        return Check("ray", "warn", f"Ray {version} without Ray Data: --engine ray cannot run",
+                     f"{CHECKOUT_HINT}: pip install -e '.[ray]'")
+    return Check("ray", "ok", f"Ray {version} with Ray Data: --engine ray is available")
+
+
 def check_config(found: Machine, flags: "EndpointFlags", environ: Mapping[str, str]) -> Check:
     """The config file: where, and whether it (with the flags and environment) makes valid settings."""
     from .config import config_path, resolve_settings

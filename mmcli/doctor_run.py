@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Mapping
 
 from .doctor import (PROBE_TIMEOUT, Check, Machine, check_av, check_config, check_gpu, check_key, check_poppler,
-                     check_python, check_server, check_state, check_vllm)
+                     check_python, check_ray, check_server, check_state, check_vllm)
 from .errors import EndpointTimeout, ExitCode, MmcliError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def run_checks(flags: "EndpointFlags", environ: Mapping[str, str]) -> list[Check
     found = Machine()
     config = check_config(found, flags, environ)  # first: it names the Python that has vLLM
     checks = [check_python(), check_gpu(found, environ), check_vllm(found, environ), check_poppler(environ),
-              check_av(), config, check_state(environ), check_server(environ)]
+              check_av(), check_ray(), config, check_state(environ), check_server(environ)]
     if found.settings is None:
         checks.append(Check("endpoint", "info", "not checked: the configuration is not valid"))
         return checks

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SECRET_KEY
 from tests.support.fake_vllm import install_cpu_python
 from tests.support.scripted_server import ScriptedServer, free_port
@@ -34,7 +36,7 @@ def test_nothing_installed_or_reachable(mmcli, clean_env, tmp_path):
     run = mmcli("doctor", env={"PATH": str(tmp_path / "empty-bin")})
     assert run.code == 5, run.stderr
     found = lines_by_check(run.stdout)
-    assert list(found) == ["python", "gpu", "vllm", "poppler", "pyav", "config", "state", "server", "api key",
+    assert list(found) == ["python", "gpu", "vllm", "poppler", "pyav", "ray", "config", "state", "server", "api key",
                            "endpoint"]
     assert found["python"].startswith("ok") and "mmcli 0.1.0" in found["python"]
     assert found["gpu"].startswith("--") and "nvidia-smi not found" in found["gpu"]
@@ -134,3 +136,9 @@ def test_an_endpoint_that_accepts_but_never_answers(mmcli):
     assert run.code == 6, run.stdout
     found = lines_by_check(run.stdout)
     assert found["endpoint"].startswith("FAIL") and "does not list its models" in run.stdout
+
+
+def test_ray_is_reported_when_installed(mmcli):
+    pytest.importorskip("ray", reason="the ray extra")
+    found = lines_by_check(mmcli("doctor", "--base-url", "http://127.0.0.1:9/v1").stdout)
+    assert found["ray"].startswith("ok") and "--engine ray is available" in found["ray"]

@@ -60,6 +60,10 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     from .guard import input_files, refuse_reading_files
     from .results import open_sink
 
+    if flags.engine == "ray":
+        from .ray_engine import run_on_ray
+
+        return run_on_ray(works, opts, flags, out, title, (Batch, finish), environ, protected)
     settings = resolve_settings(opts.endpoint, environ)
     refuse_reading_files(flags.output, [*input_files(works), *protected])
     sink = open_sink(flags.output, out, table=bool(flags.table))

@@ -182,3 +182,6 @@ class BatchFlags:
     export_path: Optional[Path] = None
     batch_max_mb: float = 100.0
     table: Optional[str] = None  # --format csv|jsonl: a table of the answers on stdout (with --schema)
+    engine: str = "local"  # local | ray (mmcli.batch.ray_engine)
+    ray_address: Optional[str] = None
+    backend: str = "http"  # with ray: http | vllm

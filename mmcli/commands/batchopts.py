@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import functools
 import inspect
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
 
 MANY = "Many files"
+
+
+class EngineName(str, Enum):
+    """Where a many-job run's jobs run."""
+
+    local = "local"
+    ray = "ray"
+
+
+class RayBackend(str, Enum):
+    """How Ray's workers get answers."""
+
+    http = "http"
+    vllm = "vllm"
 
 PARAMETERS: dict[str, tuple[object, object]] = {
     "each": (Annotated[bool, typer.Option(
@@ -34,6 +49,19 @@ PARAMETERS: dict[str, tuple[object, object]] = {
         "--batch-max-mb", min=1.0, metavar="MB", rich_help_panel=MANY,
         help="Split exported files at this size (Parasail takes 100 MB, OpenAI 200 MB) and at 50,000 lines.")],
         100.0),
+    "engine": (Annotated[EngineName, typer.Option(
+        "--engine", metavar="local|ray", rich_help_panel=MANY,
+        help="Where the jobs run: this process's workers, or Ray Data's workers (a local Ray, or the "
+             "cluster --ray-address or RAY_ADDRESS names; needs the ray extra). With ray, -o NAME.parquet "
+             "writes Parquet files into that folder or URI.")], EngineName.local),
+    "ray_address": (Annotated[Optional[str], typer.Option(
+        "--ray-address", metavar="ADDR", rich_help_panel=MANY, show_default=False,
+        help="With --engine ray: the Ray cluster to join (ray://HOST:10001 or HOST:6379). "
+             "[default: RAY_ADDRESS, else a local Ray]")], None),
+    "backend": (Annotated[RayBackend, typer.Option(
+        "--backend", metavar="http|vllm", rich_help_panel=MANY,
+        help="With --engine ray: send to --base-url over HTTP, or let Ray start vLLM engines of --model "
+             "itself (needs GPUs).")], RayBackend.http),
 }
 RESULTS = ("output", (Annotated[Optional[Path], typer.Option(
     "--output", "-o", metavar="FILE.jsonl", rich_help_panel=MANY, show_default=False,
@@ -84,12 +112,19 @@ def _flags(values: dict):
     export = values["export"]
     if export is not None and export[0] != "openai-batch":
         raise UsageError("unknown export format", where=export[0], hint="use --export openai-batch FILE.jsonl")
+    values.update(engine=EngineName(values["engine"]).value, backend=RayBackend(values["backend"]).value)
+    if values["engine"] == "local" and (values["ray_address"] or values["backend"] != "http"):
+        raise UsageError("--ray-address and --backend work with --engine ray", hint="add --engine ray")
+    if values["engine"] == "ray" and export is not None:
+        raise UsageError("--export writes the requests without running them", hint="leave out --engine ray")
     if not values["each"]:
         given = [flag for flag, on in (("--recursive", values["recursive"]), ("--concurrency", values["concurrency"]),
                                        ("--retry-failed", values["retry_failed"]), ("--export", values["export"]),
+                                       ("--engine", values["engine"] != "local"),
                                        ("-o", values.get("output"))) if on]
         if given:
             raise UsageError(f"{given[0]} works with --each", hint="add --each to run each input as its own job")
     return BatchFlags(each=values["each"], concurrency=values["concurrency"], output=values.get("output"),
                       retry_failed=values["retry_failed"], recursive=values["recursive"],
-                      export=export[0] if export else None, export_path=export[1] if export else None, batch_max_mb=values["batch_max_mb"])
+                      export=export[0] if export else None, export_path=export[1] if export else None, batch_max_mb=values["batch_max_mb"],
+                      engine=values["engine"], ray_address=values["ray_address"], backend=values["backend"])

@@ -1,0 +1,71 @@
+"""Ray for `--engine ray`: imported only when asked for (with a clear error when it is not installed), joined
+or started for the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from ..errors import UsageError
+
+INSTALL_HINT = "install it in the mmcli checkout: pip install -e '.[ray]' (Ray Data; no vLLM, no torch)"
+
+
+def import_ray() -> Any:
+    """Ray and Ray Data, or a clear error that says how to install them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray without its Data library cannot run the jobs
+    except ImportError as exc:
+        raise UsageError("--engine ray needs Ray Data, which is not installed", str(exc), hint=INSTALL_HINT) from None
+    return ray
+
+
+def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, str]]) -> bool:
+    """Join the Ray that --ray-address (or RAY_ADDRESS) names, or start a local one; False when this process
+    already had Ray running (it is left running)."""
+    import logging
+
+    if ray.is_initialized():
+        return False
+    env = os.environ if environ is None else environ
+    options: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if address is None and not env.get("RAY_ADDRESS"):
+        # "local": a Ray of this run's own; without it Ray joins whatever cluster this machine last started.
+        address = "local"
+        # A local Ray's workers import this very mmcli, wherever it was imported from.
+        import mmcli
+
+        root = str(Path(mmcli.__file__).resolve().parent.parent)
+        options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
+    given = address or env.get("RAY_ADDRESS")
+    if given and given not in ("auto", "local"):
+        refuse_unreachable(given)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                         where=address or env.get("RAY_ADDRESS") or "a local Ray",
+                         hint="check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray") from None
+    return True
+
+
+def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address nothing answers at is refused at once (Ray itself keeps trying for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else "tcp://" + address)
+    try:
+        host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
+    except ValueError:
+        host = port = None
+    if not host:
+        raise UsageError("not a Ray address", where=address, hint="give ray://HOST:10001 or HOST:6379")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError("cannot reach the Ray cluster", exc.strerror or str(exc) or type(exc).__name__,
+                         where=f"{host}:{port}", hint="check --ray-address (or RAY_ADDRESS) and that the cluster "
+                         "is up (`ray status` on its head node), or leave it out for a local Ray") from None

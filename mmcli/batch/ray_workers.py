@@ -1,0 +1,81 @@
+"""What a Ray worker runs for `--engine ray`: the jobs of a batch of rows, each prepared, sent and finished
+by the same code as a local many-file run (mmcli.batch.run's Batch), its line handed back as a row.
+
+Nothing here imports Ray: Ray Data calls `Answerer` with a batch of rows, and the rows are plain columns.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
+
+from .results import Sink
+
+# The columns of a result row, in order: the job's id, how it ended, its label, and its line as JSON.
+COLUMNS = ("id", "status", "label", "fingerprint", "line")
+PER_WORKER = 4  # jobs one Ray worker runs side by side (its threads), as --concurrency splits over workers
+
+
+class Collected(Sink):
+    """A worker's results: whole lines kept in memory until the batch's rows are returned."""
+
+    def __init__(self, previous: dict[str, dict]) -> None:
+        super().__init__()
+        self.previous = previous
+        self.lines: list[bytes] = []
+
+    def _write(self, data: bytes) -> None:
+        self.lines.append(data)
+
+
+class Rows:
+    """Stands in for the progress display in a worker: each job's end becomes a row for the driver."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: list[dict] = []
+
+    def record(self, label: str, record: dict) -> None:
+        """A job answered or failed: its line."""
+        row = {"id": record["id"], "status": "failed" if record.get("error") else "done", "label": label,
+               "fingerprint": record.get("fingerprint") or "",
+               "line": json.dumps(record, ensure_ascii=False, default=str)}
+        with self.lock:
+            self.rows.append(row)
+
+    def skipped(self, failed_before: bool) -> None:
+        """A job already in the results: no line, only the count."""
+        with self.lock:
+            self.rows.append({"id": "", "status": "failed-before" if failed_before else "skipped", "label": "",
+                              "fingerprint": "", "line": ""})
+
+    def note(self, message: str) -> None:
+        """Nothing is shown from a worker."""
+
+
+class Answerer:
+    """A Ray worker: the servers, the rate-limit gate and the finished ids, kept across its batches."""
+
+    def __init__(self, batch_class: type, targets: list, family: str, model: Optional[str], retry_failed: bool,
+                 previous: dict[str, dict]) -> None:
+        from .pacing import Pacer
+        from .servers import Servers
+
+        self.targets, self.family, self.model = targets, family, model
+        self.retry_failed, self.previous = retry_failed, previous
+        self.servers, self.pacer = Servers(targets), Pacer()
+        self._batch = batch_class  # the local run's per-job code (mmcli.batch.run.Batch), used unchanged
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        """Answer every job of the batch (PER_WORKER at a time); one row per job."""
+        works = [pickle.loads(blob) for blob in batch["work"]]
+        rows = Rows()
+        run = self._batch(self.servers, self.pacer, Collected(self.previous), rows, self.retry_failed,
+                          self.family, self.model)
+        with ThreadPoolExecutor(max_workers=min(PER_WORKER, max(1, len(works)))) as pool:
+            for done in [pool.submit(run.handle, work) for work in works]:
+                done.result()  # a bug in mmcli ends the run here, as it does locally
+        return {name: [row[name] for row in rows.rows] for name in COLUMNS}

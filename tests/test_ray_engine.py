@@ -1,0 +1,200 @@
+"""--engine ray on a real single-node Ray (2 CPUs, one for the whole module) against a scripted local server:
+the same lines as a local --each run, failures as failed lines, resume, Parquet, and the engine mode's check."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error
+from tests.support import media
+from tests.support.pdfs import text_pdf
+from tests.support.scripted_server import Reply, Status, data_url_parts
+from tests.test_batch_each import lines, make_images
+
+ray = pytest.importorskip("ray", reason="the ray extra (CI installs it: .ci/run)")
+pytestmark = [pytest.mark.ray, pytest.mark.real_process, pytest.mark.xdist_group("ray")]  # one Ray, one worker
+ROOT = Path(__file__).parent.parent
+TIMED = ("seconds",)
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A real single-node Ray (2 CPUs) for the module, started as `ray start --head --block` and stopped by
+    its own process group; its workers import this checkout and keep their state in a temp folder."""
+    from tests.support.scripted_server import free_port
+
+    home = tmp_path_factory.mktemp("ray-home")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), MMCLI_AUTOSTART="0",
+               XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"))
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield f"127.0.0.1:{port}"
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+
+
+def album(folder: Path, photos: int = 6) -> Path:
+    """Photos, a two-page PDF, and a file named like a photo that is not one."""
+    make_images(folder, photos)
+    text_pdf(folder / "paper.pdf", 2)
+    media.make_truncated_jpeg(folder, "broken.jpg")
+    return folder
+
+
+def run_each(mmcli, server, command, folder, out, *extra, env=None):
+    return mmcli(command, "--each", folder, "what is it?", "-o", out, "--base-url", server.base_url, *extra,
+                 env=env, timeout=300)
+
+
+def by_id(path: Path) -> dict[str, dict]:
+    return {line["id"]: {k: v for k, v in line.items() if k not in TIMED} for line in lines(path)}
+
+
+def sent_media(server) -> set[bytes]:
+    return {raw for request in server.chat_requests() for _, raw in data_url_parts(request.json)}
+
+
+@pytest.mark.parametrize("command", ["docqa", "detect"])
+def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command, ray_head):
+    folder = album(tmp_path / "album")
+    local_out = tmp_path / "local" if command == "detect" else tmp_path / "local.jsonl"
+    ray_out = tmp_path / "ray" if command == "detect" else tmp_path / "ray.jsonl"
+    local = run_each(mmcli, server, command, folder, local_out)
+    local_media = sent_media(server)
+    asked = len(server.chat_requests())
+    on_ray = run_each(mmcli, server, command, folder, ray_out, "--engine", "ray", "--ray-address", ray_head)
+    assert local.code == on_ray.code == 8, on_ray.stderr  # the broken photo is a failed job in both
+    results = "results.jsonl" if command == "detect" else ""
+    local_lines, ray_lines = by_id(local_out / results), by_id(ray_out / results)
+    assert len(ray_lines) == 8 and ray_lines == local_lines
+    assert len(server.chat_requests()) == 2 * asked and sent_media(server) == local_media  # the same bytes at the same grid, prepared in Ray's workers
+    failed = [line for line in ray_lines.values() if line.get("error")]
+    assert [Path(line["sources"][0]).name for line in failed] == ["broken.jpg"]
+    assert failed[0]["error"]["exit_code"] == 3
+    assert "7 done, 1 failed, 0 already done" in on_ray.stderr
+
+
+def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):
+    folder = tmp_path / "album"
+    make_images(folder, 5)
+    out = tmp_path / "ray.jsonl"
+    server.script(Status(503), Status(503), Reply("ok"), Status(400), *[Reply("ok")] * 3)
+    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head, "--concurrency", "1")
+    assert first.code == 8, first.stderr
+    assert sorted(bool(line.get("error")) for line in lines(out)) == [False] * 4 + [True]
+    assert [line["error"]["exit_code"] for line in lines(out) if line.get("error")] == [4]
+    asked = len(server.chat_requests())
+    again = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
+    assert again.code == 8, again.stderr
+    assert "0 done, 0 failed, 4 already done, 1 failed before" in again.stderr
+    assert len(server.chat_requests()) == asked  # nothing sent twice
+    retry = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head, "--retry-failed")
+    assert retry.code == 0, retry.stderr
+    assert len(server.chat_requests()) == asked + 1 and len(lines(out)) == 6
+
+
+def test_parquet_results_are_readable_and_resumed(mmcli, server, tmp_path, ray_head):
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "album"
+    make_images(folder, 3)
+    out = tmp_path / "results.parquet"
+    first = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
+    assert first.code == 0, first.stderr
+    table = pq.read_table(out)
+    assert sorted(table.column_names) == ["fingerprint", "id", "line", "status"]
+    rows = table.to_pylist()
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"done"}
+    assert all(json.loads(row["line"])["answer"] == "ok" and json.loads(row["line"])["id"] == row["id"] for row in rows)
+    make_images(folder, 1, start=3)
+    second = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
+    assert second.code == 0 and "1 done, 0 failed, 3 already done" in second.stderr, second.stderr
+    assert len(pq.read_table(out).to_pylist()) == 4 and len(server.chat_requests()) == 4
+
+
+def test_batch_tasks_file_on_ray(mmcli, server, tmp_path, ray_head):
+    make_images(tmp_path, 2)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("\n".join(json.dumps({"id": f"t{n}", "command": "ask", "inputs": [str(tmp_path / f"img00{n}.png")],
+                                           "prompt": "caption", "max-tokens": 20}) for n in range(2)) + "\n")
+    out = tmp_path / "out.jsonl"
+    run = mmcli("batch", tasks, "-o", out, "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head, timeout=300)
+    assert run.code == 0, run.stderr
+    assert sorted(line["id"] for line in lines(out)) == ["t0", "t1"]
+    assert all(r.json["max_tokens"] == 20 for r in server.chat_requests())
+
+
+def test_engine_mode_is_built_and_refused_without_gpus(mmcli, server, tmp_path, ray_head):
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray", "--ray-address", ray_head,
+                   "--backend", "vllm", "--model", "Qwen/Qwen2.5-VL-7B-Instruct", "--concurrency", "2")
+    assert_clean_error(run, 2, "--backend vllm cannot run here", "2 GPU(s)", "the Ray cluster has 0")
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_engine_config_is_what_ray_would_run(ray_head):
+    from mmcli.batch.ray_vllm import engine_config, missing_for_engine
+
+    config = engine_config(ray, "Qwen/Qwen2.5-VL-7B-Instruct", replicas=3, tensor_parallel=2)
+    assert config.model_source == "Qwen/Qwen2.5-VL-7B-Instruct" and config.concurrency == 3
+    assert config.engine_kwargs["tensor_parallel_size"] == 2 and config.should_continue_on_error
+    ray.init(address=ray_head, log_to_driver=False)
+    try:
+        missing = missing_for_engine(ray, config)
+    finally:
+        ray.shutdown()
+    assert "6 GPU(s) (3 replica(s) x tensor parallel 2); the Ray cluster has 0" in missing
+
+
+def test_local_options_refuse_ray_flags(mmcli, server, tmp_path):
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--ray-address", "h:6379")
+    assert_clean_error(run, 2, "--ray-address and --backend work with --engine ray")
+
+
+def test_without_ray_the_error_says_how_to_install(tmp_path, clean_env):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "ray.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    make_images(tmp_path / "album", 1)
+    env = dict(clean_env, PYTHONPATH=f"{shim}:{ROOT}")
+    proc = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "caption",
+                           "--engine", "ray", "--base-url", "http://127.0.0.1:9/v1"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "mmcli: error: --engine ray needs Ray Data, which is not installed" in proc.stderr
+    assert "pip install -e '.[ray]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_cluster_is_one_clear_error(mmcli, server, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--ray-address", f"127.0.0.1:{free_port()}")
+    assert_clean_error(run, 2, "cannot reach the Ray cluster")
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_without_an_address_the_run_starts_its_own_ray(mmcli, server, tmp_path, ray_head):
+    """With a Ray already running on this machine (the module's) and no address, the run starts a Ray of its
+    own (address "local"), whose workers import this checkout, and stops it."""
+    make_images(tmp_path / "album", 2)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   env={"RAY_ADDRESS": ""})
+    assert run.code == 0, run.stderr
+    assert [line["answer"] for line in lines(tmp_path / "o.jsonl")] == ["ok", "ok"]
