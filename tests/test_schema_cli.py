@@ -145,6 +145,9 @@ def test_format_needs_each_and_schema(mmcli, server, photo):
     assert_clean_error(ask(mmcli, server, photo, "x", "--format", "csv"), 2, "--format works with --each")
     run = ask(mmcli, server, photo, "x", "--each", "--schema", "a", "--format", "xlsx")
     assert_clean_error(run, 2, "unknown table format")
+    run = ask(mmcli, server, photo, "x", "--each", "--schema", "a", "--format", "csv", "--engine", "ray")
+    assert_clean_error(run, 2, "--format cannot go with --engine ray")
+    assert server.requests == []
 
 
 def make_receipts(folder, count):

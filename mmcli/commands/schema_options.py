@@ -41,6 +41,9 @@ def apply_schema(opts: "CommonOptions", batch: "BatchFlags", schema: Optional[st
                              hint="e.g. mmcli ask --each receipts/ \"read it\" --schema \"total float\" --format csv")
         if batch.export:
             raise UsageError("--format cannot go with --export", "nothing is answered until the batch is collected")
+        if batch.engine != "local":
+            raise UsageError("--format cannot go with --engine ray", "Ray writes the results lines itself",
+                             hint="run without --format, then read the results file (-o NAME.parquet or .jsonl)")
         batch = replace(batch, table=table)
     if schema is None:
         return opts, batch
