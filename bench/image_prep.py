@@ -53,7 +53,7 @@ def median_seconds(fn, runs: int) -> tuple[float, object]:
 def mmcli_prep(path: Path) -> str:
     from mmcli.media.image import open_image, prepare_image
     from mmcli.media.resize import PixelBudget
-    from mmcli.messages import data_url
+    from mmcli.core.wire import data_url
 
     budget = PixelBudget(factor=28, min_pixels=4 * 784, max_pixels=1280 * 784)
     prepared = prepare_image(open_image(path.read_bytes(), str(path)), budget)

@@ -61,7 +61,7 @@ def whole_buffer(chunks: list[str]) -> None:
 
 def block_wise(chunks: list[str]) -> None:
     """mmcli's sink: finished blocks rendered once, the open block redrawn at most 15 times a second."""
-    from mmcli.markdown_blocks import BlockMarkdown
+    from mmcli.cli.output.markdown_blocks import BlockMarkdown
 
     sink = BlockMarkdown(FakeTerminal())
     sink.console.width, sink.console.height = 100, 40

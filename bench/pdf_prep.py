@@ -75,7 +75,7 @@ def mmcli_prep(path: Path, pages: list[int]) -> list[str]:
     """mmcli's whole preparation: open and check the PDF, render to the grid, encode as data URLs."""
     from mmcli.media.pdf import open_pdf, render_pages
     from mmcli.media.sources import open_source
-    from mmcli.messages import data_url
+    from mmcli.core.wire import data_url
 
     pdf = open_pdf(open_source(str(path), fetch=None))
     return [data_url(page.data, page.mime) for page in render_pages(pdf, pages, budget())]

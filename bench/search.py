@@ -26,7 +26,7 @@ def build(folder: Path, rows: int, dims: int) -> None:
     """An index of `rows` random unit vectors, written as mmcli embed --index writes one."""
     import numpy as np
 
-    from mmcli.embedding.index import Index, normalized_rows, save
+    from mmcli.tasks.embed.index import Index, normalized_rows, save
 
     vectors = normalized_rows(np.random.default_rng(0).standard_normal((rows, dims), dtype=np.float32))
     entries = [{"source": f"img{i:06d}.jpg", "path": f"/photos/img{i:06d}.jpg", "page": None, "kind": "image",
@@ -38,7 +38,7 @@ def main() -> int:
     """Run the benchmark; exit 1 when the median query is over the target."""
     import numpy as np
 
-    from mmcli.embedding.index import open_index, search
+    from mmcli.tasks.embed.index import open_index, search
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)

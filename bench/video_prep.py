@@ -106,7 +106,7 @@ def sample_plan(path: Path, frames: int) -> tuple[list[int], tuple[int, int]]:
     import cv2
 
     from mmcli.media import frames as fr
-    from mmcli.models import FAMILIES
+    from mmcli.families import FAMILIES
 
     cap = cv2.VideoCapture(str(path))
     total, width, height = (int(cap.get(p)) for p in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH,
@@ -161,14 +161,14 @@ def seed_pipeline(path: Path, indices: list[int], size: tuple[int, int], resize)
 
 def mmcli_pipeline(path: Path, frames: int) -> str:
     """mmcli's own preparation: probe, sample, decode, resize and encode, frame list URL."""
-    from mmcli.config import MediaOptions
+    from mmcli.settings import MediaOptions
     from mmcli.media import frames as fr
     from mmcli.media.sniff import sniff
     from mmcli.media.sources import Source
-    from mmcli.media.video import open_video
+    from mmcli.media.videodecode import open_video
     from mmcli.media.videoplan import VideoJob, plan_video
-    from mmcli.messages import frames_wire_size, media_parts
-    from mmcli.models import FAMILIES
+    from mmcli.core.wire import frames_wire_size, media_parts
+    from mmcli.families import FAMILIES
 
     source = Source(label=path.name, sniffed=sniff(path.read_bytes()[:64]), path=path)
     job = VideoJob(FAMILIES["qwen2.5-vl"], MediaOptions(), fr.SamplingOptions(frames=frames), "frames",

@@ -15,13 +15,13 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Client": "api", "AnswerStream": "api", "Conversation": "conversation",
-    "Answer": "tasks.ask", "DocAnswer": "tasks.docqa", "Detections": "tasks.detect",
-    "Detection": "grounding.result", "Plan": "plan", "Events": "events",
+    "Client": "api.client", "AnswerStream": "api.client", "Conversation": "api.conversation",
+    "Answer": "tasks.ask", "DocAnswer": "tasks.docqa", "Detections": "tasks.detect.jobs",
+    "Detection": "tasks.detect.result", "Plan": "core.plan", "Events": "events",
     "MmcliError": "errors", "UsageError": "errors", "MediaError": "errors", "RequestRejected": "errors",
     "EndpointUnavailable": "errors", "EndpointTimeout": "errors", "OutputUnparseable": "errors",
     "JobsFailed": "errors", "OutputNotWritten": "errors", "ExitCode": "errors",
-    "Jobs": "api_batch", "Matches": "embedding.search_task",
+    "Jobs": "api.many", "Matches": "tasks.embed.search",
 }
 
 __all__ = ["__version__", *_EXPORTS]

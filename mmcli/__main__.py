@@ -1,5 +1,5 @@
 """`python -m mmcli`."""
 
-from .app import run
+from .cli.app import run
 
 run()

@@ -54,7 +54,7 @@ def test_import_is_light():
 
 def test_exports_resolve_lazily():
     assert mmcli.UsageError.__mro__[1] is mmcli.MmcliError
-    assert mmcli.Client.__module__ == "mmcli.api" and "Client" in dir(mmcli)
+    assert mmcli.Client.__module__ == "mmcli.api.client" and "Client" in dir(mmcli)
     with pytest.raises(AttributeError):
         mmcli.NoSuchThing  # noqa: B018
 

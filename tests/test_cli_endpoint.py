@@ -161,8 +161,8 @@ def test_first_run_with_no_local_server_fails_at_once(mmcli, clean_env, photo, a
 
 
 def test_list_models_detailed(server):
-    from mmcli.client import list_models, list_models_detailed
-    from mmcli.config import EndpointFlags, resolve_settings
+    from mmcli.net.openai_routes import list_models, list_models_detailed
+    from mmcli.settings import EndpointFlags, resolve_settings
 
     server.models = ["Qwen/Qwen2.5-VL-7B-Instruct", "other"]
     endpoint = resolve_settings(EndpointFlags(base_url=server.base_url), {"MMCLI_CONFIG": "/nonexistent"}).endpoint

@@ -11,7 +11,7 @@ from tests.support import media
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys, mmcli.app; heavy = [m for m in ('openai', 'cv2', 'PIL', 'numpy', 'httpx2') "
+    code = ("import sys, mmcli.cli.app; heavy = [m for m in ('openai', 'cv2', 'PIL', 'numpy', 'httpx2') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmcli.config import EndpointFlags, resolve_settings
+from mmcli.settings import EndpointFlags, resolve_settings
 from mmcli.urls import is_loopback
 from mmcli.errors import UsageError
 
@@ -80,7 +80,7 @@ def test_loopback_detection():
 
 
 def test_family_from_model_names():
-    from mmcli.models import family_for_model
+    from mmcli.families import family_for_model
 
     assert family_for_model("Qwen/Qwen2.5-VL-7B-Instruct").name == "qwen2.5-vl"
     assert family_for_model("Qwen/Qwen2-VL-2B-Instruct").name == "qwen2-vl"

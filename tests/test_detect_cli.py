@@ -175,10 +175,10 @@ def test_pass_url_is_refused(mmcli, server):
 
 
 def test_table_labels_are_plain_text():
-    from mmcli.grounding.parse import Parsed
-    from mmcli.grounding.report import InputResult, detections_table
-    from mmcli.render import Output
-    from mmcli.grounding.result import Detection, Grounded
+    from mmcli.tasks.detect.parse import Parsed
+    from mmcli.tasks.detect.report import InputResult, detections_table
+    from mmcli.cli.output.render import Output
+    from mmcli.tasks.detect.result import Detection, Grounded
 
     hostile = "[bold red]dog[/] \x1b[2J"
     grounded = Grounded([Detection("box", (1, 2, 3, 4), hostile, {"text_content": "A\x07B"})], "abs")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcli.grounding.draw import colour
+from mmcli.tasks.detect.draw import colour
 from tests.conftest import Run, assert_clean_error
 from tests.conftest import TWO_BOXES
 from tests.support import media, pdfs

@@ -50,7 +50,7 @@ def test_every_link_resolves(page):
 
 
 def test_the_readme_is_short_and_shows_every_command():
-    from mmcli.app import app
+    from mmcli.cli.app import app
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) < 300

@@ -219,7 +219,7 @@ def test_encrypted_pdf_with_password_env(mmcli, server, tmp_path):
 def test_progress_is_a_bar_on_a_terminal_and_status_lines_otherwise():
     import io
 
-    from mmcli.render import Output, Progress
+    from mmcli.cli.output.render import Output, Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

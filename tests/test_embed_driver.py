@@ -83,7 +83,7 @@ def test_client_search_gives_what_search_json_gives(mmcli, embed_server, photos,
     index = tmp_path / "idx"
     assert mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url).code == 0
     client = api.Client(base_url=embed_server.base_url)
-    from mmcli.embedding.search_task import fields
+    from mmcli.tasks.embed.search import fields
 
     for args, keywords in ((["a blue sky"], {"query": "a blue sky"}),
                            (["--image", photos / "b-green.png"], {"image": str(photos / "b-green.png")})):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmcli.embedding.presets import DSE_TEMPLATE, VLM2VEC_TEMPLATE
+from mmcli.presets import DSE_TEMPLATE, VLM2VEC_TEMPLATE
 from mmcli.errors import UsageError
 from mmcli.server.command_line import NO_REMOTE_MEDIA, Launcher, ServeOptions, build_command, check_options, choose_model
 from tests.conftest import assert_clean_error

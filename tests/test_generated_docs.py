@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from mmcli._generate import command_tree, generated_files, stale_files
+from mmcli.cli._generate import command_tree, generated_files, stale_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_committed_files_match_a_fresh_generation(tmp_path):
-    subprocess.run([sys.executable, "-m", "mmcli._generate", "--out", str(tmp_path)], check=True,
+    subprocess.run([sys.executable, "-m", "mmcli.cli._generate", "--out", str(tmp_path)], check=True,
                    capture_output=True)
     assert stale_files(tmp_path) == []
     stale = stale_files(ROOT)
-    assert stale == [], f"regenerate with: python -m mmcli._generate (stale: {stale})"
+    assert stale == [], f"regenerate with: python -m mmcli.cli._generate (stale: {stale})"
 
 
 def _man_pages() -> list[str]:

@@ -7,12 +7,12 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmcli.grounding.coords import clean_box, clean_point, from_original, space_for
-from mmcli.grounding.parse import parse_answer
-from mmcli.grounding.prompts import default_space, grounding_prompt
-from mmcli.grounding.result import ground
+from mmcli.tasks.detect.coords import clean_box, clean_point, from_original, space_for
+from mmcli.tasks.detect.parse import parse_answer
+from mmcli.tasks.detect.prompts import default_space, grounding_prompt
+from mmcli.tasks.detect.result import ground
 from mmcli.media.resize import PixelBudget
-from mmcli.models import FAMILIES
+from mmcli.families import FAMILIES
 
 
 def _json(key: str, values) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mmcli.grounding.parse import parse_answer
-from mmcli.grounding.result import ground
+from mmcli.tasks.detect.parse import parse_answer
+from mmcli.tasks.detect.result import ground
 
 ORIGINAL = (2240, 1680)
 SENT = (1120, 840)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mmcli.grounding.draw import PALETTE, annotate, colour, crop, line_width, png_bytes
-from mmcli.grounding.labels import clean_label, slug
-from mmcli.grounding.result import Detection
+from mmcli.tasks.detect.draw import PALETTE, annotate, colour, crop, line_width, png_bytes
+from mmcli.tasks.detect.labels import clean_label, slug
+from mmcli.tasks.detect.result import Detection
 
 
 def _grey(size=(400, 300)):

@@ -7,9 +7,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from mmcli.config import EndpointFlags, Quirks, settings_from
+from mmcli.settings import EndpointFlags, Quirks, settings_from
 from mmcli.media.item import MediaItem
-from mmcli.messages import kept_message, media_parts, restored_message
+from mmcli.core.wire import kept_message, media_parts, restored_message
 
 
 def _store():
@@ -64,7 +64,7 @@ def test_only_vllm_endpoints_take_media_uuids(tmp_path):
 
 
 def test_a_follow_up_to_another_endpoint_loses_the_uuids_of_earlier_turns():
-    from mmcli.messages import without_media_uuids
+    from mmcli.core.wire import without_media_uuids
 
     sent = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}, "uuid": "ab"},
                                         {"type": "text", "text": "q"}]}

@@ -115,7 +115,7 @@ def test_a_damaged_history_is_the_only_one_worth_moving_away(mmcli, tmp_path):
 
 
 def test_a_history_opened_read_only_reads_and_changes_nothing(mmcli, server, tmp_path):
-    from mmcli.history.store import History
+    from mmcli.core.history.store import History
 
     server.script(Reply("kept"))
     assert mmcli("ask", "q", "--base-url", server.base_url).code == 0
@@ -180,7 +180,7 @@ def test_numbers_in_the_config_file_are_checked_like_flags(mmcli, server, tmp_pa
 
 
 def test_the_config_timeout_is_used_and_the_flag_wins(mmcli, server, tmp_path):
-    from mmcli.config import EndpointFlags, settings_from
+    from mmcli.settings import EndpointFlags, settings_from
 
     config = {"timeout": 12}
     assert settings_from(EndpointFlags(), {}, config, tmp_path).endpoint.timeout == 12

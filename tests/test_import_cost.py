@@ -44,9 +44,9 @@ def test_a_piped_text_question_loads_no_image_library_no_rich_and_no_sdk(server,
     server.script(Reply("plain answer"))
     code, modules = run_traced(["ask", "hi", "--base-url", server.base_url, "-m", "m"], clean_env)
     assert code == 0
-    assert "mmcli.transport" in modules and "httpx2" in modules  # the trace did see the send path
+    assert "mmcli.net.transport" in modules and "httpx2" in modules  # the trace did see the send path
     assert tops(modules) & (IMAGE_LIBRARIES | SENDING_NEEDS_NONE_OF | MEDIA_READERS | {"rich"}) == set()
-    assert not {"mmcli.media.video", "mmcli.media.pdf"} & modules
+    assert not {"mmcli.media.videodecode", "mmcli.media.pdf"} & modules
 
 
 def test_a_jpeg_photo_question_loads_pillow_alone(server, clean_env, tmp_path):
@@ -55,7 +55,7 @@ def test_a_jpeg_photo_question_loads_pillow_alone(server, clean_env, tmp_path):
     assert code == 0 and len(decode_images(server.chat_requests()[0].json)) == 1
     assert "PIL" in tops(modules) and "mmcli.media.scaled_jpeg" in modules
     assert tops(modules) & ({"cv2", "numpy"} | MEDIA_READERS | SENDING_NEEDS_NONE_OF | {"rich"}) == set()
-    assert not {"mmcli.media.video", "mmcli.media.pdf"} & modules
+    assert not {"mmcli.media.videodecode", "mmcli.media.pdf"} & modules
 
 
 def test_a_png_question_loads_opencv_but_no_video_or_pdf_reader(server, clean_env, tmp_path):
@@ -64,7 +64,7 @@ def test_a_png_question_loads_opencv_but_no_video_or_pdf_reader(server, clean_en
     assert code == 0
     assert {"cv2", "PIL"} <= tops(modules)
     assert tops(modules) & (MEDIA_READERS | SENDING_NEEDS_NONE_OF | {"rich"}) == set()
-    assert not {"mmcli.media.video", "mmcli.media.pdf"} & modules
+    assert not {"mmcli.media.videodecode", "mmcli.media.pdf"} & modules
 
 
 @pytest.mark.parametrize("answer, markdown", [("a plain answer, 3 * 4 = 12", False),
@@ -89,7 +89,7 @@ def test_help_loads_neither_the_sender_nor_media(clean_env):
     code, modules = run_traced(["--help"], clean_env)
     assert code == 0 and "typer" in modules
     assert tops(modules) & (IMAGE_LIBRARIES | SENDING_NEEDS_NONE_OF | MEDIA_READERS | {"httpx2", "httpcore2"}) == set()
-    assert not {"mmcli.transport", "mmcli.client", "mmcli.media.image"} & modules
+    assert not {"mmcli.net.transport", "mmcli.net.openai_routes", "mmcli.media.image"} & modules
 
 
 def test_the_python_api_asks_without_the_sdk(server, clean_env):

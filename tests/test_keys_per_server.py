@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmcli.batch.servers import targets_for
-from mmcli.config import EndpointFlags, resolve_settings
-from mmcli.endpoint import Target
-from mmcli.models import FAMILIES
+from mmcli.settings import EndpointFlags, resolve_settings
+from mmcli.core.endpoint import Target
+from mmcli.families import FAMILIES
 from tests.support.scripted_server import Reply, ScriptedServer
 from tests.test_batch_each import make_images
 

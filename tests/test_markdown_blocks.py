@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from mmcli.markdown_blocks import BlockMarkdown, BlockSplitter
+from mmcli.cli.output.markdown_blocks import BlockMarkdown, BlockSplitter
 
 DOC = ("# Title\n\nA paragraph\nover two lines.\n\n```python\nx = 1\n\n\ny = 2\n```\nAfter the code.\n\n"
        "- one\n- two\n\n~~~\n```\nnot a fence end\n~~~\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")

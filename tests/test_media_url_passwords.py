@@ -174,7 +174,7 @@ def test_a_job_id_does_not_depend_on_the_password(tmp_path):
     from dataclasses import replace
 
     from mmcli.batch.work import Work, job_id
-    from mmcli.config import GenerationOptions, MediaOptions
+    from mmcli.settings import GenerationOptions, MediaOptions
 
     work = Work("ask", (f"http://bob:{PASSWORD}@host/a.png",), "q", MediaOptions(), GenerationOptions())
     other = replace(work, inputs=("http://bob:another@host/a.png",))

@@ -86,7 +86,7 @@ def test_detect_gives_the_same_boxes_on_every_surface(mmcli, server, tmp_path, p
     assert run.code == 0, run.stderr
     [line] = lines(live / "results.jsonl")
 
-    from mmcli.tasks.detect import detections_fields
+    from mmcli.tasks.detect.jobs import detections_fields
 
     client = api.Client(base_url=server.base_url, model="tiny", family="qwen2-vl")
     from_api = detections_fields(client.detect(photo, "the cat"))

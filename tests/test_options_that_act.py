@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmcli._generate import command_tree
+from mmcli.cli._generate import command_tree
 from tests.conftest import assert_clean_error
 
 CHAT_ONLY = ["--system", "--max-tokens", "--temperature", "--stream", "--no-stream", "--verify"]

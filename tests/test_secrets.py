@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mmcli.config import EndpointFlags, resolve_settings
+from mmcli.settings import EndpointFlags, resolve_settings
 from mmcli.urls import masked_url
 from mmcli.errors import UsageError
 from tests.conftest import SECRET_KEY, assert_clean_error

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcli.config import EndpointFlags, resolve_settings
+from mmcli.settings import EndpointFlags, resolve_settings
 from mmcli.errors import UsageError
 from mmcli.server.process import group_members
 from tests.conftest import assert_clean_error

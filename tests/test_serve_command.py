@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmcli.errors import UsageError
-from mmcli.models import FAMILIES, SERVE_ALIASES
+from mmcli.families import FAMILIES, SERVE_ALIASES
 from mmcli.server.command_line import (NO_REMOTE_MEDIA, RESERVED_FLAGS, Launcher, ServeOptions, build_command,
                                         check_options, child_env, choose_model, client_host, grid_size,
                                         is_loopback_host, mm_limits, shell_text, vllm_option_name)

@@ -12,7 +12,7 @@ import pytest
 
 from mmcli.server.build import VllmBuild
 from mmcli.server.cpu import GIB, Machine, plan_cpu, threads_bind
-from mmcli.server.progress import LogWatcher
+from mmcli.server.logwatch import LogWatcher
 from tests.support.fake_vllm import ANSWER, install_cpu_python, kill_leftovers
 from tests.support.scripted_server import free_port
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcli.render import Output
+from mmcli.cli.output.render import Output
 from mmcli.terminal import ControlFilter, strip_controls
 from tests.support import media
 from tests.support.scripted_server import Reply, Status, vllm_error

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from mmcli.apierrors import StatusFailure
-from mmcli.transport import retry_delay
+from mmcli.net.apierrors import StatusFailure
+from mmcli.net.transport import retry_delay
 from tests.support import media
 from tests.support.scripted_server import Reply, Status, vllm_error
 

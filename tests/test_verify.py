@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mmcli import probe as probes
+from mmcli.core import probe as probes
 from mmcli.errors import UsageError
 from mmcli.media.item import MediaItem
-from mmcli.plan import Plan
-from mmcli.verify import check_fits, text_only
+from mmcli.core.plan import Plan
+from mmcli.core.verify import check_fits, text_only
 from tests.conftest import SECRET_KEY, assert_clean_error
 from tests.support import media
 from tests.support.scripted_server import Reply, ScriptedServer

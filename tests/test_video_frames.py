@@ -8,7 +8,7 @@ import pytest
 
 from mmcli.media import frames as fr
 from mmcli.media.resize import smart_resize
-from mmcli.models import FAMILIES
+from mmcli.families import FAMILIES
 
 QWEN2 = FAMILIES["qwen2.5-vl"]
 

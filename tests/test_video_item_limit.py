@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from mmcli.models import FAMILIES
+from mmcli.families import FAMILIES
 from mmcli.server.state import ServerState, ensure_state_dir, save_state
 from mmcli.server.videocache import client_video_tokens, given_batched_tokens
 from tests.conftest import assert_clean_error

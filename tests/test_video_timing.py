@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from mmcli.config import GenerationOptions, Quirks
-from mmcli.job import Job, Text
+from mmcli.settings import GenerationOptions, Quirks
+from mmcli.core.job import Job, Text
 from mmcli.media.item import MediaItem
-from mmcli.messages import build_request, inserted_text, pair_labels
-from mmcli.models import FAMILIES
+from mmcli.core.wire import build_request, inserted_text, pair_labels
+from mmcli.families import FAMILIES
 from mmcli.server.state import ServerState, ensure_state_dir, save_state
 from tests.test_video_fixtures import write_clip
 
@@ -146,7 +146,7 @@ def test_the_cap_note_is_left_out_when_fewer_frames_were_wanted(mmcli, server, t
 
 @pytest.mark.parametrize("quirks", [STARTED_BY_MMCLI, PLAIN], ids=["timed", "plain"])
 def test_the_request_size_is_counted_exactly_without_encoding_the_media(quirks):
-    from mmcli.messages import job_request_size, request_size
+    from mmcli.core.wire import job_request_size, request_size
 
     frames = frame_list([0.0, 0.5, 1.0, 1.5])
     images = MediaItem(source="clip.mp4", kind="video", mime="image/jpeg", transport="images",

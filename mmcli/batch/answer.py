@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .work import ALLOWED, Work
 
 if TYPE_CHECKING:
-    from ..runner import Runner
+    from ..core.runner import Runner
     from ..tasks.common import Context
     from ..tasks.specs import Planned
 
@@ -28,8 +28,8 @@ def task_options(work: Work) -> Any:
 
 def prepared(work: Work, ctx: "Context") -> "Planned":
     """The jobs of `work`, built but not sent."""
-    from ..driver import prepare
-    from ..inputs import read_inputs
+    from ..core.driver import prepare
+    from ..core.inputs import read_inputs
     from ..tasks.specs import TASKS
 
     checked = read_inputs(list(work.inputs), work.media, ctx.target.settings.endpoint.timeout, ctx.events.warn,
@@ -40,7 +40,7 @@ def prepared(work: Work, ctx: "Context") -> "Planned":
 def answer(work: Work, runner: "Runner", ctx: "Context") -> dict:
     """Run `work` to the end and return its fields; a failure raises its error with the partial value's
     fields on `.partial_fields`, so what was answered is kept on the line."""
-    from ..driver import Presenter, execute
+    from ..core.driver import Presenter, execute
     from ..tasks.specs import TASKS
 
     task = TASKS[work.command]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 def _inputs(records: list[dict]) -> list:
     """Each image or page of the lines, shaped as the report code reads an InputResult."""
-    from ..grounding.result import Detection
+    from ..tasks.detect.result import Detection
 
     found = []
     for record in records:
@@ -22,7 +22,7 @@ def _inputs(records: list[dict]) -> list:
 
 def coco_from_lines(records: list[dict], target: str) -> dict:
     """One COCO dataset for every image and page of the run."""
-    from ..grounding.report import coco
+    from ..tasks.detect.report import coco
 
     return coco(_inputs(records), target)
 

@@ -121,7 +121,7 @@ def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[
 
 def _raise_unfinished(export: Path, bad: list[str], counts: dict, missing: list[str], waiting: int) -> None:
     """Exit 5 when output lines could not be read (the good ones are collected), else 8 for jobs not done."""
-    from ..replies import BadReply
+    from ..net.replies import BadReply
 
     unfinished = counts["failed"] + counts["missing"] + waiting
     if bad:
@@ -163,7 +163,7 @@ def _collect_one(jid: str, job: dict, answers: dict, manifest: dict, sink, merge
 
 def _pieces(answers: list[dict]):
     """The completions of `answers`, or the error fields of the first bad one."""
-    from ..replies import completion_piece
+    from ..net.replies import completion_piece
     from .results import error_fields
 
     try:

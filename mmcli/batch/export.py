@@ -20,8 +20,8 @@ from ..files import OutputError
 from .work import BatchFlags, Work, job_id
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..job import Job
+    from ..settings import CommonOptions
+    from ..core.job import Job
     from ..events import Events
     from ..tasks.common import Context
 
@@ -175,8 +175,8 @@ def finisher_entry(job: "Job", plan) -> dict:
 
 def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Events", title: str) -> None:
     """Prepare every job and write its requests to the batch file(s) and the manifest; nothing is sent."""
-    from ..config import resolve_settings
-    from ..endpoint import connect, without_media_uuids
+    from ..settings import resolve_settings
+    from ..core.endpoint import connect, without_media_uuids
     from ..urls import masked_url
     from ..files import write_atomic
     from .engine import Engine
@@ -232,7 +232,7 @@ class _Exporter:
     def handle(self, work: Work) -> None:
         """Prepare one job and write its requests."""
         from ..events import Events
-        from ..runner import Runner
+        from ..core.runner import Runner
         from ..tasks.common import Context
         from .results import error_fields
 

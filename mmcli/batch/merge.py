@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..endpoint import Target
-    from ..replies import Piece
+    from ..core.endpoint import Target
+    from ..net.replies import Piece
 
 from .recorded import MERGED  # noqa: F401  (the mode of a merge manifest's jobs)
 
 
 def _target(manifest: dict) -> "Target":
-    from ..config import Endpoint, Profile, Quirks, Settings
-    from ..endpoint import Target
-    from ..models import FAMILIES
+    from ..settings import Endpoint, Profile, Quirks, Settings
+    from ..core.endpoint import Target
+    from ..families import FAMILIES
 
     quirks = Quirks(**manifest.get("quirks", {}))
     endpoint = Endpoint(base_url=manifest["base_url"], profile=Profile("export", manifest["base_url"], quirks=quirks))
@@ -35,7 +35,7 @@ def _target(manifest: dict) -> "Target":
 def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict) -> tuple[bytes, dict]:
     """The merge request of one document (a batch-file line) and its entry in the merge manifest."""
     from ..events import Events
-    from ..runner import Runner
+    from ..core.runner import Runner
     from ..tasks.common import Context, total_usage
     from ..tasks.docqa import merge_job_from
     from .export import request_line
@@ -62,7 +62,7 @@ def merge_request(job_id: str, job: dict, pieces: list["Piece"], manifest: dict)
 
 def merged_fields(job: dict, piece: "Piece", manifest: dict) -> dict:
     """A merged document's results fields: the batches and the merge through docqa's own finish."""
-    from ..replies import Piece
+    from ..net.replies import Piece
     from .recorded import finished_fields
 
     batch_pieces = [Piece(text=b["answer"], finish_reason=b.get("finish_reason"), usage=dict(b.get("usage") or {}),

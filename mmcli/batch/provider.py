@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Optional
 from ..errors import EndpointUnavailable, JobsFailed, MmcliError, UsageError
 
 if TYPE_CHECKING:
-    from ..config import Endpoint
-    from ..render import Output
+    from ..settings import Endpoint
+    from ..events import Display
 
 BATCHES = "provider_batches"  # the manifest's key: part file name -> its upload and batch ids
 DONE = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -58,9 +58,9 @@ def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
 
 def states(export: Path, endpoint: "Endpoint") -> tuple[dict, list[dict]]:
     """(manifest, one row per recorded batch: part, batch id, status, counts, output ids, the provider's reasons)."""
-    from ..sdk import openai_client, sdk_errors
+    from ..net.sdk import openai_client, sdk_errors
     from .collect import read_manifest
-    from .wire import batch_row, reply_object
+    from .provider_replies import batch_row, reply_object
 
     manifest = read_manifest(export)
     batches = _recorded(export, manifest, endpoint)
@@ -71,7 +71,7 @@ def states(export: Path, endpoint: "Endpoint") -> tuple[dict, list[dict]]:
             raw = client.batches.with_raw_response.retrieve(entry["batch_id"])
         row = batch_row(name, reply_object(raw, f"batch {entry['batch_id']}", endpoint), endpoint)
         if row["batch_id"] != entry["batch_id"]:
-            from .wire import bad
+            from .provider_replies import bad
 
             raise bad(f"asked for batch {entry['batch_id']}, the server answered with {row['batch_id']}", endpoint)
         entry["status"] = row["status"]
@@ -100,7 +100,7 @@ def broken(rows: list[dict]) -> Optional[JobsFailed]:
                            "only those parts; answers that did arrive are collected by `mmcli batch fetch`")
 
 
-def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> list[dict]:
+def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> list[dict]:
     """Poll until every batch is done, with a progress bar over the requests; the last rows."""
     shown = ""
     manifest, rows = states(export, endpoint)
@@ -120,7 +120,7 @@ def wait(export: Path, endpoint: "Endpoint", out: "Output", every: float) -> lis
             manifest, rows = states(export, endpoint)
 
 
-def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Output") -> None:
+def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Display") -> None:
     """Download every finished batch's output and error files beside the export and collect them."""
     from .collect import collect, read_manifest
 
@@ -165,9 +165,9 @@ def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None
                              *[("the merge file", m) for m in merge_paths(export)]])
 
 
-def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Output") -> list[Path]:
+def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Display") -> list[Path]:
     from ..files import write_atomic
-    from ..sdk import openai_client, sdk_errors
+    from ..net.sdk import openai_client, sdk_errors
 
     client = openai_client(endpoint)
     paths = []

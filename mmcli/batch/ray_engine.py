@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 from .work import BatchFlags, Work
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..render import Output
+    from ..settings import CommonOptions
+    from ..events import Display
     from .progress import Progress
     from .results import Sink
 
@@ -34,11 +34,11 @@ class Outcome:
     progress: "Progress"
 
 
-def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
+def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Display", title: str,
                local: tuple, environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> Outcome:
     """Run every job on Ray Data and write a line per job; exit 8 when any job failed. `local` is the local
     run's (Batch, finish): its per-job code runs in the workers, its summary ends the run."""
-    from ..config import resolve_settings
+    from ..settings import resolve_settings
     from .guard import input_files, refuse_reading_files
     from .ray_start import import_ray, start_ray
     from .servers import connect_first, refuse_keyless, targets_for
@@ -133,7 +133,7 @@ class RayJob:
             fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
                                    "retry_failed": self.flags.retry_failed, "previous": kept})
 
-    def write_lines(self, out: "Output", title: str) -> tuple[Outcome, bool]:
+    def write_lines(self, out: "Display", title: str) -> tuple[Outcome, bool]:
         """The rows, as they come, written to the results file (or standard output) as a local run writes."""
         from .progress import Progress, Tally
         from .results import open_sink
@@ -155,7 +155,7 @@ class RayJob:
             sink.close()
         return Outcome(sink, progress), interrupted
 
-    def write_parquet(self, location: str, out: "Output", title: str) -> tuple[Outcome, bool]:
+    def write_parquet(self, location: str, out: "Display", title: str) -> tuple[Outcome, bool]:
         """Every job answered, then its row written by Ray as Parquet; the counts shown as a local run's."""
         from .progress import Progress, Tally
         from .ray_output import ParquetCounts, read_previous

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
-    from ..render import Output
+    from ..settings import CommonOptions
+    from ..events import Display
     from .work import BatchFlags, Work
 
 ENGINE_HINT = ("leave out --backend vllm to send to a vLLM server over HTTP (mmcli serve, or any "
@@ -47,11 +47,11 @@ def missing_for_engine(ray: Any, config: Any) -> list[str]:
     return missing
 
 
-def run_engine_mode(ray: Any, works: list["Work"], opts: "CommonOptions", flags: "BatchFlags", out: "Output",
+def run_engine_mode(ray: Any, works: list["Work"], opts: "CommonOptions", flags: "BatchFlags", out: "Display",
                     environ: Optional[Mapping[str, str]] = None) -> Any:
     """Build and check the engine configuration; refuse the run, before any job is prepared, with what is
     missing."""
-    from ..config import resolve_settings
+    from ..settings import resolve_settings
     from .ray_start import start_ray
 
     settings = resolve_settings(opts.endpoint, environ)

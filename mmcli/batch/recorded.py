@@ -27,7 +27,7 @@ def finished_fields(job: dict, entries: list[dict], pieces: list, manifest: dict
 
 def saved_generation(saved: dict):
     """The GenerationOptions an export saved (its --schema rebuilt, so answers are checked against it)."""
-    from ..config import GenerationOptions
+    from ..settings import GenerationOptions
     from ..schema import Schema
 
     schema = saved.get("schema")
@@ -36,10 +36,10 @@ def saved_generation(saved: dict):
 
 def recorded_result(entry: dict, piece, job: dict, manifest: dict):
     """A Result as a live run would have it: the recorded plan and meta, the answer as the batch runner gave it."""
-    from ..job import DocPart, Job, Region
-    from ..models import FAMILIES
-    from ..plan import RecordedPlan
-    from ..runner import Result, check_structured
+    from ..core.job import DocPart, Job, Region
+    from ..families import FAMILIES
+    from ..core.plan import RecordedPlan
+    from ..core.runner import Result, check_structured
 
     meta_data = entry.get("meta")
     meta = None

@@ -9,10 +9,10 @@ from ..errors import JobsFailed, MmcliError
 from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
+    from ..settings import CommonOptions
     from ..events import Events
     from ..media.audio import AudioOptions
-    from ..render import Output
+    from ..events import Display
     from .pacing import Pacer
     from .progress import Progress
     from .results import Sink
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", flags: BatchFlags,
              task: object = None, audio: "Optional[AudioOptions]" = None) -> None:
     """`--each`: every input (a directory: its media files) becomes its own job with the same prompt."""
-    from ..render import Output
+    from ..cli.output.render import Output
 
     out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
@@ -52,10 +52,10 @@ def refuse_dry_run(opts: "CommonOptions") -> None:
                               "FILE.jsonl to write every request without sending it")
 
 
-def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Output", title: str,
+def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Display", title: str,
               environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> "Batch":
     """Send every piece of work, write a line per job, print the summary; exit 8 when any job failed."""
-    from ..config import resolve_settings
+    from ..settings import resolve_settings
     from .engine import Engine
     from .guard import input_files, refuse_reading_files
     from .results import open_sink
@@ -78,7 +78,7 @@ def run_works(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: 
     finally:
         sink.close()
     if flags.table:
-        from ..tables import show_table
+        from .tables import show_table
 
         show_table(out, flags.table, [(work, batch.line_of(work)) for work in works])
     finish(batch, flags, out, interrupted)
@@ -102,7 +102,7 @@ def start_batch(works: list[Work], settings, opts: "CommonOptions", flags: Batch
                  target.model), concurrency
 
 
-def finish(batch: "Batch", flags: BatchFlags, out: "Output", interrupted: bool) -> None:
+def finish(batch: "Batch", flags: BatchFlags, out: "Display", interrupted: bool) -> None:
     """The summary line, then the exit status: 130 after Ctrl-C, 8 when a job failed, else 0."""
     tally = batch.progress.tally
     where = f"; results in {flags.output}" if flags.output and batch.sink.lost is None else ""
@@ -172,7 +172,7 @@ class Batch:
         """Answer on the least busy server; a server that is down hands the job to another."""
         from ..urls import masked_url
         from ..errors import EndpointTimeout, EndpointUnavailable
-        from ..runner import Runner
+        from ..core.runner import Runner
         from ..tasks.common import Context
         from .answer import answer
 
@@ -205,7 +205,7 @@ class Batch:
         return {**kept, "error": error_fields(error)}
 
 
-def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Output") -> None:
+def run_tasks(path, parse, opts: "CommonOptions", flags: BatchFlags, out: "Display") -> None:
     """`mmcli batch TASKS.jsonl`: bad lines reported by number, every other line run as its own job."""
     from ..errors import UsageError
     from .tasksfile import read_tasks

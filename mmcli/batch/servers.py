@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
-    from ..config import EndpointFlags
-    from ..endpoint import Target
+    from ..settings import EndpointFlags
+    from ..core.endpoint import Target
 
 BENCH_SECONDS = 30.0  # how long a server that failed is left out before it gets jobs again
 
@@ -73,8 +73,8 @@ def run_urls(flags: "EndpointFlags", profile) -> list[str]:
 def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapping[str, str]] = None
                 ) -> list["Target"]:
     """One target per server: the same model and family, each URL with the key the one key rule gives it."""
-    from ..config import resolve_settings
-    from ..endpoint import attach_server
+    from ..settings import resolve_settings
+    from ..core.endpoint import attach_server
 
     urls = server_urls(flags, target)
     if len(urls) <= 1:
@@ -92,8 +92,8 @@ def targets_for(target: "Target", flags: "EndpointFlags", environ: Optional[Mapp
 def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mapping[str, str]] = None) -> "Target":
     """The endpoint step on the first server that answers: one server down at the start does not stop
     a run that has others."""
-    from ..config import resolve_settings
-    from ..endpoint import connect
+    from ..settings import resolve_settings
+    from ..core.endpoint import connect
     from ..errors import EndpointTimeout, EndpointUnavailable
 
     profile = settings.endpoint.profile
@@ -112,7 +112,7 @@ def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mappi
 def refuse_keyless(targets: list["Target"]) -> None:
     """A server that is not on this machine and has no key of its own is refused once, before any job
     (rather than every job sent to it failing on its own)."""
-    from ..config import PLACEHOLDER_KEY
+    from ..settings import PLACEHOLDER_KEY
     from ..urls import is_loopback
 
     for target in targets:

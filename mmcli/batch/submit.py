@@ -18,17 +18,17 @@ from ..errors import RequestRejected, UsageError
 from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
 
 if TYPE_CHECKING:
-    from ..config import Endpoint
-    from ..render import Output
+    from ..settings import Endpoint
+    from ..events import Display
 
 SUBMIT_ID = "submit_id"  # the manifest's key: this export's id, in the metadata of each of its batches
 CREATING = "creating"  # a part whose upload is recorded and whose create was sent but not answered
 LIST_LIMIT = 1000  # how many of the provider's newest batches are looked through for an unanswered create
 
 
-def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
+def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
-    from ..sdk import openai_client
+    from ..net.sdk import openai_client
     from .collect import read_manifest
 
     manifest = read_manifest(export)
@@ -63,7 +63,7 @@ def submit(export: Path, endpoint: "Endpoint", out: "Output") -> int:
 def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path) -> dict:
     """Upload one part (its id recorded at once), then create its batch; the batch's id and status."""
     from ..urls import masked_url
-    from .wire import object_id, reply_object
+    from .provider_replies import object_id, reply_object
 
     with _errors(endpoint, path), open(path, "rb") as handle:
         raw = client.files.with_raw_response.create(file=(path.name, handle, "application/jsonl"), purpose="batch")
@@ -85,7 +85,7 @@ def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Pat
 
 
 def _batch(data: dict, endpoint: "Endpoint") -> dict:
-    from .wire import batch_row
+    from .provider_replies import batch_row
 
     row = batch_row("", data, endpoint)
     return {"id": row["batch_id"], "status": row["status"]}
@@ -100,7 +100,7 @@ def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, ent
         page = _list_page(client, endpoint, manifest, name, after)
         data = page.get("data")
         if not isinstance(data, list):
-            from .wire import bad
+            from .provider_replies import bad
 
             raise bad("the list of batches has no 'data' list", endpoint)
         for item in data:
@@ -115,7 +115,7 @@ def _started_before(client, endpoint: "Endpoint", manifest: dict, name: str, ent
 
 def _list_page(client, endpoint: "Endpoint", manifest: dict, name: str, after: Optional[str]) -> dict:
     """One page of the provider's batches, newest first; a server that cannot list them cannot be asked."""
-    from .wire import reply_object
+    from .provider_replies import reply_object
 
     try:
         with _errors(endpoint, Path(name)):
@@ -138,7 +138,7 @@ def _ours(item: dict, manifest: dict, name: str, upload: str) -> bool:
 
 
 def _errors(endpoint: "Endpoint", path: Path):
-    from ..sdk import sdk_errors
+    from ..net.sdk import sdk_errors
 
     return sdk_errors(endpoint, f"the Batch API (part {path.name})")
 

@@ -18,7 +18,7 @@ from ..errors import UsageError
 from .work import Work
 
 if TYPE_CHECKING:
-    from ..config import CommonOptions
+    from ..settings import CommonOptions
 
 COMMANDS = ("ask", "video", "docqa", "detect")
 # Set once for the whole run, on the mmcli batch command line.

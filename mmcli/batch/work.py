@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..config import GenerationOptions, MediaOptions
+    from ..settings import GenerationOptions, MediaOptions
     from ..media.audio import AudioOptions
 
 # What each command accepts as inputs.

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from .audio import AudioInput
     from .image import ImageInput
     from .sources import Source
-    from .video import VideoInput
+    from .videodecode import VideoInput
 
 
 @dataclass

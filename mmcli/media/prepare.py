@@ -10,8 +10,8 @@ from .item import MediaItem
 from .resize import PixelBudget
 
 if TYPE_CHECKING:
-    from ..config import MediaOptions
-    from ..models import Family
+    from ..settings import MediaOptions
+    from ..families import Family
     from .sources import Source
 
 # The most visual tokens one image may cost (what Qwen's processors allow); off-grid, the most pixels.
@@ -28,7 +28,7 @@ def pixel_ceiling(family: "Family") -> int:
 
 def image_budget(family: "Family", media: "MediaOptions") -> PixelBudget:
     """The pixel budget images are sized to, from the family and the user's limits."""
-    from ..models import user_max_pixels
+    from ..families import user_max_pixels
 
     factor = family.factor
     if media.max_pixels and media.max_tokens_per_image:

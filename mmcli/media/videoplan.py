@@ -7,16 +7,26 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
 
 from ..errors import MediaError, UsageError
-from ..models import user_max_pixels
+from ..families import user_max_pixels
 from . import frames as fr
 from .item import MediaItem
 from .resize import AspectRatioError, ceil_by_factor
-from .video import (DecodeResult, FrameFormat, ProgressFn, VideoInput, decode, fetch_frame,
-                    has_frame_after, read_whole, reencode, scan_times)
+from .videodecode import (
+    DecodeResult,
+    FrameFormat,
+    ProgressFn,
+    VideoInput,
+    decode,
+    fetch_frame,
+    has_frame_after,
+    read_whole,
+    reencode,
+    scan_times,
+)
 
 if TYPE_CHECKING:
-    from ..config import MediaOptions
-    from ..models import Family
+    from ..settings import MediaOptions
+    from ..families import Family
     from .sources import Source
 
 # (frame sizes, their times, mime, transport) -> bytes those frames take in the request body.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..urls import is_loopback_host
 from ..errors import UsageError
-from ..models import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
+from ..families import FAMILIES, MODEL_TYPE_FAMILIES, SERVE_ALIASES, Family, ServeAlias, family_for_model, serve_alias
 from .defaults import DEFAULT_DEVICE, DEFAULT_HOST, DEFAULT_MAX_IMAGES, DEFAULT_MAX_VIDEOS, DEFAULT_PORT
 from .videocache import video_item_tokens
 
@@ -188,7 +188,7 @@ def check_options(opts: ServeOptions) -> None:
     if opts.preset is not None:
         if not opts.embed:
             raise UsageError("--preset needs --embed", hint="mmcli serve MODEL --embed --preset dse-qwen2")
-        from ..embedding.presets import get_preset
+        from ..presets import get_preset
 
         get_preset(opts.preset)
     check_passthrough(opts.extra_args)
@@ -315,7 +315,7 @@ def embedding_flags(opts: ServeOptions, model: ModelChoice) -> list[str]:
     braces as the template itself) when serving an embedding model; nothing otherwise."""
     if not opts.embed:
         return []
-    from ..embedding.presets import chat_template, get_preset, guess_preset
+    from ..presets import chat_template, get_preset, guess_preset
 
     preset = get_preset(opts.preset) if opts.preset else guess_preset(model.source)
     template = chat_template(preset)

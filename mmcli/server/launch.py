@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
 from ..errors import EndpointTimeout, MmcliError, UsageError
-from ..models import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
+from ..families import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
 from . import network, process, state as records
 from .command_line import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command, check_options,
                            child_env, choose_model, is_loopback_host, looks_like_path)
@@ -22,7 +22,7 @@ from .process import ServeError
 from .state import ServerState
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings import Settings
     from ..events import Events
 
 CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
@@ -149,7 +149,7 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
 
 def _watcher(log: Path, out: "Events"):
     """A function that reports vLLM's start-up phases from its log (downloading, loading, ...)."""
-    from .progress import LogWatcher
+    from .logwatch import LogWatcher
 
     return LogWatcher(log, lambda phase: out.status(f"vLLM: {phase}")).poll
 

@@ -52,7 +52,7 @@ def serves(state: ServerState, spec: str) -> bool:
     model this server loaded, so the client can ask for it under the served name."""
     if spec in (state.model, state.source):
         return True
-    from ..models import serve_alias
+    from ..families import serve_alias
 
     alias = serve_alias(spec)
     if alias is not None and alias.hf_id == state.source:

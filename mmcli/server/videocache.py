@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..models import Family
+    from ..families import Family
 
 BATCHED_TOKENS_FLAG = "--max-num-batched-tokens"
 # The context assumed when neither --max-model-len nor the alias says (a video item cannot be longer).

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
-from ..job import Job
+from ..core.job import Job
 from ..media.frames import SamplingOptions
 from ..media.prepare import image_budget, image_item
 from .common import Context
 
 if TYPE_CHECKING:
-    from ..inputs import CheckedInput
-    from ..plan import Plan
-    from ..runner import Result
+    from ..core.inputs import CheckedInput
+    from ..core.plan import Plan
+    from ..core.runner import Result
     from ..media.audio import AudioOptions
 
 # Clients may serialise the body with a few more separators than counted here.
@@ -84,7 +84,7 @@ def ask_job(checked: list["CheckedInput"], prompt: str, ctx: Context,
         _plan_videos(checked, items, prompt, ctx, sampling)
     job = ctx.job(_flat(items), prompt, label=", ".join(c.source.label for c in checked) or "question")
     if any(c.is_video for c in checked):
-        from ..messages import job_request_size
+        from ..core.wire import job_request_size
 
         from ..media.videoplan import size_pair
 
@@ -109,7 +109,7 @@ def video_sound(checked: "CheckedInput", opts: "AudioOptions"):
 
 
 def _audio(checked: "CheckedInput", opts: Optional["AudioOptions"], family) -> list:
-    from .audio import audio_content
+    from .audio_parts import audio_content
 
     return audio_content(checked.audio, opts, family)
 
@@ -134,7 +134,7 @@ def _check_frame_budget(ctx: Context) -> None:
 def _plan_videos(checked: list["CheckedInput"], items: list, prompt: str, ctx: Context,
                  sampling: SamplingOptions) -> None:
     """Plan the videos in place; each gets an even share of what the rest of the request leaves."""
-    from ..messages import frames_wire_size, job_request_size
+    from ..core.wire import frames_wire_size, job_request_size
     from ..media.videoplan import VideoJob, default_transport, plan_video, plan_video_url, size_pair
 
     _check_frame_budget(ctx)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ..flow import Context, check_text  # noqa: F401  (defined with the steps that make them; tasks take them here)
+from ..core.flow import Context, check_text  # noqa: F401  (defined with the steps that make them; tasks take them here)
 
 if TYPE_CHECKING:
-    from ..runner import Result
+    from ..core.runner import Result
 
 
 def total_usage(usages: list[dict]) -> dict:

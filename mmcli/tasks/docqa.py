@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UsageError
-from ..job import DocPart, Job, Text
+from ..core.job import DocPart, Job, Text
 from ..media.document import DEFAULT_MAX_PAGES, Page, Selected, render, select_pages
 from ..media.pdf import format_pages, read_password
 from ..media.prepare import image_budget
 from .common import Context, total_usage
 
 if TYPE_CHECKING:
-    from ..inputs import CheckedInput
-    from ..runner import Result
+    from ..core.inputs import CheckedInput
+    from ..core.runner import Result
 
 DEFAULT_PAGES_PER_REQUEST = 4
 NOTHING = "Nothing relevant on these pages."

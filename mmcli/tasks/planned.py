@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..core.job import Job
     from .docqa import DocJobs
 
 

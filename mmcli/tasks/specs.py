@@ -1,5 +1,5 @@
 """Each task as data for the one driver: which inputs it takes, how it picks and plans them, its finish
-and its fields. The driver (mmcli.driver) runs every one of them the same way."""
+and its fields. The driver (mmcli.core.driver) runs every one of them the same way."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from .planned import Planned
 
 if TYPE_CHECKING:
-    from ..config import MediaOptions
-    from ..inputs import CheckedInput
-    from ..job import Job
+    from ..settings import MediaOptions
+    from ..core.inputs import CheckedInput
+    from ..core.job import Job
     from ..media.audio import AudioOptions
     from ..media.frames import SamplingOptions
-    from ..runner import Result, Runner, TextFn
+    from ..core.runner import Result, Runner, TextFn
     from .common import Context
 
 
@@ -100,7 +100,7 @@ class AskTask(TaskSpec):
     def plan_jobs(self, selection: AskSelection, prompt: str, options: Optional[AskOptions], ctx) -> Planned:
         """The one job, every input in order (and the sound track after a video)."""
         from .ask import ask_job
-        from .audio import audio_content
+        from .audio_parts import audio_content
 
         options = options or AskOptions()
         job = ask_job(selection.checked, prompt, ctx, options.sampling, options.audio)
@@ -179,25 +179,25 @@ class DetectTask(TaskSpec):
 
     def select(self, checked, options, media):
         """Pages chosen; --pass-url refused."""
-        from .detect import choose
+        from .detect.jobs import choose
 
         return choose(checked, options, media.pass_url)
 
     def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
         """One job per image and page, with its family's grounding prompt."""
-        from .detect import detect_jobs
+        from .detect.jobs import detect_jobs
 
         return Planned(detect_jobs(selection, options, ctx), prompt, target=options.target)
 
     def finish(self, planned: Planned, results, warnings: list[str]):
         """The Detections."""
-        from .detect import finish_detect
+        from .detect.jobs import finish_detect
 
         return finish_detect(results, planned.target, warnings)
 
     def fields(self, value) -> dict:
         """target, model, family, one entry per input, usage, the check against the plan."""
-        from .detect import detections_fields
+        from .detect.jobs import detections_fields
 
         return detections_fields(value)
 
@@ -217,13 +217,13 @@ class EmbedTask(TaskSpec):
 
     def select(self, checked, options, media):
         """Pages chosen; the index opened."""
-        from ..embedding.embed_task import choose
+        from .embed.task import choose
 
         return choose(checked, options)
 
     def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
         """The preset, the index's checks, and the batches (built as their turn comes)."""
-        from ..embedding.embed_task import plan
+        from .embed.task import plan
 
         return plan(selection, options, ctx)
 
@@ -233,19 +233,19 @@ class EmbedTask(TaskSpec):
 
     def send(self, runner, request, planned, on_text) -> list["Result"]:
         """One POST /embeddings per batch."""
-        from ..embedding.embed_task import send
+        from .embed.task import send
 
         return send(runner, request, planned)
 
     def finish(self, planned: Planned, results, warnings: list[str]):
         """The records, one per vector."""
-        from ..embedding.embed_task import finish
+        from .embed.task import finish
 
         return finish(planned, results, warnings)
 
     def fields(self, value) -> dict:
         """model, preset, vectors."""
-        from ..embedding.embed_task import fields
+        from .embed.task import fields
 
         return fields(value)
 
@@ -265,13 +265,13 @@ class SearchTask(TaskSpec):
 
     def select(self, checked, options, media):
         """The index opened and its preset found."""
-        from ..embedding.search_task import choose
+        from .embed.search import choose
 
         return choose(checked, options)
 
     def plan_jobs(self, selection, prompt: str, options, ctx) -> Planned:
         """The query's one job."""
-        from ..embedding.search_task import plan
+        from .embed.search import plan
 
         return plan(selection, options, ctx)
 
@@ -281,13 +281,13 @@ class SearchTask(TaskSpec):
 
     def finish(self, planned: Planned, results, warnings: list[str]):
         """The matches."""
-        from ..embedding.search_task import finish
+        from .embed.search import finish
 
         return finish(planned, results, warnings)
 
     def fields(self, value) -> dict:
         """query, index, model, preset, rows, matches, usage."""
-        from ..embedding.search_task import fields
+        from .embed.search import fields
 
         return fields(value)
 

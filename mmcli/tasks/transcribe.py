@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..core.job import Job
     from ..media.audio import AudioInput, AudioOptions
-    from ..runner import Result
+    from ..core.runner import Result
     from .common import Context
 
 FORMATS = ("text", "json", "srt", "vtt")
@@ -85,7 +85,7 @@ def wire_format(fmt: str) -> str:
 
 def piece_jobs(label: str, pieces: list[Piece], ctx: "Context") -> list["Job"]:
     """One job per upload, in order; each knows where it sits in the source."""
-    from ..job import Spoken
+    from ..core.job import Spoken
     from ..media.item import MediaItem
 
     jobs = []
@@ -120,7 +120,7 @@ def transcribe_one(checked, audio_opts: "AudioOptions", opts: TranscribeOptions,
     """One file decoded only now (memory stays flat over many files), its pieces sent in order through the
     Runner. A stopped run raises its cause with the transcript of the pieces that arrived on `.partial`."""
     from ..media.audio import open_audio
-    from ..runner import RunStopped
+    from ..core.runner import RunStopped
 
     label = checked.source.label
     track = checked.audio or open_audio(checked.source, what="video")

@@ -1,7 +1,7 @@
 """Run the mmcli command line inside the test process, isolated as a fresh process would be.
 
 A new Python process per CLI test pays every import again (typer, rich, openai, PIL, numpy, cv2, av);
-calling `mmcli.app.main(argv)` in the test process pays them once per worker. What a process gives
+calling `mmcli.cli.app.main(argv)` in the test process pays them once per worker. What a process gives
 for free is rebuilt around each call and undone afterwards:
 
 - the environment: `os.environ` holds exactly the given mapping during the call (Typer reads its
@@ -33,9 +33,9 @@ from typing import Iterator, Mapping, Optional
 # (module, attribute) of every module-level cache in mmcli that outlives one command; a CLI process
 # starts with them empty. tests/test_inprocess_runner.py checks that no module-level cache is missing.
 PROCESS_CACHES = (
-    ("mmcli.client", "_CLIENTS"),  # one SDK client per endpoint (holds a connection pool)
-    ("mmcli.transport", "_CLIENTS"),  # the same, where the HTTP transport keeps them
-    ("mmcli.endpoint", "_LIMITS"),  # context length per endpoint and model
+    ("mmcli.net.openai_routes", "_CLIENTS"),  # one SDK client per endpoint (holds a connection pool)
+    ("mmcli.net.transport", "_CLIENTS"),  # the same, where the HTTP transport keeps them
+    ("mmcli.core.endpoint", "_LIMITS"),  # context length per endpoint and model
 )
 
 # The signals whose handlers a command may change (serve's supervision, Python's own defaults).
@@ -202,7 +202,7 @@ def run_in_process(args: list[str], env: Mapping[str, str], *, stdin: bytes = b"
                    timeout: float = 60, stdout_tty: bool = False, stderr_tty: bool = False
                    ) -> tuple[int, bytes, bytes]:
     """`mmcli ARGS` in this process: (exit status, stdout bytes, stderr bytes)."""
-    from mmcli.app import main
+    from mmcli.cli.app import main
 
     forget_process_caches()
     with ExitStack() as stack:

@@ -96,9 +96,9 @@ def test_guided_schema_keeps_every_box_inside_the_image(family_server, photo):
     """The family's detect schema, made to require boxes (a random model otherwise often answers []):
     every coordinate the server lets through maps inside the original image."""
     import mmcli
-    from mmcli.grounding.coords import space_for, to_original, xy_order
-    from mmcli.grounding.parse import parse_answer
-    from mmcli.models import FAMILIES
+    from mmcli.tasks.detect.coords import space_for, to_original, xy_order
+    from mmcli.tasks.detect.parse import parse_answer
+    from mmcli.families import FAMILIES
     from mmcli.schema import detect_schema
 
     client = mmcli.Client(base_url=family_server.base_url, model=family_server.model,

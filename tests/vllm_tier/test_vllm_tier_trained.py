@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tier_scenes
 import tier_trained
-from mmcli.grounding.draw import colour
+from mmcli.tasks.detect.draw import colour
 from conftest import serve_tiny_model
 from PIL import Image
 from test_vllm_tier_mmcli import run_mmcli

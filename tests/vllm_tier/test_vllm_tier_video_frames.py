@@ -26,7 +26,7 @@ from conftest import prepared_tier
 pytest.importorskip("mmcli")
 pytest.importorskip("cv2")
 
-from mmcli.messages import pair_labels  # noqa: E402
+from mmcli.core.wire import pair_labels  # noqa: E402
 from tests.test_video_fixtures import write_clip  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,11 +186,11 @@ def test_plain_server_gets_at_most_32_frames_and_counts_the_plan(vllm_server, tm
 
 def test_qwen25_reads_the_pair_interval_from_the_timing(tmp_path):
     """What the timing drives in Qwen2.5-VL (the processor vLLM calls): seconds per frame pair."""
-    from mmcli.config import GenerationOptions, Quirks
-    from mmcli.job import Job
+    from mmcli.settings import GenerationOptions, Quirks
+    from mmcli.core.job import Job
     from mmcli.media.item import MediaItem
-    from mmcli.messages import build_request
-    from mmcli.models import FAMILIES
+    from mmcli.core.wire import build_request
+    from mmcli.families import FAMILIES
 
     paths = tier_paths()
     times = [30.0 + 0.5 * i for i in range(8)]

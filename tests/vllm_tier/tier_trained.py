@@ -63,9 +63,9 @@ class StaleModel(RuntimeError):
 
 def spec(family: str) -> dict:
     """Everything the trainer is taught for ``family``, read from mmcli's own prompt code."""
-    from mmcli.grounding.prompts import grounding_prompt
+    from mmcli.tasks.detect.prompts import grounding_prompt
     from mmcli.media.jpeg import JPEG_QUALITY
-    from mmcli.models import family_for_model
+    from mmcli.families import family_for_model
     from mmcli.tasks.docqa import SINGLE_PROMPT
     from tier_scenes import CLIP_FRAMES
 

@@ -1,0 +1,229 @@
+"""The Python API's keyword arguments, checked like the CLI's options and turned into the same option objects."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..settings import CommonOptions, EndpointFlags
+    from ..media.frames import SamplingOptions
+    from ..tasks.detect.jobs import DetectOptions
+    from ..tasks.docqa import DocOptions
+
+Check = Callable[[str, object], object]
+
+# The variables the CLI binds to these options (Typer's envvar=); the API honours them the same way.
+ENV_FLAGS = {"profile": "MMCLI_PROFILE", "base_url": "MMCLI_BASE_URL", "model": "MMCLI_MODEL",
+             "family": "MMCLI_FAMILY", "timeout": "MMCLI_TIMEOUT"}
+
+
+def _bad(name: str, value: object, wanted: str) -> UsageError:
+    return UsageError(f"invalid value for {name}", f"{value!r} is not {wanted}", hint=f"give {name} {wanted}")
+
+
+def whole(low: int, high: Optional[int] = None) -> Check:
+    """A whole number in [low, high]."""
+    wanted = f"a whole number from {low}" + (f" to {high}" if high is not None else " up")
+
+    def check(name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+                or (high is not None and value > high):
+            raise _bad(name, value, wanted)
+        return int(value)
+    return check
+
+
+def real(low: float) -> Check:
+    """A number of at least `low`."""
+    def check(name: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= low:
+            raise _bad(name, value, f"a number of at least {low:g}")
+        return float(value)
+    return check
+
+
+def flag(name: str, value: object) -> bool:
+    """True or False."""
+    if not isinstance(value, bool):
+        raise _bad(name, value, "True or False")
+    return value
+
+
+def text(name: str, value: object) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise _bad(name, value, "a non-empty string")
+    return value
+
+
+def choice(*values: str) -> Check:
+    """One of `values`."""
+    def check(name: str, value: object) -> str:
+        if value not in values:
+            raise _bad(name, value, "one of " + ", ".join(values))
+        return str(value)
+    return check
+
+
+def time_value(name: str, value: object) -> float:
+    """Seconds: a number, or text like 90.5, 1:30 or 1:02:03.5."""
+    from ..media.frames import parse_time
+
+    hint = "use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise UsageError("invalid time", f"{value!r} is neither seconds nor text", where=name, hint=hint)
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise UsageError("invalid time", str(exc), where=f"{name}={value!r}", hint=hint) from None
+
+
+def pages(name: str, value: object) -> str:
+    """A page list: text like "1-4,7", a page number, or page numbers."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = [value]
+    if isinstance(value, (list, tuple, range)):
+        value = ",".join(str(whole(1)(name, n)) for n in value)
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"invalid value for {name}", "the page list is empty",
+                         hint='give pages like "3", "1-4,7" or "10-", or leave pages out for all pages')
+    return value
+
+
+def schema_value(name: str, value: object) -> object:
+    """schema=: a JSON Schema (dict), or what --schema takes (a file path, inline JSON, the short form)."""
+    from ..schema import Schema, check_schema, load_schema
+
+    if isinstance(value, Schema):
+        return value
+    if isinstance(value, dict):
+        check_schema(value, where=name)
+        return Schema(value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        return load_schema(value)
+    raise _bad(name, value, "a JSON Schema (dict), a schema file path, or the short form (str)")
+
+
+COMMON: dict[str, tuple[str, Check]] = {
+    "max_pixels": ("media", whole(1)), "min_pixels": ("media", whole(1)),
+    "max_tokens_per_image": ("media", whole(1)), "lossless": ("media", flag), "pass_url": ("media", flag),
+    "system": ("generation", text), "max_tokens": ("generation", whole(1)),
+    "temperature": ("generation", real(0.0)), "stream": ("generation", flag),
+}
+SAMPLING: dict[str, tuple[str, Check]] = {
+    "fps": ("sampling", real(0.001)), "min_frames": ("sampling", whole(2)), "max_frames": ("sampling", whole(2)),
+    "frames": ("sampling", whole(2)), "start": ("sampling", time_value), "end": ("sampling", time_value),
+    "total_pixels": ("sampling", whole(1)), "max_request_mb": ("sampling", real(0.01)),
+    "transport": ("sampling", choice("frames", "images", "file")), "frame_limit": ("sampling", whole(2)),
+}
+DOCUMENT: dict[str, tuple[str, Check]] = {
+    "pages": ("doc", pages), "dpi": ("doc", whole(10, 1200)), "with_text": ("doc", flag),
+    "pages_per_request": ("doc", whole(1)), "per_page": ("doc", flag), "password_env": ("doc", text),
+    "max_pages": ("doc", whole(1)),
+}
+DETECTION: dict[str, tuple[str, Check]] = {
+    "points": ("detect", flag), "coords": ("detect", choice("abs", "norm1000", "norm1")),
+    "strict": ("detect", flag), "guided": ("detect", flag), "pages": ("detect", pages), "password_env": ("detect", text),
+    "max_pages": ("detect", whole(1)),
+}
+STRUCTURED: dict[str, tuple[str, Check]] = {"schema": ("generation", schema_value)}
+TASKS: dict[str, dict[str, tuple[str, Check]]] = {
+    "ask": {**COMMON, **SAMPLING, **STRUCTURED}, "video": {**COMMON, **SAMPLING, **STRUCTURED},
+    "docqa": {**COMMON, **DOCUMENT, **STRUCTURED}, "detect": {**COMMON, **DETECTION},
+}
+
+# CLI options that have another form in the API, and what to use instead.
+ELSEWHERE = {
+    "json": "results are objects already", "json_output": "results are objects already",
+    "dry_run": "use client.plan(...)", "debug": "errors are exceptions with their traceback",
+    "draw": "use Detections.draw(path)", "crop": "crop from Detections.items[i].bbox",
+    "format": "use Detections.to_coco()", "output_dir": "use Detections.draw(path)",
+    "force": "pass force=True to Detections.draw", "as_": "use transport=", "as": "use transport=",
+    "profile": "pass it to mmcli.Client(...)", "base_url": "pass it to mmcli.Client(...)",
+    "model": "pass it to mmcli.Client(...)", "family": "pass it to mmcli.Client(...)",
+    "api_key_env": "pass it to mmcli.Client(...)", "timeout": "pass it to mmcli.Client(...)",
+    "autostart": "pass it to mmcli.Client(...)", "log": "pass it to mmcli.Client(...) or client.conversation(...)",
+}
+
+
+@dataclass
+class TaskOptions:
+    """A call's keywords as the option objects the tasks take."""
+
+    common: "CommonOptions"
+    sampling: "SamplingOptions"
+    doc: "DocOptions"
+    detect: dict  # DetectOptions needs the target: built by `detect_options`
+
+    def detect_options(self, target: str) -> "DetectOptions":
+        """detect's options for `target`."""
+        from ..tasks.detect.jobs import DetectOptions
+
+        return DetectOptions(target=target, **self.detect)
+
+
+def task_options(task: str, options: dict, flags: "EndpointFlags", dry_run: bool = False) -> TaskOptions:
+    """Check a call's keywords against the CLI's options for `task` and build the option objects."""
+    from ..settings import CommonOptions, GenerationOptions, MediaOptions, OutputOptions
+    from ..media.frames import SamplingOptions
+    from ..tasks.docqa import DocOptions
+
+    known = TASKS[task]
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        instead = "; ".join(f"{n}: {ELSEWHERE[n]}" for n in unknown if n in ELSEWHERE)
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {task}", ", ".join(unknown),
+                         hint=instead or "known options: " + ", ".join(sorted(known)))
+    groups: dict[str, dict] = {"media": {}, "generation": {}, "sampling": {}, "doc": {}, "detect": {}}
+    for name, value in options.items():
+        if value is not None:  # None: the default, as when the CLI option is left out
+            group, check = known[name]
+            groups[group][name] = check(name, value)
+    sampling = SamplingOptions(**groups["sampling"])
+    problems = sampling.problems()
+    if problems:
+        raise UsageError("invalid video options", problems[0])
+    common = CommonOptions(endpoint=flags, media=MediaOptions(**groups["media"]),
+                           generation=GenerationOptions(**groups["generation"]),
+                           output=OutputOptions(dry_run=dry_run))
+    return TaskOptions(common, sampling, DocOptions(**groups["doc"]), groups["detect"])
+
+
+CLIENT_CHECKS: dict[str, Check] = {"profile": text, "base_url": text, "model": text, "family": text,
+                                   "api_key_env": text, "timeout": real(0.0), "autostart": flag,
+                                   "log": flag}
+
+
+def endpoint_flags(given: dict, environ: Mapping[str, str]) -> "EndpointFlags":
+    """The Client's endpoint keywords, else their MMCLI_* variables (as the CLI reads them), else unset."""
+    from ..settings import EndpointFlags
+
+    values = {}
+    for name, check in CLIENT_CHECKS.items():
+        value = given.get(name)
+        if value is not None:
+            values[name] = check(name, value)
+        elif environ.get(ENV_FLAGS.get(name, "")):
+            values[name] = _from_env(name, environ[ENV_FLAGS[name]])
+            if name == "family":
+                values["family_source"] = "env"
+    return EndpointFlags(**values)
+
+
+def _from_env(name: str, value: str) -> object:
+    if name != "timeout":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError("invalid MMCLI_TIMEOUT", f"{value!r} is not a number of seconds",
+                         hint="unset it or give seconds, e.g. MMCLI_TIMEOUT=300") from None

@@ -1,0 +1,265 @@
+"""The Python API's many-file runs: `Client.each` and `Client.batch`, the same jobs, workers, results file and
+resume as `--each` and `mmcli batch` (mmcli.batch), with each job's results line handed back as it finishes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional
+
+from ..batch.results import Sink
+from ..errors import UsageError
+from ..events import Events
+
+if TYPE_CHECKING:
+    from ..batch.progress import Tally
+    from ..batch.results import ResultsFile
+    from ..batch.work import BatchFlags, Work
+    from ..settings import CommonOptions, Settings
+
+COMMANDS = ("ask", "video", "docqa", "detect")
+TASK_HINT = 'each task is a dict like {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption"}'
+_END = object()
+
+
+class _Feed(Sink):
+    """Each whole line goes to the results file (when there is one), then to the reader of the Jobs."""
+
+    def __init__(self, file: Optional["ResultsFile"]) -> None:
+        super().__init__()
+        self.file = file
+        self.path = file.path if file is not None else None
+        self.previous = file.previous if file is not None else {}
+        self.lines: "queue.Queue[object]" = queue.Queue()
+
+    def write(self, record: dict) -> bool:
+        """The line kept in the file, then handed on; False once the run was stopped (the line is dropped)."""
+        with self.lock:
+            if self.closed or (self.file is not None and not self.file.write(record)):
+                return False
+            self.lines.put(record)
+            return True
+
+    def close(self) -> None:
+        """Take no more lines; the results file is closed (and its lock released)."""
+        with self.lock:
+            self.closed = True
+        if self.file is not None:
+            self.file.close()
+
+    def raise_if_lost(self) -> None:
+        """Exit 9 when some lines could not be written to the file (the reader had them all)."""
+        if self.file is not None:
+            self.file.raise_if_lost()
+
+
+class _Kept(Events):
+    """Where a results file's lines go when the file cannot take them: nowhere, the reader has them already."""
+
+    def json_line(self, payload: dict) -> None:
+        """Already handed to the reader."""
+
+
+class Jobs:
+    """The results of a many-file run as its jobs finish: each item is the dict a results line holds (id,
+    command, sources, prompt, the task's fields or `error`, warnings, seconds). Nothing is sent until the
+    first item is asked for; leaving the loop (or Ctrl-C) stops the run, keeps the lines already written and
+    closes the results file. `tally` counts what was done, failed and skipped."""
+
+    def __init__(self, works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
+                 title: str, environ: Optional[Mapping[str, str]] = None) -> None:
+        self._works, self._settings, self._common, self._flags = works, settings, common, flags
+        self._title, self._environ = title, environ
+        self.tally: Optional["Tally"] = None
+        self._lines = self._run()
+
+    def __iter__(self) -> "Jobs":
+        return self
+
+    def __next__(self) -> dict:
+        return next(self._lines)
+
+    def __enter__(self) -> "Jobs":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the run: no new jobs; the lines written so far stay, the results file is closed."""
+        self._lines.close()
+
+    @property
+    def failed(self) -> int:
+        """How many jobs failed in this run (their items carry `error`)."""
+        return self.tally.failed if self.tally is not None else 0
+
+    def check(self) -> None:
+        """Raise mmcli.JobsFailed (exit 8, as the CLI) when a job failed in this run or before it."""
+        from ..errors import JobsFailed
+
+        tally = self.tally
+        if tally is not None and tally.failed + tally.failed_before:
+            raise JobsFailed(f"{tally.failed + tally.failed_before} of {tally.total} job(s) failed",
+                             where=str(self._flags.output or ""),
+                             hint="each failed item has an error field; run again with the same output to finish, "
+                                  "with retry_failed=True to try the failed jobs again")
+
+    def _run(self) -> Iterator[dict]:
+        from ..batch.engine import Engine
+        from ..batch.results import ResultsFile
+        from ..batch.run import start_batch
+
+        events = _Kept()
+        feed = _Feed(ResultsFile(self._flags.output, events) if self._flags.output is not None else None)
+        engine = None
+        try:
+            batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
+                                             self._title, self._environ)
+            self.tally = batch.progress.tally
+            engine = Engine(self._works, batch.handle, concurrency)
+            threading.Thread(target=_work, args=(engine, feed), name="mmcli-jobs", daemon=True).start()
+            while True:
+                line = _next_line(feed)
+                if line is _END:
+                    break
+                yield line
+            if engine.crash is not None:
+                raise engine.crash
+        finally:
+            if engine is not None:
+                engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
+            feed.close()
+        feed.raise_if_lost()
+
+
+def _work(engine, feed: _Feed) -> None:
+    """Every job on the engine's workers (no Ctrl-C lands in this thread: the reader's gets it), then the end."""
+    try:
+        engine.run(lambda in_flight: None, feed.close)
+    except BaseException:  # noqa: BLE001 - not hidden: engine.crash holds it and the reader raises it
+        pass
+    finally:
+        feed.lines.put(_END)
+
+
+def _next_line(feed: _Feed) -> object:
+    """The next line; the wait wakes up often, so Ctrl-C in the reader's thread is felt at once."""
+    while True:
+        try:
+            return feed.lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
+def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False) -> "BatchFlags":
+    """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive."""
+    from .keywords import flag, whole
+    from ..batch.guard import refuse_device
+    from ..batch.work import BatchFlags
+
+    if output is not None:
+        if not isinstance(output, (str, os.PathLike)) or not os.fspath(output):
+            raise UsageError("output must be a file name", f"got {output!r}", hint='e.g. output="results.jsonl"')
+        output = Path(output)
+        refuse_device(output, "output")
+    return BatchFlags(each=True, concurrency=None if concurrency is None else whole(1, 256)("concurrency", concurrency),
+                      output=output, retry_failed=flag("retry_failed", retry_failed),
+                      recursive=flag("recursive", recursive))
+
+
+def paths(inputs: list, what: str) -> list[str]:
+    """Inputs of a many-file run as the CLI takes them: paths and URLs (each job is named by them)."""
+    named = []
+    for spec in inputs:
+        if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):
+            raise UsageError(f"{what} takes paths and URLs", f"got {type(spec).__name__}",
+                             hint="save images and arrays to files first, or ask about them one at a time")
+        named.append(os.fspath(spec))
+    return named
+
+
+def each(flags_in: dict, task: str, inputs: list, prompt: str, parsed, environ=None) -> Jobs:
+    """`--each` from Python: one job per input (a folder: its media files), the same ids as the CLI's."""
+    from ..batch.run import each_works
+    from ..settings import resolve_settings
+
+    flags = batch_flags(**flags_in)
+    works = each_works(task, paths(inputs, "each"), prompt, parsed.common, flags.recursive,
+                       _task_options(task, prompt, parsed))
+    return _jobs(works, resolve_settings(parsed.common.endpoint, environ), parsed.common, flags, f"{task} --each",
+                 environ)
+
+
+def _task_options(task: str, prompt: str, parsed):
+    """What `--each` hands each job, as the CLI's commands do (ask: nothing of its own)."""
+    if task == "ask":
+        return None
+    if task == "video":
+        return parsed.sampling
+    if task == "docqa":
+        return parsed.doc
+    return parsed.detect_options(prompt)
+
+
+def _jobs(works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags", title: str,
+          environ=None) -> Jobs:
+    from ..batch.guard import input_files, refuse_reading_files
+
+    refuse_reading_files(flags.output, input_files(works), "output")
+    return Jobs(works, settings, common, flags, title, environ)
+
+
+def batch(tasks, flags_in: dict, parse, settings: "Settings") -> Jobs:
+    """`mmcli batch` from Python: each task a dict like a tasks-file line ({"command", "inputs", "prompt", "id",
+    options as keywords}); a bad task is refused, naming it, before anything is sent."""
+    from dataclasses import replace
+
+    from ..batch.work import Work, numbered_copies
+
+    flags = replace(batch_flags(**flags_in), each=False)
+    if isinstance(tasks, (str, bytes, dict)) or not hasattr(tasks, "__iter__"):
+        raise UsageError("tasks must be a list of dicts", f"got {type(tasks).__name__}",
+                         hint=TASK_HINT)
+    works, seen = [], {}
+    for number, task in enumerate(tasks, start=1):
+        try:
+            command, inputs, prompt, given_id, parsed = _task(task, parse)
+        except UsageError as exc:
+            raise UsageError(f"task {number}: {exc.what}", exc.why, where=exc.where, hint=exc.hint or TASK_HINT) from None
+        if given_id is not None and given_id in seen:
+            raise UsageError(f"task {number}: id {given_id!r} is also task {seen[given_id]}",
+                             hint="give every task its own id, or none")
+        if given_id is not None:
+            seen[given_id] = number
+        works.append(Work(command, tuple(inputs), prompt, parsed.common.media, parsed.common.generation,
+                          _task_options(command, prompt, parsed), given_id=given_id))
+    if not works:
+        raise UsageError("no task to run", hint=TASK_HINT)
+    common = parsed.common
+    return _jobs(numbered_copies(works), settings, common, flags, "batch")
+
+
+def _task(task: object, parse) -> tuple:
+    """One task's command, inputs, prompt, id and options, checked as the commands' keywords are."""
+    if not isinstance(task, dict):
+        raise UsageError("not a dict", f"got {type(task).__name__}")
+    options = {key.replace("-", "_"): value for key, value in task.items()}
+    command = options.pop("command", None)
+    if command not in COMMANDS:
+        raise UsageError("unknown command", repr(command), hint="use " + ", ".join(COMMANDS))
+    inputs = options.pop("inputs", [])
+    inputs = paths([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), "a task")
+    prompt = options.pop("prompt", None)
+    if prompt is None and command == "video":
+        from ..tasks import DEFAULT_VIDEO_PROMPT
+
+        prompt = DEFAULT_VIDEO_PROMPT
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UsageError("the task has no prompt", hint='give one as "prompt"')
+    given_id = options.pop("id", None)
+    if given_id is not None and (not isinstance(given_id, str) or not given_id):
+        raise UsageError("'id' must be a non-empty string")
+    return command, inputs, prompt, given_id, parse(command, options)

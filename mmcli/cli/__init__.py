@@ -1,0 +1,1 @@
+"""The command line: Typer, the options, the commands and everything that prints."""

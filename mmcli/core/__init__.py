@@ -1,0 +1,1 @@
+"""The one job model: inputs, endpoint, job, wire format, plan, runner, driver."""

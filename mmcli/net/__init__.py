@@ -1,0 +1,1 @@
+"""The only HTTP code: the transport, requests and replies, endpoint errors, downloads."""

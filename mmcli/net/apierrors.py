@@ -1,0 +1,183 @@
+"""How an endpoint's failures read: HTTP failures become MmcliErrors with hints, secrets kept out."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Optional
+
+from ..settings import Endpoint
+from ..urls import is_loopback, masked_text, masked_url
+from ..errors import EndpointUnavailable, MmcliError, RequestRejected
+from .replies import BadReply, summarise
+
+# The longest Retry-After waited for (Ctrl-C ends any wait); a longer one gets the usual backoff and, if the
+# endpoint still refuses, is named in the error's hint.
+RETRY_AFTER_CAP = 300.0
+# Statuses that may pass if asked again; others (501 Not Implemented, 505, ...) will not.
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+BROKEN_REPLY_HINT = ("the server accepted the connection but did not send a complete reply: check its log, "
+                     "and that --base-url points at an OpenAI-compatible endpoint")
+
+
+class StatusFailure(Exception):
+    """A reply with an HTTP error status, its body read (`body` is its JSON when it parses, else None)."""
+
+    def __init__(self, response, content: Optional[bytes] = None) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.status_code = response.status_code
+        self.content = response.content if content is None else content  # (the first MAX_ERROR_BYTES of it)
+        try:
+            self.body = json.loads(self.content) if self.content else None
+        except ValueError:
+            self.body = None
+
+
+class ConnectionFailure(Exception):
+    """No usable reply: the connection failed or broke off; the httpx error is the cause."""
+
+
+def redact(text: str, endpoint: Endpoint) -> str:
+    """`text` with the API key and every URL's password removed, whatever the server or library echoed back."""
+    key = endpoint.api_key
+    if key and len(key) >= 4:
+        text = text.replace(key, "***")
+    return masked_text(text)
+
+
+def retry_after(response) -> Optional[float]:
+    """Seconds a Retry-After header asks for, or None when absent or not a plain number of seconds."""
+    header = response.headers.get("retry-after") if response is not None else None
+    # delay-seconds is digits (RFC 9110); nan, inf, -1, 1e9 and HTTP dates are not trusted.
+    match = re.fullmatch(r"\s*(\d{1,12}(?:\.\d+)?)\s*", header or "")
+    return float(match.group(1)) if match else None
+
+
+MESSAGE_CHARS = 500  # a server's error message is cut here: shown on one line, and kept in the history
+
+
+def _api_message(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return _cut(str(inner["message"]))
+        if isinstance(inner, str):
+            return _cut(inner)
+        if body.get("message"):
+            return _cut(str(body["message"]))
+    content = getattr(exc, "content", None)
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(exc)
+    return summarise(text, 200) or "no details"
+
+
+def _cut(message: str) -> str:
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    return f"{message[:MESSAGE_CHARS]}... ({len(message) - MESSAGE_CHARS:,} more characters)"
+
+
+_HINTS = [
+    (re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I),
+     "send at most {0} {1}(s) per request, or restart the server with a higher limit "
+     "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
+    (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
+     "the request does not fit the model's context: lower --max-pixels or send fewer images"),
+    (re.compile(r"exceeds the pre-allocated encoder cache size (\d+)", re.I),
+     "the server takes at most {0} visual tokens in one image or video: send a smaller video (fewer --frames, "
+     "or a --total-pixels of at most {0} x 28 x 28 for Qwen2/2.5-VL, {0} x 32 x 32 for Qwen3-VL), or restart vLLM "
+     "with a larger encoder cache (--max-num-batched-tokens N; mmcli serve sizes it for the client's default video)"),
+    (re.compile(r"json[ _]?schema|response_format|structured.output|grammar|regex", re.I),
+     "the endpoint cannot use this --schema (or detect's guided boxes): simplify the schema (keywords its grammar "
+     "backend lacks), use detect --no-guided, or set structured_output = \"none\" in the profile"),
+    (re.compile(r"Failed to load image|cannot identify image", re.I),
+     "the server could not read an image; check the input file"),
+]
+
+
+def map_api_error(exc, endpoint: Endpoint) -> MmcliError:
+    """The MmcliError (with hint) for a failed request (StatusFailure or ConnectionFailure)."""
+    where = masked_url(endpoint.base_url)
+    if isinstance(exc, ConnectionFailure):
+        return _connection_error(exc, endpoint, where)
+    code = getattr(exc, "status_code", 0)
+    message = redact(_api_message(exc), endpoint)
+    if code >= 500:
+        return _server_error(code, message, where)
+    hint = _hint_for(code, message)
+    if code == 429:
+        seconds = retry_after(getattr(exc, "response", None))
+        if seconds is not None and seconds > RETRY_AFTER_CAP:
+            hint = f"the endpoint asks to wait {seconds:g} s before trying again"
+    if code == 404 and not endpoint.base_url.rstrip("/").endswith("/v1"):
+        hint = f"OpenAI-compatible endpoints usually end in /v1: try --base-url {where}/v1"
+    error = RequestRejected(f"request rejected (HTTP {code})", message, where=where, hint=hint)
+    error.status_code = code
+    return error
+
+
+def _connection_error(exc, endpoint: Endpoint, where: str) -> MmcliError:
+    import httpx2
+
+    cause = exc.__cause__ or exc
+    why = redact(str(cause) or type(cause).__name__, endpoint)
+    if isinstance(cause, httpx2.DecodingError):
+        return BadReply(f"the reply cannot be decoded: {why}", where=where)
+    if isinstance(cause, httpx2.TooManyRedirects):
+        return EndpointUnavailable("the endpoint redirects in a loop", why, where=where,
+                                   hint="check --base-url: the server sends every request elsewhere and never answers "
+                                        "(a proxy or a login page?)")
+    if isinstance(cause, (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)):
+        return EndpointUnavailable("the server broke off its reply", why, where=where, hint=BROKEN_REPLY_HINT)
+    return EndpointUnavailable("cannot reach the endpoint", why, where=where, hint=unreachable_hint(endpoint))
+
+
+def _server_error(code: int, message: str, where: str) -> MmcliError:
+    if code in TRANSIENT_STATUS:
+        return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
+                                   hint="the server may be overloaded or crashed; try again later")
+    if code == 501:
+        return EndpointUnavailable("the server does not implement this request (HTTP 501)", message, where=where,
+                                   hint="check that --base-url points at an OpenAI-compatible endpoint")
+    return EndpointUnavailable(f"the server failed (HTTP {code})", message, where=where,
+                               hint="this is not a passing failure: check the server's log and --base-url")
+
+
+def message_hint(message: str) -> str:
+    """The hint for a server's error message alone (e.g. one sent mid-stream, with no status code)."""
+    return _hint_for(0, message)
+
+
+def _hint_for(code: int, message: str) -> str:
+    for pattern, hint in _HINTS:
+        match = pattern.search(message)
+        if match:
+            return hint.format(*match.groups())
+    if code in (401, 403):
+        return "check the API key: MMCLI_API_KEY, --api-key-env NAME, or the profile's api_key_env"
+    if code == 404:
+        return "check --model against the models the server lists at GET /v1/models"
+    if code == 413:
+        return "the request is too large for the server: lower --max-pixels or send fewer images"
+    if code == 429:
+        return "the endpoint is rate-limiting; wait a little and try again"
+    return ""
+
+
+def unreachable_hint(endpoint: Endpoint) -> str:
+    """What to do when nothing answers at the endpoint."""
+    dry_run = "; --dry-run shows what would be sent without a server"
+    if not is_loopback(endpoint.base_url):
+        return "check that the server is running and the URL is right (--base-url / --profile)"
+    from urllib.parse import urlsplit
+
+    port = urlsplit(endpoint.base_url).port or 80
+    if endpoint.profile.name == "local":
+        flag = "" if port == 8000 else f" --port {port}"
+        from ..server.defaults import CPU_INSTALL, GPU_INSTALL
+
+        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
+                f"{CPU_INSTALL} without, see docs/install.md; `mmcli doctor` checks this machine), "
+                "or pick another endpoint with --base-url / --profile" + dry_run)
+    return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

@@ -1,0 +1,154 @@
+"""The package's layers hold: every import (at the top, inside functions, under TYPE_CHECKING) runs down or
+sideways, but for a short list of known exceptions; no import cycle; no two modules share a name.
+
+Layers, highest first (ARCHITECTURE.md draws them): cli > api > batch > tasks > core > media, net, server >
+the ground floor (settings, families, presets, errors, events, files, urls, limits, switches, terminal)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mmcli"
+
+# the first prefix that matches a module names its layer; anything else in the package is the ground floor
+LAYERS = [
+    (6, "cli", ("mmcli.cli", "mmcli.__main__")),
+    (5, "api", ("mmcli.api",)),
+    (4, "batch", ("mmcli.batch",)),
+    (3, "tasks", ("mmcli.tasks",)),
+    (2, "core", ("mmcli.core",)),
+    (1, "media/net/server", ("mmcli.media", "mmcli.net", "mmcli.server")),
+]
+GROUND = (0, "ground")
+
+# importer -> imported: the imports allowed to run up a layer, each with why (at most 6)
+UPWARD_ALLOWED = {
+    ("mmcli.batch.run", "mmcli.cli.output.render"): "--each is reached only from the CLI; run_each builds its Output",
+    ("mmcli.core.driver", "mmcli.tasks.specs"): "type hints only: the driver runs a TaskSpec and its Planned jobs",
+}
+
+# a name may repeat only between a command's module and its task's (cli/commands/X.py, tasks/X.py or tasks/X/,
+# and the same role inside each task's folder, such as tasks/detect/jobs.py and tasks/embed/jobs.py)
+SHARED_NAMES_MAY_LIVE_IN = ("mmcli/cli/commands/", "mmcli/tasks/")
+
+
+def module_name(path: Path) -> str:
+    """mmcli/a/b.py -> mmcli.a.b; a package's __init__.py -> the package."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by its dotted name."""
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(module: str) -> tuple[int, str]:
+    """The layer a module belongs to."""
+    for rank, name, prefixes in LAYERS:
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return rank, name
+    return GROUND
+
+
+def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str, path: Path, known: dict, top_level_only: bool = False) -> set[str]:
+    """The package's modules that `module` imports: anywhere in it, or only those run when it is imported."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = _top_level(tree) if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "mmcli"}
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(module, path.name == "__init__.py", node)
+            if base.split(".")[0] != "mmcli":
+                continue
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+    return {name for name in found if name in known and name != module}
+
+
+def _top_level(tree: ast.Module):
+    """Import statements run when the module is imported: outside functions and TYPE_CHECKING blocks."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        yield node
+        todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+
+
+def upward_imports() -> dict[tuple[str, str], str]:
+    """Every import from a lower layer to a higher one: (importer, imported) -> "low -> high"."""
+    known = modules()
+    found = {}
+    for module, path in known.items():
+        low = layer(module)
+        for target in imports(module, path, known):
+            high = layer(target)
+            if high[0] > low[0]:
+                found[(module, target)] = f"{low[1]} -> {high[1]}"
+    return found
+
+
+def test_imports_run_down_the_layers_but_for_a_short_known_list():
+    found = upward_imports()
+    unexpected = {pair: how for pair, how in found.items() if pair not in UPWARD_ALLOWED}
+    assert unexpected == {}, "imports running up a layer (move the code down, or pass what it needs in):\n" + \
+        "\n".join(f"  {a} imports {b} ({how})" for (a, b), how in sorted(unexpected.items()))
+    assert len(UPWARD_ALLOWED) <= 6
+    stale = set(UPWARD_ALLOWED) - set(found)
+    assert not stale, f"allowed upward imports that no longer exist (remove them from the list): {sorted(stale)}"
+
+
+def test_no_import_cycle_among_what_runs_at_import():
+    known = modules()
+    graph = {module: imports(module, path, known, top_level_only=True) for module, path in known.items()}
+    # a package's __init__ runs before its modules: an edge to a package is an edge to its __init__
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_no_two_modules_share_a_name_but_a_command_and_its_task():
+    by_name = defaultdict(list)
+    for path in PACKAGE.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            by_name[path.stem].append(path.relative_to(PACKAGE.parent).as_posix())
+    clashes = {name: sorted(paths) for name, paths in by_name.items()
+               if len(paths) > 1 and not all(p.startswith(SHARED_NAMES_MAY_LIVE_IN) for p in paths)}
+    assert clashes == {}
+
+
+def test_the_layer_table_knows_every_folder_of_the_package():
+    # a new folder is given a layer here before it holds code, so nothing lands on the ground floor by accident
+    folders = {module_name(p) for p in PACKAGE.glob("*/__init__.py")}
+    unplaced = {folder for folder in folders if layer(folder) == GROUND}
+    assert unplaced == set()
