@@ -67,3 +67,9 @@ def test_bash_completion_offers_subcommands_and_options():
 def test_completion_scripts_are_thin_shims():
     bash = (ROOT / "completions" / "mmcli.bash").read_text()
     assert "_MMCLI_COMPLETE=complete_bash" in bash and "ask" not in bash  # asks the program at TAB time
+
+
+def test_defaults_read_as_the_help_shows_them():
+    # An Enum default (--engine, --backend, transcribe's --format) is its value, never "EngineName.local".
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert not re.search(r"(EngineName|RayBackend|TranscriptFormat)\.", text)

@@ -67,7 +67,7 @@ def _default_text(param) -> str:
         return param.opts[0] if default else param.secondary_opts[0]
     if default is False or callable(default) or default == () or default == []:
         return ""
-    return str(default)
+    return str(getattr(default, "value", default))  # an Enum's default as --help shows it
 
 
 def _option_doc(param) -> OptionDoc:
