@@ -206,7 +206,10 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
     from jsonschema.exceptions import best_match
 
     try:
-        value = json.loads(_unfenced(text))
+        value = json.loads(_unfenced(text), parse_float=_finite, parse_constant=_no_constant)
+    except _NotFinite as exc:
+        raise OutputUnparseable("the answer does not match the schema", f"{exc} is not a number JSON can hold",
+                                hint="the raw answer is kept") from None
     except RecursionError:
         raise OutputUnparseable("the answer does not match the schema", "its JSON is nested too deeply",
                                 hint="the raw answer is kept") from None
@@ -231,6 +234,23 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
                                 hint="the raw answer is kept; a server that constrains its output to the "
                                      "schema (vLLM, OpenAI) avoids this")
     return value
+
+
+class _NotFinite(ValueError):
+    """A number in an answer that JSON cannot write back (NaN, Infinity, 1e999)."""
+
+
+def _finite(text: str) -> float:
+    import math
+
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFinite(text)
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)
 
 
 def _unfenced(text: str) -> str:

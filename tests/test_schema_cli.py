@@ -33,6 +33,14 @@ def ask(mmcli, server, *args):
     return mmcli("ask", *args, "--base-url", server.base_url)
 
 
+@pytest.mark.parametrize("number", ["1e999", "NaN", "-Infinity"])
+def test_a_number_json_cannot_hold_is_a_mismatch_not_invalid_json_on_stdout(mmcli, server, photo, number):
+    server.script(Reply('{"total": %s, "currency": "EUR", "date": "x"}' % number))
+    run = ask(mmcli, server, photo, "read the receipt", "--schema", "total float, currency, date")
+    assert_clean_error(run, 7, "does not match the schema", number)
+    assert "Infinity" not in run.stdout.replace(number, "") and "NaN" not in run.stdout.replace(number, "")
+
+
 def test_short_form_is_sent_as_response_format_and_the_object_printed(mmcli, server, photo):
     server.script(Reply('{"total": 12.5, "currency": "EUR", "date": "2026-01-02"}'))
     run = ask(mmcli, server, photo, "read the receipt", "--schema", "total float, currency, date")
