@@ -126,6 +126,18 @@ def test_module_form_passes_the_model_as_a_flag():
     assert flag(argv, "--model") == "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
+def test_guided_answers_come_without_padding_unless_the_user_configures_them():
+    import json
+
+    assert json.loads(flag(command().argv, "--structured-outputs-config")) == \
+        {"backend": "xgrammar", "disable_any_whitespace": True}
+    for own in (("--structured-outputs-config", '{"backend": "guidance"}'),
+                ("--structured_outputs_config.backend", "guidance"), ("--structured-outputs-config={}",)):
+        argv = command(extra_args=own).argv
+        assert argv[-len(own):] == list(own) and argv.count("--structured-outputs-config") == own.count(
+            "--structured-outputs-config")
+
+
 def test_passthrough_goes_last_and_safety_flags_cannot_be_overridden():
     argv = command(extra_args=("--quantization", "fp8")).argv
     assert argv[-2:] == ["--quantization", "fp8"]

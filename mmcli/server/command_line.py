@@ -26,6 +26,8 @@ DEVICES = ("auto", "cuda", "cpu")
 # vLLM cuts a frame list to its first 32 frames unless told otherwise: -1 keeps them all, so the frames
 # a client planned (and paid the upload for) are the frames the model sees.
 MEDIA_IO_KWARGS = {"video": {"num_frames": -1}}
+# disable_any_whitespace needs a named backend (vLLM refuses it with "auto"); xgrammar is the one vLLM picks first.
+STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
 _TRUST_HINT = "mmcli serve allows per-request media_io_kwargs while the server listens on loopback only"
 # Flags mmcli sets itself; passing them after `--` would silently undo a safety default or make
 # what mmcli records about the server (and tells clients) wrong.
@@ -294,6 +296,7 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher,
         argv.append("--trust-request-mm-kwargs")
     argv += ["--no-enable-log-requests", "--disable-uvicorn-access-log"]
     argv += embedding_flags(opts, model)
+    argv += [] if opts.embed else structured_output_flags(opts.extra_args)
     argv += list(opts.extra_args)
     env = {"VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0"}
     kv_cache_gib = opts.cpu_kv_cache_gib if opts.cpu_kv_cache_gib is not None else (cpu.kv_cache_gib if cpu else None)
@@ -308,6 +311,14 @@ def build_command(opts: ServeOptions, model: ModelChoice, launcher: Launcher,
     return ServerCommand(argv=argv, env=env, env_defaults=defaults, model=model, host=opts.host,
                          port=opts.port, needs_key=opts.require_key or not loopback,
                          frame_limit=None, request_mm_kwargs=loopback, video_item_tokens=video_tokens)
+
+
+def structured_output_flags(extra: tuple[str, ...]) -> list[str]:
+    """Guided answers without padding: JSON grammars allow whitespace anywhere, and a small model (or any
+    model on a CPU) can fill its whole token budget with it. Left out when the user sets the option after --."""
+    if any((vllm_option_name(arg) or "").startswith("--structured-outputs") for arg in extra):
+        return []
+    return ["--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS)]
 
 
 def embedding_flags(opts: ServeOptions, model: ModelChoice) -> list[str]:
