@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import OutputUnparseable, UsageError
+from .files import small_text_file
+from .schema_refs import endless_ref, remote_ref
 
 SHORT_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 SHORT_HINT = ("the short form is fields separated by commas (or lines): name [type][: description], types "
@@ -52,15 +54,12 @@ def load_schema(value: str) -> Schema:
         schema, name = _json(text, "--schema"), "answer"
     elif _looks_like_file(text):
         path = Path(text).expanduser()
+        hint = "give a JSON Schema file, inline JSON, or the short form"
         try:
-            if path.is_file() and path.stat().st_size > MAX_SCHEMA_BYTES:
-                raise UsageError("the schema file is too large", f"over {MAX_SCHEMA_BYTES >> 20} MiB", where=text,
-                                 hint="give the JSON Schema itself, not data")
-            data = path.read_text(encoding="utf-8")
+            data = small_text_file(path, MAX_SCHEMA_BYTES, "the schema file", hint)
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
-            raise UsageError("cannot read the schema file", why, where=text,
-                             hint="give a JSON Schema file, inline JSON, or the short form") from None
+            raise UsageError("cannot read the schema file", why, where=text, hint=hint) from None
         schema, name = _json(data, text), _safe_name(path.stem)
     else:
         schema, name = short_schema(text), "answer"
@@ -107,30 +106,21 @@ def check_schema(schema: dict, where: str = "--schema") -> None:
                          where=where, hint="see https://json-schema.org/understanding-json-schema") from None
     except RecursionError:
         raise UsageError("invalid JSON Schema", "nested too deeply", where=where) from None
-    remote = _remote_ref(schema)
+    remote = remote_ref(schema)
     if remote is not None:
         raise UsageError("invalid JSON Schema", f"$ref {_short(remote)!r} points outside the schema", where=where,
                          hint="only references inside the schema (#/$defs/...) can be used; nothing is fetched")
-
-
-def _remote_ref(node: Any) -> Optional[str]:
-    """The first $ref that does not point inside the schema itself, if any."""
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and not ref.startswith("#"):
-                return ref
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return None
+    endless = endless_ref(schema)
+    if endless is not None:
+        raise UsageError("invalid JSON Schema", f"at {_position(endless)}: $ref leads back to itself without end",
+                         where=where, hint="a schema may refer to itself only below a property or an item")
 
 
 def _position(path) -> str:
+    from .terminal import strip_controls
+
     parts = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    return "$" + parts
+    return "$" + strip_controls(parts)  # property names come from the schema file: no escape sequence passes
 
 
 def _short(text: str) -> str:

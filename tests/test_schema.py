@@ -7,7 +7,8 @@ import json
 import pytest
 
 from mmcli.errors import OutputUnparseable, UsageError
-from mmcli.schema import detect_schema, flatten, guided_boxes, load_schema, parse_answer, short_schema
+from mmcli.schema import (check_schema, detect_schema, flatten, guided_boxes, load_schema, parse_answer,
+                          short_schema)
 
 
 def test_short_form_types_arrays_and_descriptions():
@@ -89,3 +90,42 @@ def test_detect_schema_bounds_follow_the_space():
     assert guided_boxes("qwen3-vl", "json_schema", None, "norm1000", (1, 1)).check is False
     with pytest.raises(UsageError):
         guided_boxes("qwen3-vl", "none", True, "norm1000", (1, 1))
+
+
+@pytest.mark.parametrize("schema", [
+    {"$ref": "#"},
+    {"properties": {"a": {"$ref": "#/properties/a"}}},
+    {"$ref": "#/$defs/a", "$defs": {"a": {"allOf": [{"$ref": "#"}]}}},
+])
+def test_a_ref_that_comes_back_to_itself_without_end_is_refused(schema):
+    with pytest.raises(UsageError) as refused:
+        check_schema(schema)
+    assert "leads back to itself without end" in refused.value.message()
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"child": {"$ref": "#"}}},  # a tree: ends with the answer's depth
+    {"type": "array", "items": {"$ref": "#"}},
+    {"$defs": {"n": {"type": "number"}}, "properties": {"a": {"$ref": "#/$defs/n"}}},
+])
+def test_refs_that_step_down_into_the_answer_are_allowed(schema):
+    check_schema(schema)
+
+
+def test_a_schema_file_that_is_a_fifo_or_device_is_refused_without_waiting(tmp_path):
+    import os
+
+    fifo = tmp_path / "schema.json"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        with pytest.raises(UsageError) as refused:
+            load_schema(path)
+        assert "not a regular file" in refused.value.message()
+
+
+def test_escape_sequences_in_property_names_never_reach_the_error(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"properties": {"\\u001b]0;pwn\\u0007x": {"type": "striing"}}}')
+    with pytest.raises(UsageError) as refused:
+        load_schema(str(path))
+    assert "\x1b" not in refused.value.message() and "\x07" not in refused.value.message()
