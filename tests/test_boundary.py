@@ -92,6 +92,17 @@ def test_dry_run_into_a_closed_pipe_exits_141(clean_env, tmp_path, extra):
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize("extra", [(), ("--json",)])
+def test_a_dry_run_with_stdout_closed_exits_141_not_an_internal_error(clean_env, tmp_path, extra):
+    # `mmcli ... >&-`: the process starts without fd 1, and Python leaves sys.stdout as None.
+    photo = media.make_small_png(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "mmcli", "ask", str(photo), "q", "--dry-run", *extra],
+                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=clean_env, cwd=ROOT, timeout=60,
+                          text=True, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 141, done.stderr
+    assert "internal error" not in done.stderr
+
+
 @pytest.mark.parametrize("args", [["--help"], ["ask", "--help"], ["--version"]])
 def test_help_and_version_into_a_closed_pipe_exit_141(clean_env, args):
     done = _run_into_closed_pipe(args, clean_env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 import threading
@@ -296,9 +297,26 @@ def _env_debug() -> bool:
     return os.environ.get("MMCLI_DEBUG", "") not in ("", "0")
 
 
+class _ClosedStream(io.TextIOBase):
+    """Standard output or error started closed (`>&-`): Python leaves None there. Writing is a closed pipe."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "the stream is closed")
+
+    def fileno(self) -> int:
+        raise BrokenPipeError(errno.EPIPE, "the stream is closed")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI and return its exit status."""
     state = RunState(debug=_env_debug())
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
+    if sys.stderr is None:
+        sys.stderr = _ClosedStream()
     try:
         return _invoke(list(sys.argv[1:] if argv is None else argv), state)
     except MmcliError as error:
