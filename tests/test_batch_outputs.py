@@ -52,6 +52,27 @@ def test_output_naming_an_input_is_refused_before_anything_is_sent(mmcli, server
     assert photos[1].read_bytes() == before and server.requests == []
 
 
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)), b"my notes\n",
+                                     b'{"a": 1}\n{"b": 2}\n'])
+def test_results_are_appended_only_to_a_results_file(mmcli, server, tmp_path, content):
+    (photo,) = make_images(tmp_path / "album", 1)
+    other = tmp_path / "other.png"
+    other.write_bytes(content)
+    run = mmcli("ask", "--each", photo, "caption", "-o", other, "--base-url", server.base_url)
+    assert_clean_error(run, 2, "not a results file")
+    assert other.read_bytes() == content and server.requests == []
+
+
+def test_a_results_file_torn_on_its_first_line_is_resumed(mmcli, server, tmp_path):
+    (photo,) = make_images(tmp_path / "album", 1)
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(b'{"id": "abc", "sta')  # a crash in the middle of the first line
+    server.script(Reply("a caption"))
+    run = mmcli("ask", "--each", photo, "caption", "-o", results, "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    assert json.loads(results.read_bytes().splitlines()[-1])["answer"] == "a caption"
+
+
 def test_output_naming_the_tasks_file_is_refused(mmcli, server, tmp_path):
     (photo,) = make_images(tmp_path / "img", 1)
     tasks = write_tasks(tmp_path / "tasks.jsonl", {"command": "ask", "inputs": [str(photo)], "prompt": "caption"})

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from ..errors import UsageError
 from ..files import OutputError
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class ResultsFile(Sink):
         self.fd = _open_locked(path)
         try:
             records, self.broken = read_lines(path)
+            _refuse_other_files(path, self.fd, records, self.broken)
             self.previous = latest(records)
             if self._ends_torn():
                 os.write(self.fd, b"\n")  # a line torn by a crash stays alone on its line, unread
@@ -241,6 +243,17 @@ class Unshown(Sink):
 
     def _write(self, data: bytes) -> None:
         pass
+
+
+def _refuse_other_files(path: Path, fd: int, records: list[dict], broken: int) -> None:
+    """Lines are appended only to a results file: an existing file that holds no results line and does not
+    start like one (a photo, notes, another program's JSON) is refused before anything is sent."""
+    if records or os.fstat(fd).st_size == 0:
+        return
+    head = os.pread(fd, 64, 0).lstrip()
+    if broken > 1 or (head and not head.startswith(b"{")):
+        raise UsageError("refusing to append results to a file that is not a results file", where=str(path),
+                         hint="give -o a new file name, or a results file of an earlier run to resume it")
 
 
 def open_sink(path: Optional[Path], out: "Display", table: bool = False) -> Sink:
