@@ -81,9 +81,14 @@ def _cut(message: str) -> str:
 _MEDIA_LIMIT = re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I)
 # The `mmcli serve` flag that raises each kind's limit; audio has none.
 _SERVE_LIMIT_FLAG = {"image": "--max-images", "video": "--max-videos"}
-NO_AUDIO_HINT = "this model does not accept audio; use an audio model (docs/audio.md)"
-NO_VIDEO_HINT = ("the server takes no video: serve a model that reads video, or restart it with a higher limit "
-                 "(mmcli serve --max-videos N)")
+# A limit of 0 is the model's (vLLM sets 0 for what a model cannot read) or the server's own setting.
+_NO_MEDIA_HINT = {
+    "audio": "this model does not accept audio; use an audio model (docs/audio.md)",
+    "video": "the server takes no video: serve a model that reads video, or restart it with a higher limit "
+             "(mmcli serve --max-videos N)",
+    "image": "the server takes no images: serve a vision model, or restart it with a higher limit "
+             "(mmcli serve --max-images N)",
+}
 
 _HINTS = [
     (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
@@ -156,8 +161,8 @@ def message_hint(message: str) -> str:
 def _media_limit_hint(count: str, kind: str) -> str:
     """What to do when the server takes at most `count` items of `kind` in one request."""
     kind = kind.lower()
-    if count == "0" and kind in ("audio", "video"):
-        return NO_AUDIO_HINT if kind == "audio" else NO_VIDEO_HINT
+    if count == "0" and kind in _NO_MEDIA_HINT:
+        return _NO_MEDIA_HINT[kind]
     serve = f"; mmcli serve {_SERVE_LIMIT_FLAG[kind]} N" if kind in _SERVE_LIMIT_FLAG else ""
     return (f"send at most {count} {kind}(s) per request, or restart the server with a higher limit "
             f"(vLLM: --limit-mm-per-prompt '{{\"{kind}\": N}}'{serve})")
