@@ -153,3 +153,23 @@ def test_dry_run_plan_shows_duration_rate_channels_bytes_and_tokens(mmcli, tmp_p
     assert "audio" in run.stdout and "125" in run.stdout and "5.00 s" in run.stdout
     assert "44.1 kHz stereo" in run.stdout and "160,044" in run.stdout
     assert "...(" in run.stdout  # the base64 payload is shortened
+
+
+@pytest.mark.parametrize("kind, said, unsaid", [
+    ("audio", "does not accept audio", "--max-images"),
+    ("video", "mmcli serve --max-videos N", "--max-images"),
+    ("image", "mmcli serve --max-images N", "--max-videos"),
+    ("image0", "serve a vision model", "send at most 0"),
+])
+def test_a_server_that_takes_none_of_a_kind_says_which_model_to_use(mmcli, server, tmp_path, kind, said, unsaid):
+    from tests.support.scripted_server import Status, vllm_error
+
+    limit = 2 if kind == "image" else 0
+    kind = kind.rstrip("0")
+    path = sound.write_audio(tmp_path / "interview.wav", sound.speechlike(1.0, 16000), 16000, "wav")
+    server.script(Status(400, vllm_error(400, f"At most {limit} {kind}(s) may be provided in one prompt.")))
+    run = ask(mmcli, server, path, "what is said?", model="qwen2.5-vl-test", expect=4)
+    hint = [line for line in run.stderr.splitlines() if line.startswith("hint:")]
+    assert hint and said in hint[0] and unsaid not in hint[0], run.stderr
+    if kind == "audio":
+        assert "docs/audio.md" in hint[0] and "--limit-mm-per-prompt" not in hint[0]

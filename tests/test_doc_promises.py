@@ -78,3 +78,12 @@ def test_install_hints_install_from_the_checkout():
     for path in files:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             assert not by_name.search(line), f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+
+
+def test_the_batch_help_says_where_run_options_are_and_they_are_there(mmcli):
+    group = " ".join(mmcli("batch", "--help").stdout.split())
+    assert "`mmcli batch TASKS.jsonl ...` alone means `mmcli batch run TASKS.jsonl ...`" in group
+    assert "`mmcli batch run --help` lists its options" in group
+    run_help = mmcli("batch", "run", "--help").stdout
+    for flag in ("-o", "--engine", "--retry-failed", "--export"):  # the ones the group's help names
+        assert flag in group.replace("--retry- failed", "--retry-failed") and f"{flag} " in run_help

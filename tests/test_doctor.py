@@ -43,6 +43,7 @@ def test_nothing_installed_or_reachable(mmcli, clean_env, tmp_path):
     assert found["vllm"].startswith("warn") and "not found" in found["vllm"]
     assert found["poppler"].startswith("warn") and "PDFs cannot be read" in found["poppler"]
     assert found["endpoint"].startswith("FAIL") and f"127.0.0.1:{port}" in found["endpoint"]
+    assert "mmcli serve --port" in run.stdout and "mmcli doctor" not in run.stdout  # it is running it
     assert found["server"].startswith("--")
     # Each problem says what to do, installing from the checkout, never mmcli by name from the index.
     assert "-> install poppler" in run.stdout and "pip install -e '.[serve]'" in run.stdout

@@ -54,6 +54,13 @@ def test_autostart_serves_the_default_model_in_the_background(mmcli, local):
     assert not group_members(record["pgid"])
 
 
+def test_autostart_without_the_model_hub_says_the_weights_could_not_be_downloaded(mmcli, local):
+    run = mmcli("ask", "what is this?", "--no-stream", env=dict(local["env"], FAKE_VLLM_MODE="offline"))
+    assert run.code == 5 and "mmcli: error: vLLM exited before it was ready" in run.stderr, run.stderr
+    assert "hint: the weights could not be downloaded: check the network or HF_TOKEN" in run.stderr
+    assert "the lines above" not in run.stderr
+
+
 def test_autostart_uses_the_profile_model(mmcli, local):
     local["config"].write_text(local["config"].read_text() + 'model = "qwen3-vl-4b"\n')
     run = mmcli("ask", "hi", "--no-stream", env=local["env"])

@@ -96,6 +96,36 @@ def test_log_watcher_reports_phases_and_download_progress(tmp_path):
     assert said[-1] == "starting the API server"
 
 
+# vLLM 0.32's CPU build loading a local folder, verbatim (the tqdm lines start with a carriage return).
+LOCAL_LOADING = (
+    "(Worker pid=1736) INFO 12-03 15:05:41 [cpu_model_runner.py:68] Starting to load model /models/qwen2-vl-tiny...\n"
+    "(Worker pid=1736) INFO 12-03 15:05:42 [base_loader.py:82] Initializing model took 0.132550 seconds\n"
+    "(Worker pid=1736) INFO 12-03 15:05:42 [weight_utils.py:1108] Filesystem type for checkpoints: EXT4. Checkpoint "
+    "size: 0.00 GiB. Available RAM: 17.87 GiB.\n"
+    "(Worker pid=1736) INFO 12-03 15:05:42 [weight_utils.py:1131] Auto-prefetch is disabled because the filesystem "
+    "(EXT4) is not a recognized network FS (NFS/Lustre). If you want to force prefetching, start vLLM with "
+    "--safetensors-load-strategy=prefetch.\n"
+    "\rLoading safetensors checkpoint shards:   0% Completed | 0/1 [00:00<?, ?it/s]\n"
+    "\rLoading safetensors checkpoint shards: 100% Completed | 1/1 [00:00<00:00, 243.18it/s]\n\n"
+    "(Worker pid=1736) INFO 12-03 15:05:42 [default_loader.py:501] Loading weights took 0.01 seconds\n")
+
+
+def test_log_watcher_never_calls_a_local_folder_a_download(tmp_path):
+    log = tmp_path / "server.log"
+    said: list[str] = []
+    log.write_text(LOCAL_LOADING)
+    LogWatcher(log, said.append).poll()
+    assert said == ["loading the weights"]
+
+
+def test_log_watcher_knows_the_hubs_fetching_bar(tmp_path):
+    log = tmp_path / "server.log"
+    said: list[str] = []
+    log.write_text("Fetching 4 files:  50%|#####     | 2/4 [00:03<00:03,  1.50s/it]\n" + LOCAL_LOADING)
+    LogWatcher(log, said.append).poll()
+    assert said == ["downloading the weights", "downloading the weights: 50%", "loading the weights"]
+
+
 @pytest.fixture
 def autostart(tmp_path, clean_env, cpu_python):
     """A local profile on a free port whose config names the CPU build's Python."""

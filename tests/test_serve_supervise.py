@@ -205,6 +205,18 @@ def test_early_exit_shows_the_log_tail_and_exits_5(mmcli, fake):
     assert not (fake.state / "server.json").exists()
 
 
+def test_a_hub_that_cannot_be_reached_is_named_with_what_to_do(mmcli, fake):
+    run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), env=dict(fake.env, FAKE_VLLM_MODE="offline"))
+    # Not assert_clean_error: the log's tail shown is vLLM's own traceback; mmcli's lines follow it.
+    assert run.code == 5 and "mmcli: error: vLLM exited before it was ready" in run.stderr, run.stderr
+    assert "exit code 1" in run.stderr
+    assert "OSError: We couldn't connect to 'https://huggingface.co'" in run.stderr  # the log's tail, still shown
+    assert ("hint: the weights could not be downloaded: check the network or HF_TOKEN, or serve a local folder "
+            "(mmcli serve ./folder)") in run.stderr
+    assert "the lines above" not in run.stderr and "check the model name" not in run.stderr
+    assert gone(fake.record())
+
+
 def test_busy_port_fails_before_starting_anything(mmcli, fake):
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]

@@ -186,3 +186,18 @@ def test_a_413_on_transcribe_hints_at_the_upload_size(mmcli, whisper, tmp_path):
     whisper.status = 413
     run = transcribe(mmcli, whisper, path, expect=4)
     assert "--max-upload-mb" in run.stderr and "--max-pixels" not in run.stderr
+
+
+@pytest.mark.parametrize("served", [[MODEL], ["qwen2.5-vl-test"]])
+def test_a_server_without_a_transcription_route_says_so(mmcli, tmp_path, served):
+    from tests.support.scripted_server import ScriptedServer
+
+    path = sound.write_audio(tmp_path / "memo.wav", sound.speechlike(2.0, 16000), 16000, "wav")
+    with ScriptedServer(models=served) as chat_only:  # 404 {"detail": "Not Found"} on /audio/transcriptions
+        run = mmcli("transcribe", path, "--base-url", chat_only.base_url, "-m", MODEL)
+    assert_clean_error(run, 4, "404")
+    if served == [MODEL]:
+        assert "no transcription route for this model" in run.stderr and "Whisper" in run.stderr
+        assert "check --model" not in run.stderr
+    else:  # the model is not there: the served ones are named
+        assert "served models: qwen2.5-vl-test" in run.stderr and "transcription route" not in run.stderr

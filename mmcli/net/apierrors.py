@@ -78,10 +78,19 @@ def _cut(message: str) -> str:
     return f"{message[:MESSAGE_CHARS]}... ({len(message) - MESSAGE_CHARS:,} more characters)"
 
 
+_MEDIA_LIMIT = re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I)
+# The `mmcli serve` flag that raises each kind's limit; audio has none.
+_SERVE_LIMIT_FLAG = {"image": "--max-images", "video": "--max-videos"}
+# A limit of 0 is the model's (vLLM sets 0 for what a model cannot read) or the server's own setting.
+_NO_MEDIA_HINT = {
+    "audio": "this model does not accept audio; use an audio model (docs/audio.md)",
+    "video": "the server takes no video: serve a model that reads video, or restart it with a higher limit "
+             "(mmcli serve --max-videos N)",
+    "image": "the server takes no images: serve a vision model, or restart it with a higher limit "
+             "(mmcli serve --max-images N)",
+}
+
 _HINTS = [
-    (re.compile(r"At most (\d+) (image|video|audio)\(s\) may be provided", re.I),
-     "send at most {0} {1}(s) per request, or restart the server with a higher limit "
-     "(vLLM: --limit-mm-per-prompt '{{\"{1}\": N}}'; mmcli serve --max-images N)"),
     (re.compile(r"maximum context length|context length|too long|max_model_len", re.I),
      "the request does not fit the model's context: lower --max-pixels or send fewer images"),
     (re.compile(r"exceeds the pre-allocated encoder cache size (\d+)", re.I),
@@ -149,7 +158,20 @@ def message_hint(message: str) -> str:
     return _hint_for(0, message)
 
 
+def _media_limit_hint(count: str, kind: str) -> str:
+    """What to do when the server takes at most `count` items of `kind` in one request."""
+    kind = kind.lower()
+    if count == "0" and kind in _NO_MEDIA_HINT:
+        return _NO_MEDIA_HINT[kind]
+    serve = f"; mmcli serve {_SERVE_LIMIT_FLAG[kind]} N" if kind in _SERVE_LIMIT_FLAG else ""
+    return (f"send at most {count} {kind}(s) per request, or restart the server with a higher limit "
+            f"(vLLM: --limit-mm-per-prompt '{{\"{kind}\": N}}'{serve})")
+
+
 def _hint_for(code: int, message: str) -> str:
+    limit = _MEDIA_LIMIT.search(message)
+    if limit:
+        return _media_limit_hint(*limit.groups())
     for pattern, hint in _HINTS:
         match = pattern.search(message)
         if match:
@@ -165,6 +187,10 @@ def _hint_for(code: int, message: str) -> str:
     return ""
 
 
+# Dropped by `mmcli doctor`, which is already checking this machine.
+DOCTOR_CLAUSE = "; `mmcli doctor` checks this machine"
+
+
 def unreachable_hint(endpoint: Endpoint) -> str:
     """What to do when nothing answers at the endpoint."""
     dry_run = "; --dry-run shows what would be sent without a server"
@@ -178,6 +204,6 @@ def unreachable_hint(endpoint: Endpoint) -> str:
         from ..server.defaults import CPU_INSTALL, GPU_INSTALL
 
         return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
-                f"{CPU_INSTALL} without, see docs/install.md; `mmcli doctor` checks this machine), "
+                f"{CPU_INSTALL} without, see docs/install.md{DOCTOR_CLAUSE}), "
                 "or pick another endpoint with --base-url / --profile" + dry_run)
     return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

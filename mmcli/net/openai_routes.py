@@ -115,13 +115,18 @@ def _rejected_embeddings(exc: MmcliError, code: int, why: str = "") -> RequestRe
     return error
 
 
-def _served_models_hint(endpoint: Endpoint, model: str) -> str:
+NO_TRANSCRIPTION_HINT = ("this server has no transcription route for this model: serve a speech-to-text model, "
+                         "e.g. Whisper")
+
+
+def _served_models_hint(endpoint: Endpoint, model: str,
+                        no_route: str = "the model exists; the server may not support this route") -> str:
     try:
         served = list_models(endpoint)
     except MmcliError:
         return ""  # keep the hint the status code gave
-    if model in served:
-        return "the model exists; the server may not support this route"
+    if model in served or not model:
+        return no_route
     return "served models: " + (", ".join(served) or "none") + "; pass one with --model"
 
 
@@ -146,6 +151,8 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
     except RequestRejected as exc:
         if getattr(exc, "status_code", None) == 413:  # the generic hint speaks of images
             exc.hint = "the audio piece is over the endpoint's upload limit: lower --max-upload-mb to send smaller pieces"
+        elif getattr(exc, "status_code", None) == 404:  # the generic hint blames --model even when it is served
+            exc.hint = _served_models_hint(endpoint, str(sent.get("model") or ""), NO_TRANSCRIPTION_HINT) or exc.hint
         raise
     try:
         body = _read_body(endpoint, response)

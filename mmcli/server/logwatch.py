@@ -13,8 +13,13 @@ _PHASES = [
     ("sizing the KV cache and warming up", ("KV cache", "Memory profiling", "init engine", "warming up",
                                             "Compiling a graph", "Capturing CUDA graph")),
     ("loading the weights", ("Loading weights", "Loading safetensors", "Loading model", "Starting to load model")),
-    ("downloading the weights", ("Downloading", "Fetching", ".safetensors:", "model.safetensors")),
 ]
+DOWNLOADING = "downloading the weights"
+# Only the model hub's own lines: its tqdm bars ("Fetching 12 files:  25%|", "model.safetensors:  42%|",
+# "model.safetensors: downloading bytes:  42%|", "Downloading bytes:  42%|"). Loose words would match a local
+# folder's loading ("Auto-prefetch is disabled ... start vLLM with --safetensors-load-strategy=prefetch").
+_DOWNLOAD = re.compile(r"(?:^|\s)(?:Fetching \d+ files|Downloading[\w .()…-]*|[^\s:]*\.(?:safetensors|bin|pt|pth|gguf|json|"
+                       r"model|txt|py)(?:: (?:downloading bytes|reconstructing file))?): +\d{1,3}%\|")
 # tqdm progress in the log: "model.safetensors:  42%|####   | 1.8G/4.4G" (carriage returns between updates).
 _PERCENT = re.compile(r"(\d{1,3})%\|")
 
@@ -25,7 +30,7 @@ def phase_of(line: str) -> Optional[str]:
     for phase, needles in _PHASES:
         if any(needle.lower() in lower for needle in needles):
             return phase
-    return None
+    return DOWNLOADING if _DOWNLOAD.search(line) else None
 
 
 class LogWatcher:
@@ -61,7 +66,7 @@ class LogWatcher:
         if phase is not None and phase != self.phase:
             self.phase = phase
             self.say(phase)
-        if self.phase == "downloading the weights":
+        if self.phase == DOWNLOADING:
             match = _PERCENT.search(line)
             if match and int(match.group(1)) < self.shown_percent - 20:
                 self.shown_percent = -10  # the next file's download

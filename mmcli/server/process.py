@@ -199,6 +199,11 @@ _FAILURES = [
     (("Address already in use",), "the port is taken: choose another with --port"),
     (("Cannot assign requested address",),
      "--host is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its interfaces' addresses"),
+    # Before the model-name check: an unreachable hub is not a wrong name.
+    (("We couldn't connect to 'https://huggingface.co'", "LocalEntryNotFoundError",
+      "cannot find the requested files in the local cache", "Failed to resolve 'huggingface.co'"),
+     "the weights could not be downloaded: check the network or HF_TOKEN, or serve a local folder "
+     "(mmcli serve ./folder)"),
     (("is not a valid model identifier", "Repository Not Found", "gated repo", "401 Client Error"),
      "check the model name; gated models need `hf auth login` and an accepted licence"),
 ]

@@ -44,6 +44,7 @@ def check_endpoint(found: Machine, environ: Mapping[str, str]) -> Check:
     """Whether the endpoint answers, what it serves (family, context length) and if it constrains output."""
     from ..core import probe as probes
     from ..core.endpoint import attach_server, judge_family
+    from ..net.apierrors import DOCTOR_CLAUSE
     from ..urls import masked_url
 
     settings = attach_server(found.settings, environ)
@@ -57,7 +58,8 @@ def check_endpoint(found: Machine, environ: Mapping[str, str]) -> Check:
             return Check("endpoint", "info", f"{where}: nothing answers; a client command starts "
                                              f"{settings.model or 'the default model'} with vLLM by itself",
                          "or start it now: mmcli serve --detach")
-        hint = exc.hint or "check --base-url / --profile"
+        # doctor is the check the usual hint points to: not named again here.
+        hint = (exc.hint or "check --base-url / --profile").replace(DOCTOR_CLAUSE, "")
         if isinstance(exc, EndpointTimeout):
             hint = ("it accepts connections but does not list its models (GET /v1/models): is it an "
                     "OpenAI-compatible server, and has it finished starting?")

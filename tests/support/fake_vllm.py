@@ -6,6 +6,7 @@ process of its own (a grandchild of mmcli). Environment switches:
 
     FAKE_VLLM_RECORD=PATH      write argv, environment and pids as JSON to PATH
     FAKE_VLLM_MODE=exit        log a failure and exit 3 before listening
+    FAKE_VLLM_MODE=offline     log the traceback vLLM ends with when the model hub cannot be reached, exit 1
     FAKE_VLLM_MODE=never       keep running but never answer /health with 200
     FAKE_VLLM_IGNORE_TERM=1    the server and its engine ignore SIGTERM (only SIGKILL ends them)
 """
@@ -140,6 +141,33 @@ class _Server(ThreadingHTTPServer):
     served_name = ""
 
 
+# What vLLM 0.32 prints, as it ends, when a hub model id is served without network (its last lines).
+HUB_UNREACHABLE = """\
+Traceback (most recent call last):
+  File "/venv/bin/vllm", line 10, in <module>
+    sys.exit(main())
+  File "/venv/lib/python3.11/site-packages/vllm/entrypoints/cli/main.py", line 73, in main
+    args.dispatch_function(args)
+  File "/venv/lib/python3.11/site-packages/vllm/entrypoints/cli/serve.py", line 60, in cmd
+    uvloop.run(run_server(args))
+  File "/venv/lib/python3.11/site-packages/vllm/entrypoints/openai/api_server.py", line 1884, in run_server
+    await run_server_worker(listen_address, sock, args, **uvicorn_kwargs)
+  File "/venv/lib/python3.11/site-packages/vllm/engine/arg_utils.py", line 1189, in create_model_config
+    return ModelConfig(
+  File "/venv/lib/python3.11/site-packages/vllm/transformers_utils/config.py", line 563, in get_config
+    config_dict, _ = PretrainedConfig.get_config_dict(
+  File "/venv/lib/python3.11/site-packages/transformers/configuration_utils.py", line 662, in get_config_dict
+    config_dict, kwargs = cls._get_config_dict(pretrained_model_name_or_path, **kwargs)
+  File "/venv/lib/python3.11/site-packages/transformers/utils/hub.py", line 322, in cached_file
+    file = cached_files(path_or_repo_id=path_or_repo_id, filenames=[filename], **kwargs)
+  File "/venv/lib/python3.11/site-packages/transformers/utils/hub.py", line 553, in cached_files
+    raise OSError(
+OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached \
+files.
+Check your internet connection or see how to run the library in offline mode at \
+'https://huggingface.co/docs/transformers/installation#offline-mode'."""
+
+
 def main(argv: list[str]) -> int:
     """Run as `vllm serve MODEL ...`."""
     ignore_term = os.environ.get("FAKE_VLLM_IGNORE_TERM") == "1"
@@ -153,6 +181,10 @@ def main(argv: list[str]) -> int:
                                             "pgid": os.getpgid(0), "engine_pid": engine.pid}))
     print(f"INFO fake vLLM starting: {' '.join(argv[:2])}", flush=True)
     print("INFO loading weights", flush=True)
+    if os.environ.get("FAKE_VLLM_MODE") == "offline":
+        print(HUB_UNREACHABLE, flush=True)
+        engine.kill()
+        return 1
     if os.environ.get("FAKE_VLLM_MODE") == "exit":
         print("ERROR torch.OutOfMemoryError: CUDA out of memory (fake)", flush=True)
         engine.kill()

@@ -17,9 +17,13 @@ if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
     from mmcli.settings import CommonOptions
 
-HELP = """Run many jobs: each line of TASKS.jsonl is one job of ask, video, docqa or detect.
+RUN_HELP = """Run many jobs: each line of TASKS.jsonl is one job of ask, video, docqa or detect.
 
 A line holds `command`, `inputs`, `prompt`, an optional `id`, and options under their long flag names, e.g. {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption", "max-tokens": 60}; true turns a flag on, false off. Bad lines are reported with their line number and the others still run. Results: one JSON line per job (-o FILE, resumed when run again)."""
+
+HELP = RUN_HELP + """
+
+`mmcli batch TASKS.jsonl ...` alone means `mmcli batch run TASKS.jsonl ...`: `mmcli batch run --help` lists its options (-o, --engine ray, --retry-failed, --export, and every ask, video, docqa and detect option)."""
 
 EPILOG = """Examples:
 
@@ -52,7 +56,7 @@ class RunByDefault(TyperGroup):
 app = typer.Typer(cls=RunByDefault, help=HELP, epilog=EPILOG, no_args_is_help=True, rich_markup_mode=None)
 
 
-@app.command("run", help=HELP, epilog=EPILOG)
+@app.command("run", help=RUN_HELP, epilog=EPILOG)
 @with_common_options
 @with_batch_options(each=False)
 def run(
