@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,41 @@ def test_without_an_address_the_run_starts_its_own_ray(mmcli, server, tmp_path, 
                    env={"RAY_ADDRESS": ""})
     assert run.code == 0, run.stderr
     assert [line["answer"] for line in lines(tmp_path / "o.jsonl")] == ["ok", "ok"]
+
+
+def _start_each(server, folder, out, env, *extra):
+    """mmcli --each --engine ray as its own process (its own process group), to be interrupted."""
+    return subprocess.Popen([sys.executable, "-m", "mmcli", "ask", "--each", str(folder), "read", "-o", str(out),
+                             "--base-url", server.base_url, "--engine", "ray", *extra],
+                            env=env, cwd=ROOT, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_requests(server, count: int, proc) -> None:
+    while len(server.chat_requests()) < count:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+
+
+def test_ctrl_c_keeps_every_answered_line_and_a_rerun_resumes(server, clean_env, tmp_path, ray_head):
+    folder = tmp_path / "many"
+    make_images(folder, 40)
+    out = tmp_path / "out.jsonl"
+    server.default = Reply("slow " * 10, chunk_delay=0.3)  # about 3 s an answer
+    proc = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    _wait_for_requests(server, 6, proc)  # at least one batch of two answered, more asked
+    time.sleep(2)  # the answered batch reaches the driver (a settle, not a measure)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    kept = lines(out)
+    assert len(kept) >= 2 and all(line["answer"] == "slow " * 10 for line in kept), stderr
+    assert f"{len(kept)} done".encode() in stderr
+    server.default = Reply("ok")
+    asked = len(server.chat_requests())
+    again = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(folder), "read", "-o", str(out),
+                            "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head],
+                           env=clean_env, cwd=ROOT, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{40 - len(kept)} done, 0 failed, {len(kept)} already done".encode() in again.stderr
+    assert len(server.chat_requests()) - asked == 40 - len(kept) and len(lines(out)) == 40

@@ -124,11 +124,14 @@ class RayJob:
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus))
         rows = [{"work": pickle.dumps(work)} for work in self.works]
-        blocks = max(1, min(len(rows), workers * 4))
+        per_batch = min(PER_WORKER, self.concurrency)
+        # A block comes back to the driver only when all its rows are answered: one batch per block, so each
+        # line is written (and kept on Ctrl-C or a lost cluster) a batch after it is answered.
+        blocks = max(1, math.ceil(len(rows) / per_batch))
         kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
                 for key, line in previous.items()}
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            Answerer, batch_size=min(PER_WORKER, self.concurrency), num_cpus=1,
+            Answerer, batch_size=per_batch, num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
                                    "retry_failed": self.flags.retry_failed, "previous": kept})
