@@ -237,3 +237,13 @@ def test_ctrl_c_keeps_every_answered_line_and_a_rerun_resumes(server, clean_env,
     assert again.returncode == 0, again.stderr
     assert f"{40 - len(kept)} done, 0 failed, {len(kept)} already done".encode() in again.stderr
     assert len(server.chat_requests()) - asked == 40 - len(kept) and len(lines(out)) == 40
+
+
+@pytest.mark.parametrize("address", ["[::1", "host:port", "ray://"])
+def test_a_malformed_address_is_one_clear_error(mmcli, server, tmp_path, address):
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--ray-address", address)
+    assert_clean_error(run, 2, "not a Ray address")
+    assert "hint: give ray://HOST:10001 or HOST:6379" in run.stderr
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()

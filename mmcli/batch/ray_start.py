@@ -56,13 +56,14 @@ def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    parts = urlsplit(address if "://" in address else "tcp://" + address)
-    try:
+    try:  # urlsplit itself raises on some (`[::1`), .port on others (`h:x`)
+        parts = urlsplit(address if "://" in address else "tcp://" + address)
         host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
     except ValueError:
         host = port = None
     if not host:
-        raise UsageError("not a Ray address", where=address, hint="give ray://HOST:10001 or HOST:6379")
+        raise UsageError("not a Ray address", where=address,
+                         hint="give ray://HOST:10001 or HOST:6379 (an IPv6 host in brackets: [::1]:6379)")
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
