@@ -247,3 +247,48 @@ def test_a_malformed_address_is_one_clear_error(mmcli, server, tmp_path, address
     assert_clean_error(run, 2, "not a Ray address")
     assert "hint: give ray://HOST:10001 or HOST:6379" in run.stderr
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def _kill_control(head_pid: int) -> int:
+    """kill -9 the GCS and the raylet of the Ray started in session head_pid; how many were killed."""
+    killed = 0
+    for pid in [int(name) for name in os.listdir("/proc") if name.isdigit()]:
+        try:
+            if os.getsid(pid) != head_pid:
+                continue
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            if program.endswith(("gcs_server", "raylet")):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            continue
+    return killed
+
+
+def test_a_cluster_that_goes_away_is_the_workers_error_with_the_lines_kept(server, clean_env, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    folder = tmp_path / "many"
+    make_images(folder, 30)
+    out = tmp_path / "out.jsonl"
+    port = free_port()
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server.default = Reply("slow " * 10, chunk_delay=0.3)
+        proc = _start_each(server, folder, out, env, "--ray-address", f"127.0.0.1:{port}", "--concurrency", "2")
+        while not out.exists() or out.read_bytes().count(b"\n") < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.1)
+        assert _kill_control(head.pid) == 2
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    assert proc.returncode == 8, stderr
+    assert b"mmcli: error: Ray's workers stopped" in stderr and b"stopped answering" in stderr
+    assert b"run the same command again" in stderr
+    assert len(lines(out)) >= 2
