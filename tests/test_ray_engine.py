@@ -292,3 +292,41 @@ def test_a_cluster_that_goes_away_is_the_workers_error_with_the_lines_kept(serve
     assert b"mmcli: error: Ray's workers stopped" in stderr and b"stopped answering" in stderr
     assert b"run the same command again" in stderr
     assert len(lines(out)) >= 2
+
+
+def _wait_for_port(port: int, head) -> None:
+    import socket
+
+    while True:
+        assert head.poll() is None, "the Ray head did not start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def test_joining_a_token_cluster_without_its_token_names_the_token(mmcli, server, clean_env, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    make_images(tmp_path / "album", 1)
+    port = free_port()
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={100 * 2**20}"], env=dict(env, RAY_AUTH_MODE="token",
+                            RAY_AUTH_TOKEN="a" * 32), cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, head)
+        out = tmp_path / "o.jsonl"
+        run = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
+                              str(out), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
+                              f"127.0.0.1:{port}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    assert run.returncode == 2, run.stderr
+    assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
+    assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
+    assert not server.chat_requests() and not out.exists()
