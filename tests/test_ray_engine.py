@@ -25,6 +25,14 @@ ROOT = Path(__file__).parent.parent
 TIMED = ("seconds",)
 
 
+def start_head(env: dict, port: int, cpus: int = 2) -> subprocess.Popen:
+    """`ray start --head --block` on 127.0.0.1:port in its own process group (stop it with os.killpg)."""
+    return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                             f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={100 * cpus * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A real single-node Ray (2 CPUs) for the module, started as `ray start --head --block` and stopped by
@@ -35,10 +43,7 @@ def ray_head(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), MMCLI_AUTOSTART="0",
                XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"))
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = start_head(env, port)
     yield f"127.0.0.1:{port}"
     os.killpg(head.pid, signal.SIGTERM)
     try:
@@ -273,10 +278,7 @@ def test_a_cluster_that_goes_away_is_the_workers_error_with_the_lines_kept(serve
     out = tmp_path / "out.jsonl"
     port = free_port()
     env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = start_head(env, port)
     try:
         server.default = Reply("slow " * 10, chunk_delay=0.3)
         proc = _start_each(server, folder, out, env, "--ray-address", f"127.0.0.1:{port}", "--concurrency", "2")
@@ -312,11 +314,7 @@ def test_joining_a_token_cluster_without_its_token_names_the_token(mmcli, server
     make_images(tmp_path / "album", 1)
     port = free_port()
     env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-                             "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--object-store-memory={100 * 2**20}"], env=dict(env, RAY_AUTH_MODE="token",
-                            RAY_AUTH_TOKEN="a" * 32), cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = start_head(dict(env, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="a" * 32), port, cpus=1)
     try:
         _wait_for_port(port, head)
         out = tmp_path / "o.jsonl"
