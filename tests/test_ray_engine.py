@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,14 @@ ROOT = Path(__file__).parent.parent
 TIMED = ("seconds",)
 
 
+def start_head(env: dict, port: int, cpus: int = 2) -> subprocess.Popen:
+    """`ray start --head --block` on 127.0.0.1:port in its own process group (stop it with os.killpg)."""
+    return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                             f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={100 * cpus * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A real single-node Ray (2 CPUs) for the module, started as `ray start --head --block` and stopped by
@@ -34,10 +43,7 @@ def ray_head(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), MMCLI_AUTOSTART="0",
                XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"))
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--object-store-memory={200 * 2**20}"], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = start_head(env, port)
     yield f"127.0.0.1:{port}"
     os.killpg(head.pid, signal.SIGTERM)
     try:
@@ -199,3 +205,127 @@ def test_without_an_address_the_run_starts_its_own_ray(mmcli, server, tmp_path, 
                    env={"RAY_ADDRESS": ""})
     assert run.code == 0, run.stderr
     assert [line["answer"] for line in lines(tmp_path / "o.jsonl")] == ["ok", "ok"]
+
+
+def _start_each(server, folder, out, env, *extra):
+    """mmcli --each --engine ray as its own process (its own process group), to be interrupted."""
+    return subprocess.Popen([sys.executable, "-m", "mmcli", "ask", "--each", str(folder), "read", "-o", str(out),
+                             "--base-url", server.base_url, "--engine", "ray", *extra],
+                            env=env, cwd=ROOT, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_requests(server, count: int, proc) -> None:
+    while len(server.chat_requests()) < count:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+
+
+def test_ctrl_c_keeps_every_answered_line_and_a_rerun_resumes(server, clean_env, tmp_path, ray_head):
+    folder = tmp_path / "many"
+    make_images(folder, 40)
+    out = tmp_path / "out.jsonl"
+    server.default = Reply("slow " * 10, chunk_delay=0.3)  # about 3 s an answer
+    proc = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    _wait_for_requests(server, 6, proc)  # at least one batch of two answered, more asked
+    time.sleep(2)  # the answered batch reaches the driver (a settle, not a measure)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    kept = lines(out)
+    assert len(kept) >= 2 and all(line["answer"] == "slow " * 10 for line in kept), stderr
+    assert f"{len(kept)} done".encode() in stderr
+    server.default = Reply("ok")
+    asked = len(server.chat_requests())
+    again = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(folder), "read", "-o", str(out),
+                            "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head],
+                           env=clean_env, cwd=ROOT, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{40 - len(kept)} done, 0 failed, {len(kept)} already done".encode() in again.stderr
+    assert len(server.chat_requests()) - asked == 40 - len(kept) and len(lines(out)) == 40
+
+
+@pytest.mark.parametrize("address", ["[::1", "host:port", "ray://"])
+def test_a_malformed_address_is_one_clear_error(mmcli, server, tmp_path, address):
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--ray-address", address)
+    assert_clean_error(run, 2, "not a Ray address")
+    assert "hint: give ray://HOST:10001 or HOST:6379" in run.stderr
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def _kill_control(head_pid: int) -> int:
+    """kill -9 the GCS and the raylet of the Ray started in session head_pid; how many were killed."""
+    killed = 0
+    for pid in [int(name) for name in os.listdir("/proc") if name.isdigit()]:
+        try:
+            if os.getsid(pid) != head_pid:
+                continue
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            if program.endswith(("gcs_server", "raylet")):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            continue
+    return killed
+
+
+def test_a_cluster_that_goes_away_is_the_workers_error_with_the_lines_kept(server, clean_env, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    folder = tmp_path / "many"
+    make_images(folder, 30)
+    out = tmp_path / "out.jsonl"
+    port = free_port()
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
+    head = start_head(env, port)
+    try:
+        server.default = Reply("slow " * 10, chunk_delay=0.3)
+        proc = _start_each(server, folder, out, env, "--ray-address", f"127.0.0.1:{port}", "--concurrency", "2")
+        while not out.exists() or out.read_bytes().count(b"\n") < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.1)
+        assert _kill_control(head.pid) == 2
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    assert proc.returncode == 8, stderr
+    assert b"mmcli: error: Ray's workers stopped" in stderr and b"stopped answering" in stderr
+    assert b"run the same command again" in stderr
+    assert len(lines(out)) >= 2
+
+
+def _wait_for_port(port: int, head) -> None:
+    import socket
+
+    while True:
+        assert head.poll() is None, "the Ray head did not start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def test_joining_a_token_cluster_without_its_token_names_the_token(mmcli, server, clean_env, tmp_path):
+    from tests.support.scripted_server import free_port
+
+    make_images(tmp_path / "album", 1)
+    port = free_port()
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
+    head = start_head(dict(env, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="a" * 32), port, cpus=1)
+    try:
+        _wait_for_port(port, head)
+        out = tmp_path / "o.jsonl"
+        run = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
+                              str(out), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
+                              f"127.0.0.1:{port}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    assert run.returncode == 2, run.stderr
+    assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
+    assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
+    assert not server.chat_requests() and not out.exists()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 from .work import BatchFlags, Work
 
 if TYPE_CHECKING:
+    from ..errors import MmcliError
     from ..settings import CommonOptions
     from ..events import Display
     from .progress import Progress
@@ -41,6 +42,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     from ..settings import resolve_settings
     from .guard import input_files, refuse_reading_files
     from .ray_start import import_ray, start_ray
+    from .ray_watch import watch_cluster
     from .servers import connect_first, refuse_keyless, targets_for
 
     batch_class, finish = local
@@ -58,6 +60,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     refuse_keyless(targets)
     concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
     started = start_ray(ray, flags.ray_address, environ)
+    watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
     try:
         job = RayJob(ray, works, targets, flags, concurrency, batch_class)
         try:
@@ -66,22 +69,31 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
         except ray.exceptions.RayError as exc:
             raise workers_failed(exc, flags) from None
     finally:
+        if watch is not None:
+            watch.stop()
         if started:
             ray.shutdown()
     finish(outcome, flags, out, interrupted)
     return outcome
 
 
-def workers_failed(exc: BaseException, flags: BatchFlags) -> Exception:
-    """Ray's workers stopped (mmcli missing on a node, a worker killed, a bug): one error with Ray's last word;
-    the lines already written stay, and a rerun does the rest."""
+def workers_failed(exc: Optional[BaseException], flags: BatchFlags, lost: Optional[str] = None) -> "MmcliError":
+    """Ray's workers stopped (mmcli missing on a node, a worker killed, the cluster gone, a bug): one error with
+    Ray's last word; the lines already written stay, and a rerun does the rest."""
     from ..errors import JobsFailed
 
-    said = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return JobsFailed("Ray's workers stopped", said[-1][:300] if said else type(exc).__name__,
+    said = [line.strip() for line in str(exc or "").splitlines() if line.strip()]
+    return JobsFailed("Ray's workers stopped", lost or (said[-1][:300] if said else type(exc).__name__),
                       where=str(flags.output or ""),
                       hint="every node needs this mmcli installed (the same version) and the inputs at the same "
                            "paths; the lines written are kept: run the same command again to finish")
+
+
+def abandon(error: "MmcliError", out: "Display") -> None:
+    """The cluster is gone and the driver stuck in Ray's client: the error said, the process ended at once
+    (Ray's client would end it a minute later with none of mmcli's words)."""
+    out.stderr_block(f"mmcli: error: {error.message()}\nhint: {error.hint}\n")
+    os._exit(int(error.exit_code))
 
 
 def parquet_location(output: Optional[Path]) -> Optional[str]:
@@ -124,11 +136,14 @@ class RayJob:
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus))
         rows = [{"work": pickle.dumps(work)} for work in self.works]
-        blocks = max(1, min(len(rows), workers * 4))
+        per_batch = min(PER_WORKER, self.concurrency)
+        # A block comes back to the driver only when all its rows are answered: one batch per block, so each
+        # line is written (and kept on Ctrl-C or a lost cluster) a batch after it is answered.
+        blocks = max(1, math.ceil(len(rows) / per_batch))
         kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
                 for key, line in previous.items()}
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            Answerer, batch_size=min(PER_WORKER, self.concurrency), num_cpus=1,
+            Answerer, batch_size=per_batch, num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
                                    "retry_failed": self.flags.retry_failed, "previous": kept})

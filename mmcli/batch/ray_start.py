@@ -9,6 +9,9 @@ from typing import Any, Mapping, Optional
 
 from ..errors import UsageError
 
+# Ray's own client says only "Failed to connect" (after InvalidAuthToken lines) when the cluster wants a token.
+AUTH_HINT = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN, "
+             "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token` on its head node)")
 INSTALL_HINT = "install it in the mmcli checkout: pip install -e '.[ray]' (Ray Data; no vLLM, no torch)"
 
 
@@ -45,9 +48,11 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        hint = "check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray"
+        if isinstance(exc, ConnectionError) and given not in (None, "local"):
+            hint += (AUTH_HINT if not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH") else "")
         raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                         where=address or env.get("RAY_ADDRESS") or "a local Ray",
-                         hint="check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray") from None
+                         where=address or env.get("RAY_ADDRESS") or "a local Ray", hint=hint) from None
     return True
 
 
@@ -56,13 +61,14 @@ def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    parts = urlsplit(address if "://" in address else "tcp://" + address)
-    try:
+    try:  # urlsplit itself raises on some (`[::1`), .port on others (`h:x`)
+        parts = urlsplit(address if "://" in address else "tcp://" + address)
         host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
     except ValueError:
         host = port = None
     if not host:
-        raise UsageError("not a Ray address", where=address, hint="give ray://HOST:10001 or HOST:6379")
+        raise UsageError("not a Ray address", where=address,
+                         hint="give ray://HOST:10001 or HOST:6379 (an IPv6 host in brackets: [::1]:6379)")
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
