@@ -134,12 +134,13 @@ class RayJob:
         quiet_data(self.ray)
         target = self.targets[0]
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
-        workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus))
         rows = [{"work": pickle.dumps(work)} for work in self.works]
         per_batch = min(PER_WORKER, self.concurrency)
         # A block comes back to the driver only when all its rows are answered: one batch per block, so each
         # line is written (and kept on Ctrl-C or a lost cluster) a batch after it is answered.
         blocks = max(1, math.ceil(len(rows) / per_batch))
+        # No more workers than blocks: an idle worker costs a start-up and makes Ray Data warn.
+        workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus, blocks))
         kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
                 for key, line in previous.items()}
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
