@@ -16,6 +16,7 @@ from tests.test_terminal_output import Terminal
 ROOT = Path(__file__).parent.parent
 IMAGE_LIBRARIES = {"PIL", "cv2", "numpy"}
 SENDING_NEEDS_NONE_OF = {"openai", "jiter"}  # the SDK and what only it brings
+VALIDATOR = {"pydantic", "pydantic_core"}  # Typer's, needed only for a value that must be converted
 MEDIA_READERS = {"av", "pdf2image", "pypdf"}
 
 
@@ -45,8 +46,15 @@ def test_a_piped_text_question_loads_no_image_library_no_rich_and_no_sdk(server,
     code, modules = run_traced(["ask", "hi", "--base-url", server.base_url, "-m", "m"], clean_env)
     assert code == 0
     assert "mmcli.net.transport" in modules and "httpx2" in modules  # the trace did see the send path
-    assert tops(modules) & (IMAGE_LIBRARIES | SENDING_NEEDS_NONE_OF | MEDIA_READERS | {"rich"}) == set()
+    assert tops(modules) & (IMAGE_LIBRARIES | SENDING_NEEDS_NONE_OF | MEDIA_READERS | VALIDATOR | {"rich"}) == set()
     assert not {"mmcli.media.videodecode", "mmcli.media.pdf"} & modules
+
+
+def test_a_value_that_must_be_converted_still_goes_through_typers_validator(server, clean_env):
+    server.script(Reply("plain answer"))
+    code, modules = run_traced(["ask", "hi", "--base-url", server.base_url, "-m", "m", "--max-tokens", "7"], clean_env)
+    assert code == 0 and server.chat_requests()[0].json["max_tokens"] == 7
+    assert "pydantic" in tops(modules)
 
 
 def test_a_jpeg_photo_question_loads_pillow_alone(server, clean_env, tmp_path):
@@ -54,7 +62,7 @@ def test_a_jpeg_photo_question_loads_pillow_alone(server, clean_env, tmp_path):
     code, modules = run_traced(["ask", photo, "q", "--base-url", server.base_url, "-m", "m"], clean_env)
     assert code == 0 and len(decode_images(server.chat_requests()[0].json)) == 1
     assert "PIL" in tops(modules) and "mmcli.media.scaled_jpeg" in modules
-    assert tops(modules) & ({"cv2", "numpy"} | MEDIA_READERS | SENDING_NEEDS_NONE_OF | {"rich"}) == set()
+    assert tops(modules) & ({"cv2", "numpy"} | MEDIA_READERS | SENDING_NEEDS_NONE_OF | VALIDATOR | {"rich"}) == set()
     assert not {"mmcli.media.videodecode", "mmcli.media.pdf"} & modules
 
 

@@ -11,7 +11,6 @@ import traceback
 from typing import Optional, Sequence
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from .commands.ask import EPILOG as ASK_EPILOG
@@ -30,6 +29,7 @@ from .commands import serve as serve_command
 from .commands import transcribe as transcribe_command
 from .commands import video as video_command
 from .options import RunState
+from .plain_values import PlainValuesCommand, PlainValuesGroup
 from ..errors import ExitCode, MmcliError
 from ..terminal import for_stream
 
@@ -52,7 +52,7 @@ def _is_closed_pipe(error: BaseException) -> bool:
     return isinstance(error, BrokenPipeError) or (isinstance(error, OSError) and error.errno == errno.EPIPE)
 
 
-class RootGroup(TyperGroup):
+class RootGroup(PlainValuesGroup):
     """The root group: lets Ctrl-C and a closed stdout reach the error boundary as themselves, and
     builds a subcommand only when it is used (`lazy`), so start-up does not pay for all of them."""
 
@@ -117,7 +117,7 @@ def _argument_label(param) -> str:
     return name + ("..." if param.nargs != 1 else "")
 
 
-class PlainUsageCommand(TyperCommand):
+class PlainUsageCommand(PlainValuesCommand):
     """A subcommand whose usage line and argument list show plain metavars."""
 
     def collect_usage_pieces(self, ctx) -> list[str]:

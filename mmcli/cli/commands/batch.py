@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from ..batch_options import with_batch_options
 from ..options import with_common_options
+from ..plain_values import PlainValuesCommand, PlainValuesGroup
 from .provider_batch import register as register_provider_batches
 from ..schema_options import SchemaOption, TableOption
 
@@ -43,7 +43,7 @@ COLLECT_HELP = """Join a batch runner's output back to an export by custom_id an
 FILE.jsonl is what --export openai-batch wrote (FILE.manifest.json must be beside it); OUTPUT.jsonl is what the Batch API (OpenAI, Parasail) or vLLM's offline runner wrote for it, in any order. The results lines are the same as a live run's: answers, usage, the check against the plan, detections in the original image's pixels."""
 
 
-class RunByDefault(TyperGroup):
+class RunByDefault(PlainValuesGroup):
     """`mmcli batch FILE` means `mmcli batch run FILE`; collect, submit, status and fetch are the others."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
@@ -56,7 +56,7 @@ class RunByDefault(TyperGroup):
 app = typer.Typer(cls=RunByDefault, help=HELP, epilog=EPILOG, no_args_is_help=True, rich_markup_mode=None)
 
 
-@app.command("run", help=RUN_HELP, epilog=EPILOG)
+@app.command("run", help=RUN_HELP, epilog=EPILOG, cls=PlainValuesCommand)
 @with_common_options
 @with_batch_options(each=False)
 def run(
@@ -76,7 +76,7 @@ def run(
     run_tasks(tasks, parse_line, opts, batch, Output(json_mode=opts.output.json))
 
 
-@app.command("collect", help=COLLECT_HELP)
+@app.command("collect", help=COLLECT_HELP, cls=PlainValuesCommand)
 def collect(
     export: Annotated[Path, typer.Argument(metavar="FILE.jsonl", show_default=False,
                                            help="The batch file --export wrote (its manifest beside it).")],

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..plain_values import PlainValuesCommand, PlainValuesGroup
+
 if TYPE_CHECKING:
     from mmcli.core.history.store import History, Turn
 
@@ -38,7 +40,7 @@ Query = Annotated[Optional[str], typer.Option("--query", "-q", metavar="TEXT", s
                                               help="Full-text search of questions and answers.")]
 Count = Annotated[int, typer.Option("-n", "--limit", min=1, max=MAX_TURNS, metavar="N", help="How many turns.")]
 
-app = typer.Typer(help=HELP, epilog=EPILOG, invoke_without_command=True, rich_markup_mode=None)
+app = typer.Typer(cls=PlainValuesGroup, help=HELP, epilog=EPILOG, invoke_without_command=True, rich_markup_mode=None)
 
 
 @app.callback(invoke_without_command=True, epilog=EPILOG)
@@ -75,7 +77,7 @@ def logs(ctx: typer.Context, limit: Count = 10, query: Query = None, cid: CidOpt
             out.status("no turns found" if query is not None else "the history is empty")
 
 
-@app.command("show", epilog=EPILOG)
+@app.command("show", epilog=EPILOG, cls=PlainValuesCommand)
 def show(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number or a conversation id.")],
          json_output: Json = False, media: Media = None, force: Force = False) -> None:
     """Show one turn, or a whole conversation, in full."""
@@ -97,7 +99,7 @@ def show(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number 
                 out.status(f"wrote {', '.join(f for f in item['files'] if f) or 'nothing (not kept)'}")
 
 
-@app.command("rm", epilog=EPILOG)
+@app.command("rm", epilog=EPILOG, cls=PlainValuesCommand)
 def rm(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number or a conversation id.")]) -> None:
     """Delete a turn or a whole conversation, and media no other turn holds."""
     from mmcli.core.history.follow import opened_history
@@ -112,7 +114,7 @@ def rm(ident: Annotated[str, typer.Argument(metavar="ID", help="A turn number or
     Output().status(f"removed {count} turn{'s' if count != 1 else ''}")
 
 
-@app.command("export", epilog=EPILOG)
+@app.command("export", epilog=EPILOG, cls=PlainValuesCommand)
 def export(cid: CidOpt = None, query: Query = None, media: Media = None, force: Force = False) -> None:
     """Every turn (or one conversation's) as JSON lines: media as data URLs, or as files with --media."""
     from mmcli.core.history.follow import opened_history

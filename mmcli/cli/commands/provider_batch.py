@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..options import with_options
+from ..plain_values import PlainValuesCommand
 
 if TYPE_CHECKING:
     from mmcli.settings import CommonOptions
@@ -33,9 +34,9 @@ RESULTS = Annotated[Optional[Path], typer.Option(
 
 def register(app: typer.Typer) -> None:
     """Add submit, status and fetch to the `mmcli batch` group."""
-    app.command("submit", help=SUBMIT_HELP)(submit)
-    app.command("status", help=STATUS_HELP)(status)
-    app.command("fetch", help=FETCH_HELP)(fetch)
+    app.command("submit", help=SUBMIT_HELP, cls=PlainValuesCommand)(submit)
+    app.command("status", help=STATUS_HELP, cls=PlainValuesCommand)(status)
+    app.command("fetch", help=FETCH_HELP, cls=PlainValuesCommand)(fetch)
 
 
 @with_options(*ENDPOINT_OPTIONS)
