@@ -25,7 +25,6 @@ GROUND = (0, "ground")
 
 # importer -> imported: the imports allowed to run up a layer, each with why (at most 6)
 UPWARD_ALLOWED = {
-    ("mmcli.batch.run", "mmcli.cli.output.render"): "--each is reached only from the CLI; run_each builds its Output",
     ("mmcli.core.driver", "mmcli.tasks.specs"): "type hints only: the driver runs a TaskSpec and its Planned jobs",
 }
 

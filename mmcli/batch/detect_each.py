@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..events import Display
     from ..settings import CommonOptions
     from ..tasks.detect.jobs import DetectOptions
     from .work import BatchFlags
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 RESULTS_NAME = "results.jsonl"
 
 
-def detect_each(inputs: list[str], opts: "CommonOptions", flags: "BatchFlags", detect: "DetectOptions") -> None:
+def detect_each(inputs: list[str], opts: "CommonOptions", flags: "BatchFlags", detect: "DetectOptions",
+                out: "Display") -> None:
     """Every input its own detect job; with -o DIR the lines go to DIR/results.jsonl (and --format coco
     writes DIR/coco.json from every line, old and new)."""
     from dataclasses import replace
@@ -35,7 +37,7 @@ def detect_each(inputs: list[str], opts: "CommonOptions", flags: "BatchFlags", d
         flags = replace(flags, output=detect.output_dir / RESULTS_NAME)
     sources = expand(inputs, flags.recursive, ALLOWED["detect"]) if detect.format else []
     try:
-        run_each("detect", inputs, detect.target, opts, flags, detect)
+        run_each("detect", inputs, detect.target, opts, flags, out, detect)
     finally:
         if detect.format and flags.output is not None:
             write_document(flags.output, detect, sources)

@@ -20,11 +20,8 @@ if TYPE_CHECKING:
 
 
 def run_each(command: str, inputs: list[str], prompt: str, opts: "CommonOptions", flags: BatchFlags,
-             task: object = None, audio: "Optional[AudioOptions]" = None) -> None:
+             out: "Display", task: object = None, audio: "Optional[AudioOptions]" = None) -> None:
     """`--each`: every input (a directory: its media files) becomes its own job with the same prompt."""
-    from ..cli.output.render import Output
-
-    out = Output(json_mode=opts.output.json)
     refuse_dry_run(opts)
     works = each_works(command, inputs, prompt, opts, flags.recursive, task, audio)
     if flags.export:

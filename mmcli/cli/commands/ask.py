@@ -67,11 +67,11 @@ def ask(
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)
     cid = conversation_to_continue(cont, cid, batch.each)
+    out = Output(json_mode=opts.output.json)
     if batch.each:
         from mmcli.batch.run import run_each
         from mmcli.media.audio import AudioOptions
 
-        return run_each("ask", inputs, prompt, opts, batch, audio=None if audio == AudioOptions() else audio)
-    out = Output(json_mode=opts.output.json)
+        return run_each("ask", inputs, prompt, opts, batch, out, audio=None if audio == AudioOptions() else audio)
     drive(following(TASKS["ask"], cid, opts), inputs, prompt, AskOptions(audio=audio), opts,
           AnswerView(out, TASKS["ask"]))

@@ -109,6 +109,7 @@ def detect(
         pages=pages, password_env=password_env, max_pages=max_pages, guided=guided)
     if batch.each:
         from mmcli.batch.detect_each import detect_each
+        from ..output.render import Output
 
-        return detect_each(inputs, opts, batch, options)
+        return detect_each(inputs, opts, batch, options, Output(json_mode=opts.output.json))
     run_detect(inputs, opts, options)

@@ -84,9 +84,9 @@ def docqa(
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []
     check_question(inputs, question, 'mmcli docqa FILE.pdf "question"')
+    out = Output(json_mode=opts.output.json)
     if batch.each:
         from mmcli.batch.run import run_each
 
-        return run_each("docqa", inputs, question, opts, batch, doc)
-    out = Output(json_mode=opts.output.json)
+        return run_each("docqa", inputs, question, opts, batch, out, doc)
     drive(TASKS["docqa"], inputs, question, doc, opts, DocqaView(out, TASKS["docqa"]))

@@ -99,11 +99,11 @@ def video(
     cid = conversation_to_continue(cont, cid, batch.each)
     if cid is not None and prompt == DEFAULT_PROMPT:
         _refuse_question_alone(source)
+    out = Output(json_mode=opts.output.json)
     if batch.each:
         from mmcli.batch.run import run_each
 
-        return run_each("video", [source], prompt, opts, batch, sampling, audio=sound)
-    out = Output(json_mode=opts.output.json)
+        return run_each("video", [source], prompt, opts, batch, out, sampling, audio=sound)
     task = TASKS["video"]
     drive(following(task, cid, opts), [source], prompt, AskOptions(sampling=sampling, sound=sound), opts,
           AnswerView(out, task))
