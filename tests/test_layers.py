@@ -25,7 +25,6 @@ GROUND = (0, "ground")
 
 # importer -> imported: the imports allowed to run up a layer, each with why (at most 6)
 UPWARD_ALLOWED = {
-    ("mmcli.core.driver", "mmcli.tasks.specs"): "type hints only: the driver runs a TaskSpec and its Planned jobs",
 }
 
 # a name may repeat only between a command's module and its task's (cli/commands/X.py, tasks/X.py or tasks/X/,

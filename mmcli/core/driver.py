@@ -1,8 +1,9 @@
 """The one driver: settings -> inputs -> endpoint -> jobs -> Runner -> the task's finish -> a presenter.
 
 Every command, `--each` line, and `mmcli.Client` method runs through `drive` (or, when its inputs are
-already read and its endpoint known, `execute`). Tasks differ by data (mmcli.tasks.specs); what is
-shown differs by presenter: the CLI's views (mmcli.views), the Python API's silent one, a results line.
+already read and its endpoint known, `execute`). Tasks differ by data (mmcli.tasks.specs, through the
+interface in mmcli.core.contract); what is shown differs by presenter: the CLI's views (mmcli.cli.output), the
+Python API's silent one, a results line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .job import Job
     from .runner import Result, Runner, TextFn
     from .flow import Context
-    from ..tasks.specs import Planned, TaskSpec
+    from .contract import PlannedJobs, Task
 
 
 class Presenter:
@@ -29,22 +30,22 @@ class Presenter:
     def before_connect(self, selection: Any) -> None:
         """The inputs are read and checked; no server has been asked or started yet."""
 
-    def dry_run(self, runner: "Runner", planned: "Planned") -> Any:
+    def dry_run(self, runner: "Runner", planned: "PlannedJobs") -> Any:
         """--dry-run: the plans of every request; nothing is sent."""
         return [runner.plan(job) for job in planned.jobs]
 
-    def begin(self, job: "Job", planned: "Planned") -> Optional["TextFn"]:
+    def begin(self, job: "Job", planned: "PlannedJobs") -> Optional["TextFn"]:
         """A request is about to be sent (a job; for embed, a batch of jobs); returns where its text goes as it
         streams (None: nowhere)."""
         return None
 
-    def done(self, result: "Result", planned: "Planned") -> None:
+    def done(self, result: "Result", planned: "PlannedJobs") -> None:
         """A job came back whole."""
 
-    def finished(self, value: Any, planned: "Planned") -> None:
+    def finished(self, value: Any, planned: "PlannedJobs") -> None:
         """Every request came back: the task's value."""
 
-    def stopped(self, value: Any, planned: "Planned", cause: BaseException) -> None:
+    def stopped(self, value: Any, planned: "PlannedJobs", cause: BaseException) -> None:
         """The run stopped early (an error or Ctrl-C): the value of what was answered, then `cause` is raised."""
 
 
@@ -55,12 +56,12 @@ class TextOnly(Presenter):
         super().__init__()
         self.on_text = on_text
 
-    def begin(self, job: "Job", planned: "Planned") -> Optional["TextFn"]:
+    def begin(self, job: "Job", planned: "PlannedJobs") -> Optional["TextFn"]:
         """Where the text goes."""
         return self.on_text
 
 
-def drive(task: "TaskSpec", inputs: list, prompt: str, options: Any, opts: "CommonOptions", presenter: Presenter,
+def drive(task: "Task", inputs: list, prompt: str, options: Any, opts: "CommonOptions", presenter: Presenter,
           environ: Optional[Mapping[str, str]] = None) -> Any:
     """Run one command: settings, inputs checked, endpoint, jobs, sending, finish; what the presenter shows."""
     from .flow import connect, open_inputs
@@ -81,7 +82,7 @@ def drive(task: "TaskSpec", inputs: list, prompt: str, options: Any, opts: "Comm
     return execute(task, planned, started.runner, started.ctx, presenter)
 
 
-def check_fits_known(runner: "Runner", planned: "Planned") -> None:
+def check_fits_known(runner: "Runner", planned: "PlannedJobs") -> None:
     """A dry run says what the live run would do: a request over the model's known context is refused (exit 2)
     after its plan was shown. Only what is known is used; a dry run asks the endpoint nothing."""
     from .verify import check_fits
@@ -93,12 +94,12 @@ def check_fits_known(runner: "Runner", planned: "Planned") -> None:
         check_fits(runner.plan(job), limit, job.generation.max_tokens)
 
 
-def prepare(task: "TaskSpec", checked: list, prompt: str, options: Any, ctx: "Context") -> "Planned":
+def prepare(task: "Task", checked: list, prompt: str, options: Any, ctx: "Context") -> "PlannedJobs":
     """The jobs of inputs already read, for an endpoint already known (a many-file run's line, an export)."""
     return task.plan_jobs(task.select(checked, options, ctx.media), prompt, options, ctx)
 
 
-def execute(task: "TaskSpec", planned: "Planned", runner: "Runner", ctx: "Context", presenter: Presenter) -> Any:
+def execute(task: "Task", planned: "PlannedJobs", runner: "Runner", ctx: "Context", presenter: Presenter) -> Any:
     """Send every request (and the follow-up a task asks for), then finish. A stopped run finishes what was
     answered, shows it, and raises the cause with that value on `.partial`."""
     results: list = []
@@ -122,7 +123,7 @@ def execute(task: "TaskSpec", planned: "Planned", runner: "Runner", ctx: "Contex
     return value
 
 
-def _send(task: "TaskSpec", runner: "Runner", request: Any, planned: "Planned", presenter: Presenter
+def _send(task: "Task", runner: "Runner", request: Any, planned: "PlannedJobs", presenter: Presenter
           ) -> list["Result"]:
     got = task.send(runner, request, planned, presenter.begin(request, planned))
     for result in got:
