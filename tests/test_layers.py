@@ -2,7 +2,8 @@
 sideways, but for a short list of known exceptions; no import cycle; no two modules share a name.
 
 Layers, highest first (ARCHITECTURE.md draws them): cli > api > batch > tasks > core > media, net, server >
-the ground floor (settings, families, presets, errors, events, files, urls, limits, switches, terminal)."""
+the ground floor (settings, families, presets, errors, hints, events, files, urls, limits, switches, terminal).
+Within that order, a few imports are never made at all, even downward (NEVER)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ UPWARD_ALLOWED = {
     ("mmcli.batch.run", "mmcli.cli.output.render"): "--each is reached only from the CLI; run_each builds its Output",
     ("mmcli.core.driver", "mmcli.tasks.specs"): "type hints only: the driver runs a TaskSpec and its Planned jobs",
 }
+
+# importer's folder -> imported folder: imports never made, not even lazily, each with why
+NEVER = [
+    ("mmcli.tasks", "mmcli.net", "tasks go through the Runner and core: only core sends, through net"),
+    ("mmcli.media", "mmcli.net", "media knows no requests: the floor's three rooms stand apart"),
+    ("mmcli.media", "mmcli.server", "media knows no requests: the floor's three rooms stand apart"),
+    ("mmcli.net", "mmcli.media", "HTTP knows no decoding: the floor's three rooms stand apart"),
+    ("mmcli.net", "mmcli.server", "the client's HTTP needs nothing of the vLLM process (shared hints are ground)"),
+    ("mmcli.server", "mmcli.net", "the server side never imports the client side"),
+    ("mmcli.server", "mmcli.media", "the server side never imports the client side"),
+]
 
 # a name may repeat only between a command's module and its task's (cli/commands/X.py, tasks/X.py or tasks/X/,
 # and the same role inside each task's folder, such as tasks/detect/jobs.py and tasks/embed/jobs.py)
@@ -113,6 +125,19 @@ def test_imports_run_down_the_layers_but_for_a_short_known_list():
     assert len(UPWARD_ALLOWED) <= 6
     stale = set(UPWARD_ALLOWED) - set(found)
     assert not stale, f"allowed upward imports that no longer exist (remove them from the list): {sorted(stale)}"
+
+
+def _inside(module: str, folder: str) -> bool:
+    return module == folder or module.startswith(folder + ".")
+
+
+def test_the_imports_never_made_are_not_made():
+    known = modules()
+    found = [f"  {module} imports {target} ({why})" for module, path in known.items()
+             for target in sorted(imports(module, path, known))
+             for low, high, why in NEVER if _inside(module, low) and _inside(target, high)]
+    assert found == [], "imports that must not be made (go through the layer meant for it, or move the name " \
+                        "to the ground floor):\n" + "\n".join(found)
 
 
 def test_no_import_cycle_among_what_runs_at_import():

@@ -10,7 +10,7 @@ from ..errors import MmcliError
 from .job import Job
 from .plan import Plan
 from ..schema import checked
-from .verify import check_fits, server_visual_tokens
+from .verify import check_fits, server_visual_tokens, text_tokens
 
 if TYPE_CHECKING:
     from ..presets import Preset
@@ -150,6 +150,10 @@ class Runner:
         if result.error is not None:
             raise RunStopped(self.results, result.error)
         return result
+
+    def text_tokens(self, result: Result) -> int:
+        """The exact tokens of `result`'s request without its media (vLLM's POST /tokenize); MmcliError if unknown."""
+        return text_tokens(self.target.settings.endpoint, result.plan.request)
 
     def _finish(self, result: Result, started: float) -> None:
         result.seconds = time.monotonic() - started

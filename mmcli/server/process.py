@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import EndpointTimeout, EndpointUnavailable
-from .defaults import CPU_INSTALL, DEFAULT_STOP_GRACE, GPU_INSTALL
+from .defaults import DEFAULT_STOP_GRACE
+from ..hints import CPU_INSTALL, GPU_INSTALL
 
 INSTALL_HINT = (f"in the mmcli checkout: {GPU_INSTALL} (a GPU) or {CPU_INSTALL} (no GPU; docs/install.md); "
                 "or point --vllm-python (or vllm_python in the config) at the Python of an environment that has vLLM")
