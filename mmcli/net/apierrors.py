@@ -8,9 +8,9 @@ from typing import Optional
 
 from ..settings import Endpoint
 from ..urls import masked_text, masked_url
-from ..errors import EndpointUnavailable, MmcliError, RequestRejected
+from ..errors import BadReply, EndpointUnavailable, MmcliError, RequestRejected
 from ..hints import unreachable_hint
-from .replies import BadReply, summarise
+from .replies import summarise
 
 # The longest Retry-After waited for (Ctrl-C ends any wait); a longer one gets the usual backoff and, if the
 # endpoint still refuses, is named in the error's hint.

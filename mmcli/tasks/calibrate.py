@@ -53,9 +53,9 @@ def synthetic_image():
 def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: bool) -> Calibration:
     """Send the image request and the text-only one; compare the server's count for the image with the plan."""
     from ..settings import GenerationOptions
-    from ..errors import MmcliError
+    from ..errors import MmcliError, RunStopped
     from ..core.inputs import read_inputs
-    from ..core.runner import Runner, RunStopped
+    from ..core.runner import Runner
     from .ask import ask_job
     from .common import Context
     from ..core.verify import vision_markers
