@@ -9,7 +9,7 @@ import typer
 from mmcli.limits import DEFAULT_MAX_PAGES
 from ..batch_options import with_batch_options
 from ..options import page_list, with_common_options
-from ..schema_options import SchemaOption, TableOption
+from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
@@ -36,6 +36,7 @@ EPILOG = """Examples:
 
 @with_common_options
 @with_batch_options()
+@with_schema_options()
 def docqa(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -65,8 +66,6 @@ def docqa(
     max_pages: Annotated[int, typer.Option(
         "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
         help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
-    schema: SchemaOption = None,
-    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -77,9 +76,7 @@ def docqa(
     from ..output.show_docqa import DocqaView
     from mmcli.tasks.docqa import DocOptions
     from mmcli.tasks.specs import TASKS
-    from ..schema_options import apply_schema
 
-    opts, batch = apply_schema(opts, batch, schema, table)
     doc = DocOptions(pages=pages, dpi=dpi, with_text=with_text, pages_per_request=pages_per_request,
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []
