@@ -8,14 +8,13 @@ import typer
 
 from mmcli.limits import DEFAULT_MAX_PAGES
 from ..batch_options import with_batch_options
+from ..document_options import DOCUMENT, MaxPages, PasswordEnv
 from ..options import page_list, with_common_options
 from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
     from mmcli.settings import CommonOptions
-
-DOCUMENT = "Document"
 
 HELP = """Ask a vision-language model about PDF documents or scanned pages.
 
@@ -60,12 +59,8 @@ def docqa(
     per_page: Annotated[bool, typer.Option(
         "--per-page", rich_help_panel=DOCUMENT,
         help="Answer each page separately: one result per page (JSON lines with --json).")] = False,
-    password_env: Annotated[Optional[str], typer.Option(
-        "--password-env", metavar="NAME", rich_help_panel=DOCUMENT,
-        help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
-    max_pages: Annotated[int, typer.Option(
-        "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
-        help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
+    password_env: PasswordEnv = None,
+    max_pages: MaxPages = DEFAULT_MAX_PAGES,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
