@@ -1,4 +1,8 @@
-"""Errors that end a command: each carries its exit code, where it happened and a hint."""
+"""Errors that end a command: each carries its exit code, where it happened and a hint.
+
+Every error class that leaves the module that raises it lives here, so one file lists what any layer may
+catch. A signal raised and caught within one layer stays with its own module (net's StatusFailure and
+ConnectionFailure, the history store's NoHistory, a tasks file's LineError, media's AspectRatioError)."""
 
 from __future__ import annotations
 
@@ -111,7 +115,53 @@ class JobsFailed(MmcliError):
     """A many-job run finished, but some of its jobs failed (their lines in the results say why)."""
 
     exit_code = ExitCode.SOME_FAILED
+
+
 class OutputNotWritten(MmcliError):
     """An output file could not be written after the requests succeeded (disk full, directory gone, ...)."""
 
     exit_code = ExitCode.OUTPUT_NOT_WRITTEN
+
+
+class OutputError(UsageError):
+    """An output file or directory that cannot be used as asked."""
+
+
+class HistoryUnreadable(MmcliError):
+    """The history database cannot be read (damaged, locked for long, or from a newer mmcli)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ServeError(EndpointUnavailable):
+    """vLLM could not be found, started or stopped (exit 5, like an unreachable endpoint)."""
+
+
+BAD_REPLY_HINT = ("the server answered, but not as an OpenAI-compatible endpoint would: check --base-url "
+                  "(it usually ends in /v1) and the server's log")
+
+
+class BadReply(EndpointUnavailable):
+    """The endpoint answered, but its reply is not a valid chat completion (exit 5)."""
+
+    def __init__(self, why: str, *, where: str = "", hint: str = BAD_REPLY_HINT) -> None:
+        super().__init__("bad reply from the server", why, where=where, hint=hint)
+
+
+class PartialAnswerError(MmcliError):
+    """Wraps an error that struck after part of the answer had arrived (`partial`: net's ChatResult)."""
+
+    def __init__(self, cause: MmcliError, partial: object) -> None:
+        super().__init__(cause.what, cause.why, where=cause.where, hint=cause.hint)
+        self.exit_code = cause.exit_code
+        self.partial = partial
+        self.cause = cause  # the error of its own class, for callers that tell errors apart by class
+
+
+class RunStopped(Exception):
+    """A run ended early (an error or Ctrl-C): the results so far (core's Results), the last one possibly partial."""
+
+    def __init__(self, results: list, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.results = results
+        self.cause = cause

@@ -16,14 +16,10 @@ import stat
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from .errors import OutputNotWritten, UsageError
+from .errors import OutputError, OutputNotWritten, UsageError
 
 # Hard links give a race-free "create only if absent"; these errors mean the filesystem has none.
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
-
-
-class OutputError(UsageError):
-    """An output file or directory that cannot be used as asked."""
 
 
 def _reason(exc: OSError) -> str:

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from mmcli.errors import ExitCode
-from mmcli.files import OutputError, check_output_dir, check_target, make_output_dir, write_atomic
+from mmcli.errors import OutputError
+from mmcli.files import check_output_dir, check_target, make_output_dir, write_atomic
 
 
 def _leftovers(directory):

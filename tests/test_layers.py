@@ -2,11 +2,14 @@
 sideways, but for a short list of known exceptions; no import cycle; no two modules share a name.
 
 Layers, highest first (ARCHITECTURE.md draws them): cli > api > batch > tasks > core > media, net, server >
-the ground floor (settings, families, presets, errors, events, files, urls, limits, switches, terminal)."""
+the ground floor (settings, families, presets, errors, hints, events, files, urls, limits, switches, terminal).
+Within that order, a few imports are never made at all, even downward (NEVER). Every error class that leaves its
+module lives in mmcli/errors.py."""
 
 from __future__ import annotations
 
 import ast
+import builtins
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +28,28 @@ GROUND = (0, "ground")
 
 # importer -> imported: the imports allowed to run up a layer, each with why (at most 6)
 UPWARD_ALLOWED = {
+}
+
+# importer's folder -> imported folder: imports never made, not even lazily, each with why
+NEVER = [
+    ("mmcli.tasks", "mmcli.net", "tasks go through the Runner and core: only core sends, through net"),
+    ("mmcli.media", "mmcli.net", "media knows no requests: the floor's three rooms stand apart"),
+    ("mmcli.media", "mmcli.server", "media knows no requests: the floor's three rooms stand apart"),
+    ("mmcli.net", "mmcli.media", "HTTP knows no decoding: the floor's three rooms stand apart"),
+    ("mmcli.net", "mmcli.server", "the client's HTTP needs nothing of the vLLM process (shared hints are ground)"),
+    ("mmcli.server", "mmcli.net", "the server side never imports the client side"),
+    ("mmcli.server", "mmcli.media", "the server side never imports the client side"),
+]
+
+# exceptions raised and caught within one layer, kept with their module's own vocabulary (each with why);
+# a class whose name starts with _ is private to its module and needs no entry
+LOCAL_EXCEPTIONS = {
+    "mmcli.net.apierrors.StatusFailure": "carries the HTTP reply; net turns it into an MmcliError (map_api_error)",
+    "mmcli.net.apierrors.ConnectionFailure": "carries the httpx error; net turns it into an MmcliError",
+    "mmcli.core.history.store.NoHistory": "the store's; history/follow turns it into a UsageError",
+    "mmcli.core.history.store.NewerDatabase": "the store's sqlite3 error; history/follow makes it HistoryUnreadable",
+    "mmcli.batch.tasksfile.LineError": "one bad line of a tasks file; becomes a Problem line, never raised further",
+    "mmcli.media.resize.AspectRatioError": "the pure resize math's ValueError; media makes it a MediaError",
 }
 
 # a name may repeat only between a command's module and its task's (cli/commands/X.py, tasks/X.py or tasks/X/,
@@ -111,6 +136,46 @@ def test_imports_run_down_the_layers_but_for_a_short_known_list():
     assert len(UPWARD_ALLOWED) <= 6
     stale = set(UPWARD_ALLOWED) - set(found)
     assert not stale, f"allowed upward imports that no longer exist (remove them from the list): {sorted(stale)}"
+
+
+def _inside(module: str, folder: str) -> bool:
+    return module == folder or module.startswith(folder + ".")
+
+
+def test_the_imports_never_made_are_not_made():
+    known = modules()
+    found = [f"  {module} imports {target} ({why})" for module, path in known.items()
+             for target in sorted(imports(module, path, known))
+             for low, high, why in NEVER if _inside(module, low) and _inside(target, high)]
+    assert found == [], "imports that must not be made (go through the layer meant for it, or move the name " \
+                        "to the ground floor):\n" + "\n".join(found)
+
+
+def _exception_classes() -> dict[str, list[str]]:
+    """Every class of the package that derives from an exception: dotted name -> its bases' names."""
+    trees = {module: ast.parse(path.read_text(encoding="utf-8")) for module, path in modules().items()}
+    classes = {f"{module}.{node.name}": [ast.unparse(base).split(".")[-1] for base in node.bases]
+               for module, tree in trees.items() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    names = {name.rsplit(".", 1)[1] for name in classes}
+    exceptions = {name for name in dir(builtins) if isinstance(getattr(builtins, name), type)
+                  and issubclass(getattr(builtins, name), BaseException)} | {"DatabaseError", "Error"}
+    grown = True
+    while grown:  # a class is an exception when one of its bases is
+        found = {dotted.rsplit(".", 1)[1] for dotted, bases in classes.items() if exceptions & set(bases)}
+        grown = bool(found - exceptions)
+        exceptions |= found & names
+    return {dotted: bases for dotted, bases in classes.items() if exceptions & set(bases)}
+
+
+def test_error_classes_live_in_errors_py_but_for_a_short_known_list():
+    found = _exception_classes()
+    outside = {name: bases for name, bases in found.items() if not name.startswith("mmcli.errors.")}
+    public = {name for name in outside if not name.rsplit(".", 1)[1].startswith("_")}
+    assert public - set(LOCAL_EXCEPTIONS) == set(), "error classes to move to mmcli/errors.py"
+    assert set(LOCAL_EXCEPTIONS) - public == set(), "local exceptions that no longer exist: remove them from the list"
+    ours = {name.rsplit(".", 1)[1] for name in found if name.startswith("mmcli.errors.")}
+    built_on_ours = {name for name, bases in outside.items() if ours & set(bases)}
+    assert built_on_ours == set(), "errors built on mmcli.errors' classes leave their module: move them to errors.py"
 
 
 def test_no_import_cycle_among_what_runs_at_import():

@@ -121,7 +121,7 @@ def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[
 
 def _raise_unfinished(export: Path, bad: list[str], counts: dict, missing: list[str], waiting: int) -> None:
     """Exit 5 when output lines could not be read (the good ones are collected), else 8 for jobs not done."""
-    from ..net.replies import BadReply
+    from ..errors import BadReply
 
     unfinished = counts["failed"] + counts["missing"] + waiting
     if bad:

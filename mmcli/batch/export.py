@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import JobsFailed, MmcliError, OutputNotWritten, UsageError
-from ..files import OutputError
+from ..errors import JobsFailed, MmcliError, OutputError, OutputNotWritten, UsageError
 from .work import BatchFlags, Work, job_id
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ..files import OutputError
+from ..errors import OutputError
 
 
 def _identity(path: Path) -> Optional[tuple[int, int]]:
@@ -65,8 +65,6 @@ def refuse_device(target: Path, flag: str = "-o") -> None:
 
 def check_results_place(target: Path, flag: str = "-o") -> None:
     """Refuse, before anything is sent, a results file that could not be opened: a device, a folder, no folder."""
-    from ..files import OutputError
-
     refuse_device(target, flag)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():

@@ -13,7 +13,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Optional
 
-from ..net.replies import BadReply
+from ..errors import BadReply
 
 if TYPE_CHECKING:
     from ..settings import Endpoint

@@ -12,8 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import UsageError
-from ..files import OutputError
+from ..errors import OutputError, UsageError
 
 if TYPE_CHECKING:
     from ..errors import MmcliError

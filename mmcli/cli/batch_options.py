@@ -79,12 +79,8 @@ def with_batch_options(results_file: bool = True, each: bool = True) -> Callable
         names = {name: value for name, value in names.items() if name not in ("each", "recursive")}
 
     def decorate(func: Callable) -> Callable:
-        signature = inspect.signature(func)
-        from .options import _evaluated
+        from .options import spliced
 
-        own = [p if p.name == "opts" else p.replace(annotation=_evaluated(p.annotation, func))
-               for p in signature.parameters.values() if p.name != "batch"]
-        at = next((i for i, p in enumerate(own) if p.name == "opts"), len(own))
         added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
                  for name, (annotation, default) in names.items()]
 
@@ -95,12 +91,7 @@ def with_batch_options(results_file: bool = True, each: bool = True) -> Callable
                 values.update(each=True, recursive=False)
             return func(**kwargs, batch=_flags(values))
 
-        # Keyword-only throughout: Typer passes everything by name, and the order stays as declared.
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at] + added + own[at:]]
-        command.__signature__ = signature.replace(parameters=params)
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        del command.__wrapped__
-        return command
+        return spliced(func, command, added, drop="batch", before="opts")
 
     return decorate
 

@@ -199,9 +199,6 @@ def _annotation(name: str, helps: dict[str, str]) -> object:
 
 
 def _with_options(func: Callable, names: tuple[str, ...], helps: Optional[dict[str, str]] = None) -> Callable:
-    signature = inspect.signature(func)
-    own = [p.replace(annotation=_evaluated(p.annotation, func))
-           for p in signature.parameters.values() if p.name != "opts"]
     helps = helps or {}
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(name, helps),
                                 default=SHARED_PARAMETERS[name][1]) for name in names]
@@ -211,8 +208,21 @@ def _with_options(func: Callable, names: tuple[str, ...], helps: Optional[dict[s
         values = {name: kwargs.pop(name) for name in names}
         return func(**kwargs, opts=_common_from(values))
 
-    command.__signature__ = signature.replace(parameters=own + shared)
-    command.__annotations__ = {**{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in shared}}
+    return spliced(func, command, shared, drop="opts")
+
+
+def spliced(func: Callable, command: Callable, added: list[inspect.Parameter], drop: Optional[str] = None,
+            before: Optional[str] = None) -> Callable:
+    """`command` (a functools.wraps of `func`) given the signature Typer reads: `func`'s parameters but `drop`,
+    their annotations evaluated (but `opts`'s), with `added` before `before` (else at the end), all by keyword."""
+    signature = inspect.signature(func)
+    own = [p if p.name == "opts" else p.replace(annotation=_evaluated(p.annotation, func))
+           for p in signature.parameters.values() if p.name != drop]
+    at = next((i for i, p in enumerate(own) if p.name == before), len(own))
+    # Keyword-only throughout: Typer passes everything by name, and the order stays as declared.
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at] + added + own[at:]]
+    command.__signature__ = signature.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
     del command.__wrapped__  # Typer must see the combined signature, not the original
     return command
 

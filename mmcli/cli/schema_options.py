@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
@@ -25,6 +27,30 @@ TableOption = Annotated[Optional[str], typer.Option(
     "--format", metavar="csv|jsonl", rich_help_panel="Many files", show_default=False,
     help="With --each and --schema: print a table on stdout, one row per file (the source first, then "
          "the answer's fields flattened), instead of the results lines.")]
+
+
+def with_schema_options(before: str = "opts") -> Callable[[Callable], Callable]:
+    """Add --schema and --format before the parameter `before`; the command gets its `opts` and `batch` with
+    the schema loaded and the format set (apply_schema) before its own first line. It goes below
+    with_batch_options, whose `batch` it needs."""
+    added = [inspect.Parameter("schema", inspect.Parameter.KEYWORD_ONLY, annotation=SchemaOption, default=None),
+             inspect.Parameter("table", inspect.Parameter.KEYWORD_ONLY, annotation=TableOption, default=None)]
+
+    def decorate(func: Callable) -> Callable:
+        from .options import spliced
+
+        if not {"opts", "batch", before} <= set(inspect.signature(func).parameters):
+            raise TypeError(f"{func.__name__} needs `opts`, `batch` and `{before}` parameters for --schema")
+
+        @functools.wraps(func)
+        def command(*, opts: "CommonOptions", batch: "BatchFlags", schema: Optional[str] = None,
+                    table: Optional[str] = None, **kwargs):
+            opts, batch = apply_schema(opts, batch, schema, table)
+            return func(**kwargs, opts=opts, batch=batch)
+
+        return spliced(func, command, added, before=before)
+
+    return decorate
 
 
 def apply_schema(opts: "CommonOptions", batch: "BatchFlags", schema: Optional[str],

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from ..errors import RunStopped
 from ..events import Events
-from .runner import RunStopped
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
-from ..errors import MmcliError
+from ..errors import BadReply, MmcliError, PartialAnswerError, RunStopped
 from .job import Job
 from .plan import Plan
 from ..schema import checked
-from .verify import check_fits, server_visual_tokens
+from .verify import check_fits, server_visual_tokens, text_tokens
 
 if TYPE_CHECKING:
     from ..presets import Preset
@@ -70,15 +70,6 @@ class Result:
         return prompt >= planned
 
 
-class RunStopped(Exception):
-    """A run ended early (an error or Ctrl-C): the results so far, the last one possibly partial."""
-
-    def __init__(self, results: list[Result], cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.results = results
-        self.cause = cause
-
-
 class Runner:
     """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
 
@@ -128,7 +119,7 @@ class Runner:
                 check_fits(plan, context_limit(self.target), job.generation.max_tokens)
             answer = client.chat(self.target.settings.endpoint, plan.request, on_text=hear, status=self.status,
                                  pacer=self.pacer)
-        except client.PartialAnswerError as exc:
+        except PartialAnswerError as exc:
             _copy_answer(result, exc.partial)  # the text that arrived stays on the result
             result.error = exc.cause  # the error of its own class, as every caller raises it
         except MmcliError as exc:
@@ -151,6 +142,10 @@ class Runner:
             raise RunStopped(self.results, result.error)
         return result
 
+    def text_tokens(self, result: Result) -> int:
+        """The exact tokens of `result`'s request without its media (vLLM's POST /tokenize); MmcliError if unknown."""
+        return text_tokens(self.target.settings.endpoint, result.plan.request)
+
     def _finish(self, result: Result, started: float) -> None:
         result.seconds = time.monotonic() - started
         self.results.append(result)
@@ -160,7 +155,6 @@ class Runner:
     def transcribe(self, job: Job, fields: dict) -> Result:
         """Upload one audio piece to /audio/transcriptions; kept as a Result, so a later failure loses nothing."""
         from ..net import openai_routes as client
-        from ..net.replies import BadReply
 
         endpoint = self.target.settings.endpoint
         item = job.items[0]

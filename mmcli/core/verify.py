@@ -61,8 +61,6 @@ def server_visual_tokens(endpoint: "Endpoint", result: Answered,
                          warn: Optional[Callable[[str], None]] = None) -> Optional[int]:
     """The visual tokens the server counted: its prompt tokens minus the exact text tokens (POST
     /tokenize of the same messages without media) minus the vision markers; None when unknown."""
-    from ..net import vllm_routes
-
     prompt = result.usage.get("prompt_tokens")
     items = result.job.sent_items
     if result.planned_visual_tokens is None or not isinstance(prompt, int) or result.plan.items != items:
@@ -73,11 +71,18 @@ def server_visual_tokens(endpoint: "Endpoint", result: Answered,
                    "only the prompt-size check was made")
         return None
     try:
-        text = vllm_routes.tokenize(endpoint, text_only(result.plan.request))
+        text = text_tokens(endpoint, result.plan.request)
     except MmcliError as exc:
         _say(warn, f"--verify: {exc.message()}; only the prompt-size check was made")
         return None
     return prompt - text - sum(markers)
+
+
+def text_tokens(endpoint: "Endpoint", request: dict) -> int:
+    """The exact tokens of the request's text alone: vLLM's POST /tokenize of it without its media."""
+    from ..net import vllm_routes
+
+    return vllm_routes.tokenize(endpoint, text_only(request))
 
 
 def _say(warn: Optional[Callable[[str], None]], message: str) -> None:

@@ -7,9 +7,10 @@ import re
 from typing import Optional
 
 from ..settings import Endpoint
-from ..urls import is_loopback, masked_text, masked_url
-from ..errors import EndpointUnavailable, MmcliError, RequestRejected
-from .replies import BadReply, summarise
+from ..urls import masked_text, masked_url
+from ..errors import BadReply, EndpointUnavailable, MmcliError, RequestRejected
+from ..hints import unreachable_hint
+from .replies import summarise
 
 # The longest Retry-After waited for (Ctrl-C ends any wait); a longer one gets the usual backoff and, if the
 # endpoint still refuses, is named in the error's hint.
@@ -185,25 +186,3 @@ def _hint_for(code: int, message: str) -> str:
     if code == 429:
         return "the endpoint is rate-limiting; wait a little and try again"
     return ""
-
-
-# Dropped by `mmcli doctor`, which is already checking this machine.
-DOCTOR_CLAUSE = "; `mmcli doctor` checks this machine"
-
-
-def unreachable_hint(endpoint: Endpoint) -> str:
-    """What to do when nothing answers at the endpoint."""
-    dry_run = "; --dry-run shows what would be sent without a server"
-    if not is_loopback(endpoint.base_url):
-        return "check that the server is running and the URL is right (--base-url / --profile)"
-    from urllib.parse import urlsplit
-
-    port = urlsplit(endpoint.base_url).port or 80
-    if endpoint.profile.name == "local":
-        flag = "" if port == 8000 else f" --port {port}"
-        from ..server.defaults import CPU_INSTALL, GPU_INSTALL
-
-        return (f"start one with `mmcli serve{flag}` (needs vLLM; in the mmcli checkout: {GPU_INSTALL} with a GPU, "
-                f"{CPU_INSTALL} without, see docs/install.md{DOCTOR_CLAUSE}), "
-                "or pick another endpoint with --base-url / --profile" + dry_run)
-    return f"nothing listens on port {port} of this machine: start the server or fix --base-url" + dry_run

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .replies import BadReply, error_message
+from ..errors import BadReply
+from .replies import error_message
 
 _USAGE_KEYS = ("prompt_tokens", "total_tokens")
 

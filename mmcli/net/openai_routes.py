@@ -10,8 +10,9 @@ from typing import Callable, Iterator, Optional
 from .apierrors import BROKEN_REPLY_HINT, message_hint, redact
 from ..settings import Endpoint
 from ..urls import masked_url
-from ..errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
-from .replies import (BadReply, Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
+from ..errors import (BadReply, EndpointTimeout, EndpointUnavailable, MmcliError, PartialAnswerError,
+                      RequestRejected)
+from .replies import (Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
 from .transport import MAX_REPLY_BYTES, read_limited, send
 
@@ -26,16 +27,6 @@ class ChatResult:
     model: str
     finish_reason: Optional[str]
     usage: dict = field(default_factory=dict)
-
-
-class PartialAnswerError(MmcliError):
-    """Wraps an error that struck after part of the answer had arrived."""
-
-    def __init__(self, cause: MmcliError, partial: ChatResult) -> None:
-        super().__init__(cause.what, cause.why, where=cause.where, hint=cause.hint)
-        self.exit_code = cause.exit_code
-        self.partial = partial
-        self.cause = cause  # the error of its own class, for callers that tell errors apart by class
 
 
 def list_models(endpoint: Endpoint) -> list[str]:

@@ -12,18 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional
 
-from ..errors import EndpointUnavailable
-
-BAD_REPLY_HINT = ("the server answered, but not as an OpenAI-compatible endpoint would: check --base-url "
-                  "(it usually ends in /v1) and the server's log")
+from ..errors import BadReply
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
-
-
-class BadReply(EndpointUnavailable):
-    """The endpoint answered, but its reply is not a valid chat completion (exit 5)."""
-
-    def __init__(self, why: str, *, where: str = "", hint: str = BAD_REPLY_HINT) -> None:
-        super().__init__("bad reply from the server", why, where=where, hint=hint)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 from .apierrors import (RETRY_AFTER_CAP, TRANSIENT_STATUS, ConnectionFailure, StatusFailure, map_api_error,
                         retry_after)
 from ..settings import Endpoint
-from ..errors import EndpointTimeout
+from ..errors import BadReply, EndpointTimeout
 from ..urls import is_loopback, masked_url
 
 RETRY_ATTEMPTS = 3
@@ -159,8 +159,6 @@ def _attempt(client, method: str, path: str, stream: bool, content: dict):
 def read_limited(response, limit: int, cut: bool = False) -> bytes:
     """The body, decoded, up to `limit` bytes: beyond it the rest is left unread (`cut`), or the reply is
     refused. A small gzip reply can inflate to gigabytes; this stops it at the limit."""
-    from .replies import BadReply
-
     chunks, total = [], 0
     for chunk in response.iter_bytes():
         total += len(chunk)

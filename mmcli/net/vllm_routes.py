@@ -9,8 +9,8 @@ from .openai_routes import located
 from .transport import http_timeout
 from ..settings import Endpoint
 from ..urls import masked_url
-from ..errors import EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
-from .replies import BadReply, decode_json
+from ..errors import BadReply, EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
+from .replies import decode_json
 
 
 def root_url(endpoint: Endpoint) -> str:

@@ -13,7 +13,3 @@ DEFAULT_STOP_GRACE = 20  # seconds from SIGTERM to SIGKILL
 # vLLM's own default `num_frames` for a `data:video/jpeg;base64,f1,f2,...` frame list: a server started
 # without `--media-io-kwargs '{"video": {"num_frames": -1}}'` keeps only the first 32 frames.
 VLLM_DEFAULT_NUM_FRAMES = 32
-# How vLLM is installed, from the mmcli checkout: the GPU build, and the CPU build, whose torch (x.y.z+cpu)
-# only PyTorch's CPU index has.
-GPU_INSTALL = "pip install -e '.[serve]'"
-CPU_INSTALL = "pip install -e '.[cpu]' --extra-index-url https://download.pytorch.org/whl/cpu"

@@ -11,14 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
-from ..errors import EndpointTimeout, MmcliError, UsageError
+from ..errors import EndpointTimeout, MmcliError, ServeError, UsageError
 from ..families import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
 from . import network, process, state as records
 from .command_line import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command, check_options,
                            child_env, choose_model, is_loopback_host, looks_like_path)
 from .defaults import DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE
 from .locate import locate_vllm, vllm_python
-from .process import ServeError
 from .state import ServerState
 
 if TYPE_CHECKING:

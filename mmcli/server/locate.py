@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Mapping, Optional
 
-from ..errors import UsageError
+from ..errors import ServeError, UsageError
 from .command_line import Launcher
-from .process import INSTALL_HINT, ServeError, shebang_python
+from .process import INSTALL_HINT, shebang_python
 
 
 def vllm_python(flag: Optional[str], environ: Mapping[str, str], configured: Optional[str]) -> Optional[str]:

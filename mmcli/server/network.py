@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from ..errors import UsageError
-from .process import ServeError
+from ..errors import ServeError, UsageError
 
 # What to do about a failed bind, by errno: the address is the --host's fault, the rest the port's.
 _HOST_HINT = "give an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"

@@ -52,14 +52,13 @@ def synthetic_image():
 
 def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: bool) -> Calibration:
     """Send the image request and the text-only one; compare the server's count for the image with the plan."""
-    from ..net import vllm_routes
     from ..settings import GenerationOptions
-    from ..errors import MmcliError
+    from ..errors import MmcliError, RunStopped
     from ..core.inputs import read_inputs
-    from ..core.runner import Runner, RunStopped
+    from ..core.runner import Runner
     from .ask import ask_job
     from .common import Context
-    from ..core.verify import text_only, vision_markers
+    from ..core.verify import vision_markers
 
     endpoint = target.settings.endpoint
     checked = read_inputs([synthetic_image()], media, endpoint.timeout, events.warn, ("image",))
@@ -73,7 +72,7 @@ def calibrate(target: "Target", media: "MediaOptions", events: "Events", vllm: b
     tokenized = None
     if vllm:
         try:
-            tokenized = vllm_routes.tokenize(endpoint, text_only(without.plan.request))
+            tokenized = runner.text_tokens(without)
         except MmcliError as exc:
             events.warn(f"cannot count the text exactly: {exc.message()}")
     [item] = image_job.items

@@ -118,7 +118,7 @@ class ChatSession:
             pruned: Optional[Callable[[list[str]], None]] = None) -> "Result":
         """Send a question (pruning old media first if it would not fit); the turn is kept even when
         the answer was cut short by Ctrl-C. Raises RunStopped as the Runner does."""
-        from ..core.runner import RunStopped
+        from ..errors import RunStopped
 
         job = self.job(prompt)
         names = self.prune_to_fit(job)
@@ -168,7 +168,7 @@ class ChatSession:
         return self._send(job, on_text)
 
     def _send(self, job: "Job", on_text) -> "Result":
-        from ..core.runner import RunStopped
+        from ..errors import RunStopped
 
         try:
             result = self.runner.run(job, on_text)

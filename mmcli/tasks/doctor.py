@@ -72,10 +72,9 @@ def check_vllm(found: Machine, environ: Mapping[str, str]) -> Check:
     from ..server.build import vllm_build
     from ..server.locate import locate_vllm, vllm_python
     from ..server.process import shebang_python
+    from ..hints import CPU_INSTALL, GPU_INSTALL
 
     configured = found.settings.vllm_python if found.settings else None
-    from ..server.defaults import CPU_INSTALL, GPU_INSTALL
-
     install = (f"{CHECKOUT_HINT}: {GPU_INSTALL} (GPU) or {CPU_INSTALL} (no GPU; docs/install.md), "
                "or set vllm_python in the config")
     try:

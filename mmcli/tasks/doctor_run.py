@@ -26,8 +26,8 @@ def _refuse_closed_port(endpoint, environ: Mapping[str, str]) -> None:
     """Unreachable at once when nothing accepts a connection (the request path would retry for seconds)."""
     from urllib.parse import urlsplit
 
-    from ..net.apierrors import unreachable_hint
     from ..errors import EndpointUnavailable
+    from ..hints import unreachable_hint
     from ..server.network import port_open
 
     if any(environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
@@ -44,7 +44,7 @@ def check_endpoint(found: Machine, environ: Mapping[str, str]) -> Check:
     """Whether the endpoint answers, what it serves (family, context length) and if it constrains output."""
     from ..core import probe as probes
     from ..core.endpoint import attach_server, judge_family
-    from ..net.apierrors import DOCTOR_CLAUSE
+    from ..hints import DOCTOR_CLAUSE
     from ..urls import masked_url
 
     settings = attach_server(found.settings, environ)

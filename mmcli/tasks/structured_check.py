@@ -16,8 +16,8 @@ PROMPT = "Answer with ok true."
 def check_structured(target: "Target", events: "Events") -> dict:
     """One tiny text-only request under a schema: {"works": True/False/None, "finding": one sentence}."""
     from ..settings import GenerationOptions, MediaOptions
-    from ..errors import OutputUnparseable, RequestRejected
-    from ..core.runner import Runner, RunStopped
+    from ..errors import OutputUnparseable, RequestRejected, RunStopped
+    from ..core.runner import Runner
     from ..schema import Schema
     from .common import Context
 

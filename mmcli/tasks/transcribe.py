@@ -120,7 +120,7 @@ def transcribe_one(checked, audio_opts: "AudioOptions", opts: TranscribeOptions,
     """One file decoded only now (memory stays flat over many files), its pieces sent in order through the
     Runner. A stopped run raises its cause with the transcript of the pieces that arrived on `.partial`."""
     from ..media.audio import open_audio
-    from ..core.runner import RunStopped
+    from ..errors import RunStopped
 
     label = checked.source.label
     track = checked.audio or open_audio(checked.source, what="video")

@@ -22,17 +22,16 @@ import itertools
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
 import httpx2
 
-from .scripted_server import QuietServer
+from .scripted_server import LocalServer, QuietHandler
 from .transcription_server import parse_multipart
 
 DROP = object()  # a `patch` value: leave the field out of the batch object
 
 
-class BatchAPI:
+class BatchAPI(LocalServer):
     """The Batch API of an endpoint whose chat answers come from `chat_root` (a ScriptedServer's root URL)."""
 
     def __init__(self, chat_root: str, api_key: str | None = None, polls: int = 0) -> None:
@@ -49,28 +48,7 @@ class BatchAPI:
         self.pad_mb = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.errors: list[BaseException] = []  # what the handler raised, other than clients hanging up
-        self._httpd = QuietServer(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        """The endpoint's base URL, ending in /v1."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        """Stop the server."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "BatchAPI":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._serve(_Handler, "batch-api")
 
     def new_id(self, prefix: str) -> str:
         """A fresh object id."""
@@ -138,30 +116,13 @@ class BatchAPI:
         return {k: v for k, v in shown.items() if v is not DROP}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def _send(self, code: int, obj, raw: bytes | None = None) -> None:
-        body = raw if raw is not None else json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class _Handler(QuietHandler):
     def _hostile(self, route: str) -> bool:
         reply = self.server.owner.replies.get(route)
         if reply is None:
             return False
         code, kind, body = reply
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(code, body, kind)
         return True
 
     def _allowed(self) -> bool:
@@ -169,12 +130,12 @@ class _Handler(BaseHTTPRequestHandler):
         owner.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
         if owner.api_key is None or self.headers.get("Authorization") == f"Bearer {owner.api_key}":
             return True
-        self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        self._send_json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
         return False
 
     def do_POST(self) -> None:
         """Upload a file or create a batch."""
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._read_body()
         if not self._allowed():
             return
         owner = self.server.owner
@@ -184,17 +145,17 @@ class _Handler(BaseHTTPRequestHandler):
             fields, (name, _, data) = parse_multipart(self.headers["Content-Type"], body)
             file_id = owner.new_id("file")
             owner.files[file_id] = data
-            self._send(200, {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                             "filename": name, "purpose": fields.get("purpose")})
+            self._send_json(200, {"id": file_id, "object": "file", "bytes": len(data),
+                                  "created_at": int(time.time()), "filename": name, "purpose": fields.get("purpose")})
         elif self.path == "/v1/batches":
             if self._hostile("create"):
                 return
             batch = owner.create_batch(json.loads(body))
             owner.created.set()
             owner.release.wait(owner.hold_create)
-            self._send(200, owner.public(batch))
+            self._send_json(200, owner.public(batch))
         else:
-            self._send(404, {"error": {"message": "no such route"}})
+            self._send_json(404, {"error": {"message": "no such route"}})
 
     def do_GET(self) -> None:
         """Retrieve a batch or a file's content."""
@@ -205,16 +166,16 @@ class _Handler(BaseHTTPRequestHandler):
         if parts == ["v1", "batches"]:
             if not self._hostile("list"):
                 data = [owner.public(b) for b in reversed(list(owner.batches.values()))]
-                self._send(200, {"object": "list", "data": data, "has_more": False,
-                                 "first_id": data[0]["id"] if data else None,
-                                 "last_id": data[-1]["id"] if data else None})
+                self._send_json(200, {"object": "list", "data": data, "has_more": False,
+                                      "first_id": data[0]["id"] if data else None,
+                                      "last_id": data[-1]["id"] if data else None})
         elif parts[:2] == ["v1", "batches"] and len(parts) == 3 and parts[2] in owner.batches:
             if self._hostile("retrieve"):
                 return
             batch = owner.batches[parts[2]]
             owner.advance(batch)
-            self._send(200, owner.public(batch))
+            self._send_json(200, owner.public(batch))
         elif parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content" and parts[2] in owner.files:
-            self._send(200, None, raw=owner.files[parts[2]])
+            self._send(200, owner.files[parts[2]], "application/octet-stream")
         else:
-            self._send(404, {"error": {"message": f"no such object: {self.path}"}})
+            self._send_json(404, {"error": {"message": f"no such object: {self.path}"}})

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any, Self, Union
 
 from .wire import (  # re-exported: tests import everything from this module
     NGINX_413_HTML,
@@ -151,13 +151,42 @@ class RecordedRequest:
 # ---------------------------------------------------------------- request handler
 
 
-class _Handler(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler base: HTTP/1.1, no access log, a request's body read whole, a reply sent whole."""
+
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: "QuietServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # keep pytest output clean
 
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+                if size == 0:
+                    return b"".join(parts)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, code: int, body: bytes, content_type: str,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(code, json.dumps(obj).encode(), "application/json", headers)
+
+
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
         """Serve /health and /v1/models."""
         self._record(b"")
@@ -195,17 +224,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:
             self.close_connection = True  # the client went away mid-answer; nothing to do
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-                if size == 0:
-                    return b"".join(parts)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
     def _record(self, body: bytes) -> RecordedRequest:
         try:
             parsed = json.loads(body) if body else None
@@ -222,22 +240,6 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         self._send_json(401, VLLM_UNAUTHORIZED)
         return False
-
-    # -- plain responses
-
-    def _send(self, code: int, body: bytes, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def _send_json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(code, json.dumps(obj).encode(), "application/json", headers)
 
     # -- scripted behaviour
 
@@ -366,7 +368,7 @@ class QuietServer(ThreadingHTTPServer):
     """A threading server that keeps its handler's errors on `owner.errors` and ignores clients hanging up."""
 
     daemon_threads = True
-    owner: "ScriptedServer"
+    owner: "LocalServer"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hanging up mid-response are normal in fault tests; anything else is a
@@ -376,10 +378,49 @@ class QuietServer(ThreadingHTTPServer):
             self.owner.errors.append(error)
 
 
+class LocalServer:
+    """A QuietServer on a free port of 127.0.0.1, served from a thread until `close` (or the end of a `with`).
+    A subclass sets up its own state, then calls `_serve(handler)`; its handler finds it as `server.owner`."""
+
+    errors: list[BaseException]  # what its handlers raised, other than clients hanging up
+    port: int
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], name: str = "local-server") -> None:
+        self.errors = []
+        self._httpd = QuietServer(("127.0.0.1", 0), handler)
+        self._httpd.owner = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                                        name=f"{name}-{self.port}", daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        """Base URL to give an OpenAI client, ending in /v1."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """Server URL without the /v1 prefix (where /health lives)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """Stop the server."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 # ---------------------------------------------------------------- public server
 
 
-class ScriptedServer:
+class ScriptedServer(LocalServer):
     """OpenAI-compatible endpoint on 127.0.0.1 that answers chat requests from a script."""
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = None,
@@ -395,27 +436,10 @@ class ScriptedServer:
         self.version: str | None = None  # set to answer GET /version as vLLM does
         self.tokenize_count: int | None = None  # set to answer POST /tokenize with this count
         self.requests: list[RecordedRequest] = []
-        self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = QuietServer(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
-            name=f"scripted-server-{self.port}", daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        """Base URL to give an OpenAI client, ending in /v1."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        """Server URL without the /v1 prefix (where /health lives)."""
-        return f"http://127.0.0.1:{self.port}"
+        self._serve(_Handler, "scripted-server")
 
     def script(self, *actions: Action) -> "ScriptedServer":
         """Queue actions; each chat request consumes the next one."""
@@ -438,15 +462,7 @@ class ScriptedServer:
     def close(self) -> None:
         """Wake hanging handlers and stop the server."""
         self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "ScriptedServer":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        super().close()
 
     def _next_action(self) -> Action:
         with self._lock:

@@ -7,14 +7,14 @@ tests can check how pieces were cut and how their texts and timestamps were join
 from __future__ import annotations
 
 import io
-import json
 import threading
 from typing import Optional
 import wave
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .scripted_server import LocalServer, QuietHandler
 
 MODEL = "whisper-tiny-test"
 
@@ -50,33 +50,21 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], tup
     return fields, upload
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: "_Server"
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(QuietHandler):
 
     def do_GET(self):
         """Serve /v1/models."""
         if self.path.split("?")[0] != "/v1/models":
-            self._send(404, b'{"detail": "Not Found"}')
+            self._send_json(404, {"detail": "Not Found"})
             return
         data = [{"id": MODEL, "object": "model", "root": "openai/whisper-tiny", "max_model_len": 448}]
-        self._send(200, json.dumps({"object": "list", "data": data}).encode())
+        self._send_json(200, {"object": "list", "data": data})
 
     def do_POST(self):
         """Serve /v1/audio/transcriptions."""
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._read_body()
         if self.path.split("?")[0] != "/v1/audio/transcriptions":
-            self._send(404, b'{"detail": "Not Found"}')
+            self._send_json(404, {"detail": "Not Found"})
             return
         fields, (filename, content_type, audio) = parse_multipart(self.headers["Content-Type"], body)
         upload = Upload(fields, filename, content_type, audio)
@@ -87,15 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
             owner.uploads.append(upload)
             n = len(owner.uploads)
         if owner.status is not None:
-            self._send(owner.status, b'{"error": {"message": "too large"}}')
+            self._send_json(owner.status, {"error": {"message": "too large"}})
             return
         if owner.fail_from is not None and n >= owner.fail_from:
-            self.send_response(503)
-            self.send_header("Retry-After", "0")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "31")
-            self.end_headers()
-            self.wfile.write(b'{"detail": "out of capacity!"}\n')
+            self._send(503, b'{"detail": "out of capacity!"}\n', "application/json", {"Retry-After": "0"})
             return
         self._reply(n, upload)
 
@@ -114,15 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply.update(language="english", duration=upload.seconds, segments=[
                 {"id": 0, "start": 0.0, "end": half, "text": f" piece {n} first half."},
                 {"id": 1, "start": half, "end": upload.seconds, "text": f" piece {n} second half."}])
-        self._send(200, json.dumps(reply).encode())
+        self._send_json(200, reply)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: "TranscriptionServer"
-
-
-class TranscriptionServer:
+class TranscriptionServer(LocalServer):
     """Whisper-style endpoint on 127.0.0.1; `uploads` holds what it received."""
 
     def __init__(self) -> None:
@@ -131,24 +109,4 @@ class TranscriptionServer:
         self.segments: Optional[list] = None  # verbose_json replies carry these (and the text "ok")
         self.status: Optional[int] = None  # every upload gets this HTTP status
         self.lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        """Base URL ending in /v1."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "TranscriptionServer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._serve(_Handler, "transcription-server")

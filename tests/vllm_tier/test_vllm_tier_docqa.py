@@ -11,10 +11,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,55 +20,38 @@ import tier_server
 
 pytest.importorskip("mmcli")
 from tests.support import pdfs  # noqa: E402  (after the skip: the repo root is on sys.path)
+from tests.support.scripted_server import LocalServer, QuietHandler  # noqa: E402
 
 IMAGE_LIMIT = tier_server.IMAGE_LIMIT
 
 
-class RecordingProxy:
+class _ProxyHandler(QuietHandler):
+    def do_GET(self) -> None:
+        self._forward(None)
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        self.server.owner.bodies.append(json.loads(body))
+        self._forward(body)
+
+    def _forward(self, body) -> None:
+        request = urllib.request.Request(self.server.owner.upstream + self.path, data=body, method=self.command,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                status, data, kind = response.status, response.read(), response.headers.get("Content-Type")
+        except urllib.error.HTTPError as exc:
+            status, data, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+        self._send(status, data, kind or "application/json")
+
+
+class RecordingProxy(LocalServer):
     """Forwards every request to `upstream` and keeps the JSON bodies of the POSTs."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.bodies: list[dict] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._forward(None)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy.bodies.append(json.loads(body))
-                self._forward(body)
-
-            def _forward(self, body) -> None:
-                request = urllib.request.Request(proxy.upstream + self.path, data=body, method=self.command,
-                                                 headers={"Content-Type": "application/json"})
-                try:
-                    with urllib.request.urlopen(request, timeout=600) as response:
-                        status, data, kind = response.status, response.read(), response.headers.get("Content-Type")
-                except urllib.error.HTTPError as exc:
-                    status, data, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
-                self.send_response(status)
-                self.send_header("Content-Type", kind or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(_ProxyHandler, "recording-proxy")
 
 
 @pytest.fixture

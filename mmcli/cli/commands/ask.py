@@ -10,7 +10,7 @@ from ..audio_options import AudioFormat, End, MaxAudioParts, MaxAudioSeconds, Sa
 from ..batch_options import with_batch_options
 from ..conversation_options import Cid, Continue, conversation_to_continue, following
 from ..options import with_common_options
-from ..schema_options import SchemaOption, TableOption
+from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
@@ -35,6 +35,7 @@ EPILOG = """Examples:
 
 @with_common_options
 @with_batch_options()
+@with_schema_options(before="cont")
 def ask(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -46,8 +47,6 @@ def ask(
     end: End = None,
     max_audio_seconds: MaxAudioSeconds = 600.0,
     max_audio_parts: MaxAudioParts = 20,
-    schema: SchemaOption = None,
-    table: TableOption = None,
     cont: Continue = False,
     cid: Cid = None,
     opts: "CommonOptions" = None,
@@ -60,9 +59,7 @@ def ask(
     from ..output.render import Output
     from mmcli.tasks.specs import TASKS, AskOptions
     from ..audio_options import audio_options
-    from ..schema_options import apply_schema
 
-    opts, batch = apply_schema(opts, batch, schema, table)
     inputs = inputs or []
     check_question(inputs, prompt, 'mmcli ask photo.jpg "what is in this picture?"')
     audio = audio_options(sample_rate, audio_format, start_at, end, max_audio_seconds, max_audio_parts)

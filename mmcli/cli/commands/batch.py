@@ -11,7 +11,7 @@ from ..batch_options import with_batch_options
 from ..options import with_common_options
 from ..plain_values import PlainValuesCommand, PlainValuesGroup
 from .provider_batch import register as register_provider_batches
-from ..schema_options import SchemaOption, TableOption
+from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
@@ -59,20 +59,17 @@ app = typer.Typer(cls=RunByDefault, help=HELP, epilog=EPILOG, no_args_is_help=Tr
 @app.command("run", help=RUN_HELP, epilog=EPILOG, cls=PlainValuesCommand)
 @with_common_options
 @with_batch_options(each=False)
+@with_schema_options()
 def run(
     tasks: Annotated[Path, typer.Argument(metavar="TASKS.jsonl", show_default=False,
                                           help="One JSON job per line.")],
-    schema: SchemaOption = None,
-    table: TableOption = None,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
     """Run every job of a tasks file."""
     from mmcli.batch.run import run_tasks
     from ..output.render import Output
-    from ..schema_options import apply_schema
 
-    opts, batch = apply_schema(opts, batch, schema, table)
     run_tasks(tasks, parse_line, opts, batch, Output(json_mode=opts.output.json))
 
 

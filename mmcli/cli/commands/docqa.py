@@ -8,14 +8,13 @@ import typer
 
 from mmcli.limits import DEFAULT_MAX_PAGES
 from ..batch_options import with_batch_options
+from ..document_options import DOCUMENT, MaxPages, PasswordEnv
 from ..options import page_list, with_common_options
-from ..schema_options import SchemaOption, TableOption
+from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
     from mmcli.settings import CommonOptions
-
-DOCUMENT = "Document"
 
 HELP = """Ask a vision-language model about PDF documents or scanned pages.
 
@@ -36,6 +35,7 @@ EPILOG = """Examples:
 
 @with_common_options
 @with_batch_options()
+@with_schema_options()
 def docqa(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         metavar="INPUT", show_default=False,
@@ -59,14 +59,8 @@ def docqa(
     per_page: Annotated[bool, typer.Option(
         "--per-page", rich_help_panel=DOCUMENT,
         help="Answer each page separately: one result per page (JSON lines with --json).")] = False,
-    password_env: Annotated[Optional[str], typer.Option(
-        "--password-env", metavar="NAME", rich_help_panel=DOCUMENT,
-        help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
-    max_pages: Annotated[int, typer.Option(
-        "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
-        help="Refuse documents longer than this unless --pages picks the pages.")] = DEFAULT_MAX_PAGES,
-    schema: SchemaOption = None,
-    table: TableOption = None,
+    password_env: PasswordEnv = None,
+    max_pages: MaxPages = DEFAULT_MAX_PAGES,
     opts: "CommonOptions" = None,
     batch: "BatchFlags" = None,
 ) -> None:
@@ -77,9 +71,7 @@ def docqa(
     from ..output.show_docqa import DocqaView
     from mmcli.tasks.docqa import DocOptions
     from mmcli.tasks.specs import TASKS
-    from ..schema_options import apply_schema
 
-    opts, batch = apply_schema(opts, batch, schema, table)
     doc = DocOptions(pages=pages, dpi=dpi, with_text=with_text, pages_per_request=pages_per_request,
                      per_page=per_page, password_env=password_env, max_pages=max_pages)
     inputs = inputs or []

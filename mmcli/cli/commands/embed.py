@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from mmcli.limits import DEFAULT_MAX_PAGES
+from ..document_options import DOCUMENT, MaxPages, PasswordEnv
 from ..options import EMBEDDING_PARAMETERS, ONE_SERVER, page_list, with_options
 
 if TYPE_CHECKING:
     from mmcli.settings import CommonOptions
 
 EMBED = "Embedding"
-DOCUMENT = "Document"
 
 HELP = """Turn images, PDF pages and texts into embedding vectors.
 
@@ -61,12 +62,8 @@ def embed(
     pages: Annotated[Optional[str], typer.Option(
         "--pages", metavar="LIST", callback=page_list, rich_help_panel=DOCUMENT,
         help="Pages of each PDF, 1-based: 3, 1-4,7 or 10- (default: all).")] = None,
-    password_env: Annotated[Optional[str], typer.Option(
-        "--password-env", metavar="NAME", rich_help_panel=DOCUMENT,
-        help="Read the password of encrypted PDFs from environment variable NAME.")] = None,
-    max_pages: Annotated[int, typer.Option(
-        "--max-pages", min=1, metavar="N", rich_help_panel=DOCUMENT,
-        help="Refuse documents longer than this unless --pages picks the pages.")] = 50,
+    password_env: PasswordEnv = None,
+    max_pages: MaxPages = DEFAULT_MAX_PAGES,
     opts: "CommonOptions" = None,
 ) -> None:
     """Turn images, PDF pages and texts into embedding vectors."""

@@ -221,7 +221,7 @@ def _launcher(flag: Optional[str], dry_run: bool, out):
     from mmcli.settings import configured_vllm_python
     from mmcli.server.command_line import Launcher
     from mmcli.server.locate import locate_vllm, vllm_python
-    from mmcli.server.process import ServeError
+    from mmcli.errors import ServeError
 
     try:
         return locate_vllm(vllm_python(flag, os.environ, configured_vllm_python(os.environ)), os.environ)

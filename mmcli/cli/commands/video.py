@@ -25,7 +25,7 @@ from ..video_options import (
 )
 from ..batch_options import with_batch_options
 from ..conversation_options import Cid, Continue, conversation_to_continue, following
-from ..schema_options import SchemaOption, TableOption
+from ..schema_options import with_schema_options
 
 if TYPE_CHECKING:
     from mmcli.batch.work import BatchFlags
@@ -52,6 +52,7 @@ EPILOG = """Examples:
 
 @with_common_options
 @with_batch_options()
+@with_schema_options(before="cont")
 def video(
     source: Annotated[str, typer.Argument(
         metavar="VIDEO", show_default=False,
@@ -70,8 +71,6 @@ def video(
     audio: WithAudio = False,
     sample_rate: SampleRate = None,
     audio_format: AudioFormat = "wav",
-    schema: SchemaOption = None,
-    table: TableOption = None,
     cont: Continue = False,
     cid: Cid = None,
     opts: "CommonOptions" = None,
@@ -85,9 +84,7 @@ def video(
     from ..output.render import Output
     from mmcli.tasks.audio_parts import sound_options
     from mmcli.tasks.specs import TASKS, AskOptions
-    from ..schema_options import apply_schema
 
-    opts, batch = apply_schema(opts, batch, schema, table)
     sampling = SamplingOptions(fps=fps, min_frames=min_frames, max_frames=max_frames, frames=frames,
                                start=parse_time(start_at, "--start"), end=parse_time(end, "--end"),
                                total_pixels=total_pixels, max_request_mb=max_request_mb, transport=transport,

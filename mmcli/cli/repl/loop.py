@@ -101,7 +101,7 @@ def _pruned(out: "Output", names: list[str]) -> None:
 
 def answer(session: "ChatSession", out: "Output", send: Callable) -> Optional[MmcliError]:
     """Send and show the answer as it arrives; Ctrl-C stops it, an error is shown (and returned), the chat goes on."""
-    from mmcli.core.runner import RunStopped
+    from mmcli.errors import RunStopped
 
     stop_spinner = out.start_spinner("waiting for the model")
     sinks: list = []

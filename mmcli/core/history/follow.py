@@ -7,7 +7,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
-from mmcli.errors import ExitCode, MmcliError, UsageError
+from mmcli.errors import HistoryUnreadable, UsageError
 from .store import History, NewerDatabase, NoHistory, Turn, history_path
 
 if TYPE_CHECKING:
@@ -15,12 +15,6 @@ if TYPE_CHECKING:
     from mmcli.media.item import MediaItem
 
 NO_HISTORY_HINT = "ask a question first (without -c); mmcli logs lists what the history holds"
-
-
-class HistoryUnreadable(MmcliError):
-    """The history database cannot be read (damaged, locked for long, or from a newer mmcli)."""
-
-    exit_code = ExitCode.USAGE
 
 
 # Reading waits this long for another mmcli's write to finish (a chat logging a turn takes milliseconds).

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 from urllib.parse import unquote, urlsplit
 
-from mmcli.errors import OutputNotWritten
-from mmcli.files import OutputError, check_output_dir, check_target, is_input, make_output_dir, write_atomic
+from mmcli.errors import OutputError, OutputNotWritten
+from mmcli.files import check_output_dir, check_target, is_input, make_output_dir, write_atomic
 from .labels import slug
 
 if TYPE_CHECKING:
