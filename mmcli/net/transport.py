@@ -15,11 +15,11 @@ from .apierrors import (RETRY_AFTER_CAP, TRANSIENT_STATUS, ConnectionFailure, St
                         retry_after)
 from ..settings import Endpoint
 from ..errors import EndpointTimeout
+from ..limits import MAX_REPLY_BYTES
 from ..urls import is_loopback, masked_url
 
 RETRY_ATTEMPTS = 3
 MAX_ERROR_BYTES = 1 << 20  # of an error reply's body: enough for any message
-MAX_REPLY_BYTES = 64 << 20  # of a whole reply, once decoded (a thousand embeddings fit several times)
 CONNECT_TIMEOUT = 10.0
 StatusFn = Callable[[str], None]
 
