@@ -81,3 +81,13 @@ def test_a_media_url_that_drips_its_headers_ends_at_the_timeout(mmcli, server):
         run = mmcli("ask", f"{media.url}/x.jpg", "q", "--timeout", "1", "--base-url", server.base_url)
     assert_clean_error(run, 3, "cannot download media", "not whole within 1 s")
     assert server.chat_requests() == []
+
+
+def test_a_health_check_that_drips_is_not_ready():
+    from mmcli.server.network import healthy
+    from tests.support.scripted_server import ScriptedServer
+
+    with DripServer(drip=http_reply(b"", content_type="text/plain"), delay=0.2) as server:
+        assert healthy(server.url, timeout=1) is False  # a whole 200 after several seconds: too late
+    with ScriptedServer() as server:
+        assert healthy(server.root_url) is True
