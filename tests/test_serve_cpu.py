@@ -96,6 +96,19 @@ def test_log_watcher_reports_phases_and_download_progress(tmp_path):
     assert said[-1] == "starting the API server"
 
 
+def test_log_watcher_passes_over_a_line_of_megabytes(tmp_path):
+    log = tmp_path / "server.log"
+    said: list[str] = []
+    watcher = LogWatcher(log, said.append)
+    log.write_bytes(b"x" * (3 << 20))  # no line end in sight: no progress line, and no reason to stop watching
+    for _ in range(4):
+        watcher.poll()
+    with log.open("a") as handle:
+        handle.write("\nINFO Loading weights took 3 s\n")
+    watcher.poll()
+    assert said == ["loading the weights"]
+
+
 # vLLM 0.32's CPU build loading a local folder, verbatim (the tqdm lines start with a carriage return).
 LOCAL_LOADING = (
     "(Worker pid=1736) INFO 12-03 15:05:41 [cpu_model_runner.py:68] Starting to load model /models/qwen2-vl-tiny...\n"

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import OutputError, UsageError
+from ..files import LongLine, capped_lines
+from ..limits import MAX_REPLY_LINE
 
 if TYPE_CHECKING:
     from ..errors import MmcliError
@@ -32,7 +34,10 @@ def read_lines(path: Path) -> tuple[list[dict], int]:
     records, broken = [], 0
     try:
         with open(path, "rb") as handle:
-            for raw in handle:
+            for raw in capped_lines(handle, MAX_REPLY_LINE):
+                if isinstance(raw, LongLine):  # not a line mmcli wrote: its job runs again
+                    broken += 1
+                    continue
                 if not raw.strip():
                     continue
                 try:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import UsageError
+from ..files import LongLine, capped_lines
 from .work import Work
 
 if TYPE_CHECKING:
@@ -46,7 +47,10 @@ def read_tasks(path: Path, parse: Callable[..., dict], run_opts: "CommonOptions"
     works, problems = [], []
     seen: dict[str, int] = {}
     with handle:
-        for number, raw in enumerate(_lines(handle), start=1):
+        for number, raw in enumerate(capped_lines(handle, MAX_LINE_BYTES), start=1):
+            if isinstance(raw, LongLine):  # never read whole: its first bytes are enough to refuse it
+                problems.append(Problem(number, "the line is longer than 1 MiB"))
+                continue
             if not raw.strip():
                 continue
             try:
@@ -61,21 +65,6 @@ def read_tasks(path: Path, parse: Callable[..., dict], run_opts: "CommonOptions"
                 seen[work.given_id] = number
             works.append(work)
     return works, problems
-
-
-def _lines(handle) -> Iterator[bytes]:
-    """The file's lines, each cut at MAX_LINE_BYTES + 1 bytes: a longer line is never held whole in memory
-    (its first bytes are enough to refuse it)."""
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while True:  # skip the rest of the line, a block at a time
-                rest = handle.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
-        yield raw
 
 
 class LineError(Exception):
