@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..batch.results import ResultsFile
     from ..batch.work import BatchFlags, Work
     from ..settings import CommonOptions, Settings
+    from .window import Window
 
 COMMANDS = ("ask", "video", "docqa", "detect")
 TASK_HINT = 'each task is a dict like {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption"}'
@@ -33,6 +34,7 @@ class _Feed(Sink):
         self.path = file.path if file is not None else None
         self.previous = file.previous if file is not None else {}
         self.lines: "queue.Queue[object]" = queue.Queue()
+        self.window: Optional["Window"] = None  # set by the run: a line handed on holds its job's slot
 
     def write(self, record: dict) -> bool:
         """The line kept in the file, then handed on; False once the run was stopped (the line is dropped)."""
@@ -40,6 +42,8 @@ class _Feed(Sink):
             if self.closed or (self.file is not None and not self.file.write(record)):
                 return False
             self.lines.put(record)
+            if self.window is not None:
+                self.window.kept()
             return True
 
     def close(self) -> None:
@@ -65,8 +69,10 @@ class _Kept(Events):
 class Jobs:
     """The results of a many-file run as its jobs finish: each item is the dict a results line holds (id,
     command, sources, prompt, the task's fields or `error`, warnings, seconds). Nothing is sent until the
-    first item is asked for; leaving the loop (or Ctrl-C) stops the run, keeps the lines already written and
-    closes the results file. `tally` counts what was done, failed and skipped."""
+    first item is asked for, and the run goes on only while it is read (`concurrency` jobs ahead at most): after
+    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop.
+    `close()`, `with` or Ctrl-C ends the run, keeps the lines already written and closes the results file.
+    `tally` counts what was done, failed and skipped."""
 
     def __init__(self, works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
                  title: str, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -111,36 +117,43 @@ class Jobs:
         from ..batch.engine import Engine
         from ..batch.results import ResultsFile
         from ..batch.run import start_batch
+        from .window import Window
 
         events = _Kept()
         feed = _Feed(ResultsFile(self._flags.output, events) if self._flags.output is not None else None)
-        engine = None
+        engine = window = None
+        failed: list[BaseException] = []
         try:
             batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
                                              self._title, self._environ)
             self.tally = batch.progress.tally
-            engine = Engine(self._works, batch.handle, concurrency)
-            threading.Thread(target=_work, args=(engine, feed), name="mmcli-jobs", daemon=True).start()
+            window = feed.window = Window(concurrency)  # a loop that was left (break) starts no new job
+            engine = Engine(window.works(self._works), window.handled(batch.handle), concurrency)
+            threading.Thread(target=_work, args=(engine, feed, failed), name="mmcli-jobs", daemon=True).start()
             while True:
                 line = _next_line(feed)
                 if line is _END:
                     break
+                window.give_back()
                 yield line
-            if engine.crash is not None:
-                raise engine.crash
+            if failed:
+                raise failed[0]
         finally:
             if engine is not None:
                 engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
+            if window is not None:
+                window.close()
             feed.close()
         feed.raise_if_lost()
 
 
-def _work(engine, feed: _Feed) -> None:
-    """Every job on the engine's workers (no Ctrl-C lands in this thread: the reader's gets it), then the end."""
+def _work(engine, feed: _Feed, failed: list) -> None:
+    """Every job on the engine's workers (no Ctrl-C lands in this thread: the reader's gets it), then the end;
+    what the run raised (a worker's bug, a thread that could not start) goes to `failed` for the reader."""
     try:
         engine.run(lambda in_flight: None, feed.close)
-    except BaseException:  # noqa: BLE001 - not hidden: engine.crash holds it and the reader raises it
-        pass
+    except BaseException as exc:  # noqa: BLE001 - not hidden: the reader raises it
+        failed.append(exc)
     finally:
         feed.lines.put(_END)
 
