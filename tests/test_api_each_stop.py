@@ -107,3 +107,18 @@ def test_a_run_that_cannot_start_its_workers_raises_to_the_caller(client, server
     with pytest.raises(RuntimeError, match="can't start new thread"):
         list(jobs)
     assert _chats(server) == 0
+
+
+def test_a_results_file_removed_during_the_run_says_the_lines_were_given_to_the_loop(client, album, tmp_path):
+    out = tmp_path / "results.jsonl"
+    jobs = client.each(album, "caption", output=out, concurrency=1)
+    items = []
+    with pytest.raises(mmcli.OutputNotWritten) as lost:
+        for item in jobs:
+            items.append(item)
+            if out.exists():
+                out.unlink()  # the file (and the lines in it) gone while the run goes on
+    assert len(items) == 6  # every line reached the loop
+    assert lost.value.exit_code == 9 and "removed" in lost.value.message()
+    assert "loop" in lost.value.hint and "standard output" not in lost.value.hint and "-o" not in lost.value.hint
+    assert "output=" in lost.value.hint

@@ -120,7 +120,7 @@ class Jobs:
         from .window import Window
 
         events = _Kept()
-        feed = _Feed(ResultsFile(self._flags.output, events) if self._flags.output is not None else None)
+        feed = _Feed(ResultsFile(self._flags.output, events, surface="api") if self._flags.output is not None else None)
         engine = window = None
         failed: list[BaseException] = []
         try:

@@ -57,8 +57,16 @@ def latest(records: list[dict]) -> dict[str, dict]:
     return {r["id"]: r for r in records}
 
 
+# Where the lines a results file could not take went instead, and how to name the file again: the CLI prints
+# them on standard output; the Python API has handed every line to the loop reading the run already.
+KEPT = {"cli": ("were printed on standard output; save them, then run again with -o", "-o FILE"),
+        "api": ("were given to your loop over the Jobs (keep those items); run again with output=", "output=")}
+
+
 class Sink:
     """Takes whole result lines from any thread; after `close()` it takes none (Ctrl-C twice)."""
+
+    surface = "cli"  # whose words the lost-lines error uses (KEPT)
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -94,11 +102,11 @@ class Sink:
 
         if self.path is None or self.unshown:
             raise OutputNotWritten("cannot write the results", self.lost, where=str(self.path or "standard output"),
-                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with -o FILE "
-                                        "on a disk with room (jobs already in FILE are skipped)")
+                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with "
+                                        f"{KEPT[self.surface][1]} on a disk with room (jobs already in it are skipped)")
         raise OutputNotWritten("cannot write the results file", self.lost, where=str(self.path),
-                               hint="the lines that are not in the file were printed on standard output; "
-                                    "save them, then run again with -o on a disk with room")
+                               hint=f"the lines that are not in the file {KEPT[self.surface][0]} on a disk with "
+                                    "room (the jobs in the file are skipped)")
 
     def _show(self, data: bytes) -> None:
         """A line on standard output; when that fails too (a full disk behind it), it is counted as lost."""
@@ -120,9 +128,9 @@ class ResultsFile(Sink):
     line that cannot be written (a full disk) is cut back out and goes to standard output, and so do
     the run's lines when the file was removed meanwhile: nothing received is lost."""
 
-    def __init__(self, path: Path, out: "Display") -> None:
+    def __init__(self, path: Path, out: "Display", surface: str = "cli") -> None:
         super().__init__()
-        self.path, self.out = path, out
+        self.path, self.out, self.surface = path, out, surface
         self.fd = _open_locked(path)
         try:
             records, self.broken = read_lines(path)
