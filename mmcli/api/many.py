@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ..settings import CommonOptions, Settings
     from .window import Window
 
-COMMANDS = ("ask", "video", "docqa", "detect")
 TASK_HINT = 'each task is a dict like {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption"}'
 _END = object()
 
@@ -256,23 +255,13 @@ def batch(tasks, flags_in: dict, parse, settings: "Settings") -> Jobs:
 
 
 def _task(task: object, parse) -> tuple:
-    """One task's command, inputs, prompt, id and options, checked as the commands' keywords are."""
-    if not isinstance(task, dict):
-        raise UsageError("not a dict", f"got {type(task).__name__}")
-    options = {key.replace("-", "_"): value for key, value in task.items()}
-    command = options.pop("command", None)
-    if command not in COMMANDS:
-        raise UsageError("unknown command", repr(command), hint="use " + ", ".join(COMMANDS))
-    inputs = options.pop("inputs", [])
-    inputs = paths([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), "a task")
-    prompt = options.pop("prompt", None)
-    if prompt is None and command == "video":
-        from ..tasks import DEFAULT_VIDEO_PROMPT
+    """One task's command, inputs, prompt, id (the rules of a tasks file's line) and options (checked as the
+    commands' keywords are)."""
+    from ..batch.taskdict import TaskError, split_task
 
-        prompt = DEFAULT_VIDEO_PROMPT
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UsageError("the task has no prompt", hint='give one as "prompt"')
-    given_id = options.pop("id", None)
-    if given_id is not None and (not isinstance(given_id, str) or not given_id):
-        raise UsageError("'id' must be a non-empty string")
-    return command, inputs, prompt, given_id, parse(command, options)
+    try:
+        found = split_task(task)
+    except TaskError as exc:
+        raise UsageError(str(exc)) from None
+    options = {key.replace("-", "_"): value for key, value in found.options.items()}
+    return found.command, found.inputs, found.prompt, found.given_id, parse(found.command, options)
