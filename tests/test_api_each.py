@@ -123,7 +123,7 @@ def test_batch_runs_tasks_of_several_commands_with_their_ids(client, server, alb
 
 @pytest.mark.parametrize("call, fragment", [
     (lambda c, a, t: c.each(a, "caption", bogus=1), "unknown option"),
-    (lambda c, a, t: c.each(a, "caption", task="summarise"), "unknown task"),
+    (lambda c, a, t: c.each(a, "caption", task="summarise"), "invalid value for task"),
     (lambda c, a, t: c.each(a, "  "), "question is empty"),
     (lambda c, a, t: c.each(a, "caption", concurrency=0), "concurrency"),
     (lambda c, a, t: c.each(a, "caption", output=t), "directory"),

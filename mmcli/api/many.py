@@ -168,18 +168,17 @@ def _next_line(feed: _Feed) -> object:
 
 def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False) -> "BatchFlags":
     """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive."""
-    from .keywords import flag, whole
+    from .keywords import checked
     from ..batch.guard import refuse_device
     from ..batch.work import BatchFlags
 
+    given = checked("each", {"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
+                             "recursive": recursive})
+    output = Path(given["output"]) if "output" in given else None
     if output is not None:
-        if not isinstance(output, (str, os.PathLike)) or not os.fspath(output):
-            raise UsageError("output must be a file name", f"got {output!r}", hint='e.g. output="results.jsonl"')
-        output = Path(output)
         refuse_device(output, "output")
-    return BatchFlags(each=True, concurrency=None if concurrency is None else whole(1, 256)("concurrency", concurrency),
-                      output=output, retry_failed=flag("retry_failed", retry_failed),
-                      recursive=flag("recursive", recursive))
+    return BatchFlags(each=True, concurrency=given.get("concurrency"), output=output,
+                      retry_failed=given.get("retry_failed", False), recursive=given.get("recursive", False))
 
 
 def paths(inputs: list, what: str) -> list[str]:
