@@ -92,13 +92,13 @@ class Client:
         return found
 
     def conversation(self, cid: Optional[str] = None, *, system: Optional[str] = None,
-                     log: Optional[bool] = None) -> "Conversation":
+                     log: Optional[bool] = None, **unknown) -> "Conversation":
         """A conversation: each `.ask` sends the earlier turns exactly as they were sent, then the question.
         `cid` continues a logged one (mmcli logs lists them); log=False keeps this one out of the history."""
         from .conversation import Conversation
         from .keywords import checked
 
-        checked("conversation", {"cid": cid, "system": system, "log": log})
+        checked("conversation", {"cid": cid, "system": system, "log": log, **unknown})
         return Conversation(self, cid=cid, system=system, log=log)
 
     def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]) -> "Answer":
@@ -168,11 +168,14 @@ class Client:
                      "recursive": recursive}, task, _listed(inputs), _question(prompt), self._options(task, options),
                     os.environ)
 
-    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False) -> "Jobs":
+    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False,
+              **unknown) -> "Jobs":
         """`mmcli batch`: each task a dict like a tasks-file line ({"command": "ask", "inputs": [...], "prompt": ...,
         "id": ..., options as keywords}); iterate the result for each job's results line as it finishes."""
+        from .keywords import checked
         from .many import batch
 
+        checked("batch", unknown)  # the run's own keywords are checked by the same table when the run is made
         return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
                      self._options, self._settings())
 
