@@ -4,7 +4,6 @@ sent, the jobs in flight finish and their lines are written (and given by the ne
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -122,3 +121,14 @@ def test_a_results_file_removed_during_the_run_says_the_lines_were_given_to_the_
     assert lost.value.exit_code == 9 and "removed" in lost.value.message()
     assert "loop" in lost.value.hint and "standard output" not in lost.value.hint and "-o" not in lost.value.hint
     assert "output=" in lost.value.hint
+
+
+def test_a_results_file_another_run_holds_is_refused_in_the_api_s_words(client, album, tmp_path):
+    out = tmp_path / "results.jsonl"
+    first = client.each(album, "caption", output=out, concurrency=1)
+    next(first)  # the first run holds the file
+    with pytest.raises(mmcli.UsageError) as refused:
+        list(client.each(album, "caption", output=out, concurrency=1))
+    assert "another run" in refused.value.message() and "output=" in refused.value.hint
+    assert "-o" not in refused.value.hint
+    first.close()
