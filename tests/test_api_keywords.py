@@ -112,6 +112,14 @@ def test_the_values_found_wrong_are_usage_errors(server, tmp_path, method, keywo
     assert not server.requests
 
 
+def test_transcribe_without_files_is_a_usage_error(server):
+    client = mmcli.Client(base_url=server.base_url, log=False)
+    for nothing in (None, []):
+        with pytest.raises(mmcli.UsageError, match="nothing to transcribe"):
+            client.transcribe(nothing)
+    assert not server.requests
+
+
 def test_transcribe_takes_times_as_the_commands_do(tmp_path):
     memo = sound.write_audio(tmp_path / "memo.wav", sound.chirp(4.0, 16000), 16000, "wav")
     with TranscriptionServer() as whisper:

@@ -125,6 +125,8 @@ class Client:
 
         given = checked("transcribe", {"language": language, "prompt": prompt, "max_upload_mb": max_upload_mb,
                                        "start": start, "end": end, **unknown})
+        if not _listed(files):
+            raise UsageError("nothing to transcribe", hint="give audio or video files, one or a list")
         return transcribe(self._flags(), _listed(files), given.get("language"), given.get("prompt"),
                           given.get("max_upload_mb", 25.0), given.get("start"), given.get("end"))
 
