@@ -163,7 +163,7 @@ class Client:
         from .many import each
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        checked("each", {"task": task})  # the run's own keywords are checked with it, by the same table
+        checked("each", {"task": task})  # output, concurrency, ...: by the same row, in many.batch_flags
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
@@ -177,7 +177,7 @@ class Client:
         from .keywords import checked
         from .many import batch
 
-        checked("batch", unknown)  # the run's own keywords are checked by the same table when the run is made
+        checked("batch", unknown)  # output, concurrency, retry_failed: by the same table, in many.batch_flags
         return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
                      self._options, self._settings())
 
