@@ -13,7 +13,7 @@ from ..files import LongLine, capped_lines
 from ..limits import MAX_REPLY_LINE
 
 if TYPE_CHECKING:
-    from ..events import Events
+    from ..events import Display, Events
 
 
 def read_manifest(export: Path) -> dict:
@@ -133,7 +133,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ev
     _raise_unfinished(export, bad, counts, missing, len(merges["jobs"]))
 
 
-def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[Path], out: "Output") -> None:
+def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[Path], out: "Display") -> None:
     """Write the merge file and say the three ways to run it."""
     from .merge import write_merges
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import UsageError
+from .work import COMMANDS
 
 TOTALS = ("items", "visual_tokens", "bytes", "request_bytes")
 DETECT = ("source", "space", "sent_size", "original_size")
@@ -63,8 +64,8 @@ def _batches_problem(batches: object) -> str:
 def _job_problem(job: object) -> str:
     if not isinstance(job, dict):
         return "not an object"
-    if job.get("command") not in ("ask", "video", "docqa", "detect"):
-        return "'command' is not one of ask, video, docqa, detect"
+    if job.get("command") not in COMMANDS:
+        return "'command' is not one of " + ", ".join(COMMANDS)
     if not isinstance(job.get("sources"), list) or not isinstance(job.get("prompt"), str):
         return "'sources' or 'prompt' is missing"
     requests = job.get("requests")

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from ..settings import GenerationOptions, MediaOptions
     from ..media.audio import AudioOptions
 
-# What each command accepts as inputs.
+# What each command accepts as inputs; its keys are the commands a many-job run takes (--each, a tasks file,
+# Client.each and Client.batch), listed here only.
 ALLOWED = {"ask": ("image", "video", "audio"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
+COMMANDS = tuple(ALLOWED)
 # Task options that change what is written, not what is asked: left out of the job id.
 # The names media files go by: a file named so that is not what its name says is a failed job.
 SUFFIXES = {"image": (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"),
