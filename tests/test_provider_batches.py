@@ -194,6 +194,9 @@ def test_a_resubmit_after_an_expired_batch_sends_only_the_unanswered_and_fetch_k
     exported = [json.loads(line)["custom_id"] for line in path.read_text().splitlines()]
     assert len(sent) == 2 and set(sent) < set(exported)  # only the two with no answer went again
     assert len(path.read_text().splitlines()) == 4  # the export itself is left as it was
+    for kept in ("requests.earlier-1.output.jsonl", "requests.resubmit-1.jsonl"):  # never written into
+        refused = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", tmp_path / kept, env=KEY)
+        assert refused.code == 2, refused.stderr
     results = tmp_path / "r.jsonl"
     run = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", results, env=KEY)
     assert run.code == 0, run.stderr
