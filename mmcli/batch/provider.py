@@ -131,7 +131,8 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Dis
     check_results(export, manifest, results)  # before anything is asked or downloaded
     manifest, rows = states(export, endpoint)
     # the answers of batches a resubmit replaced come first: the new batch holds only the rest
-    downloaded = earlier_outputs(openai_client(endpoint), endpoint, export, manifest)
+    names = [part.name for part in parts(export, manifest)]
+    downloaded = earlier_outputs(openai_client(endpoint), endpoint, export, manifest.get(BATCHES) or {}, names)
     downloaded += _download(export, endpoint, rows, out)
     waiting = [row for row in rows if row["status"] not in DONE]
     for row in waiting:
@@ -177,6 +178,7 @@ def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None
 
 def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Display") -> list[Path]:
     from ..net.sdk import openai_client
+    from .resubmit import download
 
     client = openai_client(endpoint)
     paths = []
@@ -190,15 +192,6 @@ def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Displa
             paths.append(path)
             out.status(f"{row['file']}: {kind} file {file_id} saved as {path}")
     return paths
-
-
-def download(client, endpoint: "Endpoint", file_id: str, path: Path) -> None:
-    """Save one of the provider's files at `path`, streamed (an output of gigabytes is never held whole)."""
-    from ..files import write_atomic
-    from ..net.sdk import sdk_errors
-
-    with sdk_errors(endpoint, f"file {file_id}"), client.files.with_streaming_response.content(file_id) as response:
-        write_atomic(path, response.iter_bytes(1 << 20), force=True)  # the same bytes on every fetch
 
 
 def _download_path(export: Path, part: str, kind: str) -> Path:

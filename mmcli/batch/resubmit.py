@@ -34,7 +34,6 @@ def resubmit_path(export: Path, part: str, n: int) -> Path:
 def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -> list[dict]:
     """The part's earlier batches with this broken one added last, its output file saved beside the export."""
     from ..net.sdk import sdk_errors
-    from .provider import download
     from .provider_replies import batch_row, reply_object
 
     earlier = list(entry.get(EARLIER) or [])
@@ -51,14 +50,22 @@ def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -
     return earlier
 
 
-def earlier_outputs(client, endpoint: "Endpoint", export: Path, manifest: dict) -> list[Path]:
-    """The output files of every replaced batch, oldest first (downloaded again if one was removed)."""
-    from .provider import BATCHES, download, parts
+def download(client, endpoint: "Endpoint", file_id: str, path: Path) -> None:
+    """Save one of the provider's files at `path`, streamed (an output of gigabytes is never held whole)."""
+    from ..files import write_atomic
+    from ..net.sdk import sdk_errors
 
+    with sdk_errors(endpoint, f"file {file_id}"), client.files.with_streaming_response.content(file_id) as response:
+        write_atomic(path, response.iter_bytes(1 << 20), force=True)  # the same bytes on every fetch
+
+
+def earlier_outputs(client, endpoint: "Endpoint", export: Path, batches: dict, names: list[str]) -> list[Path]:
+    """The output files of every replaced batch of the parts `names`, oldest first (downloaded again if one
+    was removed); `batches` is the manifest's record of them."""
     paths = []
-    for part in parts(export, manifest):  # the export's own part names, never a name the manifest made up
-        for n, batch in enumerate((manifest.get(BATCHES) or {}).get(part.name, {}).get(EARLIER) or [], start=1):
-            path = earlier_output(export, part.name, n)
+    for name in names:  # the export's own part names, never a name the manifest made up
+        for n, batch in enumerate((batches.get(name) or {}).get(EARLIER) or [], start=1):
+            path = earlier_output(export, name, n)
             if batch.get("output_file_id") and not path.is_file():
                 download(client, endpoint, batch["output_file_id"], path)
             if path.is_file():
