@@ -206,3 +206,20 @@ def test_a_resubmit_after_an_expired_batch_sends_only_the_unanswered_and_fetch_k
     assert len(server.chat_requests()) == 4  # 2 answered by the expired batch + 2 by the new one: none twice
     assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
     assert len(api.batches) == 2  # a completed batch is not sent again
+
+
+def test_two_expired_batches_in_a_row_still_ask_each_job_once(mmcli, server, api, tmp_path):
+    path = export(mmcli, tmp_path, 4)
+    api.outcomes = ["expired", "expired", "completed"]
+    for sent in ("4 request(s)", "2 of 4 request(s)", "1 of 4 request(s)"):
+        run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
+        assert run.code == 0 and sent in run.stderr, run.stderr
+        assert mmcli("batch", "status", path, "--base-url", api.base_url, env=KEY).code in (0, 8)
+    recorded = manifest(path)["provider_batches"]["requests.jsonl"]
+    assert [e["status"] for e in recorded["earlier"]] == ["expired", "expired"]
+    (tmp_path / "requests.earlier-1.output.jsonl").unlink()  # fetched again from the provider
+    results = tmp_path / "r.jsonl"
+    run = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", results, env=KEY)
+    assert run.code == 0, run.stderr
+    assert len({r["id"] for r in lines(results)}) == len(lines(results)) == 4
+    assert len(server.chat_requests()) == 4  # 2 + 1 + 1

@@ -76,8 +76,6 @@ def earlier_outputs(client, endpoint: "Endpoint", export: Path, batches: dict, n
 def unanswered(export: Path, part: Path, earlier: list[dict]) -> tuple[Optional[Path], int, int]:
     """(the file to upload, its lines, the part's lines): the part itself when nothing was answered, else a
     file of its lines with no answer in the earlier outputs (None when every line has one)."""
-    import json
-
     from ..files import write_atomic
     from .collect import read_outputs
 
@@ -85,12 +83,28 @@ def unanswered(export: Path, part: Path, earlier: list[dict]) -> tuple[Optional[
     answers, _ = read_outputs(outputs)
     answered = {cid for cid, answer in answers.items() if "body" in answer}  # a failed request goes again
     with open(part, "rb") as handle:
-        lines = [raw for raw in handle if raw.strip()]
-    if not answered:
-        return part, len(lines), len(lines)
-    left = [raw for raw in lines if json.loads(raw).get("custom_id") not in answered]
-    if not left:
-        return None, 0, len(lines)
+        ids = [_custom_id(raw) for raw in handle if raw.strip()]
+    left = sum(cid not in answered for cid in ids)
+    if not answered or not left:
+        return (part if left else None), left, len(ids)
+
+    def kept():  # streamed: a part of a hundred megabytes is never held whole
+        with open(part, "rb") as handle:
+            for raw in handle:
+                if raw.strip() and _custom_id(raw) not in answered:
+                    yield raw if raw.endswith(b"\n") else raw + b"\n"
+
     path = resubmit_path(export, part.name, len(earlier))
-    write_atomic(path, b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for raw in left), force=True)
-    return path, len(left), len(lines)
+    write_atomic(path, kept(), force=True)
+    return path, left, len(ids)
+
+
+def _custom_id(raw: bytes) -> object:
+    """A request line's custom_id (None for a line that is not JSON: it goes again, for the provider to judge)."""
+    import json
+
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line.get("custom_id") if isinstance(line, dict) else None

@@ -58,7 +58,8 @@ def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
                 continue
             batch = _start(client, endpoint, export, manifest, path, upload, earlier)
             started += 1
-            sent = f"{count} request(s)" if count == total else f"{count} of {total} request(s), those with no answer yet"
+            sent = f"{count} request(s)" if count == total else \
+                f"{count} of {total} request(s), those with no answer yet"
             out.status(f"{path.name}: submitted as {batch['id']} ({sent})")
         else:
             out.status(f"{path.name}: found its batch {batch['id']} (started by an interrupted submit)")
