@@ -210,7 +210,7 @@ def test_answers_kept_in_python_hold_no_history_database_open(server, clean_envi
         found = 0
         for fd in os.listdir("/proc/self/fd"):
             try:
-                found += "history.db" in os.readlink(f"/proc/self/fd/{fd}")
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / "state"))
             except OSError:
                 pass
         return found
