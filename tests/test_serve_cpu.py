@@ -187,3 +187,28 @@ def test_a_hostile_config_json_still_gives_a_sane_plan(tmp_path, config):
 def test_memory_unknown_gives_the_smallest_cache():
     plan = plan_cpu(Machine(None, (0, 1)), "Qwen/Qwen2-VL-2B-Instruct", False, kv_cache_gib=None, max_model_len=None)
     assert plan.kv_cache_gib == 1 and "free memory unknown" in plan.notes[0]
+
+
+def test_vllm_is_looked_for_with_the_environment_given(tmp_path):
+    """A Python chosen by a variable (as a version manager's shim is) is asked about vLLM with the
+    environment the caller gives, not the one this process has."""
+    from mmcli.errors import MmcliError
+    from mmcli.server.locate import locate_vllm
+
+    install_cpu_python(tmp_path / "cpu")
+    shim = tmp_path / "shim" / "python"
+    shim.parent.mkdir()
+    shim.write_text('#!/bin/sh\nexec "$SHIM_PYTHON" "$@"\n')
+    shim.chmod(0o755)
+    environ = {"SHIM_PYTHON": str(tmp_path / "cpu" / "bin" / "python"), "PATH": os.defpath}
+    assert "SHIM_PYTHON" not in os.environ
+    launcher = locate_vllm(str(shim), environ)
+    assert launcher.module_form and launcher.prefix[0] == str(shim)
+    with pytest.raises(MmcliError, match="not installed"):
+        locate_vllm(str(shim), {"SHIM_PYTHON": "/bin/false", "PATH": os.defpath})
+    bin_dir = tmp_path / "bin"  # `vllm` on the given PATH, its interpreter the shim
+    bin_dir.mkdir()
+    (bin_dir / "vllm").write_text(f"#!{shim}\n")
+    (bin_dir / "vllm").chmod(0o755)
+    launcher = locate_vllm(None, {**environ, "PATH": str(bin_dir)})
+    assert launcher.module_form and launcher.prefix[0] == str(shim)

@@ -58,6 +58,12 @@ def _batches_problem(batches: object) -> str:
             return f"provider batch {name}: an id or status is not a string"
         if not entry.get("batch_id") and not entry.get("input_file_id"):
             return f"provider batch {name}: neither a batch id nor an upload id"
+        earlier = entry.get("earlier", [])  # the batches a resubmit replaced
+        if not isinstance(earlier, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("batch_id"), str)
+                and all(e.get(k) is None or isinstance(e[k], str) for k in ("output_file_id", "status", "upload"))
+                for e in earlier):
+            return f"provider batch {name}: 'earlier' is not a list of batches"
     return ""
 
 
