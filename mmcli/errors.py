@@ -2,7 +2,8 @@
 
 Every error class that leaves the module that raises it lives here, so one file lists what any layer may
 catch. A signal raised and caught within one layer stays with its own module (net's StatusFailure and
-ConnectionFailure, the history store's NoHistory, a tasks file's LineError, media's AspectRatioError)."""
+ConnectionFailure, the history store's NoHistory, a tasks file's LineError, a task dict's TaskError, media's
+AspectRatioError)."""
 
 from __future__ import annotations
 
