@@ -29,7 +29,7 @@ CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answe
             "--max-tokens-per-image keep it short")
 
 
-__all__ = ["ServeError", "ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
+__all__ = ["ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
            "status", "status_lines", "stop", "vllm_python"]
 
 
