@@ -224,6 +224,11 @@ def writing(folder: Path, waiting: Optional[Callable[[str], None]] = None) -> It
 def write(index: Index) -> None:
     """A new vectors file, then index.json naming it (the commit), then the vectors files it no longer names
     (the previous one, or one a killed run left). The caller holds the folder's exclusive lock."""
+    commit(index, write_vectors(index))
+
+
+def write_vectors(index: Index) -> str:
+    """The vectors written to a new file named by its contents (no index.json names it yet); its name."""
     import hashlib
 
     from .sinks import npy_bytes
@@ -231,6 +236,11 @@ def write(index: Index) -> None:
     data = npy_bytes(index.vectors)
     name = f"vectors-{hashlib.sha256(data).hexdigest()[:16]}.npy"
     write_atomic(index.folder / name, data, force=True)
+    return name
+
+
+def commit(index: Index, name: str) -> None:
+    """index.json written to name the vectors file `name`, then every other vectors file removed."""
     meta = {"format": FORMAT, "version": VERSION, "model": index.model, "preset": index.preset,
             "dims": index.dims, "rows": len(index.entries), "vectors": name, "entries": index.entries}
     write_atomic(index.folder / INDEX_FILE, (json.dumps(meta, ensure_ascii=False, indent=1) + "\n").encode(),
