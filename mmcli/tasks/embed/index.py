@@ -65,7 +65,8 @@ def open_index(folder: Path, waiting: Optional[Callable[[str], None]] = None) ->
         with locked(folder, exclusive=False, waiting=waiting):
             return read_index(folder)
     except OSError as exc:
-        raise UsageError("cannot read the index", exc.strerror or str(exc), where=str(folder)) from None
+        raise UsageError("cannot read the index", exc.strerror or str(exc), where=str(folder),
+                         hint="check that the folder can be read (and its files)") from None
 
 
 def read_index(folder: Path) -> Optional[Index]:
@@ -218,7 +219,8 @@ def writing(folder: Path, waiting: Optional[Callable[[str], None]] = None) -> It
         with locked(folder, waiting=waiting):
             yield
     except OSError as exc:  # write_atomic's own failures are OutputNotWritten already
-        raise OutputNotWritten("cannot update the index", exc.strerror or str(exc), where=str(folder)) from None
+        raise OutputNotWritten("cannot update the index", exc.strerror or str(exc), where=str(folder),
+                               hint="check the folder's permissions and free space") from None
 
 
 def write(index: Index) -> None:
