@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import MmcliError
 from .job import Job
@@ -219,20 +219,6 @@ class Runner:
         if results and results[0].error is not None:
             raise RunStopped(results, results[0].error)
         return results
-
-    def run_all(self, jobs: Iterable[Job], on_text: Optional[Callable[[Job], Optional[TextFn]]] = None,
-                before: Optional[Callable[[Job], None]] = None,
-                after: Optional[Callable[[Result], None]] = None) -> list[Result]:
-        """Send jobs one after another; `before`/`after` see each one, `on_text(job)` gives its text sink."""
-        done = []
-        for job in jobs:
-            if before:
-                before(job)
-            result = self.run(job, on_text(job) if on_text else None)
-            if after:
-                after(result)
-            done.append(result)
-        return done
 
 
 def check_structured(result: Result) -> None:
