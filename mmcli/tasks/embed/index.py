@@ -14,6 +14,7 @@ one index both keep their rows; readers take a shared lock while they open it.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ FORMAT = "mmcli-index"
 VERSION = 2  # 2: index.json names its vectors file; 1 (still read): DIR/vectors.npy
 INDEX_FILE = "index.json"
 VECTORS_FILE = "vectors.npy"  # the vectors of a version 1 index
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)  # flock refused by the filesystem, not by another run
 VECTORS_NAME = re.compile(r"vectors(-[0-9a-f]{16})?\.npy")  # the only names index.json may give (no paths)
 THUMBS = "thumbs"
 THUMB_SIDE = 192
@@ -133,6 +135,10 @@ def locked(folder: Path, *, exclusive: bool = True, waiting: Optional[Callable[[
             if waiting is not None:
                 waiting(f"waiting for another mmcli run to finish writing the index {folder}")
             fcntl.flock(fd, mode)
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                raise
+            # a filesystem without flock: the update is still atomic, only runs at once are not kept apart
         yield
     finally:
         os.close(fd)  # closing the only descriptor of this open file releases the lock
