@@ -160,7 +160,8 @@ class PartialAnswerError(MmcliError):
 
 
 class RunStopped(Exception):
-    """A run ended early (an error or Ctrl-C): the results so far (core's Results), the last one possibly partial."""
+    """A run ended early (an error or Ctrl-C): the results (core's Results) of the request that stopped it, one per
+    job it held, possibly partial. The results answered before are the caller's: the Runner keeps none."""
 
     def __init__(self, results: list, cause: BaseException) -> None:
         super().__init__(str(cause))
