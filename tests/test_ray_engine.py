@@ -94,6 +94,29 @@ def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command, ray_head)
     assert "7 done, 1 failed, 0 already done" in on_ray.stderr
 
 
+@pytest.mark.parametrize("concurrency", [2, 4, 6])
+def test_the_server_never_sees_more_than_concurrency_at_once(mmcli, server, tmp_path, ray_head, concurrency):
+    """Ray Data runs one batch at a time per worker: workers x jobs per worker is at most --concurrency (6 on
+    this 2-CPU Ray was two workers of 4, 8 at once), and with 24 slow jobs it gets there, as --each does."""
+    make_images(tmp_path / "album", 24)
+    server.default = Reply("ok", delay=0.5)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "r.jsonl", "--engine", "ray",
+                   "--ray-address", ray_head, "--concurrency", str(concurrency))
+    assert run.code == 0, run.stderr
+    assert len(lines(tmp_path / "r.jsonl")) == 24 and len(server.chat_requests()) == 24
+    assert server.peak_in_flight == concurrency
+
+
+@pytest.mark.parametrize(("concurrency", "cpus", "jobs", "split"), [
+    (1, 2, 10, (1, 1)), (4, 2, 10, (1, 4)), (6, 2, 10, (1, 6)), (8, 2, 10, (2, 4)), (9, 2, 10, (2, 4)),
+    (64, 2, 500, (2, 32)), (64, 16, 500, (16, 4)), (16, 8, 3, (1, 4)), (8, 1, 0, (1, 8))])
+def test_workers_times_their_jobs_stay_within_concurrency(concurrency, cpus, jobs, split):
+    from mmcli.batch.ray_workers import shares
+
+    assert shares(concurrency, cpus, jobs) == split
+    assert split[0] * split[1] <= concurrency
+
+
 def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):
     folder = tmp_path / "album"
     make_images(folder, 5)
@@ -243,6 +266,26 @@ def test_ctrl_c_keeps_every_answered_line_and_a_rerun_resumes(server, clean_env,
     assert again.returncode == 0, again.stderr
     assert f"{40 - len(kept)} done, 0 failed, {len(kept)} already done".encode() in again.stderr
     assert len(server.chat_requests()) - asked == 40 - len(kept) and len(lines(out)) == 40
+
+
+def test_a_batch_is_written_while_the_next_one_is_answered(server, clean_env, tmp_path, ray_head):
+    """Ray's iter_rows held a block back until the next one was ready: a batch's lines waited for the next batch,
+    and a Ctrl-C meanwhile lost them. Here the second batch never ends, yet the first one's lines are kept."""
+    folder = tmp_path / "many"
+    make_images(folder, 8)
+    out = tmp_path / "out.jsonl"
+    server.script(Reply("first"), Reply("first"))
+    server.default = Reply("late", delay=600)
+    proc = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    deadline = time.monotonic() + 120  # a deadline for the run to get there, far below the second batch's 600 s
+    while not out.exists() or out.read_bytes().count(b"\n") < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.poll()
+        time.sleep(0.1)
+    assert server.in_flight == 2 and len(server.chat_requests()) == 4  # the second batch is still being answered
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert [line["answer"] for line in lines(out)] == ["first", "first"] and b"2 done" in stderr
 
 
 @pytest.mark.parametrize("address", ["[::1", "host:port", "ray://"])
