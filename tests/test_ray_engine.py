@@ -352,23 +352,37 @@ def _wait_for_port(port: int, head) -> None:
             time.sleep(0.2)
 
 
-def test_joining_a_token_cluster_without_its_token_names_the_token(mmcli, server, clean_env, tmp_path):
+def test_joining_a_token_cluster_needs_token_mode_and_its_token(mmcli, server, clean_env, tmp_path):
+    """A head started by `ray start --head` with a token (here in its ~/.ray/auth_token, as `ray get-auth-token
+    --generate` leaves it): a client that names its address sends the token only with RAY_AUTH_MODE=token."""
     from tests.support.scripted_server import free_port
 
     make_images(tmp_path / "album", 1)
     port = free_port()
-    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
-    head = start_head(dict(env, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="a" * 32), port, cpus=1)
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("a" * 32)
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(home))
+    head = start_head(env, port, cpus=1)  # no RAY_AUTH_MODE: Ray turns token mode on as it finds the token
+    runs = {}
     try:
         _wait_for_port(port, head)
-        out = tmp_path / "o.jsonl"
-        run = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
-                              str(out), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
-                              f"127.0.0.1:{port}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        for name, extra in {"no mode": {}, "a token, no mode": {"RAY_AUTH_TOKEN": "a" * 32},
+                            "mode and token": {"RAY_AUTH_MODE": "token"}}.items():
+            runs[name] = subprocess.run(
+                [sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
+                 str(tmp_path / f"{name}.jsonl"), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
+                 f"127.0.0.1:{port}"], env=dict(env, **extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
-    assert run.returncode == 2, run.stderr
-    assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
-    assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
-    assert not server.chat_requests() and not out.exists()
+    for name in ("no mode", "a token, no mode"):
+        run = runs[name]
+        assert run.returncode == 2, run.stderr
+        assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
+        assert "RAY_AUTH_MODE=token" in run.stderr and "ray get-auth-token" in run.stderr
+        assert not (tmp_path / f"{name}.jsonl").exists()
+    joined = runs["mode and token"]
+    assert joined.returncode == 0, joined.stderr
+    assert [line["answer"] for line in lines(tmp_path / "mode and token.jsonl")] == ["ok"]
+    assert len(server.chat_requests()) == 1  # the refused runs sent nothing

@@ -50,7 +50,10 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = "check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray"
         if isinstance(exc, ConnectionError) and given not in (None, "local"):
-            hint += (AUTH_HINT if not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH") else "")
+            # Ray sends a token only in token mode: a token in RAY_AUTH_TOKEN or ~/.ray/auth_token alone is not used
+            # for an address given (Ray itself enables the mode only for a local cluster it finds on its own).
+            hint += (AUTH_HINT if (env.get("RAY_AUTH_MODE") or "").lower() != "token" else
+                     "; with RAY_AUTH_MODE=token, check that the token is the cluster's (`ray get-auth-token` on its head)")
         raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                          where=address or env.get("RAY_ADDRESS") or "a local Ray", hint=hint) from None
     return True
