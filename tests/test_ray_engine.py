@@ -117,6 +117,29 @@ def test_workers_times_their_jobs_stay_within_concurrency(concurrency, cpus, job
     assert split[0] * split[1] <= concurrency
 
 
+def test_client_each_and_batch_on_ray_yield_the_cli_lines(mmcli, server, tmp_path, ray_head, clean_environ):
+    """Client.each(engine="ray") in this process joins the Ray the CLI joins and yields, and writes, the very
+    lines of `--each --engine ray`; Client.batch(engine="ray") runs a tasks list there too."""
+    import mmcli as api
+
+    folder = album(tmp_path / "album", photos=3)
+    cli_out, api_out = tmp_path / "cli.jsonl", tmp_path / "api.jsonl"
+    cli = run_each(mmcli, server, "ask", folder, cli_out, "--engine", "ray", "--ray-address", ray_head)
+    assert cli.code == 8, cli.stderr  # the broken photo
+    client = api.Client(base_url=server.base_url)
+    jobs = client.each(folder, "what is it?", output=api_out, engine="ray", ray_address=ray_head)
+    items = {item["id"]: {k: v for k, v in item.items() if k not in TIMED} for item in jobs}
+    assert len(items) == 4 and items == by_id(cli_out) == by_id(api_out)  # three photos and the broken one
+    assert jobs.tally.done == 3 and jobs.failed == 1
+    with pytest.raises(api.JobsFailed):
+        jobs.check()
+    assert not ray.is_initialized()  # the Ray this call joined is let go
+    tasks = [{"id": f"t{n}", "command": "ask", "inputs": [str(folder / f"img00{n}.png")], "prompt": "caption"}
+             for n in range(2)]
+    done = list(client.batch(tasks, engine="ray", ray_address=ray_head, concurrency=2))
+    assert sorted(item["id"] for item in done) == ["t0", "t1"] and all(item["answer"] == "ok" for item in done)
+
+
 def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):
     folder = tmp_path / "album"
     make_images(folder, 5)

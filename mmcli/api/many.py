@@ -108,17 +108,31 @@ class Jobs:
                                   "with retry_failed=True to try the failed jobs again")
 
     def _run(self) -> Iterator[dict]:
-        from ..batch.engine import Engine
         from ..batch.results import ResultsFile
-        from ..batch.run import start_batch
 
         events = _Kept()
         feed = _Feed(ResultsFile(self._flags.output, events) if self._flags.output is not None else None)
+        try:
+            if self._flags.engine == "ray":
+                from .many_ray import ray_lines
+
+                yield from ray_lines(self._works, self._settings, self._common, self._flags, feed, events,
+                                     self._title, self._environ, self._tallied)
+            else:
+                yield from self._local_lines(feed, events)
+        finally:
+            feed.close()
+        feed.raise_if_lost()
+
+    def _local_lines(self, feed: _Feed, events: Events) -> Iterator[dict]:
+        from ..batch.engine import Engine
+        from ..batch.run import start_batch
+
         engine = None
         try:
             batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
                                              self._title, self._environ)
-            self.tally = batch.progress.tally
+            self._tallied(batch.progress.tally)
             engine = Engine(self._works, batch.handle, concurrency)
             threading.Thread(target=_work, args=(engine, feed), name="mmcli-jobs", daemon=True).start()
             while True:
@@ -131,8 +145,9 @@ class Jobs:
         finally:
             if engine is not None:
                 engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
-            feed.close()
-        feed.raise_if_lost()
+
+    def _tallied(self, tally: "Tally") -> None:
+        self.tally = tally
 
 
 def _work(engine, feed: _Feed) -> None:
@@ -154,8 +169,10 @@ def _next_line(feed: _Feed) -> object:
             continue
 
 
-def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False) -> "BatchFlags":
-    """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive."""
+def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False, engine: str = "local",
+                ray_address: Optional[str] = None) -> "BatchFlags":
+    """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive, --engine,
+    --ray-address."""
     from .keywords import flag, whole
     from ..batch.guard import refuse_device
     from ..batch.work import BatchFlags
@@ -165,9 +182,24 @@ def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False
             raise UsageError("output must be a file name", f"got {output!r}", hint='e.g. output="results.jsonl"')
         output = Path(output)
         refuse_device(output, "output")
+    _check_engine(engine, ray_address, output)
     return BatchFlags(each=True, concurrency=None if concurrency is None else whole(1, 256)("concurrency", concurrency),
                       output=output, retry_failed=flag("retry_failed", retry_failed),
-                      recursive=flag("recursive", recursive))
+                      recursive=flag("recursive", recursive), engine=engine, ray_address=ray_address)
+
+
+def _check_engine(engine: object, ray_address: object, output: Optional[Path]) -> None:
+    """engine is "local" or "ray"; ray_address a non-empty string, and only with engine="ray"."""
+    if engine not in ("local", "ray"):
+        raise UsageError("unknown engine", repr(engine), hint='use engine="local" (threads here) or engine="ray"')
+    if ray_address is not None and (not isinstance(ray_address, str) or not ray_address.strip()):
+        raise UsageError("ray_address must be a Ray address", f"got {ray_address!r}",
+                         hint='e.g. ray_address="ray://head:10001" or "head:6379"; leave it out for a local Ray')
+    if ray_address is not None and engine != "ray":
+        raise UsageError("ray_address works with engine=\"ray\"", hint='add engine="ray"')
+    if engine == "ray" and output is not None and str(output).endswith(".parquet"):
+        raise UsageError("the Python API writes JSON lines, not Parquet", where=str(output),
+                         hint="name a .jsonl file, or run the CLI's --engine ray -o NAME.parquet")
 
 
 def paths(inputs: list, what: str) -> list[str]:
