@@ -132,7 +132,8 @@ def needs(fixed_each: float, fixed_ray: float, row_each: float, row_ray: float, 
           f"(row {row_ray * 1000:.0f} ms / {nodes} < {row_each * 1000:.0f} ms), and a run long enough to pay "
           f"Ray's fixed cost back: {photos if photos is not None else '-'} photos or more")
     if options.delay > 0:
-        print(f"  with {options.delay:g} s a request the server bounds both: --concurrency C gives C / {options.delay:g} "
+        print(f"  with {options.delay:g} s a request the server bounds both: --concurrency C gives "
+              f"C / {options.delay:g} "
               f"photos/s; one machine prepares {1 / row_each:.0f} photos/s, so Ray adds speed only past --concurrency "
               f"{math.ceil(options.delay / row_each)} (and servers that can answer that many at once)")
     else:

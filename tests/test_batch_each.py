@@ -223,7 +223,8 @@ def test_the_server_never_sees_more_than_concurrency_at_once(mmcli, server, tmp_
     """The reference for --engine ray's in-flight limit: a slow server, many photos, the peak it saw."""
     make_images(tmp_path / "album", 20)
     server.default = Reply("ok", delay=0.3)
-    run = each(mmcli, server, tmp_path / "album", "caption", "-o", tmp_path / "r.jsonl", "--concurrency", str(concurrency))
+    run = each(mmcli, server, tmp_path / "album", "caption", "-o", tmp_path / "r.jsonl",
+               "--concurrency", str(concurrency))
     assert run.code == 0, run.stderr
     assert len(server.chat_requests()) == 20
     assert server.peak_in_flight == concurrency  # never more, and with 20 slow jobs it gets there

@@ -157,7 +157,8 @@ class Client:
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
-                     "recursive": recursive, "engine": engine, "ray_address": ray_address}, task, _listed(inputs), _question(prompt), self._options(task, options),
+                     "recursive": recursive, "engine": engine, "ray_address": ray_address}, task, _listed(inputs),
+                    _question(prompt), self._options(task, options),
                     os.environ)
 
     def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False,

@@ -116,7 +116,7 @@ class Jobs:
             if self._flags.engine == "ray":
                 from .many_ray import ray_lines
 
-                yield from ray_lines(self._works, self._settings, self._common, self._flags, feed, events,
+                yield from ray_lines(self._works, self._settings, self._common, self._flags, (feed, feed.lines), events,
                                      self._title, self._environ, self._tallied)
             else:
                 yield from self._local_lines(feed, events)

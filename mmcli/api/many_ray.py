@@ -3,27 +3,30 @@
 
 from __future__ import annotations
 
+import queue
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional
 
 if TYPE_CHECKING:
     from ..batch.progress import Tally
+    from ..batch.results import Sink
     from ..batch.work import BatchFlags, Work
     from ..events import Events
     from ..settings import CommonOptions, Settings
-    from .many import _Feed
 
 
-def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags", feed: "_Feed",
-              events: "Events", title: str, environ: Optional[Mapping[str, str]],
+def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
+              feed: tuple["Sink", queue.Queue], events: "Events", title: str, environ: Optional[Mapping[str, str]],
               tallied: Callable[["Tally"], None]) -> Iterator[dict]:
-    """Each job's line as Ray's workers answer it (written to the results file first, when there is one). A Ray
-    this call started is stopped at the end; one already running in this process, or a cluster, is left running."""
+    """Each job's line as Ray's workers answer it: `feed` is the sink that writes it (to the results file, when
+    there is one) and the queue it then puts it on. A Ray this call started is stopped at the end; one already
+    running in this process, or a cluster, is left running."""
     from ..batch.progress import Progress, Tally
     from ..batch.ray_engine import RayJob, arrived, shown, workers_failed
     from ..batch.ray_start import import_ray, start_ray
     from ..batch.run import Batch
     from ..batch.servers import connect_first, refuse_keyless, targets_for
 
+    sink, written = feed
     ray = import_ray()
     target = connect_first(settings, common.endpoint, events, environ)
     targets = targets_for(target, common.endpoint, environ)
@@ -34,12 +37,12 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
     tallied(progress.tally)
     started = start_ray(ray, flags.ray_address, environ)
     try:
-        rows = arrived(RayJob(ray, works, targets, flags, concurrency, Batch).dataset(feed.previous))
+        rows = arrived(RayJob(ray, works, targets, flags, concurrency, Batch).dataset(sink.previous))
         try:
             for row in rows:
-                shown(row, feed, progress)
-                while not feed.lines.empty():
-                    yield feed.lines.get_nowait()
+                shown(row, sink, progress)
+                while not written.empty():
+                    yield written.get_nowait()
         except ray.exceptions.RayError as exc:
             raise workers_failed(exc, flags) from None
     finally:
