@@ -138,6 +138,11 @@ def test_client_each_and_batch_on_ray_yield_the_cli_lines(mmcli, server, tmp_pat
              for n in range(2)]
     done = list(client.batch(tasks, engine="ray", ray_address=ray_head, concurrency=2))
     assert sorted(item["id"] for item in done) == ["t0", "t1"] and all(item["answer"] == "ok" for item in done)
+    partly = client.each(folder, "another question", output=tmp_path / "partly.jsonl", engine="ray",
+                         ray_address=ray_head, concurrency=1)
+    first = next(partly)
+    partly.close()  # leaving the loop early: the lines written stay, the file is closed, Ray is let go
+    assert lines(tmp_path / "partly.jsonl")[0] == first and not ray.is_initialized()
 
 
 def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):

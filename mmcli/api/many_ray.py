@@ -36,15 +36,17 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
     progress = Progress(events, Tally(len(works)), title)
     tallied(progress.tally)
     started = start_ray(ray, flags.ray_address, environ)
+    rows = None
     try:
         rows = arrived(RayJob(ray, works, targets, flags, concurrency, Batch).dataset(sink.previous))
-        try:
-            for row in rows:
-                shown(row, sink, progress)
-                while not written.empty():
-                    yield written.get_nowait()
-        except ray.exceptions.RayError as exc:
-            raise workers_failed(exc, flags) from None
+        for row in rows:
+            shown(row, sink, progress)
+            while not written.empty():
+                yield written.get_nowait()
+    except ray.exceptions.RayError as exc:
+        raise workers_failed(exc, flags) from None
     finally:
+        if rows is not None:
+            rows.close()  # Ray Data's run stopped first: ray.shutdown() under a live iterator never returns
         if started:
             ray.shutdown()
