@@ -145,3 +145,16 @@ def test_bad_arguments_are_one_usage_error_and_nothing_is_sent(client, server, a
         call(client, album, tmp_path)
     assert fragment in refused.value.message() and refused.value.exit_code == 2 and refused.value.hint
     assert _chats(server) == 0 and set(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize(("keywords", "fragment"), [
+    ({"engine": "spark"}, "unknown engine"),
+    ({"ray_address": "head:6379"}, 'ray_address works with engine="ray"'),
+    ({"engine": "ray", "ray_address": ""}, "ray_address must be a Ray address"),
+    ({"engine": "ray", "output": "r.parquet"}, "writes JSON lines, not Parquet")])
+def test_a_bad_engine_choice_is_refused_before_anything_is_sent(client, album, server, keywords, fragment):
+    with pytest.raises(mmcli.UsageError, match=fragment) as caught:
+        client.each(album, "caption", **keywords)
+    assert caught.value.hint and _chats(server) == 0
+    with pytest.raises(mmcli.UsageError, match=fragment):
+        client.batch([{"command": "ask", "inputs": [str(album / "p0.png")], "prompt": "caption"}], **keywords)

@@ -216,3 +216,15 @@ def test_docqa_and_detect_each(mmcli, server, tmp_path, command):
         assert entry["detections"][0]["label"] == "thing" and entry["original_size"][1] == 60
     else:
         assert found[0]["answer"].startswith("[{") and found[0]["mode"] == "single"
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_the_server_never_sees_more_than_concurrency_at_once(mmcli, server, tmp_path, concurrency):
+    """The reference for --engine ray's in-flight limit: a slow server, many photos, the peak it saw."""
+    make_images(tmp_path / "album", 20)
+    server.default = Reply("ok", delay=0.3)
+    run = each(mmcli, server, tmp_path / "album", "caption", "-o", tmp_path / "r.jsonl",
+               "--concurrency", str(concurrency))
+    assert run.code == 0, run.stderr
+    assert len(server.chat_requests()) == 20
+    assert server.peak_in_flight == concurrency  # never more, and with 20 slow jobs it gets there

@@ -94,6 +94,57 @@ def test_ray_lines_equal_a_local_run(mmcli, server, tmp_path, command, ray_head)
     assert "7 done, 1 failed, 0 already done" in on_ray.stderr
 
 
+@pytest.mark.parametrize("concurrency", [2, 4, 6])
+def test_the_server_never_sees_more_than_concurrency_at_once(mmcli, server, tmp_path, ray_head, concurrency):
+    """Ray Data runs one batch at a time per worker: workers x jobs per worker is at most --concurrency (6 on
+    this 2-CPU Ray was two workers of 4, 8 at once), and with 24 slow jobs it gets there, as --each does."""
+    make_images(tmp_path / "album", 24)
+    server.default = Reply("ok", delay=0.5)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "r.jsonl", "--engine", "ray",
+                   "--ray-address", ray_head, "--concurrency", str(concurrency))
+    assert run.code == 0, run.stderr
+    assert len(lines(tmp_path / "r.jsonl")) == 24 and len(server.chat_requests()) == 24
+    assert server.peak_in_flight == concurrency
+
+
+@pytest.mark.parametrize(("concurrency", "cpus", "jobs", "split"), [
+    (1, 2, 10, (1, 1)), (4, 2, 10, (1, 4)), (6, 2, 10, (1, 6)), (8, 2, 10, (2, 4)), (9, 2, 10, (2, 4)),
+    (64, 2, 500, (2, 32)), (64, 16, 500, (16, 4)), (16, 8, 3, (1, 4)), (8, 1, 0, (1, 8))])
+def test_workers_times_their_jobs_stay_within_concurrency(concurrency, cpus, jobs, split):
+    from mmcli.batch.ray_workers import shares
+
+    assert shares(concurrency, cpus, jobs) == split
+    assert split[0] * split[1] <= concurrency
+
+
+def test_client_each_and_batch_on_ray_yield_the_cli_lines(mmcli, server, tmp_path, ray_head, clean_environ):
+    """Client.each(engine="ray") in this process joins the Ray the CLI joins and yields, and writes, the very
+    lines of `--each --engine ray`; Client.batch(engine="ray") runs a tasks list there too."""
+    import mmcli as api
+
+    folder = album(tmp_path / "album", photos=3)
+    cli_out, api_out = tmp_path / "cli.jsonl", tmp_path / "api.jsonl"
+    cli = run_each(mmcli, server, "ask", folder, cli_out, "--engine", "ray", "--ray-address", ray_head)
+    assert cli.code == 8, cli.stderr  # the broken photo
+    client = api.Client(base_url=server.base_url)
+    jobs = client.each(folder, "what is it?", output=api_out, engine="ray", ray_address=ray_head)
+    items = {item["id"]: {k: v for k, v in item.items() if k not in TIMED} for item in jobs}
+    assert len(items) == 4 and items == by_id(cli_out) == by_id(api_out)  # three photos and the broken one
+    assert jobs.tally.done == 3 and jobs.failed == 1
+    with pytest.raises(api.JobsFailed):
+        jobs.check()
+    assert not ray.is_initialized()  # the Ray this call joined is let go
+    tasks = [{"id": f"t{n}", "command": "ask", "inputs": [str(folder / f"img00{n}.png")], "prompt": "caption"}
+             for n in range(2)]
+    done = list(client.batch(tasks, engine="ray", ray_address=ray_head, concurrency=2))
+    assert sorted(item["id"] for item in done) == ["t0", "t1"] and all(item["answer"] == "ok" for item in done)
+    partly = client.each(folder, "another question", output=tmp_path / "partly.jsonl", engine="ray",
+                         ray_address=ray_head, concurrency=1)
+    first = next(partly)
+    partly.close()  # leaving the loop early: the lines written stay, the file is closed, Ray is let go
+    assert lines(tmp_path / "partly.jsonl")[0] == first and not ray.is_initialized()
+
+
 def test_503s_are_retried_and_a_rerun_does_each_job_once(mmcli, server, tmp_path, ray_head):
     folder = tmp_path / "album"
     make_images(folder, 5)
@@ -245,6 +296,26 @@ def test_ctrl_c_keeps_every_answered_line_and_a_rerun_resumes(server, clean_env,
     assert len(server.chat_requests()) - asked == 40 - len(kept) and len(lines(out)) == 40
 
 
+def test_a_batch_is_written_while_the_next_one_is_answered(server, clean_env, tmp_path, ray_head):
+    """Ray's iter_rows held a block back until the next one was ready: a batch's lines waited for the next batch,
+    and a Ctrl-C meanwhile lost them. Here the second batch never ends, yet the first one's lines are kept."""
+    folder = tmp_path / "many"
+    make_images(folder, 8)
+    out = tmp_path / "out.jsonl"
+    server.script(Reply("first"), Reply("first"))
+    server.default = Reply("late", delay=600)
+    proc = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    deadline = time.monotonic() + 120  # a deadline for the run to get there, far below the second batch's 600 s
+    while not out.exists() or out.read_bytes().count(b"\n") < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.poll()
+        time.sleep(0.1)
+    assert server.in_flight == 2 and len(server.chat_requests()) == 4  # the second batch is still being answered
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert [line["answer"] for line in lines(out)] == ["first", "first"] and b"2 done" in stderr
+
+
 @pytest.mark.parametrize("address", ["[::1", "host:port", "ray://"])
 def test_a_malformed_address_is_one_clear_error(mmcli, server, tmp_path, address):
     make_images(tmp_path / "album", 1)
@@ -309,23 +380,47 @@ def _wait_for_port(port: int, head) -> None:
             time.sleep(0.2)
 
 
-def test_joining_a_token_cluster_without_its_token_names_the_token(mmcli, server, clean_env, tmp_path):
+def test_token_mode_without_a_token_is_one_clear_error(mmcli, server, tmp_path):
+    """RAY_AUTH_MODE=token and no token anywhere: Ray raises its AuthenticationError before connecting."""
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--ray-address", f"127.0.0.1:{server.port}", env={"RAY_AUTH_MODE": "token"})
+    assert_clean_error(run, 2, "cannot reach Ray", "no authentication token was found")
+    assert "hint: put the cluster's token in RAY_AUTH_TOKEN" in run.stderr
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_joining_a_token_cluster_needs_token_mode_and_its_token(mmcli, server, clean_env, tmp_path):
+    """A head started by `ray start --head` with a token (here in its ~/.ray/auth_token, as `ray get-auth-token
+    --generate` leaves it): a client that names its address sends the token only with RAY_AUTH_MODE=token."""
     from tests.support.scripted_server import free_port
 
     make_images(tmp_path / "album", 1)
     port = free_port()
-    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
-    head = start_head(dict(env, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="a" * 32), port, cpus=1)
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("a" * 32)
+    env = dict(clean_env, PYTHONPATH=str(ROOT), HOME=str(home))
+    head = start_head(env, port, cpus=1)  # no RAY_AUTH_MODE: Ray turns token mode on as it finds the token
+    runs = {}
     try:
         _wait_for_port(port, head)
-        out = tmp_path / "o.jsonl"
-        run = subprocess.run([sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
-                              str(out), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
-                              f"127.0.0.1:{port}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        for name, extra in {"no mode": {}, "a token, no mode": {"RAY_AUTH_TOKEN": "a" * 32},
+                            "mode and token": {"RAY_AUTH_MODE": "token"}}.items():
+            runs[name] = subprocess.run(
+                [sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
+                 str(tmp_path / f"{name}.jsonl"), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
+                 f"127.0.0.1:{port}"], env=dict(env, **extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
-    assert run.returncode == 2, run.stderr
-    assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
-    assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
-    assert not server.chat_requests() and not out.exists()
+    for name in ("no mode", "a token, no mode"):
+        run = runs[name]
+        assert run.returncode == 2, run.stderr
+        assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
+        assert "RAY_AUTH_MODE=token" in run.stderr and "ray get-auth-token" in run.stderr
+        assert not (tmp_path / f"{name}.jsonl").exists()
+    joined = runs["mode and token"]
+    assert joined.returncode == 0, joined.stderr
+    assert [line["answer"] for line in lines(tmp_path / "mode and token.jsonl")] == ["ok"]
+    assert len(server.chat_requests()) == 1  # the refused runs sent nothing

@@ -156,9 +156,10 @@ class Client:
 
     def each(self, inputs, prompt: Optional[str] = None, *, task: str = "ask", output=None,
              concurrency: Optional[int] = None, retry_failed: bool = False, recursive: bool = False,
-             **options) -> "Jobs":
+             engine: str = "local", ray_address: Optional[str] = None, **options) -> "Jobs":
         """`--each`: every input (a folder: its media files) asked on its own, several at once; iterate the result
-        for each job's results line as it finishes. `output` is the results file (a rerun skips the jobs in it)."""
+        for each job's results line as it finishes. `output` is the results file (a rerun skips the jobs in it);
+        engine="ray" runs the jobs on Ray Data's workers (`--engine ray`; ray_address: the cluster to join)."""
         from .keywords import checked
         from .many import each
         from ..tasks import DEFAULT_VIDEO_PROMPT
@@ -167,18 +168,21 @@ class Client:
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
-                     "recursive": recursive}, task, _listed(inputs), _question(prompt), self._options(task, options),
+                     "recursive": recursive, "engine": engine, "ray_address": ray_address}, task, _listed(inputs),
+                    _question(prompt), self._options(task, options),
                     os.environ)
 
     def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False,
-              **unknown) -> "Jobs":
+              engine: str = "local", ray_address: Optional[str] = None, **unknown) -> "Jobs":
         """`mmcli batch`: each task a dict like a tasks-file line ({"command": "ask", "inputs": [...], "prompt": ...,
-        "id": ..., options as keywords}); iterate the result for each job's results line as it finishes."""
+        "id": ..., options as keywords}); iterate the result for each job's results line as it finishes (engine and
+        ray_address as for each)."""
         from .keywords import checked
         from .many import batch
 
-        checked("batch", unknown)  # output, concurrency, retry_failed: by the same table, in many.batch_flags
-        return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
+        checked("batch", unknown)  # the run's own keywords: by the same table, in many.batch_flags
+        return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
+                             "engine": engine, "ray_address": ray_address},
                      self._options, self._settings())
 
     def openai(self):

@@ -172,7 +172,8 @@ CLIENT_CHECKS: dict[str, Check] = {"profile": text, "base_url": text, "model": t
                                    "api_key_env": text, "timeout": real(0.0), "autostart": flag,
                                    "log": flag}
 RUN: dict[str, tuple[str, Check]] = {"output": ("run", path_value), "concurrency": ("run", whole(1, 256)),
-                                     "retry_failed": ("run", flag)}
+                                     "retry_failed": ("run", flag), "engine": ("run", choice("local", "ray")),
+                                     "ray_address": ("run", text)}
 # Every keyword of every Client method and how it is checked (the questions and inputs, positional, excepted:
 # they are checked as the commands' arguments are). A keyword not in its method's row is refused by name.
 METHODS: dict[str, dict[str, tuple[str, Check]]] = {

@@ -113,19 +113,33 @@ class Jobs:
                                   "with retry_failed=True to try the failed jobs again")
 
     def _run(self) -> Iterator[dict]:
-        from ..batch.engine import Engine
         from ..batch.results import ResultsFile
-        from ..batch.run import start_batch
-        from .window import Window
 
         events = _Kept()
         feed = _Feed(ResultsFile(self._flags.output, events, surface="api") if self._flags.output is not None else None)
+        try:
+            if self._flags.engine == "ray":
+                from .many_ray import ray_lines
+
+                yield from ray_lines(self._works, self._settings, self._common, self._flags, (feed, feed.lines), events,
+                                     self._title, self._environ, self._tallied)
+            else:
+                yield from self._local_lines(feed, events)
+        finally:
+            feed.close()
+        feed.raise_if_lost()
+
+    def _local_lines(self, feed: _Feed, events: Events) -> Iterator[dict]:
+        from ..batch.engine import Engine
+        from ..batch.run import start_batch
+        from .window import Window
+
         engine = window = None
         failed: list[BaseException] = []
         try:
             batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
                                              self._title, self._environ)
-            self.tally = batch.progress.tally
+            self._tallied(batch.progress.tally)
             window = feed.window = Window(concurrency)  # a loop that was left (break) starts no new job
             engine = Engine(window.works(self._works), window.handled(batch.handle), concurrency)
             threading.Thread(target=_work, args=(engine, feed, failed), name="mmcli-jobs", daemon=True).start()
@@ -142,8 +156,9 @@ class Jobs:
                 engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
             if window is not None:
                 window.close()
-            feed.close()
-        feed.raise_if_lost()
+
+    def _tallied(self, tally: "Tally") -> None:
+        self.tally = tally
 
 
 def _work(engine, feed: _Feed, failed: list) -> None:
@@ -166,19 +181,36 @@ def _next_line(feed: _Feed) -> object:
             continue
 
 
-def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False) -> "BatchFlags":
-    """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive."""
+def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False, engine: str = "local",
+                ray_address: Optional[str] = None) -> "BatchFlags":
+    """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive, --engine,
+    --ray-address."""
     from .keywords import checked
     from ..batch.guard import refuse_device
     from ..batch.work import BatchFlags
 
     given = checked("each", {"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
-                             "recursive": recursive})
+                             "recursive": recursive, "engine": engine, "ray_address": ray_address})
     output = Path(given["output"]) if "output" in given else None
     if output is not None:
         refuse_device(output, "output")
+    engine = given.get("engine", "local")
+    _check_engine(engine, given.get("ray_address"), output)
     return BatchFlags(each=True, concurrency=given.get("concurrency"), output=output,
-                      retry_failed=given.get("retry_failed", False), recursive=given.get("recursive", False))
+                      retry_failed=given.get("retry_failed", False), recursive=given.get("recursive", False),
+                      engine=engine, ray_address=given.get("ray_address"))
+
+
+def _check_engine(engine: str, ray_address: Optional[str], output: Optional[Path]) -> None:
+    """ray_address only with engine="ray"; the API writes JSON lines, never Parquet."""
+    if ray_address is not None and not ray_address.strip():
+        raise UsageError("ray_address must be a Ray address", f"got {ray_address!r}",
+                         hint='e.g. ray_address="ray://head:10001" or "head:6379"; leave it out for a local Ray')
+    if ray_address is not None and engine != "ray":
+        raise UsageError("ray_address works with engine=\"ray\"", hint='add engine="ray"')
+    if engine == "ray" and output is not None and str(output).endswith(".parquet"):
+        raise UsageError("the Python API writes JSON lines, not Parquet", where=str(output),
+                         hint="name a .jsonl file, or run the CLI's --engine ray -o NAME.parquet")
 
 
 def paths(inputs: list, what: str) -> list[str]:

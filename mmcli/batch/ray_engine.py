@@ -15,7 +15,7 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
 from .work import BatchFlags, Work
 
@@ -129,25 +129,26 @@ class RayJob:
 
     def dataset(self, previous: dict[str, dict]) -> Any:
         """Rows of pickled jobs mapped by `Answerer` workers: `concurrency` jobs in flight in all."""
-        from .ray_workers import PER_WORKER, Answerer
+        from .ray_workers import Answerer, shares
 
         quiet_data(self.ray)
         target = self.targets[0]
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         rows = [{"work": pickle.dumps(work)} for work in self.works]
-        per_batch = min(PER_WORKER, self.concurrency)
+        # Each worker runs one batch at a time (Ray Data calls a worker's function once at a time), a thread per job:
+        # workers x per_batch, at most `concurrency`, is what the servers see at once.
+        workers, per_batch = shares(self.concurrency, cpus, len(rows))
         # A block comes back to the driver only when all its rows are answered: one batch per block, so each
         # line is written (and kept on Ctrl-C or a lost cluster) a batch after it is answered.
         blocks = max(1, math.ceil(len(rows) / per_batch))
-        # No more workers than blocks: an idle worker costs a start-up and makes Ray Data warn.
-        workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus, blocks))
         kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
                 for key, line in previous.items()}
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             Answerer, batch_size=per_batch, num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
-                                   "retry_failed": self.flags.retry_failed, "previous": kept})
+                                   "retry_failed": self.flags.retry_failed, "previous": kept,
+                                   "threads": per_batch})
 
     def write_lines(self, out: "Display", title: str) -> tuple[Outcome, bool]:
         """The rows, as they come, written to the results file (or standard output) as a local run writes."""
@@ -158,7 +159,7 @@ class RayJob:
         progress = Progress(out, Tally(len(self.works)), title)
         interrupted = False
         try:
-            rows = self.dataset(sink.previous).iter_rows()
+            rows = arrived(self.dataset(sink.previous))
             progress.start()
             try:
                 for row in rows:
@@ -190,6 +191,13 @@ class RayJob:
         # An expression, not a Python function: Ray warns about (and runs slower) a function filter.
         ds.filter(expr=col("status").is_in(["done", "failed"])).drop_columns(["label"]).write_parquet(location)
         return Outcome(sink, progress), False
+
+
+def arrived(ds: Any) -> Iterator[dict]:
+    """The rows of each block as soon as it is answered (Ray's iter_rows holds a block back until the next one is
+    ready, which would keep a batch's lines from the file, and from a Ctrl-C, for a batch's time)."""
+    for block in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
+        yield from block.to_pylist()
 
 
 def shown(row: dict, sink: Any, progress: "Progress") -> None:

@@ -45,12 +45,22 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     given = address or env.get("RAY_ADDRESS")
     if given and given not in ("auto", "local"):
         refuse_unreachable(given)
+    no_token = getattr(ray.exceptions, "AuthenticationError", ConnectionError)  # Ray 2.52+: token mode, no token
     try:
         ray.init(address=address, **options)
+    except no_token as exc:
+        raise UsageError("cannot reach Ray", str(exc).split(". ")[0], where=given or "a local Ray",
+                         hint="put the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token "
+                              "(`ray get-auth-token` on its head node), or unset RAY_AUTH_MODE for a cluster "
+                              "without authentication") from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = "check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray"
         if isinstance(exc, ConnectionError) and given not in (None, "local"):
-            hint += (AUTH_HINT if not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH") else "")
+            # Ray sends a token only in token mode: a token in RAY_AUTH_TOKEN or ~/.ray/auth_token alone is not used
+            # for an address given (Ray itself enables the mode only for a local cluster it finds on its own).
+            hint += (AUTH_HINT if (env.get("RAY_AUTH_MODE") or "").lower() != "token" else
+                     "; with RAY_AUTH_MODE=token, check that the token is the cluster's "
+                     "(`ray get-auth-token` on its head)")
         raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                          where=address or env.get("RAY_ADDRESS") or "a local Ray", hint=hint) from None
     return True

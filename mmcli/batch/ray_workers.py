@@ -16,7 +16,17 @@ from .results import Sink
 
 # The columns of a result row, in order: the job's id, how it ended, its label, and its line as JSON.
 COLUMNS = ("id", "status", "label", "fingerprint", "line")
-PER_WORKER = 4  # jobs one Ray worker runs side by side (its threads), as --concurrency splits over workers
+PER_WORKER = 4  # the fewest jobs a Ray worker is started for: --concurrency 8 is two workers of 4 threads
+
+
+def shares(concurrency: int, cpus: int, jobs: int) -> tuple[int, int]:
+    """(workers, jobs per worker) for `concurrency` jobs in flight in all, never more: a worker (one CPU) runs
+    one batch at a time with a thread per job, so workers x jobs per worker is what the servers see at once."""
+    workers = max(1, min(concurrency // PER_WORKER, cpus))
+    # Rounded down, not up: --concurrency 6 is one worker of 6, not two of 4 (8 at the server).
+    per_worker = max(1, concurrency // workers)
+    # No more workers than batches of jobs: an idle worker costs a start-up and makes Ray Data warn.
+    return max(1, min(workers, -(-jobs // per_worker))), per_worker
 
 
 class Collected(Sink):
@@ -60,22 +70,22 @@ class Answerer:
     """A Ray worker: the servers, the rate-limit gate and the finished ids, kept across its batches."""
 
     def __init__(self, batch_class: type, targets: list, family: str, model: Optional[str], retry_failed: bool,
-                 previous: dict[str, dict]) -> None:
+                 previous: dict[str, dict], threads: int = PER_WORKER) -> None:
         from .pacing import Pacer
         from .servers import Servers
 
         self.targets, self.family, self.model = targets, family, model
-        self.retry_failed, self.previous = retry_failed, previous
+        self.retry_failed, self.previous, self.threads = retry_failed, previous, threads
         self.servers, self.pacer = Servers(targets), Pacer()
         self._batch = batch_class  # the local run's per-job code (mmcli.batch.run.Batch), used unchanged
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        """Answer every job of the batch (PER_WORKER at a time); one row per job."""
+        """Answer every job of the batch (`threads` at a time: this worker's share of --concurrency); a row each."""
         works = [pickle.loads(blob) for blob in batch["work"]]
         rows = Rows()
         run = self._batch(self.servers, self.pacer, Collected(self.previous), rows, self.retry_failed,
                           self.family, self.model)
-        with ThreadPoolExecutor(max_workers=min(PER_WORKER, max(1, len(works)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(works)))) as pool:
             for done in [pool.submit(run.handle, work) for work in works]:
                 done.result()  # a bug in mmcli ends the run here, as it does locally
         return {name: [row[name] for row in rows.rows] for name in COLUMNS}

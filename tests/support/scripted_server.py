@@ -56,6 +56,7 @@ class Reply:
     finish_reason: str = "stop"
     usage: dict | None = None
     chunk_delay: float = 0.0
+    delay: float = 0.0  # seconds before the answer starts (either mode): a slow server
 
 
 @dataclass
@@ -218,11 +219,14 @@ class _Handler(QuietHandler):
         if not self._authorized():
             return
         payload = record.json if isinstance(record.json, dict) else {}
-        action = self.server.owner._next_action()
+        action = owner._next_action()
+        owner._arrived(+1)
         try:
             self._perform(action, payload)
         except ConnectionError:
             self.close_connection = True  # the client went away mid-answer; nothing to do
+        finally:
+            owner._arrived(-1)
 
     def _record(self, body: bytes) -> RecordedRequest:
         try:
@@ -246,6 +250,7 @@ class _Handler(QuietHandler):
     def _perform(self, action: Action, payload: dict) -> None:
         completion = CompletionBuilder(str(payload.get("model") or DEFAULT_MODEL))
         if isinstance(action, Reply):
+            self.server.owner._stopping.wait(action.delay)
             usage = action.usage if action.usage is not None else default_usage(action.text)
             if payload.get("stream"):
                 self._stream_reply(completion, action, usage, payload)
@@ -436,6 +441,9 @@ class ScriptedServer(LocalServer):
         self.version: str | None = None  # set to answer GET /version as vLLM does
         self.tokenize_count: int | None = None  # set to answer POST /tokenize with this count
         self.requests: list[RecordedRequest] = []
+        self.in_flight = 0  # chat requests being answered now
+        self.peak_in_flight = 0  # the most chat requests answered at once
+        self.errors: list[BaseException] = []  # unexpected exceptions raised in handlers
         self._actions: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -469,6 +477,11 @@ class ScriptedServer(LocalServer):
             if self._actions:
                 return self._actions.popleft()
         return self.default if self.default is not None else Reply("ok")
+
+    def _arrived(self, step: int) -> None:
+        with self._lock:
+            self.in_flight += step
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def _add_request(self, record: RecordedRequest) -> None:
         with self._lock:
