@@ -47,22 +47,25 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
 
     batch_class, finish = local
     ray = import_ray()
-    if flags.backend == "vllm":
-        from .ray_vllm import run_engine_mode
-
-        return run_engine_mode(ray, works, opts, flags, out, environ)
     settings = resolve_settings(opts.endpoint, environ)
     parquet = parquet_location(flags.output)
     if parquet is None:
         refuse_reading_files(flags.output, [*input_files(works), *protected])
-    target = connect_first(settings, opts.endpoint, out, environ)
-    targets = targets_for(target, opts.endpoint, environ)
-    refuse_keyless(targets)
-    concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
+    if flags.backend == "vllm":
+        from .ray_vllm import engine_job
+
+        make_job = engine_job(ray, works, settings, flags, out)
+    else:
+        target = connect_first(settings, opts.endpoint, out, environ)
+        targets = targets_for(target, opts.endpoint, environ)
+        refuse_keyless(targets)
+        concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
+        make_job = lambda: RayJob(ray, works, targets, flags, concurrency, batch_class)  # noqa: E731
     started = start_ray(ray, flags.ray_address, environ)
-    watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
+    watch = None
     try:
-        job = RayJob(ray, works, targets, flags, concurrency, batch_class)
+        job = make_job()  # the engine mode checks the cluster's resources here
+        watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
         try:
             outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
                                     else job.write_lines(out, title))
@@ -107,6 +110,12 @@ def parquet_location(output: Optional[Path]) -> Optional[str]:
     return os.path.abspath(text)  # Ray's workers do not share the driver's working folder
 
 
+def kept_ids(previous: dict[str, dict]) -> dict[str, dict]:
+    """What the workers need of the results already written: per id, whether it failed and its fingerprint."""
+    return {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
+            for key, line in previous.items()}
+
+
 def quiet_data(ray: Any) -> None:
     """Ray Data's own progress bars and banners stay off: mmcli shows the run's progress itself."""
     import logging
@@ -141,8 +150,7 @@ class RayJob:
         blocks = max(1, math.ceil(len(rows) / per_batch))
         # No more workers than blocks: an idle worker costs a start-up and makes Ray Data warn.
         workers = max(1, min(math.ceil(self.concurrency / PER_WORKER), cpus, blocks))
-        kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
-                for key, line in previous.items()}
+        kept = kept_ids(previous)
         return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             Answerer, batch_size=per_batch, num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(size=workers),

@@ -117,6 +117,35 @@ def finish(batch: "Batch", flags: BatchFlags, out: "Display", interrupted: bool)
                               "with --retry-failed to try the failed jobs again")
 
 
+def line_start(work: Work, family: str, model: Optional[str], previous: dict, retry_failed: bool
+               ) -> tuple[dict, Optional[str]]:
+    """The head of `work`'s results line (id, command, sources, prompt, ...), and "skipped" or "failed-before"
+    when its line is already in the results and is not to be run again (else None)."""
+    jid = job_id(work, family, model)
+    changed = None
+    if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
+        changed = fingerprint(work, family, model)
+    before = previous.get(jid)
+    if (before is not None and not (before.get("error") and retry_failed)
+            and (changed is None or before.get("fingerprint") == changed)):
+        return {"id": jid}, "failed-before" if before.get("error") else "skipped"
+    record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
+    if work.line is not None:
+        record["line"] = work.line
+    if changed is not None:
+        record["fingerprint"] = changed
+    return record, None
+
+
+def line_end(record: dict, fields: dict, warnings: list, seconds: float) -> dict:
+    """The whole results line: its head, the task's fields (or the error), the warnings and the time taken."""
+    record = {**record, **fields}
+    if warnings:
+        record["warnings"] = list(warnings)
+    record["seconds"] = round(seconds, 3)
+    return record
+
+
 class Batch:
     """What every worker shares: servers, the rate-limit gate, the results, the progress."""
 
@@ -144,26 +173,13 @@ class Batch:
         from ..events import Events
 
         started = time.monotonic()
-        jid = job_id(work, self.family, self.model)
-        changed = None
-        if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
-            changed = fingerprint(work, self.family, self.model)
-        before = self.sink.previous.get(jid)
-        if (before is not None and not (before.get("error") and self.retry_failed)
-                and (changed is None or before.get("fingerprint") == changed)):
-            self.progress.skipped(failed_before=bool(before.get("error")))
+        record, done = line_start(work, self.family, self.model, self.sink.previous, self.retry_failed)
+        if done is not None:
+            self.progress.skipped(failed_before=done == "failed-before")
             return
+        jid = record["id"]
         events = Events()
-        fields = self._attempt(work, events)
-        record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
-        if work.line is not None:
-            record["line"] = work.line
-        if changed is not None:
-            record["fingerprint"] = changed
-        record.update(fields)
-        if events.warnings:
-            record["warnings"] = list(events.warnings)
-        record["seconds"] = round(time.monotonic() - started, 3)
+        record = line_end(record, self._attempt(work, events), events.warnings, time.monotonic() - started)
         if self.sink.write(record):
             self.written[jid] = record
             self.progress.record(work.label, record)
