@@ -15,7 +15,7 @@ import pickle
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import UsageError
-from .ray_engine import RayJob, kept_ids, quiet_data
+from .ray_job import RayJob, kept_ids, quiet_data
 from .work import BatchFlags, EngineOptions, Work
 
 if TYPE_CHECKING:

@@ -89,8 +89,7 @@ class EngineRows:
     def __call__(self, row: dict) -> dict:
         """One job, prepared; a job already done, or whose inputs are bad, passes as the placeholder."""
         from ..events import Events
-        from .results import error_fields
-        from .run import line_start
+        from .results import error_fields, line_start
 
         work = pickle.loads(row["work"])
         state: dict = {"started": time.time(), "label": work.label, "model": self.target.model,
@@ -136,8 +135,7 @@ def finished_row(row: dict) -> dict:
     """Ray's postprocess: the engine's output row (see `answer_piece`) becomes the job's results row, through
     the task's own finish; a failed request is a failed line."""
     from .recorded import finished_fields
-    from .results import error_fields
-    from .run import line_end
+    from .results import error_fields, line_end
     from .ray_workers import line_row, skipped_row
 
     state = json.loads(row[STATE])

@@ -6,7 +6,8 @@ import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..errors import JobsFailed, MmcliError
-from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
+from .results import line_end, line_start
+from .work import ALLOWED, BatchFlags, Work, expand, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions
@@ -115,35 +116,6 @@ def finish(batch: "Batch", flags: BatchFlags, out: "Display", interrupted: bool)
         raise JobsFailed(f"{failed} of {tally.total} job(s) failed", where=str(flags.output or ""),
                          hint="each failed line has an error field; run the same command again to finish, "
                               "with --retry-failed to try the failed jobs again")
-
-
-def line_start(work: Work, family: str, model: Optional[str], previous: dict, retry_failed: bool
-               ) -> tuple[dict, Optional[str]]:
-    """The head of `work`'s results line (id, command, sources, prompt, ...), and "skipped" or "failed-before"
-    when its line is already in the results and is not to be run again (else None)."""
-    jid = job_id(work, family, model)
-    changed = None
-    if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
-        changed = fingerprint(work, family, model)
-    before = previous.get(jid)
-    if (before is not None and not (before.get("error") and retry_failed)
-            and (changed is None or before.get("fingerprint") == changed)):
-        return {"id": jid}, "failed-before" if before.get("error") else "skipped"
-    record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
-    if work.line is not None:
-        record["line"] = work.line
-    if changed is not None:
-        record["fingerprint"] = changed
-    return record, None
-
-
-def line_end(record: dict, fields: dict, warnings: list, seconds: float) -> dict:
-    """The whole results line: its head, the task's fields (or the error), the warnings and the time taken."""
-    record = {**record, **fields}
-    if warnings:
-        record["warnings"] = list(warnings)
-    record["seconds"] = round(seconds, 3)
-    return record
 
 
 class Batch:
