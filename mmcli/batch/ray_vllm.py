@@ -86,8 +86,9 @@ def engine_job(ray: Any, works: list[Work], settings: "Settings", flags: BatchFl
                          hint="pass --model Qwen/Qwen2.5-VL-7B-Instruct (and --family when the name does not say it)")
     options = flags.engine_options or EngineOptions()
     local = model.startswith(("/", "./", "../", "~"))
-    if local and not os.path.isdir(os.path.expanduser(model)):
-        raise UsageError("the model folder does not exist", where=model,
+    if local and not os.path.isfile(os.path.join(os.path.expanduser(model), "config.json")):
+        what = "has no config.json" if os.path.isdir(os.path.expanduser(model)) else "does not exist"
+        raise UsageError(f"the model folder {what}", where=model,
                          hint="give a folder with the model's config.json and weights (on every node), or a hub id")
     if options.device == "cpu" and options.tensor_parallel_size != 1:
         raise UsageError("--device cpu runs whole engines, one per CPU bundle", hint="leave out --tensor-parallel-size")
