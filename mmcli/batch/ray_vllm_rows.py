@@ -119,7 +119,7 @@ class EngineRows:
         if len(jobs) != 1:
             raise UsageError(f"--backend vllm sends one request per job, and this one needs {len(jobs)}",
                              hint="run it over HTTP (leave out --backend vllm), or split the document")
-        plan = Runner(self.target).plan(jobs[0], stream=False)
+        plan = Runner(self.target).plan(jobs[0])  # as a local run plans it (streamed), so the lines' plans match
         job = {"command": work.command, "prompt": work.prompt, **extra}
         return plan.request, job, finisher_entry(jobs[0], plan)
 
