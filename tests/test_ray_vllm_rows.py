@@ -131,3 +131,20 @@ def test_a_video_part_is_a_failed_line_that_says_to_use_http(target, tmp_path):
 
     with pytest.raises(UsageError, match="images and text, and this job has a video_url part"):
         engine_messages([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:x"}}]}])
+
+
+def test_a_system_prompt_stays_a_string_and_text_stays_in_order():
+    from mmcli.batch.ray_vllm_rows import engine_messages
+
+    image = Image.new("RGB", (28, 28), (1, 2, 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    messages, images = engine_messages([
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "image_url", "image_url": {"url": url},
+                                      "uuid": "abc"}, {"type": "text", "text": "then"}]}])
+    assert messages == [{"role": "system", "content": "Answer briefly."},
+                        {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "image"},
+                                                     {"type": "text", "text": "then"}]}]
+    assert [i.tobytes() for i in images] == [image.tobytes()]

@@ -34,9 +34,12 @@ def engine_messages(messages: list[dict]) -> tuple[list[dict], list]:
     images, converted = [], []
     for message in messages:
         content = message["content"]
-        if isinstance(content, str):
-            converted.append({"role": message["role"], "content": [{"type": "text", "text": content}]})
+        if message["role"] == "system":  # as a string, as Ray's own media stage keeps it: templates expect one
+            converted.append({"role": "system", "content": content if isinstance(content, str) else
+                              "\n".join(part["text"] for part in content if part.get("type") == "text")})
             continue
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
         parts = []
         for part in content:
             kind = part.get("type")
