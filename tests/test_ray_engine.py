@@ -206,16 +206,58 @@ def test_engine_mode_is_built_and_refused_without_gpus(mmcli, server, tmp_path, 
 
 def test_engine_config_is_what_ray_would_run(ray_head):
     from mmcli.batch.ray_vllm import engine_config, missing_for_engine
+    from mmcli.batch.work import EngineOptions
 
-    config = engine_config(ray, "Qwen/Qwen2.5-VL-7B-Instruct", replicas=3, tensor_parallel=2)
+    options = EngineOptions(tensor_parallel_size=2, max_model_len=8192, engine_args=(("dtype", "bfloat16"),))
+    config = engine_config(ray, "Qwen/Qwen2.5-VL-7B-Instruct", replicas=3, options=options)
     assert config.model_source == "Qwen/Qwen2.5-VL-7B-Instruct" and config.concurrency == 3
-    assert config.engine_kwargs["tensor_parallel_size"] == 2 and config.should_continue_on_error
+    assert config.engine_kwargs == {"tensor_parallel_size": 2, "max_model_len": 8192, "dtype": "bfloat16",
+                                    "task_type": "generate"}
+    assert config.should_continue_on_error and config.placement_group_config is None  # Ray's GPU bundles
+    on_cpu = engine_config(ray, "Qwen/Qwen2.5-VL-7B-Instruct", replicas=3, options=EngineOptions(device="cpu"))
+    assert on_cpu.placement_group_config["bundles"] == [{"CPU": 1.0, "GPU": 0.0}]  # no GPU asked of the cluster
     ray.init(address=ray_head, log_to_driver=False)
     try:
-        missing = missing_for_engine(ray, config)
+        missing, missing_cpu = missing_for_engine(ray, config), missing_for_engine(ray, on_cpu, "cpu")
     finally:
         ray.shutdown()
     assert "6 GPU(s) (3 replica(s) x tensor parallel 2); the Ray cluster has 0" in missing
+    assert any(m.startswith("4 CPU(s) (3 engine(s)") and m.endswith("the Ray cluster has 2") for m in missing_cpu)
+    assert not any("GPU" in m for m in missing_cpu)
+
+
+def test_engine_mode_on_too_few_cpus_says_what_is_missing(mmcli, server, tmp_path, ray_head):
+    make_images(tmp_path / "album", 1)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray", "--ray-address",
+                   ray_head, "--backend", "vllm", "--device", "cpu", "--model", str(folder), "--family", "qwen2-vl",
+                   "--concurrency", "2")
+    assert_clean_error(run, 2, "--backend vllm cannot run here", "3 CPU(s) (2 engine(s)", "the Ray cluster has 2")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("made", ["nothing", "an empty folder"])
+def test_engine_mode_refuses_a_model_folder_it_cannot_load(mmcli, server, tmp_path, made):
+    make_images(tmp_path / "album", 1)
+    folder = tmp_path / "model"
+    if made == "an empty folder":
+        folder.mkdir()
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray", "--backend",
+                   "vllm", "--device", "cpu", "--model", str(folder))
+    assert_clean_error(run, 2, "the model folder " + ("has no config.json" if folder.exists() else "does not exist"))
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_engine_options_need_the_engine_mode(mmcli, server, tmp_path):
+    make_images(tmp_path / "album", 1)
+    run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
+                   "--max-model-len", "4096")
+    assert_clean_error(run, 2, "--max-model-len works with --engine ray --backend vllm")
+    bad = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray", "--backend",
+                   "vllm", "--model", "Qwen/Qwen2-VL-2B-Instruct", "--engine-arg", "dtype")
+    assert_clean_error(bad, 2, "--engine-arg takes KEY=VALUE")
 
 
 def test_local_options_refuse_ray_flags(mmcli, server, tmp_path):

@@ -21,7 +21,8 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
     there is one) and the queue it then puts it on. A Ray this call started is stopped at the end; one already
     running in this process, or a cluster, is left running."""
     from ..batch.progress import Progress, Tally
-    from ..batch.ray_engine import RayJob, arrived, shown, workers_failed
+    from ..batch.ray_engine import workers_failed
+    from ..batch.ray_job import RayJob, arrived, shown
     from ..batch.ray_start import import_ray, start_ray
     from ..batch.run import Batch
     from ..batch.servers import connect_first, refuse_keyless, targets_for

@@ -8,31 +8,18 @@ Ray is imported (mmcli.batch.ray_start) only when `--engine ray` is given.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import pickle
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
+from .ray_job import Outcome, RayJob
 from .work import BatchFlags, Work
 
 if TYPE_CHECKING:
     from ..errors import MmcliError
     from ..settings import CommonOptions
     from ..events import Display
-    from .progress import Progress
-    from .results import Sink
-
-
-@dataclass
-class Outcome:
-    """What mmcli.batch.run.finish needs to sum up a run: the results and the counts."""
-
-    sink: "Sink"
-    progress: "Progress"
 
 
 def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out: "Display", title: str,
@@ -47,22 +34,25 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
 
     batch_class, finish = local
     ray = import_ray()
-    if flags.backend == "vllm":
-        from .ray_vllm import run_engine_mode
-
-        return run_engine_mode(ray, works, opts, flags, out, environ)
     settings = resolve_settings(opts.endpoint, environ)
     parquet = parquet_location(flags.output)
     if parquet is None:
         refuse_reading_files(flags.output, [*input_files(works), *protected])
-    target = connect_first(settings, opts.endpoint, out, environ)
-    targets = targets_for(target, opts.endpoint, environ)
-    refuse_keyless(targets)
-    concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
+    if flags.backend == "vllm":
+        from .ray_vllm import engine_job
+
+        make_job = engine_job(ray, works, settings, flags, out)
+    else:
+        target = connect_first(settings, opts.endpoint, out, environ)
+        targets = targets_for(target, opts.endpoint, environ)
+        refuse_keyless(targets)
+        concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
+        make_job = lambda: RayJob(ray, works, targets, flags, concurrency, batch_class)  # noqa: E731
     started = start_ray(ray, flags.ray_address, environ)
-    watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
+    watch = None
     try:
-        job = RayJob(ray, works, targets, flags, concurrency, batch_class)
+        job = make_job()  # the engine mode checks the cluster's resources here
+        watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
         try:
             outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
                                     else job.write_lines(out, title))
@@ -107,105 +97,3 @@ def parquet_location(output: Optional[Path]) -> Optional[str]:
     return os.path.abspath(text)  # Ray's workers do not share the driver's working folder
 
 
-def quiet_data(ray: Any) -> None:
-    """Ray Data's own progress bars and banners stay off: mmcli shows the run's progress itself."""
-    import logging
-
-    for name in ("ray", "ray.data"):  # Ray's info lines and warnings would mix with mmcli's status lines
-        logging.getLogger(name).setLevel(logging.ERROR)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    context.verbose_stats_logs = False
-
-
-class RayJob:
-    """The jobs as a Ray Dataset, answered by workers, their rows read back by the driver."""
-
-    def __init__(self, ray: Any, works: list[Work], targets: list, flags: BatchFlags, concurrency: int,
-                 batch_class: type) -> None:
-        self.ray, self.works, self.targets, self.flags = ray, works, targets, flags
-        self.concurrency, self.batch_class = concurrency, batch_class
-
-    def dataset(self, previous: dict[str, dict]) -> Any:
-        """Rows of pickled jobs mapped by `Answerer` workers: `concurrency` jobs in flight in all."""
-        from .ray_workers import Answerer, shares
-
-        quiet_data(self.ray)
-        target = self.targets[0]
-        cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
-        rows = [{"work": pickle.dumps(work)} for work in self.works]
-        # Each worker runs one batch at a time (Ray Data calls a worker's function once at a time), a thread per job:
-        # workers x per_batch, at most `concurrency`, is what the servers see at once.
-        workers, per_batch = shares(self.concurrency, cpus, len(rows))
-        # A block comes back to the driver only when all its rows are answered: one batch per block, so each
-        # line is written (and kept on Ctrl-C or a lost cluster) a batch after it is answered.
-        blocks = max(1, math.ceil(len(rows) / per_batch))
-        kept = {key: {"error": bool(line.get("error")) or None, "fingerprint": line.get("fingerprint")}
-                for key, line in previous.items()}
-        return self.ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            Answerer, batch_size=per_batch, num_cpus=1,
-            compute=self.ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"batch_class": self.batch_class, "targets": self.targets, "family": target.family.name, "model": target.model,
-                                   "retry_failed": self.flags.retry_failed, "previous": kept,
-                                   "threads": per_batch})
-
-    def write_lines(self, out: "Display", title: str) -> tuple[Outcome, bool]:
-        """The rows, as they come, written to the results file (or standard output) as a local run writes."""
-        from .progress import Progress, Tally
-        from .results import open_sink
-
-        sink = open_sink(self.flags.output, out)
-        progress = Progress(out, Tally(len(self.works)), title)
-        interrupted = False
-        try:
-            rows = arrived(self.dataset(sink.previous))
-            progress.start()
-            try:
-                for row in rows:
-                    shown(row, sink, progress)
-            except KeyboardInterrupt:
-                interrupted = True  # every line written is whole; a rerun does the rest
-            finally:
-                progress.close()
-        finally:
-            sink.close()
-        return Outcome(sink, progress), interrupted
-
-    def write_parquet(self, location: str, out: "Display", title: str) -> tuple[Outcome, bool]:
-        """Every job answered, then its row written by Ray as Parquet; the counts shown as a local run's."""
-        from .progress import Progress, Tally
-        from .ray_output import ParquetCounts, read_previous
-
-        progress = Progress(out, Tally(len(self.works)), title)
-        sink = ParquetCounts(location)
-        ds = self.dataset(read_previous(self.ray, location)).materialize()
-        progress.start()
-        try:
-            for row in ds.select_columns(["status", "label", "line"]).iter_rows():
-                shown(row, sink, progress)
-        finally:
-            progress.close()
-        from ray.data.expressions import col
-
-        # An expression, not a Python function: Ray warns about (and runs slower) a function filter.
-        ds.filter(expr=col("status").is_in(["done", "failed"])).drop_columns(["label"]).write_parquet(location)
-        return Outcome(sink, progress), False
-
-
-def arrived(ds: Any) -> Iterator[dict]:
-    """The rows of each block as soon as it is answered (Ray's iter_rows holds a block back until the next one is
-    ready, which would keep a batch's lines from the file, and from a Ctrl-C, for a batch's time)."""
-    for block in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
-        yield from block.to_pylist()
-
-
-def shown(row: dict, sink: Any, progress: "Progress") -> None:
-    """One row: counted as skipped, or its line written and counted."""
-    status = row["status"]
-    if status in ("skipped", "failed-before"):
-        progress.skipped(failed_before=status == "failed-before")
-        return
-    record = json.loads(row["line"])
-    if sink.write(record):
-        progress.record(row["label"], record)

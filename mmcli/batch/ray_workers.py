@@ -29,6 +29,19 @@ def shares(concurrency: int, cpus: int, jobs: int) -> tuple[int, int]:
     return max(1, min(workers, -(-jobs // per_worker))), per_worker
 
 
+def line_row(label: str, record: dict) -> dict:
+    """The row of a job answered or failed: its line as JSON."""
+    return {"id": record["id"], "status": "failed" if record.get("error") else "done", "label": label,
+            "fingerprint": record.get("fingerprint") or "",
+            "line": json.dumps(record, ensure_ascii=False, default=str)}
+
+
+def skipped_row(failed_before: bool) -> dict:
+    """The row of a job already in the results: no line, only the count."""
+    return {"id": "", "status": "failed-before" if failed_before else "skipped", "label": "", "fingerprint": "",
+            "line": ""}
+
+
 class Collected(Sink):
     """A worker's results: whole lines kept in memory until the batch's rows are returned."""
 
@@ -50,17 +63,13 @@ class Rows:
 
     def record(self, label: str, record: dict) -> None:
         """A job answered or failed: its line."""
-        row = {"id": record["id"], "status": "failed" if record.get("error") else "done", "label": label,
-               "fingerprint": record.get("fingerprint") or "",
-               "line": json.dumps(record, ensure_ascii=False, default=str)}
         with self.lock:
-            self.rows.append(row)
+            self.rows.append(line_row(label, record))
 
     def skipped(self, failed_before: bool) -> None:
         """A job already in the results: no line, only the count."""
         with self.lock:
-            self.rows.append({"id": "", "status": "failed-before" if failed_before else "skipped", "label": "",
-                              "fingerprint": "", "line": ""})
+            self.rows.append(skipped_row(failed_before))
 
     def note(self, message: str) -> None:
         """Nothing is shown from a worker."""

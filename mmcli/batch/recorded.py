@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 MERGED = "merged"  # the mode of a merge manifest's jobs (mmcli.batch.merge)
 
-def finished_fields(job: dict, entries: list[dict], pieces: list, manifest: dict) -> dict:
-    """The task's finish over results rebuilt from the recorded requests and their answers."""
+def finished_fields(job: dict, entries: list[dict], pieces: list, manifest: dict,
+                    warnings: Optional[list] = None) -> dict:
+    """The task's finish over results rebuilt from the recorded requests and their answers; `warnings`, when
+    given, is the job's list of warnings, which the finish adds to."""
     from ..tasks.specs import TASKS, Planned
 
     task = TASKS[job["command"]]
@@ -15,7 +19,8 @@ def finished_fields(job: dict, entries: list[dict], pieces: list, manifest: dict
         results[-1].job.listed = []
     planned = Planned([r.job for r in results], job["prompt"], target=job.get("target", job["prompt"]),
                       mode=mode, numbers=list(job.get("pages") or []))
-    warnings = list(job.get("warnings") or [])
+    if warnings is None:
+        warnings = list(job.get("warnings") or [])
     fields = task.fields(task.finish(planned, results, warnings))
     failed = next((r.error for r in results if r.error is not None), None)
     if failed is not None:  # an answer that does not match --schema: kept, with the error a live run gives

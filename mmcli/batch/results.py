@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Optional
 from ..errors import OutputError, UsageError
 from ..files import LongLine, capped_lines
 from ..limits import MAX_REPLY_LINE
+from .work import Work, fingerprint, job_id
 
 if TYPE_CHECKING:
     from ..errors import MmcliError
@@ -273,3 +274,32 @@ def open_sink(path: Optional[Path], out: "Display", table: bool = False) -> Sink
     if path is not None:
         return ResultsFile(path, out)
     return Unshown() if table else StdoutLines(out)
+
+
+def line_start(work: Work, family: str, model: Optional[str], previous: dict, retry_failed: bool
+               ) -> tuple[dict, Optional[str]]:
+    """The head of `work`'s results line (id, command, sources, prompt, ...), and "skipped" or "failed-before"
+    when its line is already in the results and is not to be run again (else None)."""
+    jid = job_id(work, family, model)
+    changed = None
+    if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
+        changed = fingerprint(work, family, model)
+    before = previous.get(jid)
+    if (before is not None and not (before.get("error") and retry_failed)
+            and (changed is None or before.get("fingerprint") == changed)):
+        return {"id": jid}, "failed-before" if before.get("error") else "skipped"
+    record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
+    if work.line is not None:
+        record["line"] = work.line
+    if changed is not None:
+        record["fingerprint"] = changed
+    return record, None
+
+
+def line_end(record: dict, fields: dict, warnings: list, seconds: float) -> dict:
+    """The whole results line: its head, the task's fields (or the error), the warnings and the time taken."""
+    record = {**record, **fields}
+    if warnings:
+        record["warnings"] = list(warnings)
+    record["seconds"] = round(seconds, 3)
+    return record

@@ -6,7 +6,8 @@ import time
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ..errors import JobsFailed, MmcliError
-from .work import ALLOWED, BatchFlags, Work, expand, fingerprint, job_id, numbered_copies, pages_for
+from .results import line_end, line_start
+from .work import ALLOWED, BatchFlags, Work, expand, job_id, numbered_copies, pages_for
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions
@@ -141,26 +142,13 @@ class Batch:
         from ..events import Events
 
         started = time.monotonic()
-        jid = job_id(work, self.family, self.model)
-        changed = None
-        if work.given_id is not None:  # a line's own id: its job is done only if the line asks the same
-            changed = fingerprint(work, self.family, self.model)
-        before = self.sink.previous.get(jid)
-        if (before is not None and not (before.get("error") and self.retry_failed)
-                and (changed is None or before.get("fingerprint") == changed)):
-            self.progress.skipped(failed_before=bool(before.get("error")))
+        record, done = line_start(work, self.family, self.model, self.sink.previous, self.retry_failed)
+        if done is not None:
+            self.progress.skipped(failed_before=done == "failed-before")
             return
+        jid = record["id"]
         events = Events()
-        fields = self._attempt(work, events)
-        record = {"id": jid, "command": work.command, "sources": work.sources, "prompt": work.prompt}
-        if work.line is not None:
-            record["line"] = work.line
-        if changed is not None:
-            record["fingerprint"] = changed
-        record.update(fields)
-        if events.warnings:
-            record["warnings"] = list(events.warnings)
-        record["seconds"] = round(time.monotonic() - started, 3)
+        record = line_end(record, self._attempt(work, events), events.warnings, time.monotonic() - started)
         if self.sink.write(record):
             self.written[jid] = record
             self.progress.record(work.label, record)

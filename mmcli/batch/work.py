@@ -187,3 +187,14 @@ class BatchFlags:
     engine: str = "local"  # local | ray (mmcli.batch.ray_engine)
     ray_address: Optional[str] = None
     backend: str = "http"  # with ray: http | vllm
+    engine_options: Optional["EngineOptions"] = None  # with --backend vllm: the engines Ray starts
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The vLLM engines Ray starts for `--engine ray --backend vllm` (one per replica, --concurrency of them)."""
+
+    tensor_parallel_size: int = 1
+    max_model_len: Optional[int] = None
+    device: str = "auto"  # auto | cuda | cpu (vLLM's CPU build on every node)
+    engine_args: tuple = ()  # (key, value) pairs handed to vLLM's engine as they are

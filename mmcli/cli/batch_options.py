@@ -20,6 +20,14 @@ class EngineName(str, Enum):
     ray = "ray"
 
 
+class Device(str, Enum):
+    """Where Ray's vLLM engines run."""
+
+    auto = "auto"
+    cuda = "cuda"
+    cpu = "cpu"
+
+
 class RayBackend(str, Enum):
     """How Ray's workers get answers."""
 
@@ -61,7 +69,20 @@ PARAMETERS: dict[str, tuple[object, object]] = {
     "backend": (Annotated[RayBackend, typer.Option(
         "--backend", metavar="http|vllm", rich_help_panel=MANY,
         help="With --engine ray: send to --base-url over HTTP, or let Ray start vLLM engines of --model "
-             "itself (needs GPUs).")], RayBackend.http),
+             "itself (--concurrency engines; GPUs, or --device cpu).")], RayBackend.http),
+    "tensor_parallel_size": (Annotated[int, typer.Option(
+        "--tensor-parallel-size", min=1, metavar="N", rich_help_panel=MANY,
+        help="With --backend vllm: split each engine over N GPUs.")], 1),
+    "max_model_len": (Annotated[Optional[int], typer.Option(
+        "--max-model-len", min=1, metavar="TOKENS", rich_help_panel=MANY, show_default=False,
+        help="With --backend vllm: the engines' context length. [default: the model's]")], None),
+    "device": (Annotated[Device, typer.Option(
+        "--device", metavar="auto|cuda|cpu", rich_help_panel=MANY,
+        help="With --backend vllm: the engines' device; cpu needs vLLM's CPU build on the nodes.")], Device.auto),
+    "engine_arg": (Annotated[Optional[list[str]], typer.Option(
+        "--engine-arg", metavar="KEY=VALUE", rich_help_panel=MANY, show_default=False,
+        help="With --backend vllm: one of vLLM's engine arguments (as in vllm.AsyncEngineArgs; VALUE as "
+             "JSON, else text), e.g. dtype=bfloat16 or enforce_eager=true; repeat for more.")], None),
 }
 RESULTS = ("output", (Annotated[Optional[Path], typer.Option(
     "--output", "-o", metavar="FILE.jsonl", rich_help_panel=MANY, show_default=False,
@@ -106,6 +127,7 @@ def _flags(values: dict):
     values.update(engine=EngineName(values["engine"]).value, backend=RayBackend(values["backend"]).value)
     if values["engine"] == "local" and (values["ray_address"] or values["backend"] != "http"):
         raise UsageError("--ray-address and --backend work with --engine ray", hint="add --engine ray")
+    engine_options = _engine_options(values)
     if values["engine"] == "ray" and export is not None:
         raise UsageError("--export writes the requests without running them", hint="leave out --engine ray")
     if not values["each"]:
@@ -118,4 +140,36 @@ def _flags(values: dict):
     return BatchFlags(each=values["each"], concurrency=values["concurrency"], output=values.get("output"),
                       retry_failed=values["retry_failed"], recursive=values["recursive"],
                       export=export[0] if export else None, export_path=export[1] if export else None, batch_max_mb=values["batch_max_mb"],
-                      engine=values["engine"], ray_address=values["ray_address"], backend=values["backend"])
+                      engine=values["engine"], ray_address=values["ray_address"], backend=values["backend"],
+                      engine_options=engine_options)
+
+
+def _engine_options(values: dict):
+    """--backend vllm's engine options, refused without it."""
+    import json
+
+    from ..batch.work import EngineOptions
+    from ..errors import UsageError
+
+    device = Device(values["device"]).value
+    given = [flag for flag, on in (("--tensor-parallel-size", values["tensor_parallel_size"] != 1),
+                                   ("--max-model-len", values["max_model_len"] is not None),
+                                   ("--device", device != "auto"), ("--engine-arg", values["engine_arg"])) if on]
+    if values["backend"] != "vllm":
+        if given:
+            raise UsageError(f"{given[0]} works with --engine ray --backend vllm",
+                             hint="add --engine ray --backend vllm, or leave it out")
+        return None
+    pairs = []
+    for text in values["engine_arg"] or []:
+        key, equals, raw = text.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise UsageError("--engine-arg takes KEY=VALUE", where=text,
+                             hint="e.g. --engine-arg dtype=bfloat16 (KEY as in vllm.AsyncEngineArgs)")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw  # plain text: a dtype, a quantization method, ...
+        pairs.append((key.strip(), value))
+    return EngineOptions(tensor_parallel_size=values["tensor_parallel_size"], max_model_len=values["max_model_len"],
+                         device=device, engine_args=tuple(pairs))
