@@ -25,15 +25,11 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
     from ..batch.ray_job import RayJob, arrived, shown
     from ..batch.ray_start import import_ray, start_ray
     from ..batch.run import Batch
-    from ..batch.servers import connect_first, refuse_keyless, targets_for
+    from ..batch.servers import connect_all
 
     sink, written = feed
     ray = import_ray()
-    target = connect_first(settings, common.endpoint, events, environ)
-    targets = targets_for(target, common.endpoint, environ)
-    refuse_keyless(targets)
-    endpoint = settings.endpoint
-    concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
+    _, targets, concurrency = connect_all(settings, common.endpoint, events, flags.concurrency, environ)
     progress = Progress(events, Tally(len(works)), title)
     tallied(progress.tally)
     started = start_ray(ray, flags.ray_address, environ)

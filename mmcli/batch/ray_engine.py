@@ -30,7 +30,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     from .guard import input_files, refuse_reading_files
     from .ray_start import import_ray, start_ray
     from .ray_watch import watch_cluster
-    from .servers import connect_first, refuse_keyless, targets_for
+    from .servers import connect_all
 
     batch_class, finish = local
     ray = import_ray()
@@ -43,10 +43,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
 
         make_job = engine_job(ray, works, settings, flags, out)
     else:
-        target = connect_first(settings, opts.endpoint, out, environ)
-        targets = targets_for(target, opts.endpoint, environ)
-        refuse_keyless(targets)
-        concurrency = flags.concurrency or settings.endpoint.profile.default_concurrency(settings.endpoint.base_url)
+        _, targets, concurrency = connect_all(settings, opts.endpoint, out, flags.concurrency, environ)
         make_job = lambda: RayJob(ray, works, targets, flags, concurrency, batch_class)  # noqa: E731
     started = start_ray(ray, flags.ray_address, environ)
     watch = None

@@ -88,13 +88,9 @@ def start_batch(works: list[Work], settings, opts: "CommonOptions", flags: Batch
     """The endpoint step on the first server that answers, then what every worker shares, and how many run at once."""
     from .pacing import Pacer
     from .progress import Progress, Tally
-    from .servers import Servers, connect_first, refuse_keyless, targets_for
+    from .servers import Servers, connect_all
 
-    target = connect_first(settings, opts.endpoint, events, environ)
-    targets = targets_for(target, opts.endpoint, environ)
-    refuse_keyless(targets)
-    endpoint = settings.endpoint
-    concurrency = flags.concurrency or endpoint.profile.default_concurrency(endpoint.base_url)
+    target, targets, concurrency = connect_all(settings, opts.endpoint, events, flags.concurrency, environ)
     progress = Progress(events, Tally(len(works)), title)
     return Batch(Servers(targets), Pacer(), sink, progress, flags.retry_failed, target.family.name,
                  target.model), concurrency

@@ -109,6 +109,17 @@ def connect_first(settings, flags: "EndpointFlags", out, environ: Optional[Mappi
             settings = resolve_settings(replace(flags, base_url=others.pop(0), base_urls=()), environ)
 
 
+def connect_all(settings, flags: "EndpointFlags", out, requested: Optional[int],
+                environ: Optional[Mapping[str, str]] = None) -> tuple["Target", list["Target"], int]:
+    """A many-job run's servers: the first that answers, every server of the run (none keyless), and how many
+    jobs run at once (`requested`, else the profile's default for the server)."""
+    target = connect_first(settings, flags, out, environ)
+    targets = targets_for(target, flags, environ)
+    refuse_keyless(targets)
+    endpoint = settings.endpoint
+    return target, targets, requested or endpoint.profile.default_concurrency(endpoint.base_url)
+
+
 def refuse_keyless(targets: list["Target"]) -> None:
     """A server that is not on this machine and has no key of its own is refused once, before any job
     (rather than every job sent to it failing on its own)."""
