@@ -84,3 +84,15 @@ def test_vllm_not_found_beside_a_healthy_server_it_started_is_no_warning(mmcli, 
     assert "the running server was started with a vLLM given to `mmcli serve`" in found["vllm"]
     assert "set vllm_python in the config" in run.stdout
     assert run.code == 0, run.stdout
+
+
+def test_odd_hub_settings_are_read_without_guessing():
+    from mmcli.tasks.doctor_hub import hub_cache, hub_unreachable
+
+    assert hub_unreachable({"HF_ENDPOINT": "huggingface.co"}, 1) is None  # no URL: not ours to judge
+    assert hub_unreachable({"HF_ENDPOINT": "http://127.0.0.1:99999"}, 1) is None
+    assert hub_unreachable({"TRANSFORMERS_OFFLINE": "true"}, 1) == "TRANSFORMERS_OFFLINE is set"
+    assert hub_unreachable({"HF_HUB_OFFLINE": "0", "HTTPS_PROXY": "http://proxy:3128"}, 1) is None
+    assert str(hub_cache({"HF_HUB_CACHE": "/a", "HF_HOME": "/b"})) == "/a"
+    assert str(hub_cache({"HF_HOME": "/b", "XDG_CACHE_HOME": "/c"})) == "/b/hub"
+    assert str(hub_cache({"XDG_CACHE_HOME": "/c"})) == "/c/huggingface/hub"

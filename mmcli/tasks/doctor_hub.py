@@ -48,10 +48,14 @@ def hub_unreachable(environ: Mapping[str, str], timeout: float) -> Optional[str]
             return f"{name} is set"
     if any(environ.get(name) for name in PROXY_VARIABLES):
         return None
-    url = environ.get("HF_ENDPOINT") or HUB_URL
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if not port_open(parts.hostname or "", port, timeout=timeout):
+    parts = urlsplit(environ.get("HF_ENDPOINT") or HUB_URL)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None  # an HF_ENDPOINT that is no URL: the hub's library will say so itself
+    if not parts.hostname:
+        return None
+    if not port_open(parts.hostname, port, timeout=timeout):
         return f"nothing answers at {parts.hostname}:{port}"
     return None
 
