@@ -11,6 +11,7 @@ Target: at most 50 ms a query on this machine, the index loaded with numpy memor
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -50,8 +51,9 @@ def main() -> int:
         folder = Path(tmp) / "idx"
         started = time.perf_counter()
         build(folder, args.rows, args.dims)
+        vectors_file = folder / json.loads((folder / "index.json").read_text())["vectors"]
         print(f"built {args.rows:,} x {args.dims} index in {time.perf_counter() - started:.2f} s "
-              f"({(folder / 'vectors.npy').stat().st_size / 1e6:.0f} MB)")
+              f"({vectors_file.stat().st_size / 1e6:.0f} MB)")
         started = time.perf_counter()
         index = open_index(folder)
         load_s = time.perf_counter() - started
@@ -62,7 +64,7 @@ def main() -> int:
         search(index, queries[0].tolist(), args.k)  # the first query pages the matrix in from the file
         print(f"first query (cold pages): {(time.perf_counter() - first) * 1000:.1f} ms")
         mmcli_ms = _time(lambda q: search(index, q.tolist(), args.k), queries)
-        matrix = np.load(folder / "vectors.npy")
+        matrix = np.load(vectors_file)
         numpy_ms = _time(lambda q: np.argsort(-(matrix @ (q / np.linalg.norm(q))))[:args.k], queries)
     print(f"mmcli search:        median {mmcli_ms:.1f} ms/query, {1000 / mmcli_ms:.0f} queries/s")
     print(f"numpy argsort (ref): median {numpy_ms:.1f} ms/query, {1000 / numpy_ms:.0f} queries/s")

@@ -2,7 +2,8 @@
 
 Every error class that leaves the module that raises it lives here, so one file lists what any layer may
 catch. A signal raised and caught within one layer stays with its own module (net's StatusFailure and
-ConnectionFailure, the history store's NoHistory, a tasks file's LineError, media's AspectRatioError)."""
+ConnectionFailure, the history store's NoHistory, a tasks file's LineError, a task dict's TaskError, media's
+AspectRatioError)."""
 
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ class PartialAnswerError(MmcliError):
 
 
 class RunStopped(Exception):
-    """A run ended early (an error or Ctrl-C): the results so far (core's Results), the last one possibly partial."""
+    """A run ended early (an error or Ctrl-C): the results (core's Results) of the request that stopped it, one per
+    job it held, possibly partial. The results answered before are the caller's: the Runner keeps none."""
 
     def __init__(self, results: list, cause: BaseException) -> None:
         super().__init__(str(cause))

@@ -123,7 +123,7 @@ def test_batch_runs_tasks_of_several_commands_with_their_ids(client, server, alb
 
 @pytest.mark.parametrize("call, fragment", [
     (lambda c, a, t: c.each(a, "caption", bogus=1), "unknown option"),
-    (lambda c, a, t: c.each(a, "caption", task="summarise"), "unknown task"),
+    (lambda c, a, t: c.each(a, "caption", task="summarise"), "invalid value for task"),
     (lambda c, a, t: c.each(a, "  "), "question is empty"),
     (lambda c, a, t: c.each(a, "caption", concurrency=0), "concurrency"),
     (lambda c, a, t: c.each(a, "caption", output=t), "directory"),
@@ -132,8 +132,8 @@ def test_batch_runs_tasks_of_several_commands_with_their_ids(client, server, alb
     (lambda c, a, t: c.each(t / "none-here", "caption"), "no inputs"),
     (lambda c, a, t: c.batch("tasks.jsonl"), "list of dicts"),
     (lambda c, a, t: c.batch([]), "no task"),
-    (lambda c, a, t: c.batch([{"command": "ask", "inputs": [], "prompt": "hi"}, "no"]), "task 2: not a dict"),
-    (lambda c, a, t: c.batch([{"command": "paint", "prompt": "x"}]), "task 1: unknown command"),
+    (lambda c, a, t: c.batch([{"command": "ask", "inputs": [], "prompt": "hi"}, "no"]), "task 2: not an object"),
+    (lambda c, a, t: c.batch([{"command": "paint", "prompt": "x"}]), "task 1: 'command' must be one of"),
     (lambda c, a, t: c.batch([{"command": "ask", "inputs": ["a.png"]}]), "task 1: the task has no prompt"),
     (lambda c, a, t: c.batch([{"command": "ask", "prompt": "x", "temperature": -1}]), "task 1: invalid value"),
     (lambda c, a, t: c.batch([{"id": "a", "command": "ask", "prompt": "x"}] * 2), "task 2: id 'a'"),

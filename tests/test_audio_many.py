@@ -107,3 +107,26 @@ def test_the_python_api_takes_audio(server, tmp_path):
     answer = Client(base_url=server.base_url, model="qwen2-audio-7b-instruct-test").ask(clip, "what note?")
     assert answer.plan.items[0].kind == "audio"
     assert kinds(server.chat_requests()[-1]) == ["input_audio", "text"]
+
+
+def test_broken_sound_files_in_a_folder_are_failed_lines(mmcli, server, tmp_path):
+    from pathlib import Path
+
+    from tests.conftest import assert_clean_error
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    sound.write_audio(folder / "a.wav", sound.tone(1.0, 16000), 16000, "wav")
+    (folder / "broken.mp3").write_text("this is text, not a song")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.M4A").write_bytes(b"\x00" * 64)
+    (folder / "readme.txt").write_text("not media, not named like it")
+    results = tmp_path / "results.jsonl"
+    run = mmcli("ask", "--each", folder, "what do you hear?", "-o", results, "--base-url", server.base_url,
+                "-m", "qwen2-audio-7b-instruct-test")
+    assert_clean_error(run, 8, "3 of 4 job(s) failed")
+    bad = {Path(r["sources"][0]).name: r["error"]["exit_code"] for r in lines(results) if "error" in r}
+    assert bad == {"broken.mp3": 3, "empty.wav": 3, "notes.M4A": 3}
+    assert len(server.chat_requests()) == 1
+    video = mmcli("video", "--each", folder, "q", "--base-url", server.base_url)  # not its inputs: left out
+    assert_clean_error(video, 2, "no inputs to run")

@@ -160,6 +160,7 @@ def test_results_folder_removed_during_the_run(server, clean_env, tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 9, stderr
     assert b"mmcli: error:" in stderr and b"results in" not in stderr
+    assert b"printed on standard output" in stderr  # where the CLI put them (the Python API says its loop)
     shown = [json.loads(line) for line in stdout.splitlines()]
     assert len(shown) == 5 and all(r["answer"] == "slow " * 10 for r in shown)
 

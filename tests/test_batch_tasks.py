@@ -56,7 +56,7 @@ def test_tasks_file_problems(mmcli, server, tmp_path):
     tasks = write_tasks(tmp_path / "t.jsonl", {"command": "ask"}, {"id": "x", "command": "nope"})
     run = mmcli("batch", tasks, "--base-url", server.base_url)
     assert_clean_error(run, 2, "no job to run")
-    assert "line 1: the line has no prompt" in run.stderr and "line 2:" in run.stderr
+    assert "line 1: the task has no prompt" in run.stderr and "line 2:" in run.stderr
     ids = write_tasks(tmp_path / "ids.jsonl", {"id": "x", "command": "ask", "prompt": "a"},
                       {"id": "x", "command": "ask", "prompt": "b"})
     run = mmcli("batch", ids, "--base-url", server.base_url)

@@ -59,3 +59,24 @@ def test_pruning_leaves_out_the_oldest_media_and_keeps_later_turns_byte_for_byte
     assert pruned[1] == third[0]["content"][1]  # the question itself stays
     assert [wire(m) for m in fourth[1:5]] == [wire(m) for m in third[1:5]]  # later turns unchanged
     assert [p["type"] for p in fourth[-1]["content"]] == ["image_url", "text"]
+
+
+def test_a_failed_retry_keeps_the_turn_it_was_to_replace(mmcli, server, tmp_path):
+    from tests.support.scripted_server import vllm_error
+
+    server.script(Reply("FIRST ANSWER"), Status(400, vllm_error(400, "bad request")), Reply("third"),
+                  Reply("fourth"), Reply("fifth"), Reply("sixth"))
+    run = mmcli("chat", "--base-url", server.base_url, stdin=b"hello\n/retry\nand now?\n")
+    assert run.code == 0, run.stderr
+    assert "bad request" in run.stderr and "the earlier answer is kept" in run.stderr
+    asked = [[(m["role"], m["content"]) for m in r.json["messages"]] for r in server.chat_requests()]
+    assert asked[1] == [("user", "hello")]  # the retry: the question again, without its answer
+    assert asked[2] == [("user", "hello"), ("assistant", "FIRST ANSWER"), ("user", "and now?")]
+    follow = mmcli("ask", "-c", "more?", "--base-url", server.base_url)  # the history holds it too
+    assert follow.code == 0, follow.stderr
+    assert [m["content"] for m in server.chat_requests()[-1].json["messages"]] == [
+        "hello", "FIRST ANSWER", "and now?", "third", "more?"]
+    # a retry that is answered still takes the old turn's place, in the chat and in the history
+    run = mmcli("chat", "--base-url", server.base_url, stdin=b"hi\n/retry\nnext?\n")
+    assert run.code == 0, run.stderr
+    assert [m["content"] for m in server.chat_requests()[-1].json["messages"]] == ["hi", "sixth", "next?"]

@@ -183,7 +183,8 @@ def test_index_skips_unchanged_files_and_reembeds_changed_ones(mmcli, embed_serv
     assert "1 added, 2 unchanged skipped, 3 in all" in second.stderr
     meta = json.loads((index / "index.json").read_text())
     assert meta["model"] == "emb-model" and meta["preset"] == "plain" and len(meta["entries"]) == 3
-    assert np.load(index / "vectors.npy").shape == (3, 8)
+    assert np.load(index / meta["vectors"]).shape == (3, 8)
+    assert sorted(p.name for p in index.glob("vectors*.npy")) == [meta["vectors"]]  # the old vectors file is gone
 
 
 def test_search_ranks_by_cosine_and_an_image_finds_itself(mmcli, embed_server, photos, tmp_path):
@@ -245,7 +246,7 @@ def test_index_drops_the_rows_of_deleted_files(mmcli, embed_server, photos, tmp_
     assert "1 removed" in run.stderr and "2 in all" in run.stderr
     meta = json.loads((index / "index.json").read_text())
     assert sorted(Path(e["path"]).name for e in meta["entries"]) == ["blue.png", "green.jpg"]
-    assert np.load(index / "vectors.npy").shape == (2, 8)
+    assert np.load(index / meta["vectors"]).shape == (2, 8)
     found = mmcli("search", "red", "--index", index, "--json", "--base-url", embed_server.base_url)
     assert "red.png" not in found.stdout
 

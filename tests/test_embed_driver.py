@@ -59,7 +59,8 @@ def test_a_failing_batch_keeps_the_vectors_made_before_it_in_the_index(mmcli, em
     again = mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url)
     assert again.code == 0, again.stderr
     assert "2 added, 1 unchanged skipped, 3 in all" in again.stderr
-    assert np.load(index / "vectors.npy").shape == (3, 8)
+    meta = json.loads((index / "index.json").read_text())
+    assert np.load(index / meta["vectors"]).shape == (3, 8)
 
 
 def test_client_embed_failure_keeps_the_records_on_partial(embed_server, photos):

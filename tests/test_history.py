@@ -198,3 +198,24 @@ def test_odd_ids_and_searches_are_clean(mmcli, server, photo):
     assert mmcli("logs", "-q", "").code == 0
     assert mmcli("logs", "-q", "*").code == 0
     assert_clean_error(mmcli("logs", "--cid", "zz"), 2, "zz")
+
+
+def test_answers_kept_in_python_hold_no_history_database_open(server, clean_environ, tmp_path):
+    """Each run closes the history when it ends: a program keeping many answers keeps no database open."""
+    import os
+
+    import mmcli
+
+    def open_history_files() -> int:
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / "state"))
+            except OSError:
+                pass
+        return found
+
+    client = mmcli.Client(base_url=server.base_url, model="tiny", family="qwen2-vl")
+    answers = [client.ask([], f"question {n}") for n in range(5)]
+    assert [a.text for a in answers] and (tmp_path / "state" / "mmcli" / "history.db").is_file()
+    assert open_history_files() == 0

@@ -49,6 +49,7 @@ LOCAL_EXCEPTIONS = {
     "mmcli.core.history.store.NoHistory": "the store's; history/follow turns it into a UsageError",
     "mmcli.core.history.store.NewerDatabase": "the store's sqlite3 error; history/follow makes it HistoryUnreadable",
     "mmcli.batch.tasksfile.LineError": "one bad line of a tasks file; becomes a Problem line, never raised further",
+    "mmcli.batch.taskdict.TaskError": "one bad task dict; the tasks file makes it a Problem line, the API a UsageError",
     "mmcli.media.resize.AspectRatioError": "the pure resize math's ValueError; media makes it a MediaError",
 }
 

@@ -208,3 +208,31 @@ def test_the_history_never_keeps_the_password(mmcli, server, media_server, clean
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
     assert "bob:***@" in mmcli("logs", "show", "1", "--json").stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_the_answers_table_shows_the_url_masked(mmcli, server, media_server, fmt):
+    from tests.support.scripted_server import Reply
+
+    server.default = Reply('{"a": "x"}')
+    urls = [media_server.url(p) for p in ("/a.png", "/missing.png")]
+    run = mmcli("ask", "--each", *urls, "caption", "--schema", "a", "--format", fmt, "--base-url", server.base_url)
+    assert run.code == 8, run.stderr
+    no_password(run.output)
+    lines = run.stdout.splitlines()
+    rows = lines[1:] if fmt == "csv" else [json.loads(line)["source"] for line in lines]
+    assert len(rows) == 2 and all(row.startswith("http://bob:***@127.0.0.1") for row in rows), rows  # failed too
+
+
+def test_a_detect_dataset_holds_the_url_inputs_masked(mmcli, server, media_server, tmp_path):
+    from tests.support.scripted_server import Reply
+
+    server.default = Reply('[{"bbox_2d": [10, 10, 50, 40], "label": "dog"}]')
+    out = tmp_path / "out"
+    run = mmcli("detect", "--each", media_server.url("/a.png"), media_server.url("/b.png"), "dogs",
+                "--format", "coco", "-o", out, "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    coco = (out / "coco.json").read_text()
+    no_password(run.output, coco, (out / "results.jsonl").read_text())
+    names = [image["file_name"] for image in json.loads(coco)["images"]]
+    assert len(names) == 2 and all("bob:***@127.0.0.1" in name for name in names), names

@@ -186,3 +186,52 @@ def test_submit_to_a_server_without_a_batch_api_says_so_and_names_the_local_runn
     assert "submitted with" not in hint  # the hint of status and fetch, about an export submitted elsewhere
     assert "provider_batches" not in manifest(path) or manifest(path)["provider_batches"] == {}
     assert [r.path for r in server.requests] == ["/v1/files"]
+
+
+def test_a_resubmit_after_an_expired_batch_sends_only_the_unanswered_and_fetch_keeps_both(mmcli, server, api,
+                                                                                          tmp_path):
+    path = export(mmcli, tmp_path, 4)
+    api.outcomes = ["expired", "completed"]
+    assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
+    status = mmcli("batch", "status", path, "--base-url", api.base_url, env=KEY)
+    assert_clean_error(status, 8, "expired")
+    assert "only the requests with no answer" in status.stderr
+    first = manifest(path)["provider_batches"]["requests.jsonl"]["batch_id"]
+    again = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
+    assert again.code == 0, again.stderr
+    assert "2 of 4 request(s)" in again.stderr
+    recorded = manifest(path)["provider_batches"]["requests.jsonl"]
+    assert [e["batch_id"] for e in recorded["earlier"]] == [first] and recorded["batch_id"] != first
+    sent = [json.loads(line)["custom_id"] for line in api.files[recorded["input_file_id"]].decode().splitlines()]
+    exported = [json.loads(line)["custom_id"] for line in path.read_text().splitlines()]
+    assert len(sent) == 2 and set(sent) < set(exported)  # only the two with no answer went again
+    assert len(path.read_text().splitlines()) == 4  # the export itself is left as it was
+    for kept in ("requests.earlier-1.output.jsonl", "requests.resubmit-1.jsonl"):  # never written into
+        refused = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", tmp_path / kept, env=KEY)
+        assert refused.code == 2, refused.stderr
+    results = tmp_path / "r.jsonl"
+    run = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", results, env=KEY)
+    assert run.code == 0, run.stderr
+    assert "4 done, 0 failed" in run.stderr
+    got = lines(results)
+    assert len(got) == 4 and len({r["id"] for r in got}) == 4 and all(r["answer"] for r in got)
+    assert len(server.chat_requests()) == 4  # 2 answered by the expired batch + 2 by the new one: none twice
+    assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
+    assert len(api.batches) == 2  # a completed batch is not sent again
+
+
+def test_two_expired_batches_in_a_row_still_ask_each_job_once(mmcli, server, api, tmp_path):
+    path = export(mmcli, tmp_path, 4)
+    api.outcomes = ["expired", "expired", "completed"]
+    for sent in ("4 request(s)", "2 of 4 request(s)", "1 of 4 request(s)"):
+        run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
+        assert run.code == 0 and sent in run.stderr, run.stderr
+        assert mmcli("batch", "status", path, "--base-url", api.base_url, env=KEY).code in (0, 8)
+    recorded = manifest(path)["provider_batches"]["requests.jsonl"]
+    assert [e["status"] for e in recorded["earlier"]] == ["expired", "expired"]
+    (tmp_path / "requests.earlier-1.output.jsonl").unlink()  # fetched again from the provider
+    results = tmp_path / "r.jsonl"
+    run = mmcli("batch", "fetch", path, "--base-url", api.base_url, "-o", results, env=KEY)
+    assert run.code == 0, run.stderr
+    assert len({r["id"] for r in lines(results)}) == len(lines(results)) == 4
+    assert len(server.chat_requests()) == 4  # 2 + 1 + 1

@@ -96,6 +96,19 @@ def test_log_watcher_reports_phases_and_download_progress(tmp_path):
     assert said[-1] == "starting the API server"
 
 
+def test_log_watcher_passes_over_a_line_of_megabytes(tmp_path):
+    log = tmp_path / "server.log"
+    said: list[str] = []
+    watcher = LogWatcher(log, said.append)
+    log.write_bytes(b"x" * (3 << 20))  # no line end in sight: no progress line, and no reason to stop watching
+    for _ in range(4):
+        watcher.poll()
+    with log.open("a") as handle:
+        handle.write("\nINFO Loading weights took 3 s\n")
+    watcher.poll()
+    assert said == ["loading the weights"]
+
+
 # vLLM 0.32's CPU build loading a local folder, verbatim (the tqdm lines start with a carriage return).
 LOCAL_LOADING = (
     "(Worker pid=1736) INFO 12-03 15:05:41 [cpu_model_runner.py:68] Starting to load model /models/qwen2-vl-tiny...\n"
@@ -176,3 +189,28 @@ def test_a_hostile_config_json_still_gives_a_sane_plan(tmp_path, config):
 def test_memory_unknown_gives_the_smallest_cache():
     plan = plan_cpu(Machine(None, (0, 1)), "Qwen/Qwen2-VL-2B-Instruct", False, kv_cache_gib=None, max_model_len=None)
     assert plan.kv_cache_gib == 1 and "free memory unknown" in plan.notes[0]
+
+
+def test_vllm_is_looked_for_with_the_environment_given(tmp_path):
+    """A Python chosen by a variable (as a version manager's shim is) is asked about vLLM with the
+    environment the caller gives, not the one this process has."""
+    from mmcli.errors import MmcliError
+    from mmcli.server.locate import locate_vllm
+
+    install_cpu_python(tmp_path / "cpu")
+    shim = tmp_path / "shim" / "python"
+    shim.parent.mkdir()
+    shim.write_text('#!/bin/sh\nexec "$SHIM_PYTHON" "$@"\n')
+    shim.chmod(0o755)
+    environ = {"SHIM_PYTHON": str(tmp_path / "cpu" / "bin" / "python"), "PATH": os.defpath}
+    assert "SHIM_PYTHON" not in os.environ
+    launcher = locate_vllm(str(shim), environ)
+    assert launcher.module_form and launcher.prefix[0] == str(shim)
+    with pytest.raises(MmcliError, match="not installed"):
+        locate_vllm(str(shim), {"SHIM_PYTHON": "/bin/false", "PATH": os.defpath})
+    bin_dir = tmp_path / "bin"  # `vllm` on the given PATH, its interpreter the shim
+    bin_dir.mkdir()
+    (bin_dir / "vllm").write_text(f"#!{shim}\n")
+    (bin_dir / "vllm").chmod(0o755)
+    launcher = locate_vllm(None, {**environ, "PATH": str(bin_dir)})
+    assert launcher.module_form and launcher.prefix[0] == str(shim)

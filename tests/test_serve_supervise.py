@@ -165,7 +165,7 @@ def test_foreground_signal_stops_the_whole_group(fake, clean_env, sig):
     assert not (fake.state / "server.json").exists()
 
 
-def test_foreground_child_dying_shows_the_tail_and_cleans_up(fake, clean_env):
+def test_foreground_child_dying_is_one_error_and_cleans_up(fake, clean_env):
     env = dict(clean_env, **fake.env)
     proc = start_foreground(fake, env)
     try:
@@ -177,7 +177,8 @@ def test_foreground_child_dying_shows_the_tail_and_cleans_up(fake, clean_env):
             proc.kill()
     text = err.decode()
     assert proc.returncode == 5, text
-    assert "mmcli: error: vLLM exited" in text and "INFO listening on" in text
+    assert "mmcli: error: vLLM exited" in text and "killed by SIGKILL" in text
+    assert "hint: vLLM's whole log: " in text and "INFO listening on" not in text
     assert gone(record)
 
 
@@ -196,24 +197,34 @@ def test_stop_from_elsewhere_ends_a_foreground_server_quietly(mmcli, fake, clean
     assert gone(fake.record())
 
 
-def test_early_exit_shows_the_log_tail_and_exits_5(mmcli, fake):
+def test_early_exit_is_one_error_with_vllms_last_word_and_exits_5(mmcli, fake):
     run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), env=dict(fake.env, FAKE_VLLM_MODE="exit"))
-    assert_clean_error(run, 5, "vLLM exited before it was ready", "exit code 3")
-    assert "--- last lines of" in run.stderr and "CUDA out of memory (fake)" in run.stderr
-    assert "hint: not enough memory" in run.stderr
+    assert_clean_error(run, 5, "vLLM exited before it was ready", "exit code 3",
+                       "vLLM said: torch.OutOfMemoryError: CUDA out of memory (fake)")
+    assert "--- last lines of" not in run.stderr and "INFO loading weights" not in run.stderr
+    log = fake.state / "server.log"
+    assert "hint: not enough memory" in run.stderr and f"vLLM's whole log: {log}" in run.stderr
+    assert "CUDA out of memory (fake)" in log.read_text()  # the log is kept whole
     assert gone(fake.record())
     assert not (fake.state / "server.json").exists()
 
 
+def test_debug_shows_the_end_of_vllms_log_too(mmcli, fake):
+    run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), "--debug", env=dict(fake.env, FAKE_VLLM_MODE="exit"))
+    assert run.code == 5 and "--- last lines of" in run.stderr and "INFO loading weights" in run.stderr
+    assert "mmcli: error: vLLM exited before it was ready" in run.stderr
+
+
 def test_a_hub_that_cannot_be_reached_is_named_with_what_to_do(mmcli, fake):
     run = mmcli("serve", "qwen2.5-vl", "--port", free_port(), env=dict(fake.env, FAKE_VLLM_MODE="offline"))
-    # Not assert_clean_error: the log's tail shown is vLLM's own traceback; mmcli's lines follow it.
-    assert run.code == 5 and "mmcli: error: vLLM exited before it was ready" in run.stderr, run.stderr
-    assert "exit code 1" in run.stderr
-    assert "OSError: We couldn't connect to 'https://huggingface.co'" in run.stderr  # the log's tail, still shown
+    # vLLM's traceback stays in its log: the user sees mmcli's one error and hint
+    assert_clean_error(run, 5, "vLLM exited before it was ready", "exit code 1",
+                       "vLLM said: OSError: We couldn't connect to 'https://huggingface.co'")
+    assert "File \"" not in run.stderr and "raise OSError" not in run.stderr
     assert ("hint: the weights could not be downloaded: check the network or HF_TOKEN, or serve a local folder "
-            "(mmcli serve ./folder)") in run.stderr
-    assert "the lines above" not in run.stderr and "check the model name" not in run.stderr
+            f"(mmcli serve ./folder); vLLM's whole log: {fake.state / 'server.log'}") in run.stderr
+    assert "Traceback (most recent call last)" in (fake.state / "server.log").read_text()
+    assert "check the model name" not in run.stderr
     assert gone(fake.record())
 
 

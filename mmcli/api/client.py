@@ -38,9 +38,9 @@ class Client:
     def __init__(self, profile: Optional[str] = None, base_url: Optional[str] = None, model: Optional[str] = None,
                  family: Optional[str] = None, api_key_env: Optional[str] = None,
                  timeout: Optional[float] = None, *, autostart: Optional[bool] = None,
-                 log: Optional[bool] = None) -> None:
+                 log: Optional[bool] = None, **unknown) -> None:
         self._given = {"profile": profile, "base_url": base_url, "model": model, "family": family,
-                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart, "log": log}
+                       "api_key_env": api_key_env, "timeout": timeout, "autostart": autostart, "log": log, **unknown}
         self._settings()  # bad keywords, config or environment fail here rather than at the first question
 
     def __repr__(self) -> str:
@@ -68,6 +68,7 @@ class Client:
 
     def ask_stream(self, inputs, prompt: str, **options) -> "AnswerStream":
         """Like ask, but iterate the result for text pieces as they arrive; `.answer` is the Answer after."""
+        self._options("ask", options)  # a bad keyword is refused here, not when the loop starts
         return AnswerStream(lambda on_text: self._drive("ask", _listed(inputs), prompt, options, on_text=on_text))
 
     def video(self, source, prompt: Optional[str] = None, **options) -> "Answer":
@@ -91,11 +92,13 @@ class Client:
         return found
 
     def conversation(self, cid: Optional[str] = None, *, system: Optional[str] = None,
-                     log: Optional[bool] = None) -> "Conversation":
+                     log: Optional[bool] = None, **unknown) -> "Conversation":
         """A conversation: each `.ask` sends the earlier turns exactly as they were sent, then the question.
         `cid` continues a logged one (mmcli logs lists them); log=False keeps this one out of the history."""
         from .conversation import Conversation
+        from .keywords import checked
 
+        checked("conversation", {"cid": cid, "system": system, "log": log, **unknown})
         return Conversation(self, cid=cid, system=system, log=log)
 
     def _turn(self, inputs: list, prompt: str, options: dict, earlier, log: Optional[bool]) -> "Answer":
@@ -117,53 +120,64 @@ class Client:
                    max_upload_mb: float = 25.0, start: Optional[float] = None,
                    end: Optional[float] = None, **unknown) -> list:
         """Transcribe speech in audio or video files (one or a list); one Transcript each (`.text`, `.segments`)."""
+        from .keywords import checked
         from .more_tasks import transcribe
 
-        _refuse_unknown("transcribe", unknown, ("language", "prompt", "max_upload_mb", "start", "end"))
-
-        return transcribe(self._flags(), _listed(files), language, prompt, max_upload_mb, start, end)
+        given = checked("transcribe", {"language": language, "prompt": prompt, "max_upload_mb": max_upload_mb,
+                                       "start": start, "end": end, **unknown})
+        if not _listed(files):
+            raise UsageError("nothing to transcribe", hint="give audio or video files, one or a list")
+        return transcribe(self._flags(), _listed(files), given.get("language"), given.get("prompt"),
+                          given.get("max_upload_mb", 25.0), given.get("start"), given.get("end"))
 
     def embed(self, inputs=None, *, texts=None, preset: Optional[str] = None, batch_size: int = 8,
               pages: Optional[str] = None, **unknown) -> list[dict]:
         """Embed images, PDF pages and texts; one record each (source, page, kind, dims, embedding, usage)."""
+        from .keywords import checked
         from .more_tasks import embed
 
-        _refuse_unknown("embed", unknown, ("texts", "preset", "batch_size", "pages"))
+        given = checked("embed", {"texts": texts, "preset": preset, "batch_size": batch_size, "pages": pages,
+                                  **unknown})
+        return embed(self._flags(), _listed(inputs), given.get("texts", []), given.get("preset"),
+                     given.get("batch_size", 8), given.get("pages"))
 
-        texts = [texts] if isinstance(texts, str) else list(texts or [])
-        if any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise UsageError("each text must be non-empty words")
-        return embed(self._flags(), _listed(inputs), texts, preset, batch_size, pages)
-
-    def search(self, query: Optional[str] = None, *, index, image=None, top_k: int = 5,
-               preset: Optional[str] = None) -> "Matches":
+    def search(self, query: Optional[str] = None, *, index=None, image=None, top_k: int = 5,
+               preset: Optional[str] = None, **unknown) -> "Matches":
         """Search an index made by `mmcli embed --index DIR` with a text or an image; the nearest rows, best first
         (`.matches`: rank, score, source, page, kind, path, thumbnail), as `mmcli search --json` gives them."""
+        from .keywords import checked
         from .more_tasks import search
 
-        return search(self._flags(), query, index, image, top_k, preset)
+        given = checked("search", {"query": query, "index": index, "top_k": top_k, "preset": preset, **unknown})
+        if "index" not in given:
+            raise UsageError("search needs index=", hint="give the folder made by mmcli embed --index DIR")
+        return search(self._flags(), given.get("query"), given["index"], image, given.get("top_k", 5),
+                      given.get("preset"))
 
     def each(self, inputs, prompt: Optional[str] = None, *, task: str = "ask", output=None,
              concurrency: Optional[int] = None, retry_failed: bool = False, recursive: bool = False,
              **options) -> "Jobs":
         """`--each`: every input (a folder: its media files) asked on its own, several at once; iterate the result
         for each job's results line as it finishes. `output` is the results file (a rerun skips the jobs in it)."""
+        from .keywords import checked
         from .many import each
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        if task not in ("ask", "video", "docqa", "detect"):
-            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
+        checked("each", {"task": task})  # output, concurrency, ...: by the same row, in many.batch_flags
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
                      "recursive": recursive}, task, _listed(inputs), _question(prompt), self._options(task, options),
                     os.environ)
 
-    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False) -> "Jobs":
+    def batch(self, tasks, *, output=None, concurrency: Optional[int] = None, retry_failed: bool = False,
+              **unknown) -> "Jobs":
         """`mmcli batch`: each task a dict like a tasks-file line ({"command": "ask", "inputs": [...], "prompt": ...,
         "id": ..., options as keywords}); iterate the result for each job's results line as it finishes."""
+        from .keywords import checked
         from .many import batch
 
+        checked("batch", unknown)  # output, concurrency, retry_failed: by the same table, in many.batch_flags
         return batch(tasks, {"output": output, "concurrency": concurrency, "retry_failed": retry_failed},
                      self._options, self._settings())
 
@@ -185,10 +199,10 @@ class Client:
         ask and video give one Plan; docqa and detect a list, one per request (docqa's merge is not known
         before its batches are answered).
         """
+        from .keywords import checked
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        if task not in ("ask", "video", "docqa", "detect"):
-            raise UsageError("unknown task", where=str(task), hint="use ask, video, docqa or detect")
+        checked("plan", {"task": task})
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         plans = self._drive(task, [inputs] if task == "video" else _listed(inputs), prompt, options, dry_run=True)
@@ -294,10 +308,3 @@ class AnswerStream:
                     raise value
         finally:
             cancel.set()
-
-
-def _refuse_unknown(task: str, unknown: dict, known: tuple[str, ...]) -> None:
-    """A keyword the method does not take is a UsageError naming it (as for ask's options), not a TypeError."""
-    if unknown:
-        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {task}", ", ".join(unknown),
-                         hint="known options: " + ", ".join(known))

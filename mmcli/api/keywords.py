@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -39,9 +40,9 @@ def whole(low: int, high: Optional[int] = None) -> Check:
 
 
 def real(low: float) -> Check:
-    """A number of at least `low`."""
+    """A finite number of at least `low`."""
     def check(name: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= low:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) < math.inf:
             raise _bad(name, value, f"a number of at least {low:g}")
         return float(value)
     return check
@@ -76,6 +77,8 @@ def time_value(name: str, value: object) -> float:
 
     hint = "use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)"
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not 0 <= float(value) < math.inf:
+            raise UsageError("invalid time", f"{value!r} is not zero or more seconds", where=name, hint=hint)
         return float(value)
     if not isinstance(value, str):
         raise UsageError("invalid time", f"{value!r} is neither seconds nor text", where=name, hint=hint)
@@ -91,7 +94,9 @@ def pages(name: str, value: object) -> str:
         value = [value]
     if isinstance(value, (list, tuple, range)):
         value = ",".join(str(whole(1)(name, n)) for n in value)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        raise _bad(name, value, 'pages like "1-4,7", a page number or a list of them')
+    if not value.strip():
         raise UsageError(f"invalid value for {name}", "the page list is empty",
                          hint='give pages like "3", "1-4,7" or "10-", or leave pages out for all pages')
     return value
@@ -111,6 +116,28 @@ def schema_value(name: str, value: object) -> object:
     if isinstance(value, str):
         return load_schema(value)
     raise _bad(name, value, "a JSON Schema (dict), a schema file path, or the short form (str)")
+
+
+def texts(name: str, value: object) -> list:
+    """One text or a list of them, each non-empty words."""
+    listed = [value] if isinstance(value, str) else value
+    if not isinstance(listed, (list, tuple)) or any(not isinstance(t, str) or not t.strip() for t in listed):
+        raise _bad(name, value, "a text or a list of texts, each non-empty words")
+    return list(listed)
+
+
+def path_value(name: str, value: object) -> str:
+    """A file or folder name (str or os.PathLike)."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or not isinstance(os.fspath(value), str):
+        raise _bad(name, value, "a file or folder name (str or pathlib.Path)")
+    return os.fspath(value)
+
+
+def commands(name: str, value: object) -> str:
+    """One of the commands a many-job run or a plan takes (ask, video, docqa, detect)."""
+    from ..batch.work import COMMANDS
+
+    return choice(*COMMANDS)(name, value)
 
 
 COMMON: dict[str, tuple[str, Check]] = {
@@ -139,6 +166,28 @@ STRUCTURED: dict[str, tuple[str, Check]] = {"schema": ("generation", schema_valu
 TASKS: dict[str, dict[str, tuple[str, Check]]] = {
     "ask": {**COMMON, **SAMPLING, **STRUCTURED}, "video": {**COMMON, **SAMPLING, **STRUCTURED},
     "docqa": {**COMMON, **DOCUMENT, **STRUCTURED}, "detect": {**COMMON, **DETECTION},
+}
+
+CLIENT_CHECKS: dict[str, Check] = {"profile": text, "base_url": text, "model": text, "family": text,
+                                   "api_key_env": text, "timeout": real(0.0), "autostart": flag,
+                                   "log": flag}
+RUN: dict[str, tuple[str, Check]] = {"output": ("run", path_value), "concurrency": ("run", whole(1, 256)),
+                                     "retry_failed": ("run", flag)}
+# Every keyword of every Client method and how it is checked (the questions and inputs, positional, excepted:
+# they are checked as the commands' arguments are). A keyword not in its method's row is refused by name.
+METHODS: dict[str, dict[str, tuple[str, Check]]] = {
+    **TASKS, "ask_stream": TASKS["ask"],
+    "client": {name: ("endpoint", check) for name, check in CLIENT_CHECKS.items()},
+    "conversation": {"cid": ("call", text), "system": ("call", text), "log": ("call", flag)},
+    "transcribe": {"language": ("call", text), "prompt": ("call", text), "max_upload_mb": ("call", real(0.1)),
+                   "start": ("call", time_value), "end": ("call", time_value)},
+    "embed": {"texts": ("call", texts), "preset": ("call", text), "batch_size": ("call", whole(1)),
+              "pages": ("call", pages)},
+    "search": {"query": ("call", text), "index": ("call", path_value), "top_k": ("call", whole(1)),
+               "preset": ("call", text)},
+    "each": {"task": ("call", commands), **RUN, "recursive": ("run", flag)},
+    "batch": RUN,
+    "plan": {"task": ("call", commands)},
 }
 
 # CLI options that have another form in the API, and what to use instead.
@@ -178,16 +227,9 @@ def task_options(task: str, options: dict, flags: "EndpointFlags", dry_run: bool
     from ..tasks.docqa import DocOptions
 
     known = TASKS[task]
-    unknown = [name for name in options if name not in known]
-    if unknown:
-        instead = "; ".join(f"{n}: {ELSEWHERE[n]}" for n in unknown if n in ELSEWHERE)
-        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {task}", ", ".join(unknown),
-                         hint=instead or "known options: " + ", ".join(sorted(known)))
     groups: dict[str, dict] = {"media": {}, "generation": {}, "sampling": {}, "doc": {}, "detect": {}}
-    for name, value in options.items():
-        if value is not None:  # None: the default, as when the CLI option is left out
-            group, check = known[name]
-            groups[group][name] = check(name, value)
+    for name, value in checked(task, options).items():
+        groups[known[name][0]][name] = value
     sampling = SamplingOptions(**groups["sampling"])
     problems = sampling.problems()
     if problems:
@@ -198,21 +240,27 @@ def task_options(task: str, options: dict, flags: "EndpointFlags", dry_run: bool
     return TaskOptions(common, sampling, DocOptions(**groups["doc"]), groups["detect"])
 
 
-CLIENT_CHECKS: dict[str, Check] = {"profile": text, "base_url": text, "model": text, "family": text,
-                                   "api_key_env": text, "timeout": real(0.0), "autostart": flag,
-                                   "log": flag}
+def checked(method: str, given: dict) -> dict:
+    """A call's keywords checked by METHODS[method]: an unknown name or a wrong value is one UsageError naming it,
+    before anything is read or sent; None (the default, as an option left out) is left out."""
+    known = METHODS[method]
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        instead = "; ".join(f"{n}: {ELSEWHERE[n]}" for n in unknown if n in ELSEWHERE)
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} for {method}", ", ".join(unknown),
+                         hint=instead or "known options: " + ", ".join(sorted(known)))
+    return {name: known[name][1](name, value) for name, value in given.items() if value is not None}
 
 
 def endpoint_flags(given: dict, environ: Mapping[str, str]) -> "EndpointFlags":
     """The Client's endpoint keywords, else their MMCLI_* variables (as the CLI reads them), else unset."""
     from ..settings import EndpointFlags
 
-    values = {}
-    for name, check in CLIENT_CHECKS.items():
-        value = given.get(name)
-        if value is not None:
-            values[name] = check(name, value)
-        elif environ.get(ENV_FLAGS.get(name, "")):
+    values = checked("client", given)
+    for name in CLIENT_CHECKS:
+        if name in values:
+            continue
+        if environ.get(ENV_FLAGS.get(name, "")):
             values[name] = _from_env(name, environ[ENV_FLAGS[name]])
             if name == "family":
                 values["family_source"] = "env"

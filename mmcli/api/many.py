@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ..batch.results import ResultsFile
     from ..batch.work import BatchFlags, Work
     from ..settings import CommonOptions, Settings
+    from .window import Window
 
-COMMANDS = ("ask", "video", "docqa", "detect")
 TASK_HINT = 'each task is a dict like {"command": "ask", "inputs": ["a.jpg"], "prompt": "caption"}'
 _END = object()
 
@@ -33,6 +33,7 @@ class _Feed(Sink):
         self.path = file.path if file is not None else None
         self.previous = file.previous if file is not None else {}
         self.lines: "queue.Queue[object]" = queue.Queue()
+        self.window: Optional["Window"] = None  # set by the run: a line handed on holds its job's slot
 
     def write(self, record: dict) -> bool:
         """The line kept in the file, then handed on; False once the run was stopped (the line is dropped)."""
@@ -40,6 +41,8 @@ class _Feed(Sink):
             if self.closed or (self.file is not None and not self.file.write(record)):
                 return False
             self.lines.put(record)
+            if self.window is not None:
+                self.window.kept()
             return True
 
     def close(self) -> None:
@@ -65,8 +68,10 @@ class _Kept(Events):
 class Jobs:
     """The results of a many-file run as its jobs finish: each item is the dict a results line holds (id,
     command, sources, prompt, the task's fields or `error`, warnings, seconds). Nothing is sent until the
-    first item is asked for; leaving the loop (or Ctrl-C) stops the run, keeps the lines already written and
-    closes the results file. `tally` counts what was done, failed and skipped."""
+    first item is asked for, and the run goes on only while it is read (`concurrency` jobs ahead at most): after
+    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop.
+    `close()`, `with` or Ctrl-C ends the run, keeps the lines already written and closes the results file.
+    `tally` counts what was done, failed and skipped."""
 
     def __init__(self, works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
                  title: str, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -111,36 +116,43 @@ class Jobs:
         from ..batch.engine import Engine
         from ..batch.results import ResultsFile
         from ..batch.run import start_batch
+        from .window import Window
 
         events = _Kept()
-        feed = _Feed(ResultsFile(self._flags.output, events) if self._flags.output is not None else None)
-        engine = None
+        feed = _Feed(ResultsFile(self._flags.output, events, surface="api") if self._flags.output is not None else None)
+        engine = window = None
+        failed: list[BaseException] = []
         try:
             batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
                                              self._title, self._environ)
             self.tally = batch.progress.tally
-            engine = Engine(self._works, batch.handle, concurrency)
-            threading.Thread(target=_work, args=(engine, feed), name="mmcli-jobs", daemon=True).start()
+            window = feed.window = Window(concurrency)  # a loop that was left (break) starts no new job
+            engine = Engine(window.works(self._works), window.handled(batch.handle), concurrency)
+            threading.Thread(target=_work, args=(engine, feed, failed), name="mmcli-jobs", daemon=True).start()
             while True:
                 line = _next_line(feed)
                 if line is _END:
                     break
+                window.give_back()
                 yield line
-            if engine.crash is not None:
-                raise engine.crash
+            if failed:
+                raise failed[0]
         finally:
             if engine is not None:
                 engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
+            if window is not None:
+                window.close()
             feed.close()
         feed.raise_if_lost()
 
 
-def _work(engine, feed: _Feed) -> None:
-    """Every job on the engine's workers (no Ctrl-C lands in this thread: the reader's gets it), then the end."""
+def _work(engine, feed: _Feed, failed: list) -> None:
+    """Every job on the engine's workers (no Ctrl-C lands in this thread: the reader's gets it), then the end;
+    what the run raised (a worker's bug, a thread that could not start) goes to `failed` for the reader."""
     try:
         engine.run(lambda in_flight: None, feed.close)
-    except BaseException:  # noqa: BLE001 - not hidden: engine.crash holds it and the reader raises it
-        pass
+    except BaseException as exc:  # noqa: BLE001 - not hidden: the reader raises it
+        failed.append(exc)
     finally:
         feed.lines.put(_END)
 
@@ -156,18 +168,17 @@ def _next_line(feed: _Feed) -> object:
 
 def batch_flags(output, concurrency, retry_failed: bool, recursive: bool = False) -> "BatchFlags":
     """The run's own keywords checked as the CLI checks -o, --concurrency, --retry-failed, --recursive."""
-    from .keywords import flag, whole
+    from .keywords import checked
     from ..batch.guard import refuse_device
     from ..batch.work import BatchFlags
 
+    given = checked("each", {"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
+                             "recursive": recursive})
+    output = Path(given["output"]) if "output" in given else None
     if output is not None:
-        if not isinstance(output, (str, os.PathLike)) or not os.fspath(output):
-            raise UsageError("output must be a file name", f"got {output!r}", hint='e.g. output="results.jsonl"')
-        output = Path(output)
         refuse_device(output, "output")
-    return BatchFlags(each=True, concurrency=None if concurrency is None else whole(1, 256)("concurrency", concurrency),
-                      output=output, retry_failed=flag("retry_failed", retry_failed),
-                      recursive=flag("recursive", recursive))
+    return BatchFlags(each=True, concurrency=given.get("concurrency"), output=output,
+                      retry_failed=given.get("retry_failed", False), recursive=given.get("recursive", False))
 
 
 def paths(inputs: list, what: str) -> list[str]:
@@ -243,23 +254,13 @@ def batch(tasks, flags_in: dict, parse, settings: "Settings") -> Jobs:
 
 
 def _task(task: object, parse) -> tuple:
-    """One task's command, inputs, prompt, id and options, checked as the commands' keywords are."""
-    if not isinstance(task, dict):
-        raise UsageError("not a dict", f"got {type(task).__name__}")
-    options = {key.replace("-", "_"): value for key, value in task.items()}
-    command = options.pop("command", None)
-    if command not in COMMANDS:
-        raise UsageError("unknown command", repr(command), hint="use " + ", ".join(COMMANDS))
-    inputs = options.pop("inputs", [])
-    inputs = paths([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), "a task")
-    prompt = options.pop("prompt", None)
-    if prompt is None and command == "video":
-        from ..tasks import DEFAULT_VIDEO_PROMPT
+    """One task's command, inputs, prompt, id (the rules of a tasks file's line) and options (checked as the
+    commands' keywords are)."""
+    from ..batch.taskdict import TaskError, split_task
 
-        prompt = DEFAULT_VIDEO_PROMPT
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UsageError("the task has no prompt", hint='give one as "prompt"')
-    given_id = options.pop("id", None)
-    if given_id is not None and (not isinstance(given_id, str) or not given_id):
-        raise UsageError("'id' must be a non-empty string")
-    return command, inputs, prompt, given_id, parse(command, options)
+    try:
+        found = split_task(task)
+    except TaskError as exc:
+        raise UsageError(str(exc)) from None
+    options = {key.replace("-", "_"): value for key, value in found.options.items()}
+    return found.command, found.inputs, found.prompt, found.given_id, parse(found.command, options)

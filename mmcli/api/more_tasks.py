@@ -28,8 +28,6 @@ def transcribe(flags: "EndpointFlags", files: list, language: Optional[str], pro
     from ..media.audio import AudioOptions
     from ..tasks.transcribe import TranscribeOptions, transcribe_one
 
-    if max_upload_mb <= 0:
-        raise UsageError("max_upload_mb must be above 0", f"got {max_upload_mb}")
     audio = AudioOptions(start=start, end=end, max_seconds=4 * 3600.0, max_parts=10 ** 9)
     problems = audio.problems()
     if problems:
@@ -60,9 +58,6 @@ def embed(flags: "EndpointFlags", inputs: list, texts: list[str], preset: Option
     from ..tasks.embed.task import embed_inputs
     from ..tasks.specs import TASKS
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError("batch_size must be a whole number of at least 1", f"got {batch_size!r}",
-                         hint="e.g. batch_size=8")
     if not inputs and not texts:
         raise UsageError("nothing to embed", hint="give images or PDFs, or texts=[...]")
     args = EmbedArgs(inputs=list(inputs), texts=list(texts), preset=preset, batch_size=batch_size, pages=pages)
@@ -85,11 +80,6 @@ def search(flags: "EndpointFlags", query: Optional[str], index, image, top_k: in
     from ..tasks.embed.search import SearchArgs, check_search
     from ..tasks.specs import TASKS
 
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise UsageError("top_k must be a whole number from 1 up", f"got {top_k!r}", hint="e.g. top_k=5")
-    if not isinstance(index, (str, os.PathLike)):
-        raise UsageError("index must be a folder", f"got {type(index).__name__}",
-                         hint="give the folder made by mmcli embed --index DIR")
     args = SearchArgs(query=query, index=Path(index), image=image if image is None else _spec(image), top_k=top_k,
                       preset=preset)
     check_search(args)

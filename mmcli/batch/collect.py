@@ -4,13 +4,16 @@ and finished as a live run finishes: the same results lines (answers, detections
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Union
 
-from ..errors import JobsFailed, MmcliError, UsageError
+from ..errors import ExitCode, JobsFailed, MmcliError, UsageError
+from ..files import LongLine, capped_lines
+from ..limits import MAX_REPLY_LINE
 
 if TYPE_CHECKING:
-    from ..events import Events
+    from ..events import Display, Events
 
 
 def read_manifest(export: Path) -> dict:
@@ -42,8 +45,8 @@ def read_outputs(paths: list[Path], wanted: Optional[set] = None) -> tuple[dict[
             raise UsageError("cannot read the batch output", exc.strerror or str(exc), where=str(path),
                              hint="pass the output file the batch runner wrote") from None
         with handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
+            for number, raw in enumerate(capped_lines(handle, MAX_REPLY_LINE), start=1):
+                if not isinstance(raw, LongLine) and not raw.strip():
                     continue
                 try:
                     custom_id, answer = _output_line(raw, f"{path}, line {number}")
@@ -55,7 +58,29 @@ def read_outputs(paths: list[Path], wanted: Optional[set] = None) -> tuple[dict[
     return answers, bad
 
 
-def _output_line(raw: bytes, where: str) -> tuple[str, dict]:
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*("(?:[^"\\]|\\.){1,1000}")')
+
+
+def _long_line(line: LongLine, where: str) -> tuple[str, dict]:
+    """The job of a line too long to read, failed with the reason; its custom_id is looked for at either end."""
+    for end in (line.head, line.tail):
+        found = _CUSTOM_ID.search(end)
+        if found:
+            try:
+                custom_id = json.loads(found.group(1))
+            except ValueError:
+                continue
+            return custom_id, {"error": f"the answer is too large: its line of the batch output ({where}) is "
+                                        f"{line.size:,} bytes, over the {MAX_REPLY_LINE >> 20} MB a line may hold",
+                               "exit_code": int(ExitCode.UNAVAILABLE)}
+    raise UsageError("a batch output line is too long to read",
+                     f"{line.size:,} bytes, over {MAX_REPLY_LINE >> 20} MB, and no custom_id at either end",
+                     where=where)
+
+
+def _output_line(raw: Union[bytes, LongLine], where: str) -> tuple[str, dict]:
+    if isinstance(raw, LongLine):
+        return _long_line(raw, where)
     try:
         line = json.loads(raw)
     except ValueError as exc:
@@ -108,7 +133,7 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ev
     _raise_unfinished(export, bad, counts, missing, len(merges["jobs"]))
 
 
-def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[Path], out: "Output") -> None:
+def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[Path], out: "Display") -> None:
     """Write the merge file and say the three ways to run it."""
     from .merge import write_merges
 
@@ -176,9 +201,9 @@ def finish(job: dict, answers: list[dict], manifest: dict) -> dict:
     """A job's results fields from its answers, through the task's own finish, as a live run finishes them."""
     from .merge import MERGED, merged_fields
 
-    errors = [a["error"] for a in answers if "error" in a]
-    if errors:
-        return {"error": {"exit_code": 4, "message": errors[0]}}
+    failed = [a for a in answers if "error" in a]
+    if failed:  # refused by the server (4), unless the answer says otherwise (too large to read: 5)
+        return {"error": {"exit_code": failed[0].get("exit_code", 4), "message": failed[0]["error"]}}
     pieces = _pieces(answers)
     if isinstance(pieces, dict):
         return pieces

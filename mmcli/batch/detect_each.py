@@ -50,7 +50,9 @@ def write_document(results_path, detect: "DetectOptions", sources: list[str]) ->
     from .cocofile import coco_from_lines, json_from_lines
     from .results import latest, read_lines
 
-    wanted = set(sources)
+    from ..urls import masked_url
+
+    wanted = {masked_url(spec) for spec in sources}  # as the lines hold them: a URL without its password
     by_input = {}  # the last line of each input: one image, one entry in the dataset
     for record in latest(read_lines(results_path)[0]).values():
         if (record.get("command") == "detect" and record.get("prompt") == detect.target

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import UsageError
+from .work import COMMANDS
 
 TOTALS = ("items", "visual_tokens", "bytes", "request_bytes")
 DETECT = ("source", "space", "sent_size", "original_size")
@@ -57,14 +58,20 @@ def _batches_problem(batches: object) -> str:
             return f"provider batch {name}: an id or status is not a string"
         if not entry.get("batch_id") and not entry.get("input_file_id"):
             return f"provider batch {name}: neither a batch id nor an upload id"
+        earlier = entry.get("earlier", [])  # the batches a resubmit replaced
+        if not isinstance(earlier, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("batch_id"), str)
+                and all(e.get(k) is None or isinstance(e[k], str) for k in ("output_file_id", "status", "upload"))
+                for e in earlier):
+            return f"provider batch {name}: 'earlier' is not a list of batches"
     return ""
 
 
 def _job_problem(job: object) -> str:
     if not isinstance(job, dict):
         return "not an object"
-    if job.get("command") not in ("ask", "video", "docqa", "detect"):
-        return "'command' is not one of ask, video, docqa, detect"
+    if job.get("command") not in COMMANDS:
+        return "'command' is not one of " + ", ".join(COMMANDS)
     if not isinstance(job.get("sources"), list) or not isinstance(job.get("prompt"), str):
         return "'sources' or 'prompt' is missing"
     requests = job.get("requests")

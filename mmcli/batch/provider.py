@@ -97,7 +97,8 @@ def broken(rows: list[dict]) -> Optional[JobsFailed]:
         return None
     return JobsFailed(f"{len(bad)} batch(es) did not complete", "; ".join(describe(r) for r in bad),
                       hint="fix what the provider says, then run `mmcli batch submit` again: it resubmits "
-                           "only those parts; answers that did arrive are collected by `mmcli batch fetch`")
+                           "only the requests with no answer of those parts; answers that did arrive are kept "
+                           "and collected by `mmcli batch fetch`")
 
 
 def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> list[dict]:
@@ -122,12 +123,17 @@ def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> li
 
 def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Display") -> None:
     """Download every finished batch's output and error files beside the export and collect them."""
+    from ..net.sdk import openai_client
     from .collect import collect, read_manifest
+    from .resubmit import earlier_outputs
 
     manifest = read_manifest(export)
     check_results(export, manifest, results)  # before anything is asked or downloaded
-    _, rows = states(export, endpoint)
-    downloaded = _download(export, endpoint, rows, out)
+    manifest, rows = states(export, endpoint)
+    # the answers of batches a resubmit replaced come first: the new batch holds only the rest
+    names = [part.name for part in parts(export, manifest)]
+    downloaded = earlier_outputs(openai_client(endpoint), endpoint, export, manifest.get(BATCHES) or {}, names)
+    downloaded += _download(export, endpoint, rows, out)
     waiting = [row for row in rows if row["status"] not in DONE]
     for row in waiting:
         out.status(describe(row) + "; fetch again when it is done")
@@ -158,7 +164,12 @@ def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None
 
     if results is None:
         return
+    from .resubmit import EARLIER, earlier_output, resubmit_path
+
     downloads = [_download_path(export, p.name, kind) for p in parts(export, manifest) for kind in ("output", "error")]
+    for part in parts(export, manifest):
+        for n in range(1, len((manifest.get(BATCHES) or {}).get(part.name, {}).get(EARLIER) or []) + 1):
+            downloads += [earlier_output(export, part.name, n), resubmit_path(export, part.name, n)]
     check_results_place(results)
     refuse_reading_files(results, collect_inputs(export, downloads, manifest))
     refuse_planned(results, [*[("a batch output file", d) for d in downloads],
@@ -166,8 +177,8 @@ def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None
 
 
 def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Display") -> list[Path]:
-    from ..files import write_atomic
-    from ..net.sdk import openai_client, sdk_errors
+    from ..net.sdk import openai_client
+    from .resubmit import download
 
     client = openai_client(endpoint)
     paths = []
@@ -177,10 +188,7 @@ def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Displa
             if not file_id:
                 continue
             path = _download_path(export, row["file"], kind)
-            with sdk_errors(endpoint, f"file {file_id}"), \
-                    client.files.with_streaming_response.content(file_id) as response:
-                # streamed into the file: an output of hundreds of megabytes is never held whole
-                write_atomic(path, response.iter_bytes(1 << 20), force=True)  # the same bytes on every fetch
+            download(client, endpoint, file_id, path)
             paths.append(path)
             out.status(f"{row['file']}: {kind} file {file_id} saved as {path}")
     return paths

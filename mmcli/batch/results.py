@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import OutputError, UsageError
+from ..files import LongLine, capped_lines
+from ..limits import MAX_REPLY_LINE
 
 if TYPE_CHECKING:
     from ..errors import MmcliError
@@ -32,7 +34,10 @@ def read_lines(path: Path) -> tuple[list[dict], int]:
     records, broken = [], 0
     try:
         with open(path, "rb") as handle:
-            for raw in handle:
+            for raw in capped_lines(handle, MAX_REPLY_LINE):
+                if isinstance(raw, LongLine):  # not a line mmcli wrote: its job runs again
+                    broken += 1
+                    continue
                 if not raw.strip():
                     continue
                 try:
@@ -56,8 +61,16 @@ def latest(records: list[dict]) -> dict[str, dict]:
     return {r["id"]: r for r in records}
 
 
+# Where the lines a results file could not take went instead, and how to name the file again: the CLI prints
+# them on standard output; the Python API has handed every line to the loop reading the run already.
+KEPT = {"cli": ("were printed on standard output; save them, then run again with -o", "-o"),
+        "api": ("were given to your loop over the Jobs (keep those items); run again with output=", "output=")}
+
+
 class Sink:
     """Takes whole result lines from any thread; after `close()` it takes none (Ctrl-C twice)."""
+
+    surface = "cli"  # whose words the lost-lines error uses (KEPT)
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -93,11 +106,11 @@ class Sink:
 
         if self.path is None or self.unshown:
             raise OutputNotWritten("cannot write the results", self.lost, where=str(self.path or "standard output"),
-                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with -o FILE "
-                                        "on a disk with room (jobs already in FILE are skipped)")
+                                   hint=f"{self.unshown} line(s) could be written nowhere; run again with "
+                                        f"{KEPT[self.surface][1]} on a disk with room (jobs already in it are skipped)")
         raise OutputNotWritten("cannot write the results file", self.lost, where=str(self.path),
-                               hint="the lines that are not in the file were printed on standard output; "
-                                    "save them, then run again with -o on a disk with room")
+                               hint=f"the lines that are not in the file {KEPT[self.surface][0]} on a disk with "
+                                    "room (the jobs in the file are skipped)")
 
     def _show(self, data: bytes) -> None:
         """A line on standard output; when that fails too (a full disk behind it), it is counted as lost."""
@@ -119,10 +132,10 @@ class ResultsFile(Sink):
     line that cannot be written (a full disk) is cut back out and goes to standard output, and so do
     the run's lines when the file was removed meanwhile: nothing received is lost."""
 
-    def __init__(self, path: Path, out: "Display") -> None:
+    def __init__(self, path: Path, out: "Display", surface: str = "cli") -> None:
         super().__init__()
-        self.path, self.out = path, out
-        self.fd = _open_locked(path)
+        self.path, self.out, self.surface = path, out, surface
+        self.fd = _open_locked(path, KEPT[surface][1])
         try:
             records, self.broken = read_lines(path)
             _refuse_other_files(path, self.fd, records, self.broken)
@@ -193,7 +206,7 @@ def _identity(path: Path) -> Optional[tuple[int, int]]:
     return found.st_dev, found.st_ino
 
 
-def _open_locked(path: Path) -> int:
+def _open_locked(path: Path, flag: str) -> int:
     """The results file opened for appending (and reading back), refused when it is no regular file or
     another run holds it."""
     import fcntl
@@ -201,25 +214,25 @@ def _open_locked(path: Path) -> int:
 
     from .guard import refuse_device
 
-    refuse_device(path)
+    refuse_device(path, flag)
     try:
         # O_NONBLOCK: a pipe that appeared since the check must not hang the open; files ignore it.
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     except IsADirectoryError:
         raise OutputError("results path is a directory", where=str(path),
-                          hint="pass a file name such as results.jsonl to -o") from None
+                          hint=f"pass a file name such as results.jsonl to {flag}") from None
     except OSError as exc:
         raise OutputError("cannot open the results file", exc.strerror or str(exc), where=str(path)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            refuse_device(path)
+            refuse_device(path, flag)
             raise OutputError("output path is not a regular file", where=str(path))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError("another run is writing to this results file", where=str(path),
                               hint="wait for it to finish (then run again: done jobs are skipped), "
-                                   "or give -o another file") from None
+                                   f"or give {flag} another file") from None
     except BaseException:
         os.close(fd)
         raise

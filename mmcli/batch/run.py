@@ -193,8 +193,6 @@ class Batch:
             if not (down and len(self.servers) > 1):
                 break
             avoid = server
-        if not isinstance(error, MmcliError):
-            raise error  # Ctrl-C never reaches a worker; anything else is a bug
         from .results import error_fields
 
         kept = dict(getattr(error, "partial_fields", None) or {})  # what was answered before it failed

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import RequestRejected, UsageError
 from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
+from .resubmit import EARLIER, UPLOAD, retire, unanswered
 
 if TYPE_CHECKING:
     from ..settings import Endpoint
@@ -54,9 +55,16 @@ def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
             continue
         batch = _started_before(client, endpoint, manifest, path.name, entry)
         if batch is None:
-            batch = _start(client, endpoint, export, manifest, path)
+            earlier = _earlier(client, endpoint, export, manifest, path, entry)
+            upload, count, total = unanswered(export, path, earlier)
+            if upload is None:
+                out.status(f"{path.name}: every request has its answer in an earlier batch; fetch collects them")
+                continue
+            batch = _start(client, endpoint, export, manifest, path, upload, earlier)
             started += 1
-            out.status(f"{path.name}: submitted as {batch['id']} ({_lines(manifest, path)} request(s))")
+            sent = f"{count} request(s)" if count == total else \
+                f"{count} of {total} request(s), those with no answer yet"
+            out.status(f"{path.name}: submitted as {batch['id']} ({sent})")
         else:
             out.status(f"{path.name}: found its batch {batch['id']} (started by an interrupted submit)")
         batches[path.name].update(batch_id=batch["id"], status=batch["status"])
@@ -64,16 +72,38 @@ def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     return started
 
 
-def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path) -> dict:
-    """Upload one part (its id recorded at once), then create its batch; the batch's id and status."""
+def _earlier(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path,
+             entry: Optional[dict]) -> list[dict]:
+    """The batches this part had before: a broken one is kept there (its answers saved) before it is replaced."""
+    if entry is None:
+        return []
+    if entry.get("batch_id") and entry.get("status") in BROKEN:
+        earlier = retire(client, endpoint, export, path.name, entry)
+        manifest[BATCHES][path.name] = {**entry, EARLIER: earlier}
+        save(export, manifest)  # the old batch stays recorded, whatever happens to the new one
+        return earlier
+    return list(entry.get(EARLIER) or [])
+
+
+def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path, upload_path: Path,
+           earlier: list[dict]) -> dict:
+    """Upload one part, or its unanswered lines (its id recorded at once), then create its batch; the batch's
+    id and status."""
     from ..urls import masked_url
     from .provider_replies import object_id, reply_object
 
-    with _errors(endpoint, path), open(path, "rb") as handle:
-        raw = client.files.with_raw_response.create(file=(path.name, handle, "application/jsonl"), purpose="batch")
+    previous = manifest[BATCHES].get(path.name)
+    with _errors(endpoint, path), open(upload_path, "rb") as handle:
+        raw = client.files.with_raw_response.create(file=(upload_path.name, handle, "application/jsonl"),
+                                                     purpose="batch")
     upload = object_id(reply_object(raw, "the upload", endpoint), "upload", endpoint)
-    manifest[BATCHES][path.name] = {"input_file_id": upload, "batch_id": None, "base_url": masked_url(endpoint.base_url),
-                                    "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": CREATING}
+    entry = {"input_file_id": upload, "batch_id": None, "base_url": masked_url(endpoint.base_url),
+             "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": CREATING}
+    if upload_path != path:
+        entry[UPLOAD] = upload_path.name
+    if earlier:
+        entry[EARLIER] = earlier
+    manifest[BATCHES][path.name] = entry
     save(export, manifest)  # before the create: an interrupted create is found again by this upload's id
     try:
         with _errors(endpoint, path):
@@ -82,7 +112,10 @@ def _start(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Pat
                 metadata={"mmcli_export": path.name, "mmcli_submit": manifest[SUBMIT_ID]})
     except RequestRejected as exc:
         if exc.status_code not in (408, 409, 429):  # a plain refusal: no batch was made, nothing to look for
-            del manifest[BATCHES][path.name]
+            if previous is None:
+                del manifest[BATCHES][path.name]
+            else:
+                manifest[BATCHES][path.name] = previous  # the batches it had stay recorded
             save(export, manifest)
         raise
     return _batch(reply_object(raw, "the batch's creation", endpoint), endpoint)
@@ -153,7 +186,3 @@ def _errors(endpoint: "Endpoint", path: Path) -> Iterator[None]:
         if exc.status_code in (404, 405):
             exc.hint = NO_BATCH_API
         raise
-
-
-def _lines(manifest: dict, path: Path) -> int:
-    return next((f.get("lines", 0) for f in manifest.get("files", []) if Path(f["path"]).name == path.name), 0)

@@ -17,7 +17,7 @@ def table_rows(lines: list[tuple["Work", Optional[dict]]]) -> tuple[list[str], l
     """(columns, rows): each job's answer flattened beside its source; a failed job's row has its error."""
     rows = []
     for work, line in lines:
-        row: dict = {"source": ", ".join(work.inputs)}
+        row: dict = {"source": ", ".join(work.sources)}  # a URL without its password
         if line is None:
             row["error"] = "not run (interrupted)"
         elif "error" in line:

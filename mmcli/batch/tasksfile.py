@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import UsageError
+from ..files import LongLine, capped_lines
+from .taskdict import TaskError, split_task
 from .work import Work
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions
 
-COMMANDS = ("ask", "video", "docqa", "detect")
 # Set once for the whole run, on the mmcli batch command line.
 RUN_ONLY = {"profile", "base-url", "api-key-env", "model", "family", "timeout", "autostart", "no-autostart",
             "json", "dry-run", "debug", "each", "recursive", "concurrency", "j", "retry-failed", "export",
@@ -46,7 +47,10 @@ def read_tasks(path: Path, parse: Callable[..., dict], run_opts: "CommonOptions"
     works, problems = [], []
     seen: dict[str, int] = {}
     with handle:
-        for number, raw in enumerate(_lines(handle), start=1):
+        for number, raw in enumerate(capped_lines(handle, MAX_LINE_BYTES), start=1):
+            if isinstance(raw, LongLine):  # never read whole: its first bytes are enough to refuse it
+                problems.append(Problem(number, "the line is longer than 1 MiB"))
+                continue
             if not raw.strip():
                 continue
             try:
@@ -63,21 +67,6 @@ def read_tasks(path: Path, parse: Callable[..., dict], run_opts: "CommonOptions"
     return works, problems
 
 
-def _lines(handle) -> Iterator[bytes]:
-    """The file's lines, each cut at MAX_LINE_BYTES + 1 bytes: a longer line is never held whole in memory
-    (its first bytes are enough to refuse it)."""
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while True:  # skip the rest of the line, a block at a time
-                rest = handle.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
-        yield raw
-
-
 class LineError(Exception):
     """What is wrong with one line of a tasks file."""
 
@@ -90,37 +79,20 @@ def task_work(raw: bytes, number: int, parse: Callable[..., dict], run_opts: "Co
         task = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise LineError(f"not a JSON object: {exc}") from None
-    if not isinstance(task, dict):
-        raise LineError("not a JSON object")
-    command = task.pop("command", None)
-    if command not in COMMANDS:
-        raise LineError(f"'command' must be one of {', '.join(COMMANDS)}, not {command!r}")
-    inputs = task.pop("inputs", [])
-    inputs = [inputs] if isinstance(inputs, str) else inputs
-    if not isinstance(inputs, list) or not all(isinstance(i, str) and i for i in inputs):
-        raise LineError("'inputs' must be a list of paths or URLs")
-    if "-" in inputs:
-        raise LineError("a tasks file cannot read standard input")
-    given_id = task.pop("id", None)
-    if given_id is not None and (not isinstance(given_id, str) or not given_id):
-        raise LineError("'id' must be a non-empty string")
-    prompt = task.pop("prompt", None)
-    if prompt is not None and not isinstance(prompt, str):
-        raise LineError("'prompt' must be a string")
-    if prompt is None and command != "video":
-        raise LineError('the line has no prompt; give one as "prompt"')
-    if command == "video" and len(inputs) != 1:
-        raise LineError("a video line takes exactly one input")
-    argv, off = _options_argv(task)
-    argv += ["--", *inputs] + ([prompt] if prompt is not None else [])
     try:
-        params = parse(command, argv, off)
+        task = split_task(task)
+    except TaskError as exc:
+        raise LineError(str(exc)) from None
+    argv, off = _options_argv(task.options)
+    argv += ["--", *task.inputs, task.prompt]
+    try:
+        params = parse(task.command, argv, off)
     except UsageError as exc:
         raise LineError(exc.message()) from None
-    return Work(command, tuple(inputs), params.pop("__prompt__"), _merged(params["__opts__"].media, run_opts.media,
-                                                                          params["__given__"]),
+    return Work(task.command, tuple(task.inputs), params.pop("__prompt__"),
+                _merged(params["__opts__"].media, run_opts.media, params["__given__"]),
                 _merged(params["__opts__"].generation, run_opts.generation, params["__given__"]),
-                params.get("__task__"), given_id=given_id, line=number, audio=params.get("__audio__"))
+                params.get("__task__"), given_id=task.given_id, line=number, audio=params.get("__audio__"))
 
 
 def _options_argv(task: dict) -> tuple[list[str], dict[str, Optional[bool]]]:

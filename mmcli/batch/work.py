@@ -16,12 +16,11 @@ if TYPE_CHECKING:
     from ..settings import GenerationOptions, MediaOptions
     from ..media.audio import AudioOptions
 
-# What each command accepts as inputs.
+# What each command accepts as inputs; its keys are the commands a many-job run takes (--each, a tasks file,
+# Client.each and Client.batch), listed here only.
 ALLOWED = {"ask": ("image", "video", "audio"), "video": ("video",), "docqa": ("image", "pdf"), "detect": ("image", "pdf")}
+COMMANDS = tuple(ALLOWED)
 # Task options that change what is written, not what is asked: left out of the job id.
-# The names media files go by: a file named so that is not what its name says is a failed job.
-SUFFIXES = {"image": (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"),
-            "video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg"), "pdf": (".pdf",)}
 NOT_IN_ID = {"draw", "output_dir", "format", "strict", "crop", "force", "password_env", "max_pages", "stream"}
 
 
@@ -151,6 +150,9 @@ def _media_files(folder: Path, recursive: bool, allowed: tuple[str, ...]) -> Ite
 
 
 def _named_like(path: Path, allowed: tuple[str, ...]) -> bool:
+    """A file named like media a command takes: if it is not what its name says, it is a failed job."""
+    from ..media.sniff import SUFFIXES
+
     return any(path.suffix.lower() in SUFFIXES.get(kind, ()) for kind in allowed)
 
 

@@ -60,7 +60,8 @@ SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
         help="Model family (qwen2-vl, qwen2.5-vl, qwen3-vl, qwen2-audio, generic); default: judged from the model id.")], None),
     "timeout": (Annotated[Optional[float], typer.Option(
         "--timeout", envvar="MMCLI_TIMEOUT", metavar="SECONDS", rich_help_panel=ENDPOINT,
-        help="Seconds to wait for the endpoint (connect, and between pieces of the answer). [default: 120]")], None),
+        help="Seconds a reply may take, from sending the request to its last byte; a streamed answer may run "
+             "longer while each new part comes within them. [default: 120]")], None),
     "autostart": (Annotated[Optional[bool], typer.Option(
         "--autostart/--no-autostart", rich_help_panel=ENDPOINT, show_default=False,
         help="When the default local endpoint is down and vLLM is installed, start it in the background "

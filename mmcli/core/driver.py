@@ -79,7 +79,11 @@ def drive(task: "Task", inputs: list, prompt: str, options: Any, opts: "CommonOp
         shown = presenter.dry_run(started.runner, planned)
         check_fits_known(started.runner, planned)
         return shown
-    return execute(task, planned, started.runner, started.ctx, presenter)
+    try:
+        return execute(task, planned, started.runner, started.ctx, presenter)
+    finally:
+        if recorder is not None:
+            recorder.close()  # the run is over: its answers may be kept for long, the database need not be
 
 
 def check_fits_known(runner: "Runner", planned: "PlannedJobs") -> None:

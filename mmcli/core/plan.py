@@ -18,13 +18,14 @@ class Plan:
     family: str
     base_url: str
     items: list[MediaItem]
-    request: dict
+    request: Optional[dict]  # None once let go after sending (let_go)
     family_source: str = ""  # flag, id, root, profile or default
     notes: list[str] = field(default_factory=list)
     # Text the server writes into the prompt beside the media (vLLM's Qwen3-VL frame-pair labels):
     # prompt tokens, not visual ones, so `visual_tokens` leaves it out.
     inserted_text: list[str] = field(default_factory=list)
     resent: int = 0  # how many of `items` come first from the conversation's earlier turns (sent as they were)
+    sent_request_bytes: Optional[int] = field(default=None, repr=False)  # the request's size, once it was let go
 
     def __post_init__(self) -> None:
         # a plan is shown, logged and handed to Python callers: never with the URL's password
@@ -42,8 +43,18 @@ class Plan:
             "items": len(self.items),
             "visual_tokens": self.visual_tokens,
             "bytes": sum(item.bytes for item in self.items),
-            "request_bytes": request_size(self.request),
+            "request_bytes": request_size(self.request) if self.request is not None else self.sent_request_bytes,
         }
+
+    def let_go(self) -> None:
+        """After sending, in a run that keeps many results: the request body and the items' payloads are let go,
+        their sizes kept (totals() and summary() say what they said). Only for items nothing else sends again."""
+        if self.request is None:
+            return
+        self.sent_request_bytes = request_size(self.request)
+        self.request = None
+        for item in self.items:
+            item.let_go()
 
     def summary(self) -> dict:
         """What results keep of a plan: the totals and each item's sizes, no payload."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import BadReply, MmcliError, PartialAnswerError, RunStopped
 from .job import Job
@@ -71,7 +71,7 @@ class Result:
 
 
 class Runner:
-    """Sends jobs to one target; keeps every result, so a stopped run loses nothing already answered."""
+    """Sends jobs to one target; each Result is handed back (or on RunStopped) and not kept here."""
 
     def __init__(self, target: "Target", status: Optional[StatusFn] = None, verify: bool = False,
                  warn: Optional[StatusFn] = None, pacer=None, recorder: Optional[Callable[[Result], None]] = None
@@ -82,7 +82,6 @@ class Runner:
         self.verify = verify  # count the text exactly (vLLM's /tokenize) and compare visual tokens exactly
         self.pacer = pacer  # shared by the senders of a many-job run (mmcli.batch.pacing.Pacer)
         self.recorder = recorder  # sees every finished chat result (the history); must never raise
-        self.results: list[Result] = []
 
     def plan(self, job: Job, *, stream: Optional[bool] = None) -> Plan:
         """The exact request for `job` and what is known about it."""
@@ -96,7 +95,7 @@ class Runner:
                     resent=len(job.earlier.items) if job.earlier is not None else 0)
 
     def run(self, job: Job, on_text: Optional[TextFn] = None, *, stream: Optional[bool] = None) -> Result:
-        """Send one job; the Result is kept even when the job fails (then RunStopped is raised)."""
+        """Send one job; a failed one's Result (with what arrived) goes out on RunStopped."""
         from ..net import openai_routes as client
         from .endpoint import context_limit
 
@@ -128,7 +127,7 @@ class Runner:
             result.interrupted = True
             result.text = "".join(heard)
             self._finish(result, started)
-            raise RunStopped(self.results, exc) from None
+            raise RunStopped([result], exc) from None
         else:
             _copy_answer(result, answer)
             check_structured(result)
@@ -139,7 +138,7 @@ class Runner:
         if closed:
             raise closed[0]
         if result.error is not None:
-            raise RunStopped(self.results, result.error)
+            raise RunStopped([result], result.error)
         return result
 
     def text_tokens(self, result: Result) -> int:
@@ -148,12 +147,11 @@ class Runner:
 
     def _finish(self, result: Result, started: float) -> None:
         result.seconds = time.monotonic() - started
-        self.results.append(result)
         if self.recorder is not None:
             self.recorder(result)
 
     def transcribe(self, job: Job, fields: dict) -> Result:
-        """Upload one audio piece to /audio/transcriptions; kept as a Result, so a later failure loses nothing."""
+        """Upload one audio piece to /audio/transcriptions; its Result (a failed one's on RunStopped)."""
         from ..net import openai_routes as client
 
         endpoint = self.target.settings.endpoint
@@ -171,13 +169,11 @@ class Runner:
             result.error = exc
         except KeyboardInterrupt as exc:
             result.interrupted = True
-            self.results.append(result)
-            raise RunStopped(self.results, exc) from None
+            raise RunStopped([result], exc) from None
         else:
             result.reply, result.text, result.model = reply, reply["text"], job.model
-        self.results.append(result)
         if result.error is not None:
-            raise RunStopped(self.results, result.error)
+            raise RunStopped([result], result.error)
         return result
 
     def plan_embedding(self, jobs: list[Job], preset: "Preset") -> Plan:
@@ -208,29 +204,13 @@ class Runner:
         except KeyboardInterrupt as exc:
             for result in results:
                 result.interrupted = True
-            self.results.extend(results)
-            raise RunStopped(self.results, exc) from None
+            raise RunStopped(results, exc) from None
         else:
             for result, vector in zip(results, vectors):
                 result.vector, result.usage, result.model = vector, dict(usage), plan.model
-        self.results.extend(results)
         if results and results[0].error is not None:
-            raise RunStopped(self.results, results[0].error)
+            raise RunStopped(results, results[0].error)
         return results
-
-    def run_all(self, jobs: Iterable[Job], on_text: Optional[Callable[[Job], Optional[TextFn]]] = None,
-                before: Optional[Callable[[Job], None]] = None,
-                after: Optional[Callable[[Result], None]] = None) -> list[Result]:
-        """Send jobs one after another; `before`/`after` see each one, `on_text(job)` gives its text sink."""
-        done = []
-        for job in jobs:
-            if before:
-                before(job)
-            result = self.run(job, on_text(job) if on_text else None)
-            if after:
-                after(result)
-            done.append(result)
-        return done
 
 
 def check_structured(result: Result) -> None:

@@ -28,13 +28,21 @@ class MediaItem:
     visual_tokens: Optional[int] = None
     notes: list[str] = field(default_factory=list)
     details: dict = field(default_factory=dict)  # kind-specific: frames, timestamps, page number
+    sent_bytes: Optional[int] = field(default=None, repr=False)  # the payload's size, once it was let go
 
     @property
     def bytes(self) -> int:
         """Bytes of media payload (before base64)."""
         if self.data is not None:
             return len(self.data)
+        if self.sent_bytes is not None:
+            return self.sent_bytes
         return sum(len(frame) for frame in self.frames)
+
+    def let_go(self) -> None:
+        """Drop the payload once it was sent and nothing will send it again (a long run keeps only sizes)."""
+        self.sent_bytes = self.bytes
+        self.data, self.frames = None, []
 
     def summary(self) -> dict:
         """JSON-ready description of the item, without its payload."""

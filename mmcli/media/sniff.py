@@ -32,6 +32,12 @@ _QUICKTIME_BRANDS = {b"qt  "}
 
 UNKNOWN = Sniffed("unknown", "unknown", "application/octet-stream", "unrecognised data")
 
+# The names the files sniffed below go by, per kind (lower case): what a folder's media files are called.
+SUFFIXES = {"image": (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"),
+            "video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".3gp"), "pdf": (".pdf",),
+            "audio": (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".aac", ".aif", ".aiff", ".aifc", ".m4a",
+                      ".m4b")}
+
 
 def _ftyp(head: bytes) -> Sniffed:
     brand = head[8:12]

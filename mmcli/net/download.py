@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from .transport import CONNECT_TIMEOUT
 from ..errors import MediaError
 
@@ -13,10 +11,14 @@ def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) 
     The whole download must end within `timeout` seconds: a server dripping bytes cannot hold the run."""
     import httpx2
 
-    deadline = time.monotonic() + timeout
+    from .deadline import Deadline
+
+    clock = Deadline()
     current = url
     with httpx2.Client(timeout=httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
                        follow_redirects=False) as http:
+        clock.hold_client(http)
+        clock.start(timeout)  # one deadline for every redirect, the headers and the body
         for _ in range(max_redirects + 1):
             _check_media_url(current, url)
             try:
@@ -26,10 +28,10 @@ def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) 
                         continue
                     if response.status_code >= 400:
                         raise MediaError("cannot download media", f"HTTP {response.status_code}", where=url)
-                    return _read_capped(response, max_bytes, url, deadline, timeout), current
+                    return _read_capped(response, max_bytes, url), current
             except httpx2.TimeoutException:
-                raise MediaError("cannot download media", f"no answer within {timeout:g} s", where=url,
-                                 hint="check the URL, or download the file and pass its path") from None
+                raise MediaError("cannot download media", f"not whole within {timeout:g} s", where=url,
+                                 hint="raise --timeout, or download the file and pass its path") from None
             except httpx2.TransportError as exc:
                 raise MediaError("cannot download media", str(exc) or type(exc).__name__, where=url,
                                  hint="check the URL, or download the file and pass its path") from None
@@ -45,7 +47,7 @@ def _check_media_url(current: str, original: str) -> None:
                          where=original)
 
 
-def _read_capped(response, max_bytes: int, url: str, deadline: float, timeout: float) -> bytes:
+def _read_capped(response, max_bytes: int, url: str) -> bytes:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise MediaError("media too large", f"{int(declared):,} bytes, over the {max_bytes:,}-byte limit", where=url)
@@ -55,7 +57,4 @@ def _read_capped(response, max_bytes: int, url: str, deadline: float, timeout: f
         if total > max_bytes:
             raise MediaError("media too large", f"over the {max_bytes:,}-byte limit", where=url)
         chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise MediaError("cannot download media", f"not whole within {timeout:g} s ({total:,} bytes came)",
-                             where=url, hint="raise --timeout, or download the file and pass its path")
     return b"".join(chunks)

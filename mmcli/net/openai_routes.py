@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -14,7 +13,7 @@ from ..errors import (BadReply, EndpointTimeout, EndpointUnavailable, MmcliError
                       RequestRejected)
 from .replies import (Piece, chunk_piece, completion_piece, decode_json, error_message, iter_sse,
                       model_entries, summarise)
-from .transport import MAX_REPLY_BYTES, read_limited, send
+from .transport import MAX_REPLY_BYTES, read_limited, request_deadline, send, send_read
 
 StatusFn = Callable[[str], None]
 
@@ -37,9 +36,9 @@ def list_models(endpoint: Endpoint) -> list[str]:
 def list_models_detailed(endpoint: Endpoint) -> list[dict]:
     """Each served model as {"id", "root", "max_model_len"} (GET /models); vLLM gives all three,
     other servers may give only the id (the rest is None)."""
-    response = send(endpoint, "GET", "/models")
+    _, body = send_read(endpoint, "GET", "/models")
     try:
-        return model_entries(decode_json(_read_body(endpoint, response), "the model list"))
+        return model_entries(decode_json(body, "the model list"))
     except MmcliError as exc:
         raise located(exc, endpoint) from None
 
@@ -71,8 +70,8 @@ def embed(endpoint: Endpoint, request: dict, status: Optional[StatusFn] = None) 
     expected = len(messages) if messages and isinstance(messages[0], list) else 1
     try:
         # Not the SDK's embeddings.create(): it insists on `input`, and vLLM's chat form sends `messages`.
-        response = send(endpoint, "POST", "/embeddings", json=request, status=status)
-        data = decode_json(_read_body(endpoint, response), "the reply")
+        _, body = send_read(endpoint, "POST", "/embeddings", json=request, status=status)
+        data = decode_json(body, "the reply")
         reply = embeddings_reply(data, expected)
         return reply.vectors, reply.usage
     except RequestRejected as exc:
@@ -123,12 +122,14 @@ def _served_models_hint(endpoint: Endpoint, model: str,
 
 def _chat(endpoint: Endpoint, request: dict, on_text, status, pacer=None) -> ChatResult:
     # The raw reply: mmcli reads the bytes itself (mmcli.net.replies), trusting nothing the server sends.
-    response = send(endpoint, "POST", "/chat/completions", json=request, stream=bool(request.get("stream")),
-                    status=status, pacer=pacer)
     model = request.get("model", "")
-    if request.get("stream") and _is_event_stream(response):
+    if not request.get("stream"):
+        _, body = send_read(endpoint, "POST", "/chat/completions", json=request, status=status, pacer=pacer)
+        return _whole_reply(endpoint, body, model, on_text)
+    response = send(endpoint, "POST", "/chat/completions", json=request, status=status, pacer=pacer)
+    if _is_event_stream(response):
         return _consume_stream(endpoint, response, model, on_text)
-    return _whole_reply(endpoint, response, model, on_text)
+    return _whole_reply(endpoint, _read_body(endpoint, response), model, on_text)  # the server did not stream
 
 
 def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
@@ -137,8 +138,9 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
     for the plain formats (text, srt, vtt)."""
     sent = {key: value for key, value in fields.items() if value is not None}
     try:
-        response = send(endpoint, "POST", "/audio/transcriptions", files={"file": (filename, audio, "audio/wav")},
-                        data={k: str(v) for k, v in sent.items()}, status=status)
+        _, body = send_read(endpoint, "POST", "/audio/transcriptions",
+                            files={"file": (filename, audio, "audio/wav")},
+                            data={k: str(v) for k, v in sent.items()}, status=status)
     except RequestRejected as exc:
         if getattr(exc, "status_code", None) == 413:  # the generic hint speaks of images
             exc.hint = "the audio piece is over the endpoint's upload limit: lower --max-upload-mb to send smaller pieces"
@@ -146,7 +148,6 @@ def transcribe(endpoint: Endpoint, audio: bytes, filename: str, fields: dict,
             exc.hint = _served_models_hint(endpoint, str(sent.get("model") or ""), NO_TRANSCRIPTION_HINT) or exc.hint
         raise
     try:
-        body = _read_body(endpoint, response)
         if sent.get("response_format") in ("text", "srt", "vtt"):
             return body.decode("utf-8", "replace")
         return decode_json(body, "the transcription")
@@ -158,10 +159,9 @@ def _is_event_stream(response) -> bool:
     return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
 
 
-def _whole_reply(endpoint: Endpoint, response, model: str, on_text) -> ChatResult:
+def _whole_reply(endpoint: Endpoint, body: bytes, model: str, on_text) -> ChatResult:
     """A reply sent in one piece (also a server that ignored `stream`), checked."""
     try:
-        body = _read_body(endpoint, response)
         piece = completion_piece(decode_json(body, "the reply"))
     except MmcliError as exc:
         raise located(exc, endpoint) from None
@@ -176,13 +176,18 @@ def _read_body(endpoint: Endpoint, response) -> bytes:
     try:
         return read_limited(response, MAX_REPLY_BYTES)
     except httpx2.TimeoutException:
-        raise EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
-                              hint="raise --timeout") from None
+        # the deadline the request started holds for the whole reply: a dripped body ends at it too
+        error: MmcliError = EndpointTimeout("no answer in time",
+                                            f"the reply was not whole within {endpoint.timeout:g} s",
+                                            hint="raise --timeout")
     except (httpx2.TransportError, httpx2.DecodingError) as exc:
-        raise EndpointUnavailable("the server broke off its reply", redact(str(exc), endpoint),
-                                  hint=BROKEN_REPLY_HINT) from None
+        error = EndpointUnavailable("the server broke off its reply", redact(str(exc), endpoint),
+                                    hint=BROKEN_REPLY_HINT)
+    except MmcliError as exc:  # too large
+        error = exc
     finally:
         response.close()
+    raise located(error, endpoint) from None
 
 
 def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatResult:
@@ -192,10 +197,12 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     result = ChatResult("", model, None)
     pieces: list[str] = []
     state = {"done": False, "choices": False}
-    heard = [time.monotonic()]
+    # Each event may take --timeout: comments (": keepalive") or bytes dripped one by one do not keep a
+    # stalled answer alive, and a long answer that keeps coming is never cut.
+    deadline = request_deadline(endpoint)
+    deadline.start(endpoint.timeout)
     try:
-        for event, data in iter_sse(_events_in_time(response.iter_bytes(), heard, endpoint.timeout)):
-            heard[0] = time.monotonic()
+        for event, data in iter_sse(_capped(response.iter_bytes())):
             if data.strip() == b"[DONE]":
                 state["done"] = True
                 break
@@ -208,10 +215,11 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
                 pieces.append(piece.text)
                 if on_text:
                     on_text(piece.text)
+            deadline.start(endpoint.timeout)  # the wait for the next event, once this one is shown
         _check_stream_end(result, **state)
     except httpx2.TimeoutException:
-        error: MmcliError = EndpointTimeout("the answer stopped arriving", f"no data for {endpoint.timeout:g} s",
-                                            hint="raise --timeout")
+        error: MmcliError = EndpointTimeout("the answer stopped arriving",
+                                            f"no new part of it for {endpoint.timeout:g} s", hint="raise --timeout")
     except (httpx2.TransportError, httpx2.DecodingError) as exc:
         error = EndpointUnavailable("the stream was cut", redact(str(exc), endpoint),
                                     hint="the server may have crashed; try again")
@@ -226,15 +234,10 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     raise PartialAnswerError(located(error, endpoint), result) from None
 
 
-def _events_in_time(chunks: Iterator[bytes], heard: list[float], timeout: float) -> Iterator[bytes]:
-    """The stream's bytes, while events keep coming: the timeout runs between events, so comments
-    (": keepalive") or bytes dripped one by one do not keep a stalled answer alive forever."""
-    import httpx2
-
+def _capped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The stream's bytes, up to MAX_REPLY_BYTES once decoded."""
     total = 0
     for chunk in chunks:
-        if time.monotonic() - heard[0] > timeout:
-            raise httpx2.ReadTimeout(f"no event for {timeout:g} s")
         total += len(chunk)
         if total > MAX_REPLY_BYTES:  # (a stream can be a gzip bomb too)
             raise BadReply(f"the reply is too large: over {MAX_REPLY_BYTES >> 20} MB once decoded",

@@ -23,14 +23,19 @@ def _root_call(endpoint: Endpoint, method: str, path: str, body: Optional[dict] 
     """One plain HTTP call at the server's root (vLLM's own routes), the key sent as the SDK sends it."""
     import httpx2
 
+    from .deadline import Deadline
+
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     where = masked_url(endpoint.base_url)
+    clock = Deadline()
     try:
         with httpx2.Client(timeout=http_timeout(endpoint)) as http:
+            clock.hold_client(http)
+            clock.start(endpoint.timeout)  # the whole call: a dripping server holds it no longer
             response = http.request(method, root_url(endpoint) + path, json=body, headers=headers)
             return response.status_code, response.content
     except httpx2.TimeoutException:
-        raise EndpointTimeout("no answer in time", f"{path}: waited {endpoint.timeout:g} s", where=where,
+        raise EndpointTimeout("no answer in time", f"{path}: not whole within {endpoint.timeout:g} s", where=where,
                               hint="raise --timeout") from None
     except httpx2.HTTPError as exc:
         raise EndpointUnavailable("cannot reach the endpoint", redact(f"{path}: {exc}", endpoint),

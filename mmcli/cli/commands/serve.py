@@ -15,7 +15,7 @@ from mmcli.server.defaults import (
     DEFAULT_STARTUP_TIMEOUT,
     DEFAULT_STOP_GRACE,
 )
-from ..options import note_debug
+from ..options import RunState, note_debug
 
 SERVER = "Server"
 MEDIA = "Media limits"
@@ -151,7 +151,8 @@ DryRunOpt = Annotated[bool, typer.Option(
 
 JsonOutputOpt = Annotated[bool, typer.Option("--json", rich_help_panel=RUN, help="JSON output for --list and status.")]
 
-DebugOpt = Annotated[bool, typer.Option("--debug", rich_help_panel=RUN, callback=note_debug, help="Show tracebacks for errors.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", rich_help_panel=RUN, callback=note_debug,
+                                        help="Show tracebacks for errors, and the end of vLLM's log when it fails.")]
 
 
 def serve(
@@ -212,7 +213,8 @@ def serve(
         out.status(f"no MODEL given: serving {command.model.served_name} ({command.model.source})")
     if dry_run:
         return _show_dry_run(command, out)
-    launch.start(command, detach=detach, timeout=startup_timeout, grace=stop_timeout, out=out)
+    launch.start(command, detach=detach, timeout=startup_timeout, grace=stop_timeout, out=out,
+                 show_log=debug or (isinstance(ctx.obj, RunState) and ctx.obj.debug))  # --debug, or MMCLI_DEBUG
 
 
 def _launcher(flag: Optional[str], dry_run: bool, out):

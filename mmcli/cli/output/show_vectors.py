@@ -124,7 +124,7 @@ class IndexUpdate(EmbedSteps):
 
         self.close()
         removed = sum(gone(e) for e in planned.index.entries)
-        final = _save(value, planned)
+        final = _save(value, planned, self.out)
         self.out.status(f"index {planned.index.folder}: {len(value.records)} added, {planned.skipped} unchanged "
                         "skipped, " + (f"{removed} removed (their files are gone), " if removed else "")
                         + f"{len(final.entries)} in all")
@@ -133,25 +133,24 @@ class IndexUpdate(EmbedSteps):
         """What was made is kept in the index."""
         self.close()
         if value.records:
-            _save(value, planned)
+            _save(value, planned, self.out)
             self.out.warn(f"kept the {len(value.records)} vector(s) made before the run stopped in "
                           f"{planned.index.folder}")
 
 
-def _save(value: "Embedded", planned: "EmbedPlanned"):
+def _save(value: "Embedded", planned: "EmbedPlanned", out: "Output"):
     from pathlib import Path
 
-    from mmcli.tasks.embed.index import save, updated
+    from mmcli.tasks.embed.index import add
     from mmcli.tasks.embed.batches import index_entry
 
     entries = []
     for result in value.results:
         if result.job.meta.path:
             result.job.meta.path = str(Path(result.job.meta.path).resolve())
-        entries.append(index_entry(result, planned.index))
-    final = updated(planned.index, entries, [record["embedding"] for record in value.records])
-    save(final)
-    return final
+        entries.append(index_entry(result, planned.thumbnails))
+    return add(planned.index, entries, [record["embedding"] for record in value.records], planned.thumbnails,
+               waiting=out.status)
 
 
 class SearchView(Presenter):

@@ -190,7 +190,9 @@ def command(session: "ChatSession", out: "Output", text: str) -> Optional[object
         elif not session.turns:
             out.status("nothing to retry")
         else:
-            answer(session, out, session.retry)
+            last = session.turns[-1]
+            if answer(session, out, session.retry) is not None and session.turns[-1] is last:
+                out.status("the earlier answer is kept")
     elif name == "/save":
         if not rest:
             raise UsageError("/save needs a file name", hint="/save chat.md")

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from mmcli.events import Display
     from mmcli.core.runner import Result, Runner
     from ..common import Context
-    from .index import Index
     from mmcli.presets import Preset
 
 
@@ -23,7 +22,8 @@ def count_jobs(selected: list["Selected"], texts: list[str]) -> int:
 
 def job_stream(selected: list["Selected"], texts: list[str], preset: "Preset", ctx: "Context",
                hashes: Optional[dict] = None) -> Iterator["Job"]:
-    """Jobs in input order; each input is rendered only when its turn comes, so memory stays flat."""
+    """Jobs in input order; each input is rendered only when its turn comes (its media let go once sent: see
+    task.send), so only the batch in flight holds rendered media."""
     from mmcli.media.document import render
     from mmcli.media.prepare import image_budget
 
@@ -63,15 +63,27 @@ def show_dry_run(runner: "Runner", stream: Iterator[list["Job"]], preset: "Prese
         out.show_plan(plan)
 
 
-def index_entry(result: "Result", index: "Index") -> dict:
-    """The index row of one embedded page or image, its thumbnail saved beside the index."""
-    from .index import save_thumbnail
+def thumbnail_name(result: "Result") -> str:
+    """The name of an embedded page's thumbnail: its file's contents and the page (the same picture, the same name)."""
+    meta = result.job.meta
+    return f"{(meta.sha256 or '')[:20]}-{meta.page or 0}"
+
+
+def keep_thumbnail(result: "Result", thumbnails: dict[str, bytes]) -> None:
+    """The thumbnail of a sent page made now, while its image is at hand (the image is let go after sending)."""
+    from .index import thumbnail_jpeg
+
+    item = result.job.items[0] if result.job.items else None
+    jpeg = thumbnail_jpeg(item.data) if item is not None and item.data else None
+    if jpeg is not None:
+        thumbnails[thumbnail_name(result)] = jpeg
+
+
+def index_entry(result: "Result", thumbnails: dict[str, bytes]) -> dict:
+    """The index row of one embedded page or image; its thumbnail, when one was made, is written with the index."""
+    from .index import thumbnail_path
 
     meta = result.job.meta
-    sha = meta.sha256 or ""
-    entry = {"source": meta.source, "path": meta.path, "page": meta.page, "kind": meta.kind, "sha256": sha,
-             "thumbnail": None}
-    item = result.job.items[0] if result.job.items else None
-    if item is not None and item.data:
-        entry["thumbnail"] = save_thumbnail(index.folder, f"{sha[:20]}-{meta.page or 0}", item.data)
-    return entry
+    name = thumbnail_name(result)
+    return {"source": meta.source, "path": meta.path, "page": meta.page, "kind": meta.kind, "sha256": meta.sha256 or "",
+            "thumbnail": thumbnail_path(name) if name in thumbnails else None}

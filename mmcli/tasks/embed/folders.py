@@ -37,7 +37,7 @@ def _walk(root: Path):
 
 
 def _is_index(folder: Path) -> bool:
-    return (folder / "index.json").is_file() and (folder / "vectors.npy").is_file()
+    return (folder / "index.json").is_file() and any(folder.glob("vectors*.npy"))
 
 
 def content_hash(data: bytes) -> str:

@@ -1,27 +1,36 @@
 """The local index: plain files in one folder, searched by brute force.
 
-    DIR/index.json   model, preset, dims and one entry per row (source, path, page, content hash, thumbnail)
-    DIR/vectors.npy  float32, one L2-normalised row per entry (loaded with mmap_mode="r")
-    DIR/thumbs/      small JPEGs for contact sheets
+    DIR/index.json             model, preset, dims, the vectors file's name and one entry per row (source,
+                               path, page, content hash, thumbnail)
+    DIR/vectors-<sha256>.npy   float32, one L2-normalised row per entry (loaded with mmap_mode="r"); named
+                               by its contents (indexes written before that have DIR/vectors.npy)
+    DIR/thumbs/                small JPEGs for contact sheets
 
-vectors.npy is written before index.json, and index.json says how many rows it describes, so an
-interrupted write is found when the index is next opened.
+An update writes a new vectors file beside the old one, then index.json naming it (both atomically), then
+removes the old one: index.json is the commit, so a run killed in between leaves the previous index whole.
+Writers take an exclusive lock on the folder (flock) and re-read the index under it, so two runs adding to
+one index both keep their rows; readers take a shared lock while they open it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 from mmcli.errors import UsageError
 from mmcli.files import check_output_dir, make_output_dir, write_atomic
 
 FORMAT = "mmcli-index"
-VERSION = 1
+VERSION = 2  # 2: index.json names its vectors file; 1 (still read): DIR/vectors.npy
 INDEX_FILE = "index.json"
-VECTORS_FILE = "vectors.npy"
+VECTORS_FILE = "vectors.npy"  # the vectors of a version 1 index
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)  # flock refused by the filesystem, not by another run
+VECTORS_NAME = re.compile(r"vectors(-[0-9a-f]{16})?\.npy")  # the only names index.json may give (no paths)
 THUMBS = "thumbs"
 THUMB_SIDE = 192
 
@@ -46,29 +55,40 @@ class Index:
         return any(self.key(e) == (path, page) and e.get("sha256") == sha for e in self.entries)
 
 
-def open_index(folder: Path) -> Optional[Index]:
-    """The index in `folder`, or None when there is none yet; a damaged one is a usage error."""
-    import numpy as np
-
-    meta_path = folder / INDEX_FILE
+def open_index(folder: Path, waiting: Optional[Callable[[str], None]] = None) -> Optional[Index]:
+    """The index in `folder`, or None when there is none yet; a damaged one is a usage error. Read under a shared
+    lock, so a writer never removes the vectors file between index.json and the vectors being mapped."""
     if folder.exists() and not folder.is_dir():
         raise UsageError("--index names a file", "an index is a folder", where=str(folder),
                          hint="give a folder: a new one, or one made by mmcli embed --index")
+    if not folder.exists():
+        return None
+    try:
+        with locked(folder, exclusive=False, waiting=waiting):
+            return read_index(folder)
+    except OSError as exc:
+        raise UsageError("cannot read the index", exc.strerror or str(exc), where=str(folder),
+                         hint="check that the folder can be read (and its files)") from None
+
+
+def read_index(folder: Path) -> Optional[Index]:
+    """The index in an existing folder as it is on disk (the caller holds the folder's lock), or None."""
+    import numpy as np
+
+    meta_path = folder / INDEX_FILE
     if not meta_path.exists():
-        if folder.exists() and any(folder.iterdir()):
+        if any(folder.iterdir()):
             raise UsageError("not an mmcli index", "the folder exists and is not empty", where=str(folder),
                              hint="give a new folder, or one made by mmcli embed --index")
         return None
+    rebuild = "rebuild it: remove the folder and run mmcli embed --index again"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        vectors = np.load(folder / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+        name = vectors_name(meta, folder, rebuild)
+        vectors = np.load(folder / name, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise UsageError("cannot read the index", str(exc), where=str(folder),
-                         hint="rebuild it: remove the folder and run mmcli embed --index again") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UsageError("not an mmcli index", f"{INDEX_FILE} is not mmcli's", where=str(folder))
+        raise UsageError("cannot read the index", str(exc), where=str(folder), hint=rebuild) from None
     entries = meta.get("entries") or []
-    rebuild = "rebuild it: remove the folder and run mmcli embed --index again"
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise UsageError("the index is damaged", f"{INDEX_FILE} has no list of entries", where=str(folder), hint=rebuild)
     if vectors.ndim != 2 or vectors.shape[0] != len(entries):
@@ -82,6 +102,46 @@ def open_index(folder: Path) -> Optional[Index]:
         raise UsageError("the index is damaged", f"{INDEX_FILE} names no model or preset", where=str(folder),
                          hint=rebuild)
     return Index(folder, meta["model"], meta["preset"], dims or vectors.shape[1], entries, vectors)
+
+
+def vectors_name(meta: object, folder: Path, hint: str) -> str:
+    """The vectors file index.json names (a version 1 index: vectors.npy); never a path out of the folder."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UsageError("not an mmcli index", f"{INDEX_FILE} is not mmcli's", where=str(folder))
+    name = meta.get("vectors", VECTORS_FILE)
+    if not isinstance(name, str) or not VECTORS_NAME.fullmatch(name):
+        raise UsageError("the index is damaged", f"{INDEX_FILE} names the vectors file {name!r}", where=str(folder),
+                         hint=hint)
+    return name
+
+
+@contextmanager
+def locked(folder: Path, *, exclusive: bool = True, waiting: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """The folder locked (flock on the folder itself, so no lock file joins the index): exclusive to write,
+    shared to read. `waiting` hears once when another mmcli run holds it. The kernel lets go when a process dies."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: one writer at a time is then the user's business
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting(f"waiting for another mmcli run to finish writing the index {folder}")
+            fcntl.flock(fd, mode)
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                raise
+            # a filesystem without flock: the update is still atomic, only runs at once are not kept apart
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor of this open file releases the lock
 
 
 def gone(entry: dict) -> bool:
@@ -132,21 +192,74 @@ def normalized_rows(matrix):
     return (matrix / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
-def save(index: Index) -> None:
-    """Write the vectors, then the entries that describe them (both atomically)."""
-    from .sinks import npy_bytes
-
+def add(index: Index, entries: list[dict], vectors: list[list[float]], thumbnails: dict[str, bytes],
+        waiting: Optional[Callable[[str], None]] = None) -> Index:
+    """New rows added to the index on disk, under its lock: read again first, so rows another run added since this
+    one opened it are kept. `thumbnails` (name -> JPEG) are written for the entries that name them."""
     check_output_dir(index.folder)
     make_output_dir(index.folder)
-    write_atomic(index.folder / VECTORS_FILE, npy_bytes(index.vectors), force=True)
+    with writing(index.folder, waiting):
+        current = read_index(index.folder) or Index(index.folder, index.model, index.preset)
+        check_compatible(current, index.model, index.preset, "add to the index")
+        for name, data in thumbnails.items():
+            write_thumbnail(index.folder, name, data)
+        final = updated(current, entries, vectors)
+        write(final)
+    return final
+
+
+def save(index: Index) -> None:
+    """Write the whole index (its rows replace what is on disk), under the folder's lock."""
+    check_output_dir(index.folder)
+    make_output_dir(index.folder)
+    with writing(index.folder):
+        write(index)
+
+
+@contextmanager
+def writing(folder: Path, waiting: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """The folder's exclusive lock; an index that cannot be locked or whose files cannot be removed is an output error."""
+    from mmcli.errors import OutputNotWritten
+
+    try:
+        with locked(folder, waiting=waiting):
+            yield
+    except OSError as exc:  # write_atomic's own failures are OutputNotWritten already
+        raise OutputNotWritten("cannot update the index", exc.strerror or str(exc), where=str(folder),
+                               hint="check the folder's permissions and free space") from None
+
+
+def write(index: Index) -> None:
+    """A new vectors file, then index.json naming it (the commit), then the vectors files it no longer names
+    (the previous one, or one a killed run left). The caller holds the folder's exclusive lock."""
+    commit(index, write_vectors(index))
+
+
+def write_vectors(index: Index) -> str:
+    """The vectors written to a new file named by its contents (no index.json names it yet); its name."""
+    import hashlib
+
+    from .sinks import npy_bytes
+
+    data = npy_bytes(index.vectors)
+    name = f"vectors-{hashlib.sha256(data).hexdigest()[:16]}.npy"
+    write_atomic(index.folder / name, data, force=True)
+    return name
+
+
+def commit(index: Index, name: str) -> None:
+    """index.json written to name the vectors file `name`, then every other vectors file removed."""
     meta = {"format": FORMAT, "version": VERSION, "model": index.model, "preset": index.preset,
-            "dims": index.dims, "rows": len(index.entries), "entries": index.entries}
+            "dims": index.dims, "rows": len(index.entries), "vectors": name, "entries": index.entries}
     write_atomic(index.folder / INDEX_FILE, (json.dumps(meta, ensure_ascii=False, indent=1) + "\n").encode(),
                  force=True)
+    for old in index.folder.iterdir():
+        if old.name != name and VECTORS_NAME.fullmatch(old.name) and old.is_file():
+            old.unlink(missing_ok=True)  # a reader that mapped it keeps its copy; new readers read the new one
 
 
-def save_thumbnail(folder: Path, name: str, data: bytes) -> Optional[str]:
-    """A small JPEG of an embedded image in DIR/thumbs (for contact sheets); its relative path."""
+def thumbnail_jpeg(data: bytes) -> Optional[bytes]:
+    """A small JPEG of an embedded image (for contact sheets); None when the bytes are not a picture Pillow reads."""
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -159,9 +272,18 @@ def save_thumbnail(folder: Path, name: str, data: bytes) -> Optional[str]:
             image.save(buffer, "JPEG", quality=80)
     except (OSError, UnidentifiedImageError):
         return None  # a contact sheet shows a blank tile; the vector is what matters
-    make_output_dir(folder / THUMBS)
-    write_atomic(folder / THUMBS / f"{name}.jpg", buffer.getvalue(), force=True)
+    return buffer.getvalue()
+
+
+def thumbnail_path(name: str) -> str:
+    """Where a thumbnail goes, relative to the index's folder."""
     return f"{THUMBS}/{name}.jpg"
+
+
+def write_thumbnail(folder: Path, name: str, jpeg: bytes) -> None:
+    """A thumbnail saved in DIR/thumbs."""
+    make_output_dir(folder / THUMBS)
+    write_atomic(folder / thumbnail_path(name), jpeg, force=True)
 
 
 def search(index: Index, query: list[float], k: int) -> list[tuple[int, float]]:

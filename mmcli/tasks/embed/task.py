@@ -63,7 +63,7 @@ class EmbedSelection:
 
 @dataclass
 class EmbedPlanned(Planned):
-    """embed's plan: the preset, the batches (built lazily, so memory stays flat), and the index they go into."""
+    """embed's plan: the preset, the batches (built lazily, and let go once sent), and the index they go into."""
 
     preset: Optional["Preset"] = None
     model: Optional[str] = None  # the endpoint's model
@@ -72,6 +72,7 @@ class EmbedPlanned(Planned):
     batch_size: int = 8
     index: Optional["Index"] = None  # --index: the index the vectors are added to
     skipped: int = 0  # --index: pages already in it with the same contents
+    thumbnails: dict[str, bytes] = field(default_factory=dict)  # --index: name -> small JPEG, made as pages are sent
 
 
 @dataclass
@@ -130,8 +131,17 @@ def plan(selection: EmbedSelection, args: "EmbedArgs", ctx: "Context") -> EmbedP
 
 
 def send(runner, batch: list["Job"], planned: EmbedPlanned) -> list["Result"]:
-    """One request holding the batch's conversations; one Result with its vector per job."""
-    return runner.embed(batch, planned.preset)
+    """One request holding the batch's conversations; one Result with its vector per job. Once sent, the request
+    body and the images are let go (an index keeps a thumbnail of each): the run holds vectors, not media."""
+    from .batches import keep_thumbnail
+
+    results = runner.embed(batch, planned.preset)
+    for result in results:
+        if planned.index is not None:
+            keep_thumbnail(result, planned.thumbnails)
+    if results:
+        results[0].plan.let_go()  # the batch's one plan, its items being the jobs' own
+    return results
 
 
 def vector_record(result: "Result", preset: "Preset", batch: int, size: int) -> dict:
