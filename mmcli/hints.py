@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 GPU_INSTALL = "pip install -e '.[serve]'"
 CPU_INSTALL = "pip install -e '.[cpu]' --extra-index-url https://download.pytorch.org/whl/cpu"
 
+# What serves a model when the model hub cannot be reached: a folder on this disk.
+NO_HUB = ("serve a model folder on this disk: `mmcli serve /path/to/model-folder` (in the mmcli checkout, "
+          "docs/testing.md's tiny trained model: tests/vllm_tier/trained/qwen2-vl), or download the model "
+          "where the hub can be reached and copy the folder here")
+
 # Dropped by `mmcli doctor`, which is already checking this machine.
 DOCTOR_CLAUSE = "; `mmcli doctor` checks this machine"
 

@@ -35,9 +35,10 @@ class Schema:
     check: bool = True
     regex: Optional[str] = None
 
-    def parse(self, text: str, finish_reason: Optional[str] = None) -> Any:
-        """The answer as a value matching the schema, or OutputUnparseable (exit 7) saying why."""
-        return parse_answer(text, self.schema, finish_reason)
+    def parse(self, text: str, finish_reason: Optional[str] = None, max_tokens: Optional[int] = None) -> Any:
+        """The answer as a value matching the schema, or OutputUnparseable (exit 7) saying why; `max_tokens` is
+        the limit the request gave (None: the server's), for the hint when the answer was cut."""
+        return parse_answer(text, self.schema, finish_reason, max_tokens)
 
 
 def checked(schema: Optional[Schema]) -> bool:
@@ -190,7 +191,25 @@ def _short_type(word: str, column: int) -> dict:
     return {"type": SHORT_TYPES[word]}
 
 
-def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -> Any:
+# When no --max-tokens was given, a cut answer ran to the end of the context (vLLM's default: the room left
+# by the prompt) or the server's own default limit: a model that does not keep to the schema, not a short limit.
+RAN_TO_THE_END = ("it ran to the end of the model's context (or the server's default token limit): the model "
+                  "may not follow the schema")
+RAN_TO_THE_END_HINT = ("give a field with known values an `enum`, ask for fewer fields, use a model that follows "
+                       "schemas, or cap the answer with --max-tokens so it fails fast; the text so far is kept")
+
+
+def _cut_off(max_tokens: Optional[int]) -> OutputUnparseable:
+    if max_tokens is None:
+        return OutputUnparseable("the answer was cut off before its JSON was complete", RAN_TO_THE_END,
+                                 hint=RAN_TO_THE_END_HINT)
+    return OutputUnparseable("the answer was cut off before its JSON was complete",
+                             f"it stopped at the token limit ({max_tokens})",
+                             hint="raise --max-tokens; the text so far is kept")
+
+
+def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None,
+                 max_tokens: Optional[int] = None) -> Any:
     """The answer's JSON value, checked against `schema`; OutputUnparseable names the first problem."""
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
@@ -205,9 +224,7 @@ def parse_answer(text: str, schema: dict, finish_reason: Optional[str] = None) -
                                 hint="the raw answer is kept") from None
     except json.JSONDecodeError as exc:
         if finish_reason == "length":
-            raise OutputUnparseable("the answer was cut off before its JSON was complete",
-                                    "it stopped at the token limit",
-                                    hint="raise --max-tokens; the text so far is kept") from None
+            raise _cut_off(max_tokens) from None
         where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
         why = "the answer is empty" if not text.strip() else f"not JSON ({where})"
         raise OutputUnparseable("the answer does not match the schema", why,

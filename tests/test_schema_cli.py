@@ -97,8 +97,26 @@ def test_an_answer_cut_at_the_token_limit_is_exit_7_with_a_hint(mmcli, server, p
     server.script(Reply('{"total": 1', finish_reason="length"))
     run = ask(mmcli, server, photo, "read it", "--schema", "total float", "--max-tokens", "5")
     assert_clean_error(run, 7, "cut off")
-    assert "raise --max-tokens" in run.stderr
+    assert "raise --max-tokens" in run.stderr and "token limit (5)" in run.stderr
     assert '{"total": 1' in run.stdout
+
+
+def test_without_max_tokens_a_cut_answer_says_the_model_ran_to_the_end_not_raise_max_tokens(mmcli, server, photo):
+    # A small model under a schema it cannot follow writes digits until the context is full (16k tokens).
+    digits = Reply('{"colour":"2..(250,0),(375,625)))),27.65' + "0" * 500, finish_reason="length")
+    server.script(digits, digits)
+    run = ask(mmcli, server, photo, "What colour?", "--schema", "colour")
+    assert_clean_error(run, 7, "cut off", "end of the model's context", "may not follow the schema")
+    assert "raise --max-tokens" not in run.stderr
+    hint = run.stderr.split("hint:", 1)[1]
+    assert "enum" in hint and "--max-tokens" in hint and "model that follows schemas" in hint
+    assert '{"colour":"2..' in run.stdout
+    assert "max_tokens" not in server.requests[-1].json  # no cap was sent on the user's behalf
+
+    as_json = ask(mmcli, server, photo, "What colour?", "--schema", "colour", "--json")
+    payload = json.loads(as_json.stdout)
+    assert as_json.code == 7 and "end of the model's context" in payload["error"]
+    assert not any("raise --max-tokens" in warning for warning in payload["warnings"])
 
 
 @pytest.mark.parametrize("value, fragments", [

@@ -166,6 +166,8 @@ def test_autostart_on_cpu_answers_under_the_served_name(mmcli, autostart, tmp_pa
     assert run.code == 0, run.stderr
     assert run.stdout == ANSWER + "\n"
     assert "on the CPU:" in run.stderr and "KV cache" in run.stderr and "on a CPU an answer takes" in run.stderr
+    # the model's size is said only when its hub id tells it: a folder's model may be any size
+    assert ("with a 2B model" in run.stderr) == (served != "my-tiny-vl") and " B model" not in run.stderr
     assert "vLLM: loading the weights" in run.stderr
     argv = json.loads(autostart["record"].read_text())["argv"]
     assert _flag(argv, "--served-model-name") == (served or model) and "--enforce-eager" in argv

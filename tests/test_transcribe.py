@@ -103,10 +103,20 @@ def test_bad_files_are_found_before_anything_is_sent(mmcli, whisper, tmp_path):
 
 def test_dry_run_lists_the_pieces_and_sends_nothing(mmcli, whisper, tmp_path):
     path = sound.write_audio(tmp_path / "a.wav", sound.tone(7.0, 16000), 16000, "wav")
-    run = transcribe(mmcli, whisper, path, "--dry-run", "--max-upload-mb", "0.1")
+    run = transcribe(mmcli, whisper, path, "--dry-run", "--max-upload-mb", "0.1", "--json")
     [planned] = json.loads(run.stdout)["files"]
     assert len(planned["pieces"]) == 3 and planned["pieces"][-1]["end"] == 7.0
     assert whisper.uploads == []
+
+
+def test_dry_run_without_json_prints_lines_as_every_other_command(mmcli, whisper, tmp_path):
+    path = sound.write_audio(tmp_path / "a.wav", sound.tone(7.0, 16000), 16000, "wav")
+    run = transcribe(mmcli, whisper, path, "--dry-run", "--max-upload-mb", "0.1", "--language", "de")
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: 3 piece(s), as ") and lines[0].endswith(", language de")
+    assert not run.stdout.lstrip().startswith("{")
+    assert lines[1].startswith("  piece 1: 0.0-") and lines[3].endswith(" bytes") and "-7.0 s" in lines[3]
+    assert lines[-1] == "(nothing sent)" and whisper.uploads == []
 
 
 def test_a_failing_later_piece_keeps_the_text_of_the_earlier_ones(mmcli, whisper, tmp_path):

@@ -216,6 +216,9 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     requests = sum(f["lines"] for f in parts.files)
     out.status(f"exported {len(manifest['jobs'])} job(s) as {requests} request(s) in {len(parts.files)} file(s): "
                + ", ".join(f["path"] for f in parts.files) + f"; manifest {manifest_file}")
+    out.status(f"next: `mmcli batch submit {flags.export_path} --profile NAME` on a provider's Batch API, or "
+               f"vLLM's batch runner (docs/many-files.md) then `mmcli batch collect {flags.export_path} "
+               "OUTPUT.jsonl -o results.jsonl`")
     if manifest["failed"]:
         raise JobsFailed(f"{len(manifest['failed'])} of {len(works)} job(s) could not be exported",
                          where=str(manifest_file), hint="the manifest's 'failed' list says why")

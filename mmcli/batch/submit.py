@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import RequestRejected, UsageError
 from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 SUBMIT_ID = "submit_id"  # the manifest's key: this export's id, in the metadata of each of its batches
 CREATING = "creating"  # a part whose upload is recorded and whose create was sent but not answered
 LIST_LIMIT = 1000  # how many of the provider's newest batches are looked through for an unanswered create
+NO_BATCH_API = ("this endpoint has no Batch API (/files, /batches; vLLM has none): run the export with vLLM's "
+                "batch runner (vllm run-batch) and read its output back with `mmcli batch collect` "
+                "(docs/many-files.md), or submit to a provider that has one (--profile openai, parasail)")
 
 
 def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
@@ -170,7 +174,15 @@ def _ours(item: dict, manifest: dict, name: str, upload: str) -> bool:
             and metadata.get("mmcli_export", name) == name)
 
 
-def _errors(endpoint: "Endpoint", path: Path):
+@contextmanager
+def _errors(endpoint: "Endpoint", path: Path) -> Iterator[None]:
+    """The SDK's errors as mmcli's; a 404 or 405 while submitting means the endpoint has no Batch API at all."""
     from ..net.sdk import sdk_errors
 
-    return sdk_errors(endpoint, f"the Batch API (part {path.name})")
+    try:
+        with sdk_errors(endpoint, f"the Batch API (part {path.name})"):
+            yield
+    except RequestRejected as exc:
+        if exc.status_code in (404, 405):
+            exc.hint = NO_BATCH_API
+        raise

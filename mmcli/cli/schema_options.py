@@ -25,8 +25,8 @@ SchemaOption = Annotated[Optional[str], typer.Option(
          "does not match) and printed as JSON.")]
 TableOption = Annotated[Optional[str], typer.Option(
     "--format", metavar="csv|jsonl", rich_help_panel="Many files", show_default=False,
-    help="With --each and --schema: print a table on stdout, one row per file (the source first, then "
-         "the answer's fields flattened), instead of the results lines.")]
+    help="With --schema over many jobs (--each, or every line of mmcli batch): print a table on stdout, one "
+         "row per job (the source first, then the answer's fields flattened), instead of the results lines.")]
 
 
 def with_schema_options(before: str = "opts") -> Callable[[Callable], Callable]:

@@ -220,7 +220,7 @@ def check_structured(result: Result) -> None:
     if not checked(schema) or result.error is not None:
         return
     try:
-        result.value = schema.parse(result.text, result.finish_reason)
+        result.value = schema.parse(result.text, result.finish_reason, result.job.generation.max_tokens)
     except MmcliError as exc:  # OutputUnparseable
         result.error = exc
 

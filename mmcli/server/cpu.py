@@ -70,6 +70,16 @@ def weights_bytes(source: str, local: bool) -> float:
     return _DEFAULT_WEIGHTS_GIB * GIB
 
 
+def pace(source: str, local: bool) -> str:
+    """What to expect of answers on a CPU; the model's size is named only when its hub id says it."""
+    name = source.lower()
+    size = next((word.upper() for word in _SIZE_WORDS if not local and f"-{word}" in name), None)
+    with_size = f" with a {size} model" if size else ""
+    return ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
+            f"minutes for a large image, a video or a long answer{with_size}; --max-tokens and "
+            "--max-tokens-per-image keep it short")
+
+
 def kv_bytes_per_token(source: str, local: bool) -> int:
     """KV-cache bytes per token from a local config.json (keys and values of every layer), else a 2B's."""
     if not local:

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..events import Events
 
-CPU_PACE = ("on a CPU an answer takes time: from a few seconds for a short answer about a small image to "
-            "minutes for a large image, a video or a long answer with a 2B model; --max-tokens and "
-            "--max-tokens-per-image keep it short")
 
 
 __all__ = ["ServerState", "ensure_local_server", "media_dir", "model_choice", "prepare", "start",
@@ -133,7 +130,9 @@ def start(command: ServerCommand, *, detach: bool, timeout: float, grace: float,
             state.ready = True
             records.save_state(directory, state)
             if command.cpu_notes:
-                out.status(CPU_PACE)
+                from .cpu import pace
+
+                out.status(pace(command.model.source, command.model.local))
             if detach:
                 out.status(f"ready after {waited:.0f} s: {state.base_url} serves {state.model}; "
                            "`mmcli serve stop` stops it")

@@ -52,9 +52,14 @@ def result_warnings(result: "Result") -> list[str]:
     """What the user should know about one answer: cut at the token limit, or fewer tokens than planned."""
     found = []
     if result.finish_reason == "length":
-        limit = result.job.generation.max_tokens or "server default"
+        limit = result.job.generation.max_tokens
         name = f" for {result.job.label}" if result.job.named_warnings else ""
-        found.append(f"the answer{name} stopped at the token limit ({limit}); raise --max-tokens for a longer answer")
+        if limit is None:  # no --max-tokens: the server let it run to the end of the context (or its default)
+            found.append(f"the answer{name} ran to the end of the model's context (or the server's default "
+                         "token limit); --max-tokens caps it")
+        else:
+            found.append(f"the answer{name} stopped at the token limit ({limit}); raise --max-tokens for a "
+                         "longer answer")
     if result.verified is False:
         found.append(unverified_message(result))
     return found

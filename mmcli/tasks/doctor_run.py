@@ -55,6 +55,11 @@ def check_endpoint(found: Machine, environ: Mapping[str, str]) -> Check:
         seen = probes.probe(endpoint, environ, want_version=True, refresh=True)
     except MmcliError as exc:
         if _would_autostart(found, environ):
+            from .doctor_hub import autostart_blocked
+
+            blocked = autostart_blocked(found, where, PROBE_TIMEOUT, environ)
+            if blocked is not None:
+                return blocked
             return Check("endpoint", "info", f"{where}: nothing answers; a client command starts "
                                              f"{settings.model or 'the default model'} with vLLM by itself",
                          "or start it now: mmcli serve --detach")
@@ -85,8 +90,9 @@ def run_checks(flags: "EndpointFlags", environ: Mapping[str, str]) -> list[Check
     """Every check, in order; the endpoint and key checks only once the settings are valid."""
     found = Machine()
     config = check_config(found, flags, environ)  # first: it names the Python that has vLLM
-    checks = [check_python(), check_gpu(found, environ), check_vllm(found, environ), check_poppler(environ),
-              check_av(), check_ray(), config, check_state(environ), check_server(environ)]
+    vllm, server = check_vllm(found, environ), check_server(environ)
+    checks = [check_python(), check_gpu(found, environ), _beside_server(vllm, server, found), check_poppler(environ),
+              check_av(), check_ray(), config, check_state(environ), server]
     if found.settings is None:
         checks.append(Check("endpoint", "info", "not checked: the configuration is not valid"))
         return checks
@@ -96,6 +102,18 @@ def run_checks(flags: "EndpointFlags", environ: Mapping[str, str]) -> list[Check
     else:
         checks.append(check_endpoint(found, environ))
     return checks
+
+
+def _beside_server(vllm: Check, server: Check, found: Machine) -> Check:
+    """vLLM not found here while a server mmcli started runs: it was found another way when that server started
+    (--vllm-python, or MMCLI_VLLM_PYTHON set for that command alone), so nothing is missing for the server."""
+    if found.vllm is not None or vllm.status != "warn" or server.status == "info":
+        return vllm
+    return Check("vllm", "info", f"not found with these settings ({vllm.detail.removeprefix('not found: ')}); the "
+                                 "running server was started with a vLLM given to `mmcli serve` (--vllm-python or "
+                                 "MMCLI_VLLM_PYTHON)",
+                 "for auto-start and the next `mmcli serve` to find it too, set vllm_python in the config "
+                 "(or export MMCLI_VLLM_PYTHON)")
 
 
 def exit_status(checks: list[Check]) -> int:

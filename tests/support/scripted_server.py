@@ -383,6 +383,11 @@ class QuietServer(ThreadingHTTPServer):
             self.owner.errors.append(error)
 
 
+# Every port a LocalServer of this process listened on: tests/support/private_state.py names a test that
+# wrote about one of them into the user's real state folder.
+PORTS_SERVED: set[int] = set()
+
+
 class LocalServer:
     """A QuietServer on a free port of 127.0.0.1, served from a thread until `close` (or the end of a `with`).
     A subclass sets up its own state, then calls `_serve(handler)`; its handler finds it as `server.owner`."""
@@ -395,6 +400,7 @@ class LocalServer:
         self._httpd = QuietServer(("127.0.0.1", 0), handler)
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
+        PORTS_SERVED.add(self.port)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                         name=f"{name}-{self.port}", daemon=True)
         self._thread.start()

@@ -43,7 +43,8 @@ EXTENSIONS = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}
 @with_options(*REQUEST_PARAMETERS, "json_output", "dry_run", "debug", helps={**ONE_SERVER,
     "json_output": "Print one JSON object (model, and per file: source, text, language, duration, segments) "
                    "instead of the transcripts; with -o the files are written as --format says.",
-    "dry_run": "Decode and split every file, print the pieces that would be uploaded as JSON; send nothing."})
+    "dry_run": "Decode and split every file and list the pieces that would be uploaded (with --json: as JSON); "
+               "send nothing."})
 def transcribe(
     files: Annotated[list[str], typer.Argument(
         metavar="FILE", show_default=False,

@@ -26,7 +26,11 @@ def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions
     opened = open_inputs(files, opts, out, allowed=("audio", "video"))
     targets = _targets(opened.checked, extension, force) if write else [None] * len(opened.checked)
     if opts.output.dry_run:
-        out.emit_json({"files": [_plan(c.source.label, _pieces(c, audio, options), options) for c in opened.checked]})
+        plans = [_plan(c.source.label, _pieces(c, audio, options), options) for c in opened.checked]
+        if opts.output.json:
+            out.emit_json({"files": plans})
+        else:
+            _show_plans(out, plans)
         return
     started = connect(opened, opts, out)
     shown = _Shown(out, started.ctx.target.model, len(opened.checked))
@@ -140,6 +144,17 @@ def _target(source, extension: str, force: bool) -> Path:
     target = source.path.with_suffix(extension)
     check_target(target, force=force, inputs=[source.path])
     return target
+
+
+def _show_plans(out, plans: list[dict]) -> None:
+    """The pieces each file would be uploaded in, as lines (--json gives the same as one object)."""
+    for plan in plans:
+        language = plan["language"] or "detected by the model"
+        out.line(f"{plan['source']}: {len(plan['pieces'])} piece(s), as {plan['response_format']}, "
+                 f"language {language}")
+        for number, piece in enumerate(plan["pieces"], 1):
+            out.line(f"  piece {number}: {piece['start']:.1f}-{piece['end']:.1f} s, {piece['bytes']:,} bytes")
+    out.line("(nothing sent)")
 
 
 def _plan(label: str, pieces: list["Piece"], options: "TranscribeOptions") -> dict:
