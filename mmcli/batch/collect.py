@@ -103,11 +103,10 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ev
     need their merge go to a second batch file (mmcli.batch.merge)."""
     from .results import open_sink
 
-    from .guard import refuse_planned, refuse_reading_files
+    from .export import parts
+    from .guard import refuse_planned, refuse_reading_files, refuse_reserved
     from .merge import merge_paths
     from .manifest import collect_inputs
-    from .provider import parts
-    from .resubmit import refuse_reserved
 
     manifest = read_manifest(export)
     refuse_reading_files(results, collect_inputs(export, outputs, manifest))

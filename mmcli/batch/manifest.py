@@ -72,9 +72,9 @@ def _batches_problem(batches: object) -> str:
 
 def _names_problem(manifest: dict, export: Path) -> str:
     """A batch recorded under a name that is none of the export's files (its outputs are saved by that name)."""
-    from .export import part_path
+    from .export import parts
 
-    names = {part_path(export, n).name for n in range(1, len(manifest.get("files") or []) + 1)}
+    names = {part.name for part in parts(export, manifest)}
     for name in manifest.get("provider_batches", {}):
         if name not in names:
             return f"provider batch {name!r}: not the name of a file of the export"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import EndpointUnavailable, JobsFailed, MmcliError, UsageError
+from .export import parts
 
 if TYPE_CHECKING:
     from ..settings import Endpoint
@@ -24,13 +25,6 @@ BATCHES = "provider_batches"  # the manifest's key: part file name -> its upload
 DONE = frozenset({"completed", "failed", "expired", "cancelled"})
 BROKEN = frozenset({"failed", "expired", "cancelled"})
 CHAT_ENDPOINT = "/v1/chat/completions"
-
-
-def parts(export: Path, manifest: dict) -> list[Path]:
-    """The files of an export, in order (named as --export names them, wherever the export was run from)."""
-    from .export import part_path
-
-    return [part_path(export, n) for n in range(1, len(manifest.get("files") or []) + 1)]
 
 
 def save(export: Path, manifest: dict) -> None:
@@ -85,6 +79,7 @@ def states(export: Path, endpoint: "Endpoint", out: "Display") -> tuple[dict, li
     """(manifest, one row per recorded batch: part, batch id, status, counts, output ids, the provider's reasons)."""
     from ..net.sdk import openai_client
     from .collect import read_manifest
+    from .provider_replies import retrieve
 
     with export_locked(export, out):  # read, asked and saved by one run at a time: no submit's record is lost
         manifest = read_manifest(export)
@@ -97,19 +92,6 @@ def states(export: Path, endpoint: "Endpoint", out: "Display") -> tuple[dict, li
             rows.append(row)
         save(export, manifest)
     return manifest, rows
-
-
-def retrieve(client, endpoint: "Endpoint", name: str, batch_id: str) -> dict:
-    """The status row of one batch of part `name`, asked of the provider (its answer must be that batch)."""
-    from ..net.sdk import sdk_errors
-    from .provider_replies import bad, batch_row, reply_object
-
-    with sdk_errors(endpoint, f"batch {batch_id}"):
-        raw = client.batches.with_raw_response.retrieve(batch_id)
-    row = batch_row(name, reply_object(raw, f"batch {batch_id}", endpoint), endpoint)
-    if row["batch_id"] != batch_id:
-        raise bad(f"asked for batch {batch_id}, the server answered with {row['batch_id']}", endpoint)
-    return row
 
 
 def describe(row: dict) -> str:
@@ -194,7 +176,8 @@ def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None
     from .guard import check_results_place, refuse_planned, refuse_reading_files
     from .manifest import collect_inputs
     from .merge import merge_paths
-    from .resubmit import EARLIER, earlier_output, refuse_reserved, resubmit_path
+    from .guard import refuse_reserved
+    from .resubmit import EARLIER, earlier_output, resubmit_path
 
     if results is None:
         return

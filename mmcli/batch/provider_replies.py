@@ -75,6 +75,18 @@ def batch_row(name: str, data: dict, endpoint: "Endpoint") -> dict:
             "reasons": _reasons(data.get("errors"), endpoint)}
 
 
+def retrieve(client, endpoint: "Endpoint", name: str, batch_id: str) -> dict:
+    """The status row of one batch of part `name`, asked of the provider (its answer must be that batch)."""
+    from ..net.sdk import sdk_errors
+
+    with sdk_errors(endpoint, f"batch {batch_id}"):
+        raw = client.batches.with_raw_response.retrieve(batch_id)
+    row = batch_row(name, reply_object(raw, f"batch {batch_id}", endpoint), endpoint)
+    if row["batch_id"] != batch_id:
+        raise bad(f"asked for batch {batch_id}, the server answered with {row['batch_id']}", endpoint)
+    return row
+
+
 def _counts(counts: object, endpoint: "Endpoint") -> dict:
     """The batch's request counts (None where not given), refused when no batch could have them."""
     counts = counts if isinstance(counts, dict) else {}

@@ -36,7 +36,7 @@ def resubmit_path(export: Path, part: str, n: int) -> Path:
 
 def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -> list[dict]:
     """The part's earlier batches with this broken one added last, its output file saved beside the export."""
-    from .provider import retrieve
+    from .provider_replies import retrieve
 
     earlier = list(entry.get(EARLIER) or [])
     if earlier and earlier[-1].get("batch_id") == entry["batch_id"]:
@@ -48,23 +48,6 @@ def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -
     if row["output_file_id"]:
         download(client, endpoint, row["output_file_id"], earlier_output(export, part, len(earlier)))
     return earlier
-
-
-def refuse_reserved(target: Optional[Path], export: Path, parts: list[str], flag: str = "-o") -> None:
-    """Refuse a results file named as the export's downloads and resubmissions are (FILE.output.jsonl,
-    FILE.error.jsonl, FILE.earlier-N.output.jsonl, FILE.resubmit-N.jsonl), whether it exists yet or not."""
-    import re
-
-    if target is None:
-        return
-    folder = export.resolve().parent
-    names = {p.name for p in (target.parent.resolve() / target.name, target.resolve()) if p.parent == folder}
-    pattern = re.compile("(?:" + "|".join(re.escape(_stem(part)) for part in parts) + ")" +
-                         r"\.(output|error|earlier-[0-9]+\.output|resubmit-[0-9]+)\.jsonl")
-    if parts and any(pattern.fullmatch(name) for name in names):
-        raise OutputError("refusing to write into a batch output file",
-                          f"{flag} names {target.name}, a name kept for the export's downloads and resubmissions",
-                          where=str(target), hint=f"give {flag} a file of its own, e.g. results.jsonl")
 
 
 def download(client, endpoint: "Endpoint", file_id: str, path: Path) -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import RequestRejected, UsageError
-from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, export_locked, parts, retrieve, same_endpoint, save
+from .export import parts
+from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, export_locked, same_endpoint, save
+from .provider_replies import retrieve
 from .resubmit import EARLIER, UPLOAD, retire, unanswered
 
 if TYPE_CHECKING:
