@@ -229,7 +229,7 @@ def flocked(path: Path, message: str, waiting: Optional[Callable[[str], None]] =
     except ImportError:  # no flock on this system: one writer at a time is then the user's business
         yield
         return
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO there must not hang the open
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:

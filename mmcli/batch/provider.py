@@ -68,10 +68,11 @@ def export_locked(export: Path, out: "Display") -> Iterator[None]:
                      out.status):
             held = True
             yield
-    except FileNotFoundError:
+    except OSError:
         if held:
             raise
-        # no export file (removed after its submit): nothing can submit it, status and fetch need no lock
+        # no export file (removed after its submit) or none that can be read: nothing can submit it, so
+        # status and fetch need no lock, and submit says what is wrong with it
         yield
 
 
