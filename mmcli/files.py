@@ -13,13 +13,15 @@ import errno
 import os
 import secrets
 import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 from .errors import OutputError, OutputNotWritten, UsageError
 
 # Hard links give a race-free "create only if absent"; these errors mean the filesystem has none.
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)  # flock refused by the filesystem, not by another run
 
 
 def _reason(exc: OSError) -> str:
@@ -215,3 +217,31 @@ def _skip_line(handle, size: int, tail: bytes, keep: int) -> tuple[int, bytes]:
         tail = block[-keep:] if len(block) >= keep else (tail + block)[-keep:]
         if newline >= 0:
             return size, tail
+
+
+@contextmanager
+def flocked(path: Path, message: str, waiting: Optional[Callable[[str], None]] = None, *,
+            exclusive: bool = True) -> Iterator[None]:
+    """`path` (a file or folder, never written through this lock) locked with flock: exclusive, or shared.
+    `waiting` hears `message` once when another run holds it. The kernel lets go when a process dies."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: one writer at a time is then the user's business
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO there must not hang the open
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting(message)
+            fcntl.flock(fd, mode)
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                raise
+            # a filesystem without flock: each write is still atomic, only runs at once are not kept apart
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor of this open file releases the lock

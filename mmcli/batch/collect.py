@@ -24,7 +24,7 @@ def read_manifest(export: Path) -> dict:
 
     path = manifest_path(export)
     try:
-        return check_manifest(json.loads(path.read_text(encoding="utf-8")), str(path))
+        return check_manifest(json.loads(path.read_text(encoding="utf-8")), str(path), export)
     except FileNotFoundError:
         raise UsageError("no manifest for this export", where=str(path),
                          hint="pass the FILE.jsonl that --export wrote; its FILE.manifest.json must be beside it") from None
@@ -103,12 +103,14 @@ def collect(export: Path, outputs: list[Path], results: Optional[Path], out: "Ev
     need their merge go to a second batch file (mmcli.batch.merge)."""
     from .results import open_sink
 
-    from .guard import refuse_planned, refuse_reading_files
+    from .export import parts
+    from .guard import refuse_planned, refuse_reading_files, refuse_reserved
     from .merge import merge_paths
     from .manifest import collect_inputs
 
     manifest = read_manifest(export)
     refuse_reading_files(results, collect_inputs(export, outputs, manifest))
+    refuse_reserved(results, export, [part.name for part in parts(export, manifest)])
     refuse_planned(results, [("the merge file", m) for m in merge_paths(export)])
     answers, bad = read_outputs(outputs, {cid for job in manifest["jobs"].values() for cid in job["requests"]})
     for message in bad:

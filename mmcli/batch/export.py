@@ -42,6 +42,11 @@ def part_path(path: Path, n: int) -> Path:
     return path.with_name(f"{stem}-{n}.jsonl")
 
 
+def parts(path: Path, manifest: dict) -> list[Path]:
+    """The files of an export, in order (named as --export names them, wherever the export was run from)."""
+    return [part_path(path, n) for n in range(1, len(manifest.get("files") or []) + 1)]
+
+
 class Parts:
     """Batch files written line by line, a new file whenever the next line would pass a limit."""
 

@@ -63,6 +63,24 @@ def refuse_device(target: Path, flag: str = "-o") -> None:
                           hint=f"leave out {flag} to get the JSON lines on standard output, or name a file")
 
 
+def refuse_reserved(target: Optional[Path], export: Path, parts: list[str], flag: str = "-o") -> None:
+    """Refuse a results file named as the export's downloads and resubmissions are (FILE.output.jsonl,
+    FILE.error.jsonl, FILE.earlier-N.output.jsonl, FILE.resubmit-N.jsonl), whether it exists yet or not."""
+    import re
+
+    if target is None:
+        return
+    folder = export.resolve().parent
+    names = {p.name for p in (target.parent.resolve() / target.name, target.resolve()) if p.parent == folder}
+    stems = [part[:-len(".jsonl")] if part.endswith(".jsonl") else part for part in parts]
+    kinds = r"\.(output|error|earlier-[0-9]+\.output|resubmit-[0-9]+)\.jsonl"
+    pattern = re.compile("(?:" + "|".join(map(re.escape, stems)) + ")" + kinds)
+    if parts and any(pattern.fullmatch(name) for name in names):
+        raise OutputError("refusing to write into a batch output file",
+                          f"{flag} names {target.name}, a name kept for the export's downloads and resubmissions",
+                          where=str(target), hint=f"give {flag} a file of its own, e.g. results.jsonl")
+
+
 def check_results_place(target: Path, flag: str = "-o") -> None:
     """Refuse, before anything is sent, a results file that could not be opened: a device, a folder, no folder."""
     refuse_device(target, flag)

@@ -4,7 +4,7 @@ edited, cut short or written by something else is one clear error, not a crash h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from ..errors import UsageError
 from .work import COMMANDS
@@ -13,9 +13,12 @@ TOTALS = ("items", "visual_tokens", "bytes", "request_bytes")
 DETECT = ("source", "space", "sent_size", "original_size")
 
 
-def check_manifest(manifest: object, where: str) -> dict:
-    """The manifest, or a UsageError naming the first thing in it that is not as --export writes it."""
+def check_manifest(manifest: object, where: str, export: Optional[Path] = None) -> dict:
+    """The manifest, or a UsageError naming the first thing in it that is not as --export writes it; with the
+    `export` it belongs to, its batches must be those of that export's files."""
     problem = _problem(manifest)
+    if not problem and export is not None:
+        problem = _names_problem(manifest, export)  # type: ignore[arg-type]
     if problem:
         raise UsageError("the export manifest is damaged", problem, where=where,
                          hint="use the manifest --export wrote for this file, unchanged")
@@ -64,6 +67,17 @@ def _batches_problem(batches: object) -> str:
                 and all(e.get(k) is None or isinstance(e[k], str) for k in ("output_file_id", "status", "upload"))
                 for e in earlier):
             return f"provider batch {name}: 'earlier' is not a list of batches"
+    return ""
+
+
+def _names_problem(manifest: dict, export: Path) -> str:
+    """A batch recorded under a name that is none of the export's files (its outputs are saved by that name)."""
+    from .export import parts
+
+    names = {part.name for part in parts(export, manifest)}
+    for name in manifest.get("provider_batches", {}):
+        if name not in names:
+            return f"provider batch {name!r}: not the name of a file of the export"
     return ""
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import EndpointUnavailable, JobsFailed, MmcliError, UsageError
+from .export import parts
 
 if TYPE_CHECKING:
     from ..settings import Endpoint
@@ -23,13 +25,6 @@ BATCHES = "provider_batches"  # the manifest's key: part file name -> its upload
 DONE = frozenset({"completed", "failed", "expired", "cancelled"})
 BROKEN = frozenset({"failed", "expired", "cancelled"})
 CHAT_ENDPOINT = "/v1/chat/completions"
-
-
-def parts(export: Path, manifest: dict) -> list[Path]:
-    """The files of an export, in order (named as --export names them, wherever the export was run from)."""
-    from .export import part_path
-
-    return [part_path(export, n) for n in range(1, len(manifest.get("files") or []) + 1)]
 
 
 def save(export: Path, manifest: dict) -> None:
@@ -42,41 +37,61 @@ def save(export: Path, manifest: dict) -> None:
 
 def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
     """The batches recorded for this export (those with a batch id), after checking they were sent to this endpoint."""
-    from ..urls import masked_url
-
     batches = {name: entry for name, entry in (manifest.get(BATCHES) or {}).items() if entry.get("batch_id")}
     if not batches:
         raise UsageError("this export was not submitted", where=str(export),
                          hint=f"run: mmcli batch submit {export}")
+    same_endpoint(export, batches, endpoint)
+    return batches
+
+
+def same_endpoint(export: Path, batches: dict, endpoint: "Endpoint") -> None:
+    """Refuse to ask `endpoint` about batches (or uploads) recorded as sent to another endpoint."""
+    from ..urls import masked_url
+
     where = masked_url(endpoint.base_url)
     other = {entry["base_url"] for entry in batches.values()} - {where}
     if other:
         raise UsageError("the batches were submitted to another endpoint", f"{', '.join(sorted(other))}, not {where}",
                          where=str(export), hint="pass the same --profile or --base-url as for submit")
-    return batches
 
 
-def states(export: Path, endpoint: "Endpoint") -> tuple[dict, list[dict]]:
+@contextmanager
+def export_locked(export: Path, out: "Display") -> Iterator[None]:
+    """The export held by this run while it reads, asks about and records its batches (flock on FILE.jsonl,
+    which no run writes): a second submit waits, then finds the batches the first one started."""
+    from ..files import flocked
+
+    held = False
+    try:
+        with flocked(export, f"waiting for another mmcli run on {export} (submit, status or fetch) to finish",
+                     out.status):
+            held = True
+            yield
+    except OSError:
+        if held:
+            raise
+        # no export file (removed after its submit) or none that can be read: nothing can submit it, so
+        # status and fetch need no lock, and submit says what is wrong with it
+        yield
+
+
+def states(export: Path, endpoint: "Endpoint", out: "Display") -> tuple[dict, list[dict]]:
     """(manifest, one row per recorded batch: part, batch id, status, counts, output ids, the provider's reasons)."""
-    from ..net.sdk import openai_client, sdk_errors
+    from ..net.sdk import openai_client
     from .collect import read_manifest
-    from .provider_replies import batch_row, reply_object
+    from .provider_replies import retrieve
 
-    manifest = read_manifest(export)
-    batches = _recorded(export, manifest, endpoint)
-    client = openai_client(endpoint)
-    rows = []
-    for name, entry in batches.items():
-        with sdk_errors(endpoint, f"batch {entry['batch_id']}"):
-            raw = client.batches.with_raw_response.retrieve(entry["batch_id"])
-        row = batch_row(name, reply_object(raw, f"batch {entry['batch_id']}", endpoint), endpoint)
-        if row["batch_id"] != entry["batch_id"]:
-            from .provider_replies import bad
-
-            raise bad(f"asked for batch {entry['batch_id']}, the server answered with {row['batch_id']}", endpoint)
-        entry["status"] = row["status"]
-        rows.append(row)
-    save(export, manifest)
+    with export_locked(export, out):  # read, asked and saved by one run at a time: no submit's record is lost
+        manifest = read_manifest(export)
+        batches = _recorded(export, manifest, endpoint)
+        client = openai_client(endpoint)
+        rows = []
+        for name, entry in batches.items():
+            row = retrieve(client, endpoint, name, entry["batch_id"])
+            entry["status"] = row["status"]
+            rows.append(row)
+        save(export, manifest)
     return manifest, rows
 
 
@@ -104,7 +119,7 @@ def broken(rows: list[dict]) -> Optional[JobsFailed]:
 def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> list[dict]:
     """Poll until every batch is done, with a progress bar over the requests; the last rows."""
     shown = ""
-    manifest, rows = states(export, endpoint)
+    manifest, rows = states(export, endpoint, out)
     total = sum(row["total"] or 0 for row in rows) or sum(f.get("lines", 0) for f in manifest.get("files", []))
     with out.steps(total, "batch") as bar:
         while True:
@@ -118,7 +133,7 @@ def wait(export: Path, endpoint: "Endpoint", out: "Display", every: float) -> li
             if all(row["status"] in DONE for row in rows):
                 return rows
             time.sleep(every)
-            manifest, rows = states(export, endpoint)
+            manifest, rows = states(export, endpoint, out)
 
 
 def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Display") -> None:
@@ -129,7 +144,7 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Dis
 
     manifest = read_manifest(export)
     check_results(export, manifest, results)  # before anything is asked or downloaded
-    manifest, rows = states(export, endpoint)
+    manifest, rows = states(export, endpoint, out)
     # the answers of batches a resubmit replaced come first: the new batch holds only the rest
     names = [part.name for part in parts(export, manifest)]
     downloaded = earlier_outputs(openai_client(endpoint), endpoint, export, manifest.get(BATCHES) or {}, names)
@@ -157,23 +172,25 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Dis
 
 
 def check_results(export: Path, manifest: dict, results: Optional[Path]) -> None:
-    """Refuse a results file that is one of the export's own files, sources or downloads, or cannot be opened."""
+    """Refuse a results file that is one of the export's own files, sources or downloads (or has a download's
+    name), or cannot be opened."""
     from .guard import check_results_place, refuse_planned, refuse_reading_files
     from .manifest import collect_inputs
     from .merge import merge_paths
+    from .guard import refuse_reserved
+    from .resubmit import EARLIER, earlier_output, resubmit_path
 
     if results is None:
         return
-    from .resubmit import EARLIER, earlier_output, resubmit_path
-
-    downloads = [_download_path(export, p.name, kind) for p in parts(export, manifest) for kind in ("output", "error")]
-    for part in parts(export, manifest):
-        for n in range(1, len((manifest.get(BATCHES) or {}).get(part.name, {}).get(EARLIER) or []) + 1):
-            downloads += [earlier_output(export, part.name, n), resubmit_path(export, part.name, n)]
+    names = [part.name for part in parts(export, manifest)]
+    downloads = [_download_path(export, name, kind) for name in names for kind in ("output", "error")]
+    for name in names:
+        for n in range(1, len((manifest.get(BATCHES) or {}).get(name, {}).get(EARLIER) or []) + 1):
+            downloads += [earlier_output(export, name, n), resubmit_path(export, name, n)]
     check_results_place(results)
     refuse_reading_files(results, collect_inputs(export, downloads, manifest))
-    refuse_planned(results, [*[("a batch output file", d) for d in downloads],
-                             *[("the merge file", m) for m in merge_paths(export)]])
+    refuse_reserved(results, export, names)
+    refuse_planned(results, [("the merge file", m) for m in merge_paths(export)])
 
 
 def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Display") -> list[Path]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # file, a terminal and a manifest.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 _STATUS = re.compile(r"[a-z_]{1,40}")
+MAX_REQUESTS = 100_000_000  # far above any provider's requests per batch (OpenAI: 50,000)
 HINT = ("the server answered, but not as the OpenAI Batch API does: check that --base-url points at a "
         "provider with the Batch API (files and batches), and the server's log")
 
@@ -67,14 +68,37 @@ def batch_row(name: str, data: dict, endpoint: "Endpoint") -> dict:
     status = data.get("status")
     if not isinstance(status, str) or not _STATUS.fullmatch(status):
         raise bad("the batch has no status", endpoint)
-    counts = data.get("request_counts")
-    counts = counts if isinstance(counts, dict) else {}
-    number = {key: counts.get(key) if isinstance(counts.get(key), int) else None
-              for key in ("total", "completed", "failed")}
-    return {"file": name, "batch_id": object_id(data, "batch", endpoint), "status": status, **number,
+    return {"file": name, "batch_id": object_id(data, "batch", endpoint), "status": status,
+            **_counts(data.get("request_counts"), endpoint),
             "output_file_id": optional_id(data, "output_file_id", endpoint),
             "error_file_id": optional_id(data, "error_file_id", endpoint),
             "reasons": _reasons(data.get("errors"), endpoint)}
+
+
+def retrieve(client, endpoint: "Endpoint", name: str, batch_id: str) -> dict:
+    """The status row of one batch of part `name`, asked of the provider (its answer must be that batch)."""
+    from ..net.sdk import sdk_errors
+
+    with sdk_errors(endpoint, f"batch {batch_id}"):
+        raw = client.batches.with_raw_response.retrieve(batch_id)
+    row = batch_row(name, reply_object(raw, f"batch {batch_id}", endpoint), endpoint)
+    if row["batch_id"] != batch_id:
+        raise bad(f"asked for batch {batch_id}, the server answered with {row['batch_id']}", endpoint)
+    return row
+
+
+def _counts(counts: object, endpoint: "Endpoint") -> dict:
+    """The batch's request counts (None where not given), refused when no batch could have them."""
+    counts = counts if isinstance(counts, dict) else {}
+    number = {key: counts.get(key) if isinstance(counts.get(key), int) and not isinstance(counts.get(key), bool)
+              else None for key in ("total", "completed", "failed")}
+    if any(n is not None and not 0 <= n <= MAX_REQUESTS for n in number.values()):
+        raise bad("the batch's request counts are not counts of requests", endpoint)
+    total, completed, failed = number["total"], number["completed"], number["failed"]
+    if total and (completed or 0) + (failed or 0) > total:  # a total of 0: not counted yet, by some providers
+        raise bad(f"the batch says more requests finished ({(completed or 0) + (failed or 0)}) than it has "
+                  f"({total})", endpoint)
+    return number
 
 
 def _reasons(errors: object, endpoint: "Endpoint") -> list[str]:

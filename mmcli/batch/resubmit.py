@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from ..errors import OutputError
+
 if TYPE_CHECKING:
     from ..settings import Endpoint
 
 EARLIER = "earlier"  # a part's key: the batches it replaced, oldest first
 UPLOAD = "upload"  # a batch's key: the file it was made from, when not the part itself
+FIRST_LINES, LINE_LIMIT = 8, 16 << 20  # how much of a file is read to tell whether a download saved it
 
 
 def _stem(part: str) -> str:
@@ -33,15 +36,12 @@ def resubmit_path(export: Path, part: str, n: int) -> Path:
 
 def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -> list[dict]:
     """The part's earlier batches with this broken one added last, its output file saved beside the export."""
-    from ..net.sdk import sdk_errors
-    from .provider_replies import batch_row, reply_object
+    from .provider_replies import retrieve
 
     earlier = list(entry.get(EARLIER) or [])
     if earlier and earlier[-1].get("batch_id") == entry["batch_id"]:
         return earlier  # kept already by a submit whose new batch was refused
-    with sdk_errors(endpoint, f"batch {entry['batch_id']}"):
-        raw = client.batches.with_raw_response.retrieve(entry["batch_id"])
-    row = batch_row(part, reply_object(raw, f"batch {entry['batch_id']}", endpoint), endpoint)
+    row = retrieve(client, endpoint, part, entry["batch_id"])
     kept = {k: entry[k] for k in ("batch_id", "input_file_id", "submitted", UPLOAD) if entry.get(k)}
     kept.update(status=row["status"], output_file_id=row["output_file_id"])
     earlier.append(kept)
@@ -51,10 +51,14 @@ def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -
 
 
 def download(client, endpoint: "Endpoint", file_id: str, path: Path) -> None:
-    """Save one of the provider's files at `path`, streamed (an output of gigabytes is never held whole)."""
+    """Save one of the provider's files at `path`, streamed (an output of gigabytes is never held whole); a file
+    there is replaced only when it is one a download saved."""
     from ..files import write_atomic
     from ..net.sdk import sdk_errors
 
+    if not _downloaded(path):
+        raise OutputError("refusing to replace a file that is not a batch output", f"file {file_id} is saved there",
+                          where=str(path), hint="move that file away (the name is the export's), then run again")
     with sdk_errors(endpoint, f"file {file_id}"), client.files.with_streaming_response.content(file_id) as response:
         write_atomic(path, response.iter_bytes(1 << 20), force=True)  # the same bytes on every fetch
 
@@ -97,6 +101,33 @@ def unanswered(export: Path, part: Path, earlier: list[dict]) -> tuple[Optional[
     path = resubmit_path(export, part.name, len(earlier))
     write_atomic(path, kept(), force=True)
     return path, left, len(ids)
+
+
+def _downloaded(path: Path) -> bool:
+    """Whether `path` is absent, empty, or a Batch API output or error file (a line among its first has a
+    custom_id): never a results file, nor anything else a user keeps there."""
+    import json
+
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # a folder, a file that cannot be read: not a download to replace
+    seen = False
+    with handle:
+        for _ in range(FIRST_LINES):
+            raw = handle.readline(LINE_LIMIT)
+            if not raw:
+                break
+            seen = seen or bool(raw.strip())
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a provider's bad line (or a line longer than the limit): the next may tell
+            if isinstance(line, dict) and "custom_id" in line:
+                return True
+    return not seen
 
 
 def _custom_id(raw: bytes) -> object:

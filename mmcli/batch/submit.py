@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..errors import RequestRejected, UsageError
-from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, parts, save
+from .export import parts
+from .provider import BATCHES, BROKEN, CHAT_ENDPOINT, export_locked, same_endpoint, save
+from .provider_replies import retrieve
 from .resubmit import EARLIER, UPLOAD, retire, unanswered
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 SUBMIT_ID = "submit_id"  # the manifest's key: this export's id, in the metadata of each of its batches
 CREATING = "creating"  # a part whose upload is recorded and whose create was sent but not answered
+# The Batch API's states (a batch object's `status`); any other recorded word is asked about again.
+KNOWN = frozenset({"validating", "in_progress", "finalizing", "completed", "cancelling", *BROKEN})
 LIST_LIMIT = 1000  # how many of the provider's newest batches are looked through for an unanswered create
 NO_BATCH_API = ("this endpoint has no Batch API (/files, /batches; vLLM has none): run the export with vLLM's "
                 "batch runner (vllm run-batch) and read its output back with `mmcli batch collect` "
@@ -33,6 +37,11 @@ NO_BATCH_API = ("this endpoint has no Batch API (/files, /batches; vLLM has none
 
 def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     """Upload every part not yet submitted (or whose batch failed, expired or was cancelled) and start its batch."""
+    with export_locked(export, out):  # a second submit meanwhile would start every part again, billed twice
+        return _submit(export, endpoint, out)
+
+
+def _submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     from ..net.sdk import openai_client
     from .collect import read_manifest
 
@@ -42,33 +51,41 @@ def submit(export: Path, endpoint: "Endpoint", out: "Display") -> int:
     if not files or missing:
         raise UsageError("the export's files are missing", ", ".join(missing) or "the manifest lists none",
                          where=str(export), hint="export again with --export openai-batch FILE.jsonl")
-    batches = manifest.setdefault(BATCHES, {})
+    same_endpoint(export, manifest.setdefault(BATCHES, {}), endpoint)  # its batches are asked about, retired
     if not isinstance(manifest.get(SUBMIT_ID), str):
         manifest[SUBMIT_ID] = uuid.uuid4().hex
         save(export, manifest)
     client = openai_client(endpoint, max_retries=0)  # a retried create is a second batch, billed twice
-    started = 0
-    for path in files:
-        entry = batches.get(path.name)
-        if entry is not None and entry.get("batch_id") and entry.get("status") not in BROKEN:
-            out.status(f"{path.name}: already submitted as {entry['batch_id']}")
-            continue
-        batch = _started_before(client, endpoint, manifest, path.name, entry)
-        if batch is None:
-            earlier = _earlier(client, endpoint, export, manifest, path, entry)
-            upload, count, total = unanswered(export, path, earlier)
-            if upload is None:
-                out.status(f"{path.name}: every request has its answer in an earlier batch; fetch collects them")
-                continue
-            batch = _start(client, endpoint, export, manifest, path, upload, earlier)
-            started += 1
-            sent = f"{count} request(s)" if count == total else \
-                f"{count} of {total} request(s), those with no answer yet"
-            out.status(f"{path.name}: submitted as {batch['id']} ({sent})")
-        else:
-            out.status(f"{path.name}: found its batch {batch['id']} (started by an interrupted submit)")
-        batches[path.name].update(batch_id=batch["id"], status=batch["status"])
+    return sum(_submit_part(client, endpoint, export, manifest, path, out) for path in files)
+
+
+def _submit_part(client, endpoint: "Endpoint", export: Path, manifest: dict, path: Path, out: "Display") -> bool:
+    """Start one part's batch unless it has one that runs or completed; whether a batch was created."""
+    entry = manifest[BATCHES].get(path.name)
+    if entry is not None and entry.get("batch_id") and entry.get("status") not in KNOWN:
+        # a state this run cannot judge (none recorded, or another word): the provider says what it is
+        entry["status"] = retrieve(client, endpoint, path.name, entry["batch_id"])["status"]
         save(export, manifest)
+    if entry is not None and entry.get("batch_id") and entry.get("status") not in BROKEN:
+        out.status(f"{path.name}: already submitted as {entry['batch_id']}")
+        return False
+    started = False
+    batch = _started_before(client, endpoint, manifest, path.name, entry)
+    if batch is None:
+        earlier = _earlier(client, endpoint, export, manifest, path, entry)
+        upload, count, total = unanswered(export, path, earlier)
+        if upload is None:
+            out.status(f"{path.name}: every request has its answer in an earlier batch; fetch collects them")
+            return False
+        batch = _start(client, endpoint, export, manifest, path, upload, earlier)
+        started = True
+        sent = f"{count} request(s)" if count == total else \
+            f"{count} of {total} request(s), those with no answer yet"
+        out.status(f"{path.name}: submitted as {batch['id']} ({sent})")
+    else:
+        out.status(f"{path.name}: found its batch {batch['id']} (started by an interrupted submit)")
+    manifest[BATCHES][path.name].update(batch_id=batch["id"], status=batch["status"])
+    save(export, manifest)
     return started
 
 

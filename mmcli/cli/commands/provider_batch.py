@@ -68,7 +68,7 @@ def status(export: EXPORT, opts: "CommonOptions" = None) -> None:
     from mmcli.batch import provider
 
     out, endpoint = _endpoint(opts)
-    _, rows = provider.states(export, endpoint)
+    _, rows = provider.states(export, endpoint, out)
     if out.json_mode:
         out.emit_json({"batches": rows})
     else:

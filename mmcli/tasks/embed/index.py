@@ -14,7 +14,6 @@ one index both keep their rows; readers take a shared lock while they open it.
 
 from __future__ import annotations
 
-import errno
 import json
 import re
 from contextlib import contextmanager
@@ -23,13 +22,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from mmcli.errors import UsageError
-from mmcli.files import check_output_dir, make_output_dir, write_atomic
+from mmcli.files import check_output_dir, flocked, make_output_dir, write_atomic
 
 FORMAT = "mmcli-index"
 VERSION = 2  # 2: index.json names its vectors file; 1 (still read): DIR/vectors.npy
 INDEX_FILE = "index.json"
 VECTORS_FILE = "vectors.npy"  # the vectors of a version 1 index
-NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)  # flock refused by the filesystem, not by another run
 VECTORS_NAME = re.compile(r"vectors(-[0-9a-f]{16})?\.npy")  # the only names index.json may give (no paths)
 THUMBS = "thumbs"
 THUMB_SIDE = 192
@@ -118,30 +116,10 @@ def vectors_name(meta: object, folder: Path, hint: str) -> str:
 @contextmanager
 def locked(folder: Path, *, exclusive: bool = True, waiting: Optional[Callable[[str], None]] = None) -> Iterator[None]:
     """The folder locked (flock on the folder itself, so no lock file joins the index): exclusive to write,
-    shared to read. `waiting` hears once when another mmcli run holds it. The kernel lets go when a process dies."""
-    import os
-
-    try:
-        import fcntl
-    except ImportError:  # no flock on this system: one writer at a time is then the user's business
+    shared to read. `waiting` hears once when another mmcli run holds it."""
+    with flocked(folder, f"waiting for another mmcli run to finish writing the index {folder}", waiting,
+                 exclusive=exclusive):
         yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting is not None:
-                waiting(f"waiting for another mmcli run to finish writing the index {folder}")
-            fcntl.flock(fd, mode)
-        except OSError as exc:
-            if exc.errno not in NO_LOCKS:
-                raise
-            # a filesystem without flock: the update is still atomic, only runs at once are not kept apart
-        yield
-    finally:
-        os.close(fd)  # closing the only descriptor of this open file releases the lock
 
 
 def gone(entry: dict) -> bool:
