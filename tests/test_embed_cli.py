@@ -162,6 +162,13 @@ def test_npy_output_with_sidecar_and_no_clobber(mmcli, embed_server, photos, tmp
     assert len(embed_server.embedding_requests()) == 1  # refused before anything was sent
 
 
+def test_a_npy_file_name_without_format_npy_is_refused(mmcli, embed_server, photos, tmp_path):
+    run = mmcli("embed", photos, "-o", tmp_path / "v.npy", "--base-url", embed_server.base_url)
+    assert_clean_error(run, 2, "a .npy output file needs --format npy")
+    assert "hint: add --format npy" in run.stderr
+    assert not (tmp_path / "v.npy").exists() and embed_server.requests == []
+
+
 def test_npy_needs_an_output_file(mmcli, embed_server, photos):
     assert_clean_error(mmcli("embed", photos, "--format", "npy", "--base-url", embed_server.base_url),
                        2, "--format npy needs an output file")
