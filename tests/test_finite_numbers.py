@@ -96,3 +96,12 @@ def test_the_api_refuses_a_huge_timeout_and_fps(server, tmp_path):
     with pytest.raises(UsageError, match="fps"):
         client.video(tmp_path / "v.mp4", "hi", fps=10**400)
     assert server.requests == []
+
+
+def test_the_shared_number_check_takes_a_whole_number_too_large_for_a_float():
+    from mmcli.switches import checked_number, finite
+
+    assert finite(10**400) is None and finite(float("nan")) is None and finite(True) is None
+    assert finite(7) == 7.0
+    with pytest.raises(UsageError, match="invalid timeout"):
+        checked_number(10**400, "timeout", above=0, at_most=86400, unit="s")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from ..errors import UsageError
+from ..switches import finite
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions, EndpointFlags
@@ -37,18 +37,6 @@ def whole(low: int, high: Optional[int] = None) -> Check:
             raise _bad(name, value, wanted)
         return int(value)
     return check
-
-
-def finite(value: object) -> Optional[float]:
-    """`value` as a float when it is a finite real number; None for nan, inf, a number too large for a
-    float (10**400) and anything that is no number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def real(low: float) -> Check:

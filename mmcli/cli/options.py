@@ -60,11 +60,11 @@ def _inner(annotation: object) -> tuple:
 
 
 def _finite_callback(callback: Optional[Callable]) -> Callable:
-    import math
+    from ..switches import finite
 
     def check(ctx: typer.Context, param, value):
         for number in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(number, float) and not math.isfinite(number):
+            if isinstance(number, float) and finite(number) is None:
                 raise typer.BadParameter(f"{number} is not a finite number; give an ordinary number, e.g. 0.5 or 30")
         return callback(ctx, param, value) if callback is not None else value
     return check
