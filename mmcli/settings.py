@@ -334,6 +334,12 @@ def configured_vllm_python(environ: Mapping[str, str]) -> Optional[str]:
 
 
 def _check_base_url(url: str) -> str:
+    odd = next((c for c in url if c.isspace() or not c.isprintable()), None)
+    if odd is not None:
+        # httpx refuses such a URL only when the request is made; a space or newline is most often a paste slip
+        shown = masked_url(url).encode("unicode_escape").decode("ascii")
+        raise UsageError("invalid base URL", f"it contains {odd!r} (a space or control character)", where=shown,
+                         hint="give the URL alone, e.g. http://127.0.0.1:8000/v1, without spaces or line ends")
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError for a port that is not a number 0-65535

@@ -31,17 +31,32 @@ def switch(flag: Optional[bool], environ: Mapping[str, str], variable: str, conf
     return configured
 
 
+def finite(value: object) -> Optional[float]:
+    """`value` as a float when it is a finite real number; None for nan, inf, a number too large for a
+    float (10**400) and anything that is no number (True and False included)."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def checked_number(value: object, name: str, *, at_most: float, above: Optional[float] = None,
                    at_least: Optional[float] = None, unit: str = "", where: str = "", hint: str = "") -> float:
     """A number from any source (flag, environment, config file, Python): finite and in range, else a usage
     error. NaN fails every comparison and inf or 1e308 overflow what uses them, so both are refused here."""
-    import math
-
     real = not isinstance(value, bool) and isinstance(value, (int, float))
-    number = float(value) if real else math.nan
-    if not math.isfinite(number) or (above is not None and not number > above) \
+    number = finite(value)
+    if number is None or (above is not None and not number > above) \
             or (at_least is not None and not number >= at_least) or not number <= at_most:
-        shown = f"{number:g}{' ' + unit if unit else ''}" if real else f"{value!r} is not a number"
+        # inf and nan as themselves; a whole number too large for a float would not even format
+        said = (f"{number:g}" if number is not None else str(value) if isinstance(value, float) else "a huge number")
+        shown = f"{said}{' ' + unit if unit else ''}" if real else f"{value!r} is not a number"
         raise UsageError(f"invalid {name}", shown, where=where, hint=hint)
     return number
 

@@ -99,9 +99,12 @@ def test_start_past_the_end(mmcli, server, flac):
 @pytest.mark.parametrize("args, fragment", [
     (("--start", "5", "--end", "4"), "must be after --start"),
     (("--audio-format", "mp3"), "wav or flac"),
+    (("--audio-format", ""), "wav or flac"),
     (("--start", "soon"), "invalid time"),
+    (("--max-audio-seconds", "inf"), "not a finite number"),
 ])
 def test_bad_audio_options_are_usage_errors(mmcli, server, flac, args, fragment):
     run = ask(mmcli, server, flac, "q", *args)
     assert_clean_error(run, 2, fragment)
+    assert "\nhint: " in run.stderr
     assert server.chat_requests() == []

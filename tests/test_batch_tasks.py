@@ -172,3 +172,18 @@ def test_first_server_down_at_the_start(mmcli, server, tmp_path):
     assert "trying the next server" in run.stderr
     assert len(server.chat_requests()) == 3
     assert all(json.loads(line)["server"] == server.base_url for line in run.stdout.splitlines())
+
+
+def test_several_base_urls_on_a_single_run_warn_that_only_the_first_is_used(mmcli, tmp_path):
+    with ScriptedServer(default=Reply("from one")) as one, ScriptedServer(default=Reply("from two")) as two:
+        second = two.base_url.replace("http://", "http://user:pw-SECRET@")
+        run = mmcli("ask", "hi", "--base-url", one.base_url, "--base-url", second)
+        assert run.code == 0, run.stderr
+        assert "from one" in run.stdout and two.requests == []
+        assert "--base-url is given 2 times: this run sends only to the first" in run.stderr
+        assert "--each and mmcli batch" in run.stderr and "pw-SECRET" not in run.output
+        make_images(tmp_path / "album", 2)
+        run = mmcli("ask", "--each", tmp_path / "album", "caption", "-o", tmp_path / "r.jsonl",
+                    "--base-url", one.base_url, "--base-url", two.base_url)
+        assert run.code == 0, run.stderr
+        assert "given 2 times" not in run.stderr

@@ -110,3 +110,12 @@ def test_closed_stdout_is_not_reported_as_a_bug(server, tmp_path, clean_env):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean_env)
     assert out.stdout.strip() == "141", out
     assert "Traceback" not in out.stderr
+
+
+def test_the_provider_batch_commands_describe_their_own_json(mmcli, tmp_path):
+    status = mmcli("batch", "status", "--help")
+    assert status.code == 0 and '{"batches": [...]}' in status.stdout
+    assert "answer, model, finish reason" not in status.stdout
+    for command in ("submit", "fetch"):  # they print status lines and results lines, JSON already
+        run = mmcli("batch", command, tmp_path / "x.jsonl", "--json")
+        assert_clean_error(run, 2, "no such option: --json")

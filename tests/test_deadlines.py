@@ -55,6 +55,29 @@ def test_a_stream_whose_events_keep_coming_is_not_cut(mmcli, server):
     assert "w0 w1 w2 w3 w4 w5 w6 w7" in run.stdout
 
 
+@pytest.mark.parametrize("empty", [None, ""], ids=["no-content", "empty-content"])
+def test_events_with_nothing_in_them_do_not_keep_a_stalled_answer_alive(mmcli, server, empty):
+    # an empty event every 0.4 s (each within the timeout), the rest of the answer only after 4 s
+    server.script(Events([chunk("kept so far")] + [chunk(empty)] * 10 + [chunk(" too late", "stop")], delay=0.4))
+    run = mmcli("ask", "q", "--stream", *ASK, "--base-url", server.base_url)
+    assert_clean_error(run, 6, "the answer stopped arriving", "no new part of it for 1 s")
+    assert "kept so far" in run.stdout and "too late" not in run.stdout
+
+
+def _thinking(text: str) -> dict:
+    event = chunk(None)
+    event["choices"][0]["delta"] = {"reasoning_content": text}
+    return event
+
+
+def test_a_model_that_thinks_before_it_answers_is_not_cut(mmcli, server):
+    # reasoning parts carry no answer text, but they are the answer being written
+    server.script(Events([_thinking(f"t{n} ") for n in range(6)] + [chunk("done", "stop")], delay=0.3))
+    run = mmcli("ask", "q", "--stream", *ASK, "--base-url", server.base_url)
+    assert run.code == 0, run.stderr
+    assert "done" in run.stdout
+
+
 @pytest.mark.parametrize("route", ["embeddings", "transcriptions", "models", "tokenize"])
 def test_other_routes_end_at_the_timeout_too(route, clean_environ):
     from mmcli.errors import EndpointTimeout

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 
 from tests.conftest import assert_clean_error
 from tests.support import media, pdfs
@@ -72,6 +73,22 @@ def test_bad_page_choices(mmcli, server, tmp_path, spec, code, fragment):
     doc = pdfs.text_pdf(tmp_path / "doc.pdf", 10)
     run = docqa(mmcli, server, doc, "q", "--pages", spec)
     refused(run, server, code, fragment, "doc.pdf")
+
+
+def test_many_images_get_a_hint_that_fits_images(mmcli, server, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scans = [folder / f"{n}.png" for n in range(4)]
+    for scan in scans:
+        Image.new("RGB", (32, 32), "white").save(scan)
+    run = docqa(mmcli, server, *scans, "q", "--max-pages", "3")
+    refused(run, server, 2, "too many pages", "4 images, over the limit of 3")
+    assert "--pages" not in run.stderr  # it needs a PDF
+    assert "--each" in run.stderr and "--max-pages 4" in run.stderr
+    doc = pdfs.text_pdf(tmp_path / "doc.pdf", 2)
+    run = docqa(mmcli, server, doc, folder / "0.png", folder / "1.png", "q", "--max-pages", "3")
+    refused(run, server, 2, "4 pages (2 of them images), over the limit of 3")
+    assert "--pages 1-3" in run.stderr and "fewer images" in run.stderr
 
 
 def test_long_document_needs_pages_or_a_higher_limit(mmcli, server, tmp_path):

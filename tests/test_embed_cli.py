@@ -133,6 +133,21 @@ def test_pdf_pages_give_one_vector_each(mmcli, embed_server, tmp_path):
     assert [(line["kind"], line["page"]) for line in lines] == [("page", 1), ("page", 3)]
 
 
+def test_a_folder_of_more_images_than_max_pages_is_embedded_in_batches(mmcli, embed_server, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(60):
+        Image.new("RGB", (32, 32), (n * 4, 0, 0)).save(folder / f"{n:02}.png")
+    run = mmcli("embed", folder, "--batch-size", "16", "--base-url", embed_server.base_url)
+    assert run.code == 0, run.stderr
+    assert len(_lines(run.stdout)) == 60 and len(embed_server.embedding_requests()) == 4
+    # --max-pages still caps a long PDF's pages
+    pdf = text_pdf(tmp_path / "doc.pdf", 3)
+    run = mmcli("embed", pdf, folder / "00.png", "--max-pages", "2", "--base-url", embed_server.base_url)
+    assert_clean_error(run, 2, "too many pages", "3 pages, over the limit of 2")
+    assert "--pages 1-2" in run.stderr and "--max-pages 3" in run.stderr
+
+
 def test_npy_output_with_sidecar_and_no_clobber(mmcli, embed_server, photos, tmp_path):
     target = tmp_path / "vecs.npy"
     run = mmcli("embed", photos, "--format", "npy", "-o", target, "--base-url", embed_server.base_url)
@@ -145,6 +160,13 @@ def test_npy_output_with_sidecar_and_no_clobber(mmcli, embed_server, photos, tmp
     again = mmcli("embed", photos, "--format", "npy", "-o", target, "--base-url", embed_server.base_url)
     assert_clean_error(again, 2, "output file exists")
     assert len(embed_server.embedding_requests()) == 1  # refused before anything was sent
+
+
+def test_a_npy_file_name_without_format_npy_is_refused(mmcli, embed_server, photos, tmp_path):
+    run = mmcli("embed", photos, "-o", tmp_path / "v.npy", "--base-url", embed_server.base_url)
+    assert_clean_error(run, 2, "a .npy output file needs --format npy")
+    assert "hint: add --format npy" in run.stderr
+    assert not (tmp_path / "v.npy").exists() and embed_server.requests == []
 
 
 def test_npy_needs_an_output_file(mmcli, embed_server, photos):

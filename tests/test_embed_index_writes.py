@@ -147,3 +147,20 @@ def test_an_index_naming_a_file_outside_its_own_is_refused(mmcli, embed_server, 
         run = mmcli(*command, "--index", index, "--base-url", embed_server.base_url)
         assert_clean_error(run, 2, "the index is damaged")
     assert outside.is_file()
+
+
+@pytest.mark.parametrize("field, value", [("thumbnail", 5), ("thumbnail", "/etc/hostname"),
+                                          ("thumbnail", "../../secret.png"), ("thumbnail", "thumbs/../../x.png"),
+                                          ("page", "x"), ("source", None), ("path", ["a"])])
+def test_a_damaged_index_entry_is_a_clean_error(mmcli, embed_server, tmp_path, field, value):
+    photos = colour_photos(tmp_path / "photos", {"red.png": (220, 10, 10), "blue.png": (10, 10, 230)})
+    index = tmp_path / "idx"
+    assert mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url).code == 0
+    meta = json.loads((index / "index.json").read_text())
+    meta["entries"][0][field] = value
+    (index / "index.json").write_text(json.dumps(meta))
+    for command in (["search", "red", "--open"], ["embed", photos]):
+        run = mmcli(*command, "--index", index, "--base-url", embed_server.base_url)
+        assert_clean_error(run, 2, "the index is damaged", repr(field))
+        assert "hint:" in run.stderr
+    assert not (index / "matches.png").exists()

@@ -20,6 +20,27 @@ def test_a_base_url_with_a_query_or_fragment_is_refused(mmcli, server, suffix):
     assert "sk-QUERY" not in run.output and server.chat_requests() == []
 
 
+# MMCLI_BASE_URL holds URLs separated by whitespace, so only the flag can carry a space or a line end in one
+@pytest.mark.parametrize("odd, where", [(odd, "flag") for odd in ("\x1b", "\n", " ", "\t", "\u200b")]
+                         + [("\x1b", "env"), ("\x7f", "env"), ("\u200b", "env")])
+def test_a_base_url_with_a_space_or_control_character_is_refused(mmcli, server, odd, where):
+    url = server.base_url.replace("http://", "http://user:pw-SECRET@") + odd
+    args, env = (["--base-url", url], {}) if where == "flag" else ([], {"MMCLI_BASE_URL": url})
+    run = mmcli("ask", "q", "-m", "m", *args, env=env)
+    assert_clean_error(run, 2, "invalid base URL", "space or control character", "user:***@")
+    assert "hint:" in run.stderr and "pw-SECRET" not in run.output and "\x1b" not in run.output
+    assert server.requests == []
+
+
+def test_the_api_refuses_such_a_base_url_too(server, clean_environ):
+    import mmcli
+    from mmcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="invalid base URL"):
+        mmcli.Client(base_url=server.base_url + "\n").ask([], "q")
+    assert server.requests == []
+
+
 def test_plans_and_answers_never_hold_the_url_password(server, clean_environ):
     import mmcli
 

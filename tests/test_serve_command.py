@@ -292,6 +292,12 @@ def test_dry_run_prints_command_and_environment(mmcli, tmp_path):
     assert not (tmp_path / "state").exists()  # nothing started, no key generated
 
 
+def test_a_missing_media_folder_is_a_usage_error_with_a_hint(mmcli, tmp_path):
+    run = mmcli("serve", "qwen2.5-vl-3b", "--allowed-local-media-path", tmp_path / "nonexistent", "--dry-run")
+    assert_clean_error(run, 2, "--allowed-local-media-path must be an existing directory")
+    assert "hint: give the folder the server may read media files from" in run.stderr
+
+
 def test_list(mmcli):
     run = mmcli("serve", "--list")
     assert run.code == 0

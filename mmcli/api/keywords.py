@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from ..errors import UsageError
+from ..switches import finite
 
 if TYPE_CHECKING:
     from ..settings import CommonOptions, EndpointFlags
@@ -42,10 +42,16 @@ def whole(low: int, high: Optional[int] = None) -> Check:
 def real(low: float) -> Check:
     """A finite number of at least `low`."""
     def check(name: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) < math.inf:
-            raise _bad(name, value, f"a number of at least {low:g}")
-        return float(value)
+        number = finite(value)
+        if number is None or number < low:
+            raise _bad(name, _shown(value), f"a finite number of at least {low:g}")
+        return number
     return check
+
+
+def _shown(value: object) -> object:
+    # A 400-digit integer would fill the error line.
+    return f"a {len(str(value))}-digit number" if isinstance(value, int) and len(str(value)) > 30 else value
 
 
 def flag(name: str, value: object) -> bool:
@@ -77,9 +83,10 @@ def time_value(name: str, value: object) -> float:
 
     hint = "use seconds (90, 90.5) or [h:]mm:ss (1:30, 1:02:03.5)"
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not 0 <= float(value) < math.inf:
-            raise UsageError("invalid time", f"{value!r} is not zero or more seconds", where=name, hint=hint)
-        return float(value)
+        number = finite(value)
+        if number is None or number < 0:
+            raise UsageError("invalid time", f"{_shown(value)!r} is not zero or more seconds", where=name, hint=hint)
+        return number
     if not isinstance(value, str):
         raise UsageError("invalid time", f"{value!r} is neither seconds nor text", where=name, hint=hint)
     try:
@@ -272,7 +279,10 @@ def _from_env(name: str, value: str) -> object:
     if name != "timeout":
         return value
     try:
-        return float(value)
+        number = finite(float(value))
     except ValueError:
+        number = None
+    if number is None or number < 0:
         raise UsageError("invalid MMCLI_TIMEOUT", f"{value!r} is not a number of seconds",
-                         hint="unset it or give seconds, e.g. MMCLI_TIMEOUT=300") from None
+                         hint="unset it or give seconds, e.g. MMCLI_TIMEOUT=300")
+    return number

@@ -29,9 +29,7 @@ def transcribe(flags: "EndpointFlags", files: list, language: Optional[str], pro
     from ..tasks.transcribe import TranscribeOptions, transcribe_one
 
     audio = AudioOptions(start=start, end=end, max_seconds=4 * 3600.0, max_parts=10 ** 9)
-    problems = audio.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
+    audio.checked()
     options = TranscribeOptions(format="json", language=language, prompt=prompt,
                                 max_upload_bytes=int(max_upload_mb * 1_000_000))
     events, common = Events(), _common(flags)

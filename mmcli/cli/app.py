@@ -263,12 +263,17 @@ def _build(info):
     """The Click command (or group) Typer makes of one registered subcommand."""
     from typer.models import TyperInfo
 
+    from .options import guard_floats
+
     if isinstance(info, TyperInfo):
-        return typer.main.get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
-                                              suggest_commands=app.suggest_commands,
-                                              rich_markup_mode=app.rich_markup_mode)
-    return typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
-                                            rich_markup_mode=app.rich_markup_mode)
+        command = typer.main.get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                                 suggest_commands=app.suggest_commands,
+                                                 rich_markup_mode=app.rich_markup_mode)
+    else:
+        command = typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                                   rich_markup_mode=app.rich_markup_mode)
+    guard_floats(command)  # every float option of every command refuses nan and inf, in one place
+    return command
 
 
 def root_command() -> RootGroup:

@@ -36,12 +36,8 @@ End = Annotated[Optional[str], typer.Option(
 def audio_options(sample_rate: Optional[int], audio_format: str, start: Optional[str], end: Optional[str],
                   max_audio_seconds: float, max_audio_parts: int) -> "AudioOptions":
     """The checked AudioOptions of these flags."""
-    from ..errors import UsageError
     from ..media.audio import AudioOptions
 
     opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=parse_time(start, "--start"),
                         end=parse_time(end, "--end"), max_seconds=max_audio_seconds, max_parts=max_audio_parts)
-    problems = opts.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
-    return opts
+    return opts.checked()

@@ -40,6 +40,36 @@ def page_list(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def guard_floats(command) -> None:
+    """Make every number option of `command` and its subcommands refuse nan, inf and values too large to be
+    a float (1e400 reads as inf): such a value would reach the request and break its JSON, or a size sum."""
+    import typing
+
+    for sub in getattr(command, "commands", {}).values():
+        guard_floats(sub)
+    for param in command.params:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if float in (annotation, *typing.get_args(annotation), *_inner(annotation)):
+            param.callback = _finite_callback(param.callback)
+
+
+def _inner(annotation: object) -> tuple:
+    import typing
+
+    return tuple(a for arg in typing.get_args(annotation) for a in typing.get_args(arg))
+
+
+def _finite_callback(callback: Optional[Callable]) -> Callable:
+    from ..switches import finite
+
+    def check(ctx: typer.Context, param, value):
+        for number in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(number, float) and finite(number) is None:
+                raise typer.BadParameter(f"{number} is not a finite number; give an ordinary number, e.g. 0.5 or 30")
+        return callback(ctx, param, value) if callback is not None else value
+    return check
+
+
 # name -> (annotation, default); the order here is the order in --help.
 SHARED_PARAMETERS: dict[str, tuple[object, object]] = {
     "profile": (Annotated[Optional[str], typer.Option(

@@ -81,6 +81,12 @@ def connect(opened: Opened, opts: "CommonOptions", events: "Events",
     from .history.recorder import recorder_for
     from .runner import Runner
 
+    if len(opts.endpoint.base_urls) > 1:
+        from ..urls import masked_url
+
+        # several servers share the jobs of a many-job run; one request goes to one server
+        events.warn(f"--base-url is given {len(opts.endpoint.base_urls)} times: this run sends only to the first, "
+                    f"{masked_url(opts.endpoint.base_urls[0])}; the others are for --each and mmcli batch")
     target = find_target(opened.settings, events, dry_run=opts.output.dry_run, environ=environ)
     ctx = Context(target, opts.media, opts.generation, events)
     recorder = None if opts.output.dry_run else recorder_for(opened.settings, events.warn, environ)

@@ -40,16 +40,25 @@ class AudioOptions:
         """The sample rate audio is sent at."""
         return self.sample_rate or DEFAULT_RATE
 
-    def problems(self) -> list[str]:
-        """What is wrong with these options, if anything (checked before any file is opened)."""
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong with these options and how to mend it, if anything (checked before any file is opened)."""
         found = []
         if self.format not in FORMATS:
-            found.append(f"--audio-format must be wav or flac, not {self.format!r}")
+            found.append((f"--audio-format must be wav or flac, not {self.format!r}",
+                          "give --audio-format wav (any server) or flac (smaller; vLLM decodes it)"))
         if self.start is not None and self.end is not None and self.end <= self.start:
-            found.append(f"--end ({self.end:g} s) must be after --start ({self.start:g} s)")
+            found.append((f"--end ({self.end:g} s) must be after --start ({self.start:g} s)",
+                          "give an --end later than --start, or leave --end out for the rest"))
         if not 0 < self.max_seconds < math.inf:
-            found.append("--max-audio-seconds must be a positive number")
+            found.append(("--max-audio-seconds must be a positive number", "e.g. --max-audio-seconds 3600"))
         return found
+
+    def checked(self) -> "AudioOptions":
+        """These options, or the UsageError (with its hint) for the first thing wrong with them."""
+        problems = self.problems()
+        if problems:
+            raise UsageError("invalid audio options", problems[0][0], hint=problems[0][1])
+        return self
 
 
 @dataclass

@@ -45,8 +45,10 @@ class Page:
 
 
 def select_pages(checked: list["CheckedInput"], pages_spec: Optional[str], password: Optional[str],
-                 max_pages: int = DEFAULT_MAX_PAGES) -> list[Selected]:
-    """Open every PDF and choose its pages: every problem is found here, before anything is sent."""
+                 max_pages: int = DEFAULT_MAX_PAGES, count_images: bool = True) -> list[Selected]:
+    """Open every PDF and choose its pages: every problem is found here, before anything is sent.
+    `max_pages` caps the pages when --pages is not given; images count as pages only if `count_images`
+    (not where each input is sent on its own, as embed's batches do)."""
     from .pdf import open_pdf, parse_pages
 
     is_pdf = [c.source.sniffed.kind == "pdf" for c in checked]
@@ -69,12 +71,27 @@ def select_pages(checked: list["CheckedInput"], pages_spec: Optional[str], passw
             exc.where = f"{pdf.label}: --pages {pages_spec}"
             raise
         selected.append(Selected(item, pdf, pages))
-    total = sum(len(s.pages) for s in selected)
-    if pages_spec is None and total > max_pages:
-        where = selected[0].source.label if len(selected) == 1 else f"{len(selected)} inputs"
-        raise UsageError("too many pages", f"{total} pages, over the limit of {max_pages}", where=where,
-                         hint=f"choose pages with --pages 1-{max_pages}, or allow them all with --max-pages {total}")
+    if pages_spec is None:
+        _check_count(selected, max_pages, count_images)
     return selected
+
+
+def _check_count(selected: list[Selected], max_pages: int, count_images: bool) -> None:
+    """UsageError when more pages than `max_pages` were chosen, with a hint that fits what they are."""
+    pdf_pages = sum(len(s.pages) for s in selected if s.pdf is not None)
+    images = sum(1 for s in selected if s.pdf is None) if count_images else 0
+    total = pdf_pages + images
+    if total <= max_pages:
+        return
+    where = selected[0].source.label if len(selected) == 1 else f"{len(selected)} inputs"
+    ways = ([f"choose pages with --pages 1-{max_pages}"] if pdf_pages else []) + \
+        (["give fewer images (each image is a page), or use --each for one answer per image"] if images else [])
+    if not pdf_pages:
+        what = f"{total} images"
+    else:
+        what = f"{total} pages" + (f" ({images} of them images)" if images else "")
+    raise UsageError("too many pages", f"{what}, over the limit of {max_pages}", where=where,
+                     hint=f"{', or '.join(ways)}; or allow them all with --max-pages {total}")
 
 
 def render(selected: list[Selected], budget: "PixelBudget", *, lossless: bool, dpi: Optional[int] = None,

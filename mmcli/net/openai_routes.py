@@ -197,8 +197,9 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
     result = ChatResult("", model, None)
     pieces: list[str] = []
     state = {"done": False, "choices": False}
-    # Each event may take --timeout: comments (": keepalive") or bytes dripped one by one do not keep a
-    # stalled answer alive, and a long answer that keeps coming is never cut.
+    # Each new part of the answer may take --timeout: comments (": keepalive"), bytes dripped one by one and
+    # events with nothing in them (an empty delta) do not keep a stalled answer alive, and a long answer
+    # that keeps coming is never cut.
     deadline = request_deadline(endpoint)
     deadline.start(endpoint.timeout)
     try:
@@ -215,7 +216,8 @@ def _consume_stream(endpoint: Endpoint, response, model: str, on_text) -> ChatRe
                 pieces.append(piece.text)
                 if on_text:
                     on_text(piece.text)
-            deadline.start(endpoint.timeout)  # the wait for the next event, once this one is shown
+            if piece.progress:
+                deadline.start(endpoint.timeout)  # the wait for the next part, once this one is shown
         _check_stream_end(result, **state)
     except httpx2.TimeoutException:
         error: MmcliError = EndpointTimeout("the answer stopped arriving",

@@ -25,6 +25,12 @@ class Piece:
     finish_reason: Optional[str] = None
     usage: dict = field(default_factory=dict)
     has_choice: bool = False
+    progress: bool = False  # it carried something of the answer, not an empty keep-alive
+
+
+# Parts of a delta that are the answer being written though they are not its text: a reasoning model's
+# thinking, a tool call being built.
+_PROGRESS_KEYS = ("reasoning_content", "reasoning", "tool_calls", "function_call")
 
 
 def summarise(text: str, limit: int = 120) -> str:
@@ -85,7 +91,9 @@ def chunk_piece(data: Any) -> Piece:
         piece.text += _content((delta or {}).get("content"), "a stream event's content")
         piece.finish_reason = _optional_str(choice.get("finish_reason")) or piece.finish_reason
         piece.has_choice = True
+        piece.progress = piece.progress or any((delta or {}).get(key) for key in _PROGRESS_KEYS)
     _fill_common(piece, obj)
+    piece.progress = piece.progress or bool(piece.text or piece.finish_reason or piece.usage)
     return piece
 
 

@@ -56,7 +56,9 @@ def media_dir(path: str) -> str:
     """The resolved --allowed-local-media-path, refused when it would expose / or the home folder."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_dir():
-        raise UsageError("--allowed-local-media-path must be an existing directory", where=path)
+        raise UsageError("--allowed-local-media-path must be an existing directory", where=path,
+                         hint="give the folder the server may read media files from (made beforehand), "
+                              "e.g. --allowed-local-media-path ~/media")
     home = Path.home().resolve()
     if resolved == Path(resolved.anchor) or resolved == home or resolved in home.parents:
         raise UsageError("refusing --allowed-local-media-path", "it would let the server read "

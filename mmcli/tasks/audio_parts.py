@@ -26,11 +26,7 @@ def audio_content(audio: "AudioInput", opts: Optional["AudioOptions"], family: "
 
 def sound_options(sampling, sample_rate: Optional[int], audio_format: str) -> "AudioOptions":
     """How a video's sound track is cut (to the frames' --start/--end) and encoded; checked before any file."""
-    from ..errors import UsageError
     from ..media.audio import AudioOptions
 
     opts = AudioOptions(sample_rate=sample_rate, format=audio_format.lower(), start=sampling.start, end=sampling.end)
-    problems = opts.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
-    return opts
+    return opts.checked()

@@ -13,7 +13,11 @@ from ..plain_values import PlainValuesCommand
 if TYPE_CHECKING:
     from mmcli.settings import CommonOptions
 
-ENDPOINT_OPTIONS = ("profile", "base_url", "api_key_env", "timeout", "json_output", "debug")
+# submit and fetch print status lines on stderr and (fetch) results lines, which are JSON already: only
+# status has a --json of its own.
+ENDPOINT_OPTIONS = ("profile", "base_url", "api_key_env", "timeout", "debug")
+STATUS_JSON = {"json_output": 'Print {"batches": [...]}, one object per batch (file, batch id, status, counts, '
+                              "output and error file ids, the provider's reasons), instead of text."}
 
 SUBMIT_HELP = """Upload an export (every part) through the Batch API of the profile's endpoint and start one batch per part.
 
@@ -62,7 +66,7 @@ def submit(
         provider.fetch(export, endpoint, results, out)
 
 
-@with_options(*ENDPOINT_OPTIONS)
+@with_options(*ENDPOINT_OPTIONS[:-1], "json_output", "debug", helps=STATUS_JSON)
 def status(export: EXPORT, opts: "CommonOptions" = None) -> None:
     """Show each batch's state and counts."""
     from mmcli.batch import provider

@@ -19,9 +19,7 @@ def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions
     from mmcli.core.flow import connect, open_inputs
     from .render import Output
 
-    problems = audio.problems()
-    if problems:
-        raise UsageError("invalid audio options", problems[0])
+    audio.checked()
     out = Output(json_mode=opts.output.json)
     opened = open_inputs(files, opts, out, allowed=("audio", "video"))
     targets = _targets(opened.checked, extension, force) if write else [None] * len(opened.checked)

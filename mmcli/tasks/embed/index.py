@@ -18,7 +18,7 @@ import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, Optional
 
 from mmcli.errors import UsageError
@@ -89,6 +89,10 @@ def read_index(folder: Path) -> Optional[Index]:
     entries = meta.get("entries") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise UsageError("the index is damaged", f"{INDEX_FILE} has no list of entries", where=str(folder), hint=rebuild)
+    damaged = next((problem for problem in map(_entry_problem, entries) if problem), None)
+    if damaged:
+        raise UsageError("the index is damaged", f"{INDEX_FILE} has an entry whose {damaged}", where=str(folder),
+                         hint=rebuild)
     if vectors.ndim != 2 or vectors.shape[0] != len(entries):
         raise UsageError("the index is inconsistent", f"{len(entries)} entries but vectors of shape "
                          f"{tuple(vectors.shape)} (an interrupted write?)", where=str(folder), hint=rebuild)
@@ -100,6 +104,26 @@ def read_index(folder: Path) -> Optional[Index]:
         raise UsageError("the index is damaged", f"{INDEX_FILE} names no model or preset", where=str(folder),
                          hint=rebuild)
     return Index(folder, meta["model"], meta["preset"], dims or vectors.shape[1], entries, vectors)
+
+
+# What each field of an entry may hold; the search and its contact sheet use them as these types.
+_ENTRY_TYPES = {"source": (str,), "path": (str, type(None)), "page": (int, type(None)), "kind": (str, type(None)),
+                "sha256": (str, type(None)), "thumbnail": (str, type(None))}
+
+
+def _entry_problem(entry: dict) -> Optional[str]:
+    """What is wrong with one entry of index.json (a field of the wrong type), or None."""
+    if "source" not in entry:
+        return "'source' is missing"
+    for key, types in _ENTRY_TYPES.items():
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"{key!r} is {type(value).__name__} {str(value)[:40]!r}"
+    thumb = entry.get("thumbnail")
+    if thumb is not None and (PurePosixPath(thumb).is_absolute() or ".." in PurePosixPath(thumb).parts
+                              or PurePosixPath(thumb).parts[:1] != (THUMBS,)):
+        return f"'thumbnail' {thumb[:60]!r} is not in {THUMBS}/"
+    return None
 
 
 def vectors_name(meta: object, folder: Path, hint: str) -> str:

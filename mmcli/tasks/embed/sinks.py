@@ -35,6 +35,10 @@ def check_output(fmt: str, output: Optional[Path], force: bool, inputs: list[Pat
         raise UsageError("--format npy needs an output file", hint="e.g. --format npy -o vecs.npy")
     if output is None:
         return []
+    if fmt == "jsonl" and output.suffix.lower() == ".npy":
+        # JSON lines in a file named .npy would fail whatever loads it with numpy, long after the run
+        raise UsageError("a .npy output file needs --format npy", "the default format writes JSON lines",
+                         where=str(output), hint=f"add --format npy, or name the file {output.with_suffix('.jsonl').name}")
     if fmt == "npy" and output.suffix.lower() != ".npy":
         raise UsageError("a .npy output file must end in .npy", where=str(output),
                          hint="the row list goes beside it as a .json file")

@@ -106,8 +106,9 @@ def choose(checked: list["CheckedInput"], args: "EmbedArgs") -> EmbedSelection:
     from mmcli.media.pdf import read_password
     from .index import open_index
 
-    selected = select_pages(checked, args.pages, read_password(args.password_env), args.max_pages) \
-        if checked else []
+    # Each image is its own vector, sent in batches: only PDF pages count against --max-pages.
+    selected = select_pages(checked, args.pages, read_password(args.password_env), args.max_pages,
+                            count_images=False) if checked else []
     return EmbedSelection(selected, open_index(args.index) if args.index is not None else None)
 
 
