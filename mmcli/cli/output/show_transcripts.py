@@ -15,7 +15,6 @@ def run_transcribe(files: list[str], opts: "CommonOptions", audio: "AudioOptions
                    *, write: bool, force: bool, extension: str) -> None:
     """Check every file and output first; then each file is decoded, split and sent in turn, through the
     Runner, so a failure on a later piece keeps (and shows) what the earlier pieces gave."""
-    from mmcli.errors import UsageError
     from mmcli.core.flow import connect, open_inputs
     from .render import Output
 
