@@ -1,0 +1,46 @@
+"""Leaving Ray runs early and joining addresses that are not Ray: the run lets go at once, nothing hangs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_batch_each import make_images
+from tests.test_ray_engine import ray_head  # noqa: F401 - the module's own Ray head
+
+ray = pytest.importorskip("ray", reason="the ray extra (CI installs it: .ci/run)")
+pytestmark = [pytest.mark.ray, pytest.mark.real_process, pytest.mark.xdist_group("ray")]
+ROOT = Path(__file__).parent.parent
+
+BREAK_SCRIPT = """
+import json, sys
+import mmcli as api, ray
+url, folder, out, address = sys.argv[1:5]
+client = api.Client(base_url=url)
+for i, item in enumerate(client.each(folder, "read", output=out, engine="ray", ray_address=address, concurrency=2)):
+    if i == 1:
+        break
+print("initialized after break:", ray.is_initialized(), flush=True)
+again = client.each(folder, "read", output=out, engine="ray", ray_address=address, concurrency=2)
+rest = list(again)
+ids = [json.loads(line)["id"] for line in open(out)]
+print("ids:", len(ids), len(set(ids)), "rest:", len(rest), flush=True)
+"""
+
+
+def test_breaking_out_of_each_on_ray_lets_go_of_ray_and_the_file(server, clean_env, tmp_path, ray_head):  # noqa: F811
+    """`break` out of `for ... in client.each(..., engine="ray")` (no name kept): Ray is let go and the results
+    file unlocked at once, without waiting for the garbage collector; a second run finishes the rest; the
+    process exits (a process that hangs at exit fails on the timeout)."""
+    folder = tmp_path / "album"
+    make_images(folder, 8)
+    out = tmp_path / "out.jsonl"
+    env = dict(clean_env, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", BREAK_SCRIPT, server.base_url, str(folder), str(out), ray_head],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "initialized after break: False" in proc.stdout, proc.stdout + proc.stderr
+    assert "ids: 8 8" in proc.stdout, proc.stdout + proc.stderr
