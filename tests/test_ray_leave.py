@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_clean_error
 from tests.test_batch_each import make_images
 from tests.test_ray_engine import ray_head  # noqa: F401 - the module's own Ray head
 
@@ -44,3 +45,18 @@ def test_breaking_out_of_each_on_ray_lets_go_of_ray_and_the_file(server, clean_e
     assert proc.returncode == 0, proc.stderr
     assert "initialized after break: False" in proc.stdout, proc.stdout + proc.stderr
     assert "ids: 8 8" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_an_address_where_something_else_answers_is_refused_at_once(mmcli, server, tmp_path):
+    """A port that is open but not Ray (here an HTTP server) is one clear error, not minutes of Ray retrying
+    (a run that retries fails on the timeout)."""
+    from urllib.parse import urlsplit
+
+    make_images(tmp_path / "album", 1)
+    port = urlsplit(server.base_url).port
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        run = mmcli("ask", "--each", tmp_path / "album", "what is it?", "-o", tmp_path / "o.jsonl", "--base-url",
+                    server.base_url, "--engine", "ray", "--ray-address", address, timeout=60)
+        assert_clean_error(run, 2, "cannot reach Ray", "not Ray", f"127.0.0.1:{port}")
+        assert "gcs_client" not in run.stderr
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()

@@ -44,7 +44,7 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
     given = address or env.get("RAY_ADDRESS")
     if given and given not in ("auto", "local"):
-        refuse_unreachable(given)
+        refuse_unreachable(given, tls=(env.get("RAY_USE_TLS") or "0").lower() not in ("0", "false", ""))
     no_token = getattr(ray.exceptions, "AuthenticationError", ConnectionError)  # Ray 2.52+: token mode, no token
     try:
         ray.init(address=address, **options)
@@ -66,8 +66,9 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     return True
 
 
-def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
-    """A cluster address nothing answers at is refused at once (Ray itself keeps trying for minutes)."""
+def refuse_unreachable(address: str, timeout: float = 5.0, tls: bool = False) -> None:
+    """A cluster address nothing answers at, or something that is not Ray, is refused at once (Ray itself keeps
+    trying for minutes); with TLS (RAY_USE_TLS) only the connection is checked."""
     import socket
     from urllib.parse import urlsplit
 
@@ -79,9 +80,35 @@ def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
     if not host:
         raise UsageError("not a Ray address", where=address,
                          hint="give ray://HOST:10001 or HOST:6379 (an IPv6 host in brackets: [::1]:6379)")
+    hint = ("check --ray-address (or RAY_ADDRESS) and that the cluster is up (`ray status` on its head node), "
+            "or leave it out for a local Ray")
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            speaks = tls or _speaks_grpc(conn)
     except OSError as exc:
         raise UsageError("cannot reach the Ray cluster", exc.strerror or str(exc) or type(exc).__name__,
-                         where=f"{host}:{port}", hint="check --ray-address (or RAY_ADDRESS) and that the cluster "
-                         "is up (`ray status` on its head node), or leave it out for a local Ray") from None
+                         where=f"{host}:{port}", hint=hint) from None
+    if not speaks:
+        # Ray's client retries a port that answers but is not Ray for many minutes, printing its own lines.
+        raise UsageError("cannot reach Ray", "something answers there, but not Ray", where=f"{host}:{port}",
+                         hint=hint + " (a head's address is HOST:6379, its client server ray://HOST:10001)")
+
+
+# An HTTP/2 client's first bytes and an empty SETTINGS frame: a gRPC server (Ray's GCS and client server) answers
+# with a SETTINGS frame of its own; an HTTP/1 server, or anything else, does not.
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(conn: Any) -> bool:
+    """True when the server on `conn` answers an HTTP/2 preface with a SETTINGS frame, as Ray's gRPC servers do."""
+    conn.sendall(_PREFACE)
+    head = b""
+    while len(head) < 9:
+        try:
+            chunk = conn.recv(9 - len(head))
+        except OSError:  # reset or timed out: not an HTTP/2 server
+            return False
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04
