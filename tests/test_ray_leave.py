@@ -54,9 +54,24 @@ def test_an_address_where_something_else_answers_is_refused_at_once(mmcli, serve
 
     make_images(tmp_path / "album", 1)
     port = urlsplit(server.base_url).port
-    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+    for address in (f"127.0.0.1:{port}", f"localhost:{port}"):
         run = mmcli("ask", "--each", tmp_path / "album", "what is it?", "-o", tmp_path / "o.jsonl", "--base-url",
                     server.base_url, "--engine", "ray", "--ray-address", address, timeout=60)
-        assert_clean_error(run, 2, "cannot reach Ray", "not Ray", f"127.0.0.1:{port}")
+        assert_clean_error(run, 2, "cannot reach Ray", "not Ray", address)
         assert "gcs_client" not in run.stderr
+    assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+
+@pytest.mark.parametrize("address, what", [("", "--ray-address must be a Ray address"),
+                                           ("http://127.0.0.1:8265", "not a Ray address"),
+                                           ("ray://127.0.0.1:10001", "a Ray Client address (ray://) cannot run")])
+def test_addresses_ray_cannot_use_are_refused_before_ray_is_asked(mmcli, server, tmp_path, address, what):
+    """An empty address, a web URL and a Ray Client address (Ray Data's run fails through Ray Client) are one
+    clear error naming the form to give, with none of Ray's own lines."""
+    make_images(tmp_path / "album", 1)
+    run = mmcli("ask", "--each", tmp_path / "album", "what is it?", "-o", tmp_path / "o.jsonl", "--base-url",
+                server.base_url, "--engine", "ray", "--ray-address", address, timeout=60)
+    assert_clean_error(run, 2, what)
+    assert "HOST:6379" in run.stderr and "gcs_client" not in run.stderr
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()

@@ -226,7 +226,7 @@ def _check_engine(engine: str, ray_address: Optional[str], output: Optional[Path
     """ray_address only with engine="ray"; the API writes JSON lines, never Parquet."""
     if ray_address is not None and not ray_address.strip():
         raise UsageError("ray_address must be a Ray address", f"got {ray_address!r}",
-                         hint='e.g. ray_address="ray://head:10001" or "head:6379"; leave it out for a local Ray')
+                         hint='e.g. ray_address="head:6379"; leave it out for a local Ray')
     if ray_address is not None and engine != "ray":
         raise UsageError("ray_address works with engine=\"ray\"", hint='add engine="ray"')
     if engine == "ray" and output is not None and str(output).endswith(".parquet"):
