@@ -181,6 +181,7 @@ def test_parquet_results_are_readable_and_resumed(mmcli, server, tmp_path, ray_h
     make_images(folder, 1, start=3)
     second = run_each(mmcli, server, "ask", folder, out, "--engine", "ray", "--ray-address", ray_head)
     assert second.code == 0 and "1 done, 0 failed, 3 already done" in second.stderr, second.stderr
+    assert "Starting execution" not in second.stderr and " INFO " not in second.stderr, second.stderr  # Ray Data's
     assert len(pq.read_table(out).to_pylist()) == 4 and len(server.chat_requests()) == 4
 
 
