@@ -75,3 +75,14 @@ def test_addresses_ray_cannot_use_are_refused_before_ray_is_asked(mmcli, server,
     assert_clean_error(run, 2, what)
     assert "HOST:6379" in run.stderr and "gcs_client" not in run.stderr
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_parquet_output_folder_holding_the_inputs_is_refused(mmcli, server, tmp_path):
+    """-o NAME.parquet that is the input folder itself is refused before anything is sent or written."""
+    folder = tmp_path / "album.parquet"
+    make_images(folder, 2)
+    before = sorted(p.name for p in folder.iterdir())
+    run = mmcli("ask", "--each", folder, "what is it?", "-o", folder, "--base-url", server.base_url,
+                "--engine", "ray", timeout=120)
+    assert_clean_error(run, 2, "refusing to write into a folder that holds")
+    assert not server.chat_requests() and sorted(p.name for p in folder.iterdir()) == before
