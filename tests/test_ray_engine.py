@@ -423,11 +423,11 @@ def _wait_for_port(port: int, head) -> None:
             time.sleep(0.2)
 
 
-def test_token_mode_without_a_token_is_one_clear_error(mmcli, server, tmp_path):
+def test_token_mode_without_a_token_is_one_clear_error(mmcli, server, tmp_path, ray_head):
     """RAY_AUTH_MODE=token and no token anywhere: Ray raises its AuthenticationError before connecting."""
     make_images(tmp_path / "album", 1)
     run = run_each(mmcli, server, "ask", tmp_path / "album", tmp_path / "o.jsonl", "--engine", "ray",
-                   "--ray-address", f"127.0.0.1:{server.port}", env={"RAY_AUTH_MODE": "token"})
+                   "--ray-address", ray_head, env={"RAY_AUTH_MODE": "token"})
     assert_clean_error(run, 2, "cannot reach Ray", "no authentication token was found")
     assert "hint: put the cluster's token in RAY_AUTH_TOKEN" in run.stderr
     assert not server.chat_requests() and not (tmp_path / "o.jsonl").exists()
