@@ -75,10 +75,16 @@ class Jobs:
 
     def __init__(self, works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
                  title: str, environ: Optional[Mapping[str, str]] = None) -> None:
-        self._works, self._settings, self._common, self._flags = works, settings, common, flags
-        self._title, self._environ = title, environ
-        self.tally: Optional["Tally"] = None
-        self._lines = self._run()
+        self._flags = flags
+        self._run = _Run(works, settings, common, flags, title, environ)
+        # The lines' generator holds the run, never these Jobs: a loop left with `break` over an unnamed Jobs
+        # drops the last reference, the generator is closed at once and its finally lets go of Ray and the file.
+        self._lines = _lines(self._run)
+
+    @property
+    def tally(self) -> Optional["Tally"]:
+        """What was done, failed and skipped (None until the run starts)."""
+        return self._run.tally
 
     def __iter__(self) -> "Jobs":
         return self
@@ -112,53 +118,68 @@ class Jobs:
                              hint="each failed item has an error field; run again with the same output to finish, "
                                   "with retry_failed=True to try the failed jobs again")
 
-    def _run(self) -> Iterator[dict]:
-        from ..batch.results import ResultsFile
 
-        events = _Kept()
-        feed = _Feed(ResultsFile(self._flags.output, events, surface="api") if self._flags.output is not None else None)
-        try:
-            if self._flags.engine == "ray":
-                from .many_ray import ray_lines
+class _Run:
+    """What a run needs, held by its lines' generator (never the Jobs that read it); `tally` once it starts."""
 
-                yield from ray_lines(self._works, self._settings, self._common, self._flags, (feed, feed.lines), events,
-                                     self._title, self._environ, self._tallied)
-            else:
-                yield from self._local_lines(feed, events)
-        finally:
-            feed.close()
-        feed.raise_if_lost()
+    def __init__(self, works: list["Work"], settings: "Settings", common: "CommonOptions", flags: "BatchFlags",
+                 title: str, environ: Optional[Mapping[str, str]]) -> None:
+        self.works, self.settings, self.common, self.flags = works, settings, common, flags
+        self.title, self.environ = title, environ
+        self.tally: Optional["Tally"] = None
 
-    def _local_lines(self, feed: _Feed, events: Events) -> Iterator[dict]:
-        from ..batch.engine import Engine
-        from ..batch.run import start_batch
-        from .window import Window
-
-        engine = window = None
-        failed: list[BaseException] = []
-        try:
-            batch, concurrency = start_batch(self._works, self._settings, self._common, self._flags, feed, events,
-                                             self._title, self._environ)
-            self._tallied(batch.progress.tally)
-            window = feed.window = Window(concurrency)  # a loop that was left (break) starts no new job
-            engine = Engine(window.works(self._works), window.handled(batch.handle), concurrency)
-            threading.Thread(target=_work, args=(engine, feed, failed), name="mmcli-jobs", daemon=True).start()
-            while True:
-                line = _next_line(feed)
-                if line is _END:
-                    break
-                window.give_back()
-                yield line
-            if failed:
-                raise failed[0]
-        finally:
-            if engine is not None:
-                engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
-            if window is not None:
-                window.close()
-
-    def _tallied(self, tally: "Tally") -> None:
+    def tallied(self, tally: "Tally") -> None:
+        """The run's tally, read through Jobs.tally."""
         self.tally = tally
+
+
+def _lines(run: _Run) -> Iterator[dict]:
+    """Each job's line as it finishes; the results file is closed at the end, however the run ends."""
+    from ..batch.results import ResultsFile
+
+    events = _Kept()
+    feed = _Feed(ResultsFile(run.flags.output, events, surface="api") if run.flags.output is not None else None)
+    try:
+        if run.flags.engine == "ray":
+            from .many_ray import ray_lines
+
+            yield from ray_lines(run.works, run.settings, run.common, run.flags, (feed, feed.lines), events,
+                                 run.title, run.environ, run.tallied)
+        else:
+            yield from _local_lines(run, feed, events)
+    finally:
+        feed.close()
+    feed.raise_if_lost()
+
+
+def _local_lines(run: _Run, feed: _Feed, events: Events) -> Iterator[dict]:
+    """The jobs on this process's threads, at most `concurrency` ahead of the reader."""
+    from ..batch.engine import Engine
+    from ..batch.run import start_batch
+    from .window import Window
+
+    engine = window = None
+    failed: list[BaseException] = []
+    try:
+        batch, concurrency = start_batch(run.works, run.settings, run.common, run.flags, feed, events, run.title,
+                                         run.environ)
+        run.tallied(batch.progress.tally)
+        window = feed.window = Window(concurrency)  # a loop that was left (break) starts no new job
+        engine = Engine(window.works(run.works), window.handled(batch.handle), concurrency)
+        threading.Thread(target=_work, args=(engine, feed, failed), name="mmcli-jobs", daemon=True).start()
+        while True:
+            line = _next_line(feed)
+            if line is _END:
+                break
+            window.give_back()
+            yield line
+        if failed:
+            raise failed[0]
+    finally:
+        if engine is not None:
+            engine.stop.set()  # no new jobs; lines of jobs still in flight are dropped by the closed feed
+        if window is not None:
+            window.close()
 
 
 def _work(engine, feed: _Feed, failed: list) -> None:
@@ -205,7 +226,7 @@ def _check_engine(engine: str, ray_address: Optional[str], output: Optional[Path
     """ray_address only with engine="ray"; the API writes JSON lines, never Parquet."""
     if ray_address is not None and not ray_address.strip():
         raise UsageError("ray_address must be a Ray address", f"got {ray_address!r}",
-                         hint='e.g. ray_address="ray://head:10001" or "head:6379"; leave it out for a local Ray')
+                         hint='e.g. ray_address="head:6379"; leave it out for a local Ray')
     if ray_address is not None and engine != "ray":
         raise UsageError("ray_address works with engine=\"ray\"", hint='add engine="ray"')
     if engine == "ray" and output is not None and str(output).endswith(".parquet"):

@@ -37,6 +37,17 @@ def refuse_reading_files(target: Optional[Path], protected: Iterable[tuple[str, 
                               hint=f"give {flag} a file of its own, e.g. results.jsonl")
 
 
+def refuse_holding(folder: Path, protected: Iterable[tuple[str, object]], flag: str = "-o") -> None:
+    """Refuse an output folder (a Parquet one) that is, or holds, one of the `protected` files."""
+    mine = folder.resolve()
+    for what, path in protected:
+        if isinstance(path, str) and "://" in path:
+            continue  # a URL is no local file
+        if mine == Path(path).resolve() or mine in Path(path).resolve().parents:
+            raise OutputError(f"refusing to write into a folder that holds {what}", f"{flag} holds {path}",
+                              where=str(folder), hint=f"give {flag} a folder of its own, e.g. results.parquet")
+
+
 def refuse_planned(target: Optional[Path], planned: Iterable[tuple[str, Path]], flag: str = "-o") -> None:
     """Refuse `target` when the command itself writes a file of that name (which may not exist yet)."""
     if target is None:

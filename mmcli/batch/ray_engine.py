@@ -27,7 +27,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     """Run every job on Ray Data and write a line per job; exit 8 when any job failed. `local` is the local
     run's (Batch, finish): its per-job code runs in the workers, its summary ends the run."""
     from ..settings import resolve_settings
-    from .guard import input_files, refuse_reading_files
+    from .guard import input_files, refuse_holding, refuse_reading_files
     from .ray_start import import_ray, start_ray
     from .ray_watch import watch_cluster
     from .servers import connect_all
@@ -38,6 +38,8 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     parquet = parquet_location(flags.output)
     if parquet is None:
         refuse_reading_files(flags.output, [*input_files(works), *protected])
+    elif "://" not in parquet:
+        refuse_holding(Path(parquet), [*input_files(works), *protected])
     if flags.backend == "vllm":
         from .ray_vllm import engine_job
 

@@ -104,6 +104,7 @@ class RayJob:
 
         progress = Progress(out, Tally(len(self.works)), title)
         sink = ParquetCounts(location)
+        quiet_data(self.ray)  # before the previous results are read: reading them is a Ray Data run of its own
         ds = self.dataset(read_previous(self.ray, location)).materialize()
         progress.start()
         try:

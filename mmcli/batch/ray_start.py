@@ -42,9 +42,10 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
 
         root = str(Path(mmcli.__file__).resolve().parent.parent)
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": root}}
-    given = address or env.get("RAY_ADDRESS")
-    if given and given not in ("auto", "local"):
-        refuse_unreachable(given)
+    given = address if address is not None else env.get("RAY_ADDRESS")
+    if given is not None and given not in ("auto", "local"):
+        refuse_unusable(given)
+        refuse_unreachable(given, tls=(env.get("RAY_USE_TLS") or "0").lower() not in ("0", "false", ""))
     no_token = getattr(ray.exceptions, "AuthenticationError", ConnectionError)  # Ray 2.52+: token mode, no token
     try:
         ray.init(address=address, **options)
@@ -54,7 +55,7 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
                               "(`ray get-auth-token` on its head node), or unset RAY_AUTH_MODE for a cluster "
                               "without authentication") from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = "check --ray-address (ray://HOST:10001 or HOST:6379), or leave it out for a local Ray"
+        hint = "check --ray-address (the head's HOST:6379), or leave it out for a local Ray"
         if isinstance(exc, ConnectionError) and given not in (None, "local"):
             # Ray sends a token only in token mode: a token in RAY_AUTH_TOKEN or ~/.ray/auth_token alone is not used
             # for an address given (Ray itself enables the mode only for a local cluster it finds on its own).
@@ -66,8 +67,24 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     return True
 
 
-def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
-    """A cluster address nothing answers at is refused at once (Ray itself keeps trying for minutes)."""
+def refuse_unusable(address: str) -> None:
+    """Addresses refused before Ray is asked: empty, a web URL, a Ray Client (ray://) address."""
+    hint = "give the head's HOST:6379 (its GCS port, reachable from this machine), or leave it out for a local Ray"
+    scheme = address.strip().partition("://")[0].lower() if "://" in address else ""
+    if not address.strip():
+        raise UsageError("--ray-address must be a Ray address", f"got {address!r}", hint=hint)
+    if scheme in ("http", "https"):
+        raise UsageError("not a Ray address", "a web URL (the dashboard's?) is not where Ray is joined",
+                         where=address, hint=hint)
+    if scheme == "ray":
+        # Ray Data's streaming run needs a driver in the cluster; through Ray Client it fails inside Ray.
+        raise UsageError("a Ray Client address (ray://) cannot run these jobs", where=address,
+                         hint=hint + "; or run mmcli on a node of the cluster")
+
+
+def refuse_unreachable(address: str, timeout: float = 5.0, tls: bool = False) -> None:
+    """A cluster address nothing answers at, or something that is not Ray, is refused at once (Ray itself keeps
+    trying for minutes); with TLS (RAY_USE_TLS) only the connection is checked."""
     import socket
     from urllib.parse import urlsplit
 
@@ -78,10 +95,36 @@ def refuse_unreachable(address: str, timeout: float = 5.0) -> None:
         host = port = None
     if not host:
         raise UsageError("not a Ray address", where=address,
-                         hint="give ray://HOST:10001 or HOST:6379 (an IPv6 host in brackets: [::1]:6379)")
+                         hint="give the head's HOST:6379 (an IPv6 host in brackets: [::1]:6379)")
+    hint = ("check --ray-address (or RAY_ADDRESS) and that the cluster is up (`ray status` on its head node), "
+            "or leave it out for a local Ray")
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            speaks = tls or _speaks_grpc(conn)
     except OSError as exc:
         raise UsageError("cannot reach the Ray cluster", exc.strerror or str(exc) or type(exc).__name__,
-                         where=f"{host}:{port}", hint="check --ray-address (or RAY_ADDRESS) and that the cluster "
-                         "is up (`ray status` on its head node), or leave it out for a local Ray") from None
+                         where=f"{host}:{port}", hint=hint) from None
+    if not speaks:
+        # Ray's client retries a port that answers but is not Ray for many minutes, printing its own lines.
+        raise UsageError("cannot reach Ray", "something answers there, but not Ray", where=f"{host}:{port}",
+                         hint=hint + " (a head's address is HOST:6379)")
+
+
+# An HTTP/2 client's first bytes and an empty SETTINGS frame: a gRPC server (Ray's GCS and client server) answers
+# with a SETTINGS frame of its own; an HTTP/1 server, or anything else, does not.
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(conn: Any) -> bool:
+    """True when the server on `conn` answers an HTTP/2 preface with a SETTINGS frame, as Ray's gRPC servers do."""
+    conn.sendall(_PREFACE)
+    head = b""
+    while len(head) < 9:
+        try:
+            chunk = conn.recv(9 - len(head))
+        except OSError:  # reset or timed out: not an HTTP/2 server
+            return False
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04

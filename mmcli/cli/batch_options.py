@@ -64,7 +64,7 @@ PARAMETERS: dict[str, tuple[object, object]] = {
              "writes Parquet files into that folder or URI.")], EngineName.local),
     "ray_address": (Annotated[Optional[str], typer.Option(
         "--ray-address", metavar="ADDR", rich_help_panel=MANY, show_default=False,
-        help="With --engine ray: the Ray cluster to join (ray://HOST:10001 or HOST:6379). "
+        help="With --engine ray: the Ray cluster to join (its head's HOST:6379). "
              "[default: RAY_ADDRESS, else a local Ray]")], None),
     "backend": (Annotated[RayBackend, typer.Option(
         "--backend", metavar="http|vllm", rich_help_panel=MANY,
