@@ -23,7 +23,7 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
     from ..batch.progress import Progress, Tally
     from ..batch.ray_engine import workers_failed
     from ..batch.ray_job import RayJob, arrived, shown
-    from ..batch.ray_start import import_ray, start_ray
+    from ..batch.ray_start import import_ray, start_ray, stop_ray
     from ..batch.run import Batch
     from ..batch.servers import connect_all
 
@@ -46,4 +46,4 @@ def ray_lines(works: list["Work"], settings: "Settings", common: "CommonOptions"
         if rows is not None:
             rows.close()  # Ray Data's run stopped first: ray.shutdown() under a live iterator never returns
         if started:
-            ray.shutdown()
+            stop_ray(ray)

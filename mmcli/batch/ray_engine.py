@@ -28,7 +28,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     run's (Batch, finish): its per-job code runs in the workers, its summary ends the run."""
     from ..settings import resolve_settings
     from .guard import input_files, refuse_holding, refuse_reading_files
-    from .ray_start import import_ray, start_ray
+    from .ray_start import import_ray, start_ray, stop_ray
     from .ray_watch import watch_cluster
     from .servers import connect_all
 
@@ -61,7 +61,7 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
         if watch is not None:
             watch.stop()
         if started:
-            ray.shutdown()
+            stop_ray(ray)
     finish(outcome, flags, out, interrupted)
     return outcome
 

@@ -67,6 +67,19 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     return True
 
 
+def stop_ray(ray: Any, wait: float = 30.0) -> None:
+    """ray.shutdown(), once Ray Data's executor threads have ended: a stopped run's executor joins its thread
+    for only 2 s, and one still running when Ray shuts down touches the dead worker and ends the process."""
+    import threading
+    import time
+
+    until = time.monotonic() + wait
+    for thread in threading.enumerate():
+        if thread.name.startswith("StreamingExecutor-") and thread.is_alive():
+            thread.join(max(0.0, until - time.monotonic()))
+    ray.shutdown()
+
+
 def refuse_unusable(address: str) -> None:
     """Addresses refused before Ray is asked: empty, a web URL, a Ray Client (ray://) address."""
     hint = "give the head's HOST:6379 (its GCS port, reachable from this machine), or leave it out for a local Ray"
