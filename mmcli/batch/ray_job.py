@@ -92,6 +92,7 @@ class RayJob:
             except KeyboardInterrupt:
                 interrupted = True  # every line written is whole; a rerun does the rest
             finally:
+                rows.close()  # Ray Data's threads told to stop now, before Ray is shut down
                 progress.close()
         finally:
             sink.close()
@@ -107,10 +108,12 @@ class RayJob:
         quiet_data(self.ray)  # before the previous results are read: reading them is a Ray Data run of its own
         ds = self.dataset(read_previous(self.ray, location)).materialize()
         progress.start()
+        rows = arrived(ds.select_columns(["status", "label", "line"]))
         try:
-            for row in ds.select_columns(["status", "label", "line"]).iter_rows():
+            for row in rows:
                 shown(row, sink, progress)
         finally:
+            rows.close()
             progress.close()
         from ray.data.expressions import col
 
@@ -122,8 +125,15 @@ class RayJob:
 def arrived(ds: Any) -> Iterator[dict]:
     """The rows of each block as soon as it is answered (Ray's iter_rows holds a block back until the next one is
     ready, which would keep a batch's lines from the file, and from a Ctrl-C, for a batch's time)."""
-    for block in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
-        yield from block.to_pylist()
+    batches = iter(ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"))
+    try:
+        for block in batches:
+            yield from block.to_pylist()
+    finally:
+        # Closed here, not when collected: its worker threads must be told to stop before Ray is shut down.
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def shown(row: dict, sink: Any, progress: "Progress") -> None:

@@ -67,15 +67,20 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
     return True
 
 
+# Ray Data's threads that call into Ray while a run is going: its executor, and the threads that fetch the
+# blocks an iterator reads. A stopped run's executor joins its thread for only 2 s, and an iterator's threads
+# end only after the fetch they are in; one still in Ray when Ray shuts down ends the whole process (exit 1).
+_RUN_THREADS = ("StreamingExecutor-", "iter_threaded", "map_tp_")
+
+
 def stop_ray(ray: Any, wait: float = 30.0) -> None:
-    """ray.shutdown(), once Ray Data's executor threads have ended: a stopped run's executor joins its thread
-    for only 2 s, and one still running when Ray shuts down touches the dead worker and ends the process."""
+    """ray.shutdown(), once Ray Data's run threads have ended (at most `wait` seconds in all)."""
     import threading
     import time
 
     until = time.monotonic() + wait
     for thread in threading.enumerate():
-        if thread.name.startswith("StreamingExecutor-") and thread.is_alive():
+        if thread.name.startswith(_RUN_THREADS) and thread.is_alive():
             thread.join(max(0.0, until - time.monotonic()))
     ray.shutdown()
 
