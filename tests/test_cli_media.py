@@ -208,3 +208,11 @@ class ServedFile:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def test_a_media_url_that_answers_404_says_what_to_do(mmcli, server):
+    url = server.base_url.rsplit("/v1", 1)[0] + "/nothere.jpg"
+    run = mmcli("ask", url, "q", "--base-url", server.base_url)
+    assert_clean_error(run, 3, "cannot download media", "HTTP 404", url)
+    assert "hint: check the URL" in run.stderr
+    assert server.chat_requests() == []

@@ -27,7 +27,8 @@ def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) 
                         current = str(response.url.join(response.headers.get("location", "")))
                         continue
                     if response.status_code >= 400:
-                        raise MediaError("cannot download media", f"HTTP {response.status_code}", where=url)
+                        raise MediaError("cannot download media", f"HTTP {response.status_code}", where=url,
+                                         hint=_status_hint(response.status_code))
                     return _read_capped(response, max_bytes, url), current
             except httpx2.TimeoutException:
                 raise MediaError("cannot download media", f"not whole within {timeout:g} s", where=url,
@@ -35,7 +36,19 @@ def fetch_url(url: str, max_bytes: int, timeout: float, max_redirects: int = 5) 
             except httpx2.TransportError as exc:
                 raise MediaError("cannot download media", str(exc) or type(exc).__name__, where=url,
                                  hint="check the URL, or download the file and pass its path") from None
-    raise MediaError("cannot download media", f"more than {max_redirects} redirects", where=url)
+    raise MediaError("cannot download media", f"more than {max_redirects} redirects", where=url,
+                     hint=_LOCAL_COPY)
+
+
+_LOCAL_COPY = "download the file yourself and pass its path"
+
+
+def _status_hint(status: int) -> str:
+    if status in (401, 403, 407):
+        return f"the server wants a login mmcli does not send; {_LOCAL_COPY}"
+    if status in (404, 410):
+        return f"check the URL, or {_LOCAL_COPY}"
+    return f"try again later, or {_LOCAL_COPY}"
 
 
 def _check_media_url(current: str, original: str) -> None:
@@ -47,14 +60,18 @@ def _check_media_url(current: str, original: str) -> None:
                          where=original)
 
 
+_TOO_LARGE = "download the file yourself (or a smaller copy) and pass its path"
+
+
 def _read_capped(response, max_bytes: int, url: str) -> bytes:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise MediaError("media too large", f"{int(declared):,} bytes, over the {max_bytes:,}-byte limit", where=url)
+        raise MediaError("media too large", f"{int(declared):,} bytes, over the {max_bytes:,}-byte limit", where=url,
+                         hint=_TOO_LARGE)
     chunks, total = [], 0
     for chunk in response.iter_bytes():
         total += len(chunk)
         if total > max_bytes:
-            raise MediaError("media too large", f"over the {max_bytes:,}-byte limit", where=url)
+            raise MediaError("media too large", f"over the {max_bytes:,}-byte limit", where=url, hint=_TOO_LARGE)
         chunks.append(chunk)
     return b"".join(chunks)
