@@ -1,7 +1,7 @@
 """End to end with the same photo: mmcli vs `llm` (when installed) vs a bare httpx script, against the
 test tier's real vLLM (tiny random-weight Qwen2-VL, CPU build, started here and stopped at the end).
 
-    flock /tmp/mmcli-tier.lock python bench/e2e.py [--runs 5] [--photo-size 2016x1512] [--llm PATH]
+    python bench/e2e.py [--runs 5] [--photo-size 2016x1512] [--llm PATH]
 
 Each run asks about a different variant of the photo (prefix and processor caches would otherwise
 answer repeats for free). Prints wall time and the client's own CPU time (user + system of the child

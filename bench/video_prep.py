@@ -1,14 +1,14 @@
-"""Video preparation: mmcli against the seed pipeline and against decoding every frame, on one clip.
+"""Video preparation: mmcli against a seek-per-frame loop and against decoding every frame, on one clip.
 
     python bench/video_prep.py [--runs N] [--frames N] [--video PATH]
     python bench/video_prep.py --hd        # also a 1080p, 160 s, 25 fps clip (generating it takes minutes)
 
 The clip is generated once and cached (H.264 when the imageio-ffmpeg package is installed, else
-MPEG-4 part 2 written by OpenCV; the output says which). The seed pipeline is re-implemented here:
+MPEG-4 part 2 written by OpenCV; the output says which). The loop is the usual way, written out here:
 `cap.set(CAP_PROP_POS_FRAMES)` + `read()` per frame, bicubic resize (torchvision's, as qwen-vl-utils
 does, or cv2.INTER_CUBIC as a stand-in when torch is absent), PIL JPEG encode, base64 appended to a
 string frame by frame. All three take the same frames at the same size. Targets: mmcli at least 10x
-faster than the seed on the 768x576 clip; on the 1080p clip at least 5x faster than the seed and
+faster than the loop on the 768x576 clip; on the 1080p clip at least 5x faster than the loop and
 within 1.3x of decoding every frame.
 """
 
@@ -119,7 +119,7 @@ def sample_plan(path: Path, frames: int) -> tuple[list[int], tuple[int, int]]:
 
 
 def _bicubic():
-    """The seed's resize: torchvision bicubic with antialias, or OpenCV's bicubic when torch is absent."""
+    """The loop's resize: torchvision bicubic with antialias, or OpenCV's bicubic when torch is absent."""
     try:
         import torch
         from torchvision.transforms import InterpolationMode
@@ -138,8 +138,8 @@ def _bicubic():
     return resize, "torchvision bicubic (antialias)"
 
 
-def seed_pipeline(path: Path, indices: list[int], size: tuple[int, int], resize) -> str:
-    """The seed's way: seek + read per frame, bicubic resize, PIL JPEG, base64 appended frame by frame."""
+def seek_loop(path: Path, indices: list[int], size: tuple[int, int], resize) -> str:
+    """The usual way: seek + read per frame, bicubic resize, PIL JPEG, base64 appended frame by frame."""
     import cv2
     from PIL import Image
 
@@ -150,7 +150,7 @@ def seed_pipeline(path: Path, indices: list[int], size: tuple[int, int], resize)
         cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = cap.read()
         if not ok:
-            break  # the seed dropped whatever it could not read
+            break  # the loop drops whatever it cannot read
         rgb = resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), height, width)
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
@@ -198,7 +198,7 @@ def timed(fn, runs: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def bench(path: Path, codec: str, frames: int, runs: int, seed_runs: int, targets: dict) -> None:
+def bench(path: Path, codec: str, frames: int, runs: int, loop_runs: int, targets: dict) -> None:
     """Run the three pipelines on one clip and print times and ratios."""
     import cv2
 
@@ -209,20 +209,20 @@ def bench(path: Path, codec: str, frames: int, runs: int, seed_runs: int, target
             f"{int(cap.get(cv2.CAP_PROP_FRAME_COUNT))} frames at {cap.get(cv2.CAP_PROP_FPS):g} fps")
     cap.release()
     print(f"\nclip: {path.name}: {info}, {codec}, {path.stat().st_size / 1e6:.1f} MB")
-    print(f"sampled: {frames} frames at {size[1]}x{size[0]}; seed resize: {resize_name}; "
+    print(f"sampled: {frames} frames at {size[1]}x{size[0]}; loop resize: {resize_name}; "
           f"{os.cpu_count()} CPU(s)")
     mmcli_pipeline(path, frames)  # warm-up: imports, first-use costs
     t_mmcli, ours = timed(lambda: mmcli_pipeline(path, frames), runs)
     t_all, decoded = timed(lambda: decode_all(path), runs)
-    t_seed, seed = timed(lambda: seed_pipeline(path, indices, size, resize), seed_runs)
+    t_loop, looped = timed(lambda: seek_loop(path, indices, size, resize), loop_runs)
     print(f"{'method':<44}{'median s':>10}{'payload MB':>12}")
     rows = [("mmcli (grab/retrieve, pooled resize+encode)", t_mmcli, len(ours)),
-            ("seed (seek+read per frame, bicubic, PIL)", t_seed, len(seed)),
+            ("seek loop (seek+read per frame, bicubic, PIL)", t_loop, len(looped)),
             (f"decode all {decoded} frames, nothing else", t_all, 0)]
     for name, seconds, payload in rows:
         print(f"{name:<44}{seconds:>10.2f}{payload / 1e6:>12.2f}")
-    speedup, bound = t_seed / t_mmcli, t_mmcli / t_all
-    print(f"mmcli vs seed: {speedup:.1f}x faster (target >= {targets['speedup']}x: "
+    speedup, bound = t_loop / t_mmcli, t_mmcli / t_all
+    print(f"mmcli vs seek loop: {speedup:.1f}x faster (target >= {targets['speedup']}x: "
           f"{'met' if speedup >= targets['speedup'] else 'NOT met'})")
     line = f"mmcli vs decoding every frame: {bound:.2f}x the time"
     if "bound" in targets:
@@ -234,19 +234,19 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of mmcli and decode-all (median)")
-    parser.add_argument("--seed-runs", type=int, default=1, help="runs of the (slow) seed pipeline")
+    parser.add_argument("--loop-runs", type=int, default=1, help="runs of the (slow) seek-per-frame loop")
     parser.add_argument("--frames", type=int, default=110, help="frames every pipeline samples")
     parser.add_argument("--video", type=Path, help="benchmark this file instead of the generated clip")
     parser.add_argument("--hd", action="store_true", help="also the 1080p, 160 s clip (slow to generate)")
     args = parser.parse_args()
     if args.video:
-        bench(args.video, "as given", args.frames, args.runs, args.seed_runs, {"speedup": 10})
+        bench(args.video, "as given", args.frames, args.runs, args.loop_runs, {"speedup": 10})
         return
     path, codec = make_clip(SD)
-    bench(path, codec, args.frames, args.runs, args.seed_runs, {"speedup": 10})
+    bench(path, codec, args.frames, args.runs, args.loop_runs, {"speedup": 10})
     if args.hd:
         path, codec = make_clip(HD)
-        bench(path, codec, 2 * HD["frames"] // HD["fps"], args.runs, args.seed_runs, {"speedup": 5, "bound": 1.3})
+        bench(path, codec, 2 * HD["frames"] // HD["fps"], args.runs, args.loop_runs, {"speedup": 5, "bound": 1.3})
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_exported_file_runs_on_vllm_run_batch_and_collects_like_a_live_run(vllm_
 
     paths = tier.prepare()
     output = tmp_path / "output.jsonl"
-    argv = [str(paths.python), "-m", "vllm.entrypoints.openai.run_batch", "-i", str(export), "-o", str(output),
+    argv = [str(paths.python), "-m", "vllm.entrypoints.launchers.run_batch", "-i", str(export), "-o", str(output),
             "--model", str(paths.model_dir), "--served-model-name", name, "--max-model-len", "16384",
             "--enforce-eager", "--limit-mm-per-prompt", json.dumps({"image": 4, "video": 1})]
     with tempfile.TemporaryDirectory(prefix="rb-") as state:  # short: vLLM's IPC socket path has a 107-byte cap
