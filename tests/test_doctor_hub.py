@@ -87,7 +87,7 @@ def test_vllm_not_found_beside_a_healthy_server_it_started_is_no_warning(mmcli, 
 
 
 def test_odd_hub_settings_are_read_without_guessing():
-    from mmcli.tasks.doctor_hub import hub_cache, hub_unreachable
+    from mmcli.server.hub import hub_cache, hub_unreachable
 
     assert hub_unreachable({"HF_ENDPOINT": "huggingface.co"}, 1) is None  # no URL: not ours to judge
     assert hub_unreachable({"HF_ENDPOINT": "http://127.0.0.1:99999"}, 1) is None

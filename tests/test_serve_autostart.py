@@ -21,8 +21,9 @@ pytestmark = pytest.mark.real_process
 
 
 @pytest.fixture
-def local(tmp_path, clean_env):
-    """A local profile on a free port, a fake `vllm` on PATH, and auto-start allowed."""
+def local(tmp_path, clean_env, server):
+    """A local profile on a free port, a fake `vllm` on PATH, auto-start allowed, and a model hub that takes
+    connections (a local server: the fake vLLM downloads nothing)."""
     port = free_port()
     config = Path(clean_env["XDG_CONFIG_HOME"]) / "mmcli" / "config.toml"
     config.parent.mkdir(parents=True)
@@ -30,7 +31,7 @@ def local(tmp_path, clean_env):
     install(tmp_path / "bin")
     record = tmp_path / "fake-record.json"
     env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{clean_env['PATH']}", "FAKE_VLLM_RECORD": str(record),
-           "MMCLI_AUTOSTART": "1"}
+           "MMCLI_AUTOSTART": "1", "HF_ENDPOINT": server.base_url.rsplit("/v1", 1)[0]}
     yield {"port": port, "config": config, "record": record, "env": env}
     kill_leftovers(record)
 
@@ -59,6 +60,33 @@ def test_autostart_without_the_model_hub_says_the_weights_could_not_be_downloade
     assert_clean_error(run, 5, "vLLM exited before it was ready", "vLLM said: OSError: We couldn't connect")
     assert "hint: the weights could not be downloaded: check the network or HF_TOKEN" in run.stderr
     assert "vLLM's whole log: " in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("hub", ["offline", "unreachable"])
+def test_autostart_refuses_at_once_a_model_the_hub_cannot_give(mmcli, local, tmp_path, hub):
+    """Neither on this disk, nor in the hub's cache, nor reachable: refused before vLLM is started (vLLM would
+    try the hub for a minute and fail the same way)."""
+    env = dict(local["env"], HF_HUB_CACHE=str(tmp_path / "hub-cache"))
+    if hub == "offline":
+        env["HF_HUB_OFFLINE"] = "1"
+    else:
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    run = mmcli("ask", "what is this?", "--no-stream", env=env)
+    assert_clean_error(run, 5, "auto-start cannot serve qwen2.5-vl", "not in the local model cache",
+                       "HF_HUB_OFFLINE is set" if hub == "offline" else "nothing answers at 127.0.0.1")
+    assert "hint: serve a model folder on this disk" in run.stderr
+    assert not local["record"].exists()  # no vLLM was started
+
+
+def test_autostart_serves_a_model_in_the_hub_cache_without_the_hub(mmcli, local, tmp_path):
+    cache = tmp_path / "hub-cache"
+    snapshot = cache / "models--Qwen--Qwen3-VL-4B-Instruct" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    local["config"].write_text(local["config"].read_text() + 'model = "qwen3-vl-4b"\n')
+    run = mmcli("ask", "hi", "--no-stream", env=dict(local["env"], HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1"))
+    assert run.code == 0, run.stderr
+    assert mmcli("serve", "stop").code == 0
 
 
 def test_autostart_uses_the_profile_model(mmcli, local):

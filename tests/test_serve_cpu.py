@@ -140,15 +140,17 @@ def test_log_watcher_knows_the_hubs_fetching_bar(tmp_path):
 
 
 @pytest.fixture
-def autostart(tmp_path, clean_env, cpu_python):
-    """A local profile on a free port whose config names the CPU build's Python."""
+def autostart(tmp_path, clean_env, cpu_python, server):
+    """A local profile on a free port whose config names the CPU build's Python, and a model hub that takes
+    connections (a local server: the fake vLLM downloads nothing)."""
     port = free_port()
     config = Path(clean_env["XDG_CONFIG_HOME"]) / "mmcli" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(f'vllm_python = "{cpu_python}"\n[profiles.local]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
     record = tmp_path / "fake-record.json"
     yield {"config": config, "record": record,
-           "env": {"FAKE_VLLM_RECORD": str(record), "MMCLI_AUTOSTART": "1", "PATH": "/usr/bin:/bin"}}
+           "env": {"FAKE_VLLM_RECORD": str(record), "MMCLI_AUTOSTART": "1", "PATH": "/usr/bin:/bin",
+                   "HF_ENDPOINT": server.base_url.rsplit("/v1", 1)[0]}}
     kill_leftovers(record)
 
 

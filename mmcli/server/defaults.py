@@ -13,3 +13,4 @@ DEFAULT_STOP_GRACE = 20  # seconds from SIGTERM to SIGKILL
 # vLLM's own default `num_frames` for a `data:video/jpeg;base64,f1,f2,...` frame list: a server started
 # without `--media-io-kwargs '{"video": {"num_frames": -1}}'` keeps only the first 32 frames.
 VLLM_DEFAULT_NUM_FRAMES = 32
+HUB_CHECK_SECONDS = 3.0  # for the model hub to take a TCP connection before auto-start gives up on it

@@ -16,7 +16,7 @@ from ..families import DEFAULT_SERVE_MODEL, MODEL_TYPE_FAMILIES, serve_alias
 from . import network, process, state as records
 from .command_line import (Launcher, ModelChoice, ServeOptions, ServerCommand, build_command, check_options,
                            child_env, choose_model, is_loopback_host, looks_like_path)
-from .defaults import DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE
+from .defaults import DEFAULT_STARTUP_TIMEOUT, DEFAULT_STOP_GRACE, HUB_CHECK_SECONDS
 from .locate import locate_vllm, vllm_python
 from .state import ServerState
 
@@ -282,10 +282,24 @@ def ensure_local_server(settings: "Settings", out: "Events", environ: Optional[M
         command = prepare(opts, launcher, launcher_build(launcher, environ))
     except MmcliError:
         return  # nothing to start with: the request fails with the usual "cannot reach" and its hint
+    _refuse_unloadable(command, endpoint.base_url, environ)
     out.status(f"nothing answers at {endpoint.base_url}; starting {command.model.served_name} with vLLM in the "
                "background (--no-autostart, MMCLI_AUTOSTART=0 or `autostart = false` turn this off)")
     start(command, detach=True, timeout=DEFAULT_STARTUP_TIMEOUT, grace=DEFAULT_STOP_GRACE, out=out,
           environ=environ)
+
+
+def _refuse_unloadable(command: ServerCommand, base_url: str, environ: Mapping[str, str]) -> None:
+    """A model neither on this disk, nor in the hub's cache, nor reachable on the hub is refused at once: vLLM
+    would try the hub for a minute before failing the same way."""
+    from ..hints import NO_HUB
+    from .hub import hub_blocked
+
+    why = hub_blocked(command.model.source, command.model.local, environ, timeout=HUB_CHECK_SECONDS)
+    if why is not None:
+        raise ServeError(f"nothing answers at {base_url}, and auto-start cannot serve {command.model.served_name} "
+                         f"({command.model.source})", why,
+                         hint=NO_HUB + "; or pick another endpoint with --base-url / --profile")
 
 
 def profile_address(endpoint) -> Optional[tuple[str, int]]:
