@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.conftest import Run, assert_clean_error
 from tests.support import media
 from tests.support.pdfs import text_pdf
 from tests.support.scripted_server import Reply, Status, data_url_parts
@@ -473,7 +473,7 @@ def test_joining_a_token_cluster_needs_token_mode_and_its_token(mmcli, server, c
     for name, why in (("no mode", "asks for an authentication token"), ("a token, no mode", "asks for an auth"),
                       ("mode, another token", "refused the authentication token")):
         run = runs[name]
-        assert_clean_error(run, 2, "cannot start or reach Ray", why)
+        assert_clean_error(Run(run.returncode, run.stdout, run.stderr), 2, "cannot start or reach Ray", why)
         assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
         # mmcli's error and hint alone: none of Ray's own lines (its C++ client's InvalidAuthToken, a line a second),
         # and no address but the one given (Ray's own message named the head's internal address)
