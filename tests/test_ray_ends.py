@@ -16,19 +16,11 @@ import pytest
 from tests.conftest import assert_clean_error
 from tests.support.scripted_server import Reply
 from tests.test_batch_each import lines, make_images
-from tests.test_ray_engine import only_mmclis_lines, ray_head  # noqa: F401 - the module's own Ray head
+from tests.test_ray_engine import _start_each, only_mmclis_lines, ray_head  # noqa: F401 - ray_head: the module's own
 
 ray = pytest.importorskip("ray", reason="the ray extra (CI installs it: .ci/run)")
 pytestmark = [pytest.mark.ray, pytest.mark.real_process, pytest.mark.xdist_group("ray")]
 ROOT = Path(__file__).parent.parent
-
-
-def _start(server, folder, out, env, *extra) -> subprocess.Popen:
-    """mmcli ask --each --engine ray as its own process, to be stopped from outside."""
-    return subprocess.Popen([sys.executable, "-m", "mmcli", "ask", "--each", str(folder), "read", "-o", str(out),
-                             "--base-url", server.base_url, "--engine", "ray", *extra],
-                            env=env, cwd=ROOT, start_new_session=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_sigterm_ends_a_run_as_ctrl_c_does(server, clean_env, tmp_path, ray_head):  # noqa: F811
@@ -39,12 +31,12 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(server, clean_env, tmp_path, ray_head
     make_images(folder, 30)
     out = tmp_path / "out.jsonl"
     server.default = Reply("slow " * 10, chunk_delay=0.3)  # about 3 s an answer
-    proc = _start(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    proc = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
     while not out.exists() or out.read_bytes().count(b"\n") < 2:  # a batch answered and written
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGTERM)  # to the process alone, as `kill PID` sends it
-    _, stderr = proc.communicate(timeout=120)
+    stderr = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode == 130, stderr
     kept = lines(out)
     assert len(kept) >= 2 and all(line["answer"] == "slow " * 10 for line in kept), stderr
@@ -67,7 +59,7 @@ def test_a_second_run_into_the_same_parquet_folder_is_refused(server, clean_env,
     make_images(folder, 6)
     out = tmp_path / "results.parquet"
     server.default = Reply("ok", delay=1.0)
-    first = _start(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
+    first = _start_each(server, folder, out, clean_env, "--ray-address", ray_head, "--concurrency", "2")
     try:
         while not server.chat_requests():  # the first run is under way (its folder held since before Ray)
             assert first.poll() is None, first.communicate()[1]
@@ -76,7 +68,7 @@ def test_a_second_run_into_the_same_parquet_folder_is_refused(server, clean_env,
                                  "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head],
                                 env=clean_env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     finally:
-        _, stderr = first.communicate(timeout=300)
+        stderr = first.communicate(timeout=300)[1].decode()
     assert second.returncode == 2, second.stderr
     assert "mmcli: error: another run is writing to this results folder" in second.stderr, second.stderr
     assert "hint: wait for it to finish" in second.stderr and "Traceback" not in second.stderr
@@ -130,3 +122,24 @@ def test_the_api_says_where_the_engine_mode_is(server, tmp_path, clean_environ):
             call()
         assert "backend" in refused.value.message() and "--engine ray --backend vllm" in refused.value.hint
     assert not server.requests
+
+
+@pytest.mark.parametrize("level", [None, "info"])
+def test_ray_lines_written_to_fd_2_while_ray_starts_are_kept_aside(capfd, monkeypatch, level):
+    """What is written to fd 2 itself (as Ray's C++ code writes, beneath sys.stderr) while Ray starts is kept, not
+    shown; Ray's C++ log level is `fatal` for that start unless RAY_BACKEND_LOG_LEVEL is set (then it is left as
+    it is), and the process's environment is its own again after."""
+    from mmcli.batch.ray_start import ray_lines_kept
+
+    if level is None:
+        monkeypatch.delenv("RAY_BACKEND_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("RAY_BACKEND_LOG_LEVEL", level)
+    said: list[str] = []
+    with ray_lines_kept(said):
+        os.write(2, b"[2026-01-01 00:00:00,000 W 1 1] gcs_client.cc:210: Failed to get cluster ID\n")
+        seen = os.environ.get("RAY_BACKEND_LOG_LEVEL")
+    os.write(2, b"after\n")
+    assert said == ["[2026-01-01 00:00:00,000 W 1 1] gcs_client.cc:210: Failed to get cluster ID"]
+    assert capfd.readouterr().err == "after\n"
+    assert seen == (level or "fatal") and os.environ.get("RAY_BACKEND_LOG_LEVEL") == level
