@@ -92,7 +92,7 @@ class RayLines(Exception):
         super().__init__("Ray's own lines:\n" + "\n".join(lines) if lines else "Ray wrote no lines")
 
 
-KEPT_LINES = 200  # Ray's lines kept from one start (a join that fails retries for a minute, a line a second)
+KEPT_LINES = 200  # Ray's lines kept from one start (a join refused for its token retries some 20 s, a line a second)
 
 
 @contextmanager
