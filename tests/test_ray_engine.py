@@ -63,8 +63,9 @@ def album(folder: Path, photos: int = 6) -> Path:
 
 
 def run_each(mmcli, server, command, folder, out, *extra, env=None):
-    return mmcli(command, "--each", folder, "what is it?", "-o", out, "--base-url", server.base_url, *extra,
-                 env=env, timeout=300)
+    """`command --each folder` to `server`; with --backend vllm (Ray starts the engines) no --base-url is given."""
+    url = [] if "vllm" in extra else ["--base-url", server.base_url]
+    return mmcli(command, "--each", folder, "what is it?", "-o", out, *url, *extra, env=env, timeout=300)
 
 
 def by_id(path: Path) -> dict[str, dict]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
-from ..errors import UsageError
+from ..errors import RayLines, UsageError
 
 # Ray's own client says only "Failed to connect" (after InvalidAuthToken lines) when the cluster wants a token.
 AUTH_HINT = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN, "
@@ -83,13 +83,6 @@ def not_joined(exc: BaseException, said: list[str], given: Optional[str], where:
                  "; with RAY_AUTH_MODE=token, check that the token is the cluster's (`ray get-auth-token` on its head)")
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return UsageError("cannot start or reach Ray", re.sub(r"\s+at\s+\S+:\d+\b", "", first), where=where, hint=hint)
-
-
-class RayLines(Exception):
-    """Ray's own lines while it started or joined, the cause of the error that follows (shown under --debug)."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("Ray's own lines:\n" + "\n".join(lines) if lines else "Ray wrote no lines")
 
 
 KEPT_LINES = 200  # Ray's lines kept from one start (a join refused for its token retries some 20 s, a line a second)
