@@ -167,3 +167,11 @@ class RunStopped(Exception):
         super().__init__(str(cause))
         self.results = results
         self.cause = cause
+
+
+class RayLines(Exception):
+    """Ray's own lines while it started or joined (its C++ code writes them to the process's standard error): the
+    cause of the error that follows, shown with its traceback (--debug), never caught."""
+
+    def __init__(self, lines: list) -> None:
+        super().__init__("Ray's own lines:\n" + "\n".join(lines) if lines else "Ray wrote no lines")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.conftest import Run, assert_clean_error
 from tests.support import media
 from tests.support.pdfs import text_pdf
 from tests.support.scripted_server import Reply, Status, data_url_parts
@@ -62,8 +63,9 @@ def album(folder: Path, photos: int = 6) -> Path:
 
 
 def run_each(mmcli, server, command, folder, out, *extra, env=None):
-    return mmcli(command, "--each", folder, "what is it?", "-o", out, "--base-url", server.base_url, *extra,
-                 env=env, timeout=300)
+    """`command --each folder` to `server`; with --backend vllm (Ray starts the engines) no --base-url is given."""
+    url = [] if "vllm" in extra else ["--base-url", server.base_url]
+    return mmcli(command, "--each", folder, "what is it?", "-o", out, *url, *extra, env=env, timeout=300)
 
 
 def by_id(path: Path) -> dict[str, dict]:
@@ -124,6 +126,7 @@ def test_client_each_and_batch_on_ray_yield_the_cli_lines(mmcli, server, tmp_pat
 
     folder = album(tmp_path / "album", photos=3)
     cli_out, api_out = tmp_path / "cli.jsonl", tmp_path / "api.jsonl"
+    level = os.environ.get("RAY_BACKEND_LOG_LEVEL")
     cli = run_each(mmcli, server, "ask", folder, cli_out, "--engine", "ray", "--ray-address", ray_head)
     assert cli.code == 8, cli.stderr  # the broken photo
     client = api.Client(base_url=server.base_url)
@@ -134,6 +137,7 @@ def test_client_each_and_batch_on_ray_yield_the_cli_lines(mmcli, server, tmp_pat
     with pytest.raises(api.JobsFailed):
         jobs.check()
     assert not ray.is_initialized()  # the Ray this call joined is let go
+    assert os.environ.get("RAY_BACKEND_LOG_LEVEL") == level  # set for Ray's start only, the process's own again
     tasks = [{"id": f"t{n}", "command": "ask", "inputs": [str(folder / f"img00{n}.png")], "prompt": "caption"}
              for n in range(2)]
     done = list(client.batch(tasks, engine="ray", ray_address=ray_head, concurrency=2))
@@ -193,6 +197,7 @@ def test_batch_tasks_file_on_ray(mmcli, server, tmp_path, ray_head):
     out = tmp_path / "out.jsonl"
     run = mmcli("batch", tasks, "-o", out, "--base-url", server.base_url, "--engine", "ray", "--ray-address", ray_head, timeout=300)
     assert run.code == 0, run.stderr
+    assert only_mmclis_lines(run.stderr), run.stderr
     assert sorted(line["id"] for line in lines(out)) == ["t0", "t1"]
     assert all(r.json["max_tokens"] == 20 for r in server.chat_requests())
 
@@ -299,6 +304,13 @@ def test_without_an_address_the_run_starts_its_own_ray(mmcli, server, tmp_path, 
                    env={"RAY_ADDRESS": ""})
     assert run.code == 0, run.stderr
     assert [line["answer"] for line in lines(tmp_path / "o.jsonl")] == ["ok", "ok"]
+    assert only_mmclis_lines(run.stderr)
+
+
+def only_mmclis_lines(stderr: str) -> bool:
+    """Every line on standard error is mmcli's: none of Ray's (its C++ code wrote one per run, that Ray Data's
+    actors take their arguments from the object store; a local Ray's start wrote more)."""
+    return all(line.startswith("mmcli: ") for line in stderr.splitlines())
 
 
 def _start_each(server, folder, out, env, *extra):
@@ -449,20 +461,29 @@ def test_joining_a_token_cluster_needs_token_mode_and_its_token(mmcli, server, c
     try:
         _wait_for_port(port, head)
         for name, extra in {"no mode": {}, "a token, no mode": {"RAY_AUTH_TOKEN": "a" * 32},
-                            "mode and token": {"RAY_AUTH_MODE": "token"}}.items():
+                            "mode, another token": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "b" * 32},
+                            "no mode, --debug": {}, "mode and token": {"RAY_AUTH_MODE": "token"}}.items():
             runs[name] = subprocess.run(
                 [sys.executable, "-m", "mmcli", "ask", "--each", str(tmp_path / "album"), "read", "-o",
                  str(tmp_path / f"{name}.jsonl"), "--base-url", server.base_url, "--engine", "ray", "--ray-address",
-                 f"127.0.0.1:{port}"], env=dict(env, **extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
+                 f"127.0.0.1:{port}", *(["--debug"] if "--debug" in name else [])], env=dict(env, **extra), cwd=ROOT,
+                capture_output=True, text=True, timeout=300)
     finally:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
-    for name in ("no mode", "a token, no mode"):
+    for name, why in (("no mode", "asks for an authentication token"), ("a token, no mode", "asks for an auth"),
+                      ("mode, another token", "refused the authentication token")):
         run = runs[name]
-        assert run.returncode == 2, run.stderr
-        assert "mmcli: error: cannot start or reach Ray" in run.stderr and "Traceback" not in run.stderr
-        assert "RAY_AUTH_MODE=token" in run.stderr and "ray get-auth-token" in run.stderr
+        assert_clean_error(Run(run.returncode, run.stdout, run.stderr), 2, "cannot start or reach Ray", why)
+        assert "RAY_AUTH_TOKEN" in run.stderr and "ray get-auth-token" in run.stderr
+        # mmcli's error and hint alone: none of Ray's own lines (its C++ client's InvalidAuthToken, a line a second),
+        # and no address but the one given (Ray's own message named the head's internal address)
+        assert [line.split(":")[0] for line in run.stderr.splitlines()] == ["mmcli", "hint"], run.stderr
+        assert re.findall(r"[\w.-]+:\d{2,5}\b", run.stderr.splitlines()[0]) == [f"127.0.0.1:{port}"], run.stderr
         assert not (tmp_path / f"{name}.jsonl").exists()
+    assert "RAY_AUTH_MODE=token" in runs["no mode"].stderr
+    debug = runs["no mode, --debug"]  # Ray's own lines, kept while it tried to join, shown with --debug
+    assert debug.returncode == 2 and "gcs_client.cc" in debug.stderr and "InvalidAuthToken" in debug.stderr
     joined = runs["mode and token"]
     assert joined.returncode == 0, joined.stderr
     assert [line["answer"] for line in lines(tmp_path / "mode and token.jsonl")] == ["ok"]

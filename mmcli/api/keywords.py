@@ -209,6 +209,8 @@ ELSEWHERE = {
     "model": "pass it to mmcli.Client(...)", "family": "pass it to mmcli.Client(...)",
     "api_key_env": "pass it to mmcli.Client(...)", "timeout": "pass it to mmcli.Client(...)",
     "autostart": "pass it to mmcli.Client(...)", "log": "pass it to mmcli.Client(...) or client.conversation(...)",
+    "backend": 'engine="ray" sends to the Client\'s endpoint; Ray\'s own vLLM engines are the CLI\'s '
+               "--engine ray --backend vllm --model ID",
 }
 
 

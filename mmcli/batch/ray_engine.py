@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from .ray_job import Outcome, RayJob
 from .work import BatchFlags, Work
@@ -26,12 +26,14 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
                local: tuple, environ: Optional[Mapping[str, str]] = None, protected: tuple = ()) -> Outcome:
     """Run every job on Ray Data and write a line per job; exit 8 when any job failed. `local` is the local
     run's (Batch, finish): its per-job code runs in the workers, its summary ends the run."""
+    from contextlib import ExitStack
+
     from ..settings import resolve_settings
     from .guard import input_files, refuse_holding, refuse_reading_files
-    from .ray_start import import_ray, start_ray, stop_ray
-    from .ray_watch import watch_cluster
-    from .servers import connect_all
+    from .ray_output import folder_locked
+    from .ray_start import import_ray
 
+    refuse_base_url(opts, flags)
     batch_class, finish = local
     ray = import_ray()
     settings = resolve_settings(opts.endpoint, environ)
@@ -45,25 +47,53 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
 
         make_job = engine_job(ray, works, settings, flags, out)
     else:
+        from .servers import connect_all
+
         _, targets, concurrency = connect_all(settings, opts.endpoint, out, flags.concurrency, environ)
         make_job = lambda: RayJob(ray, works, targets, flags, concurrency, batch_class)  # noqa: E731
-    started = start_ray(ray, flags.ray_address, environ)
-    watch = None
-    try:
-        job = make_job()  # the engine mode checks the cluster's resources here
-        watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
-        try:
-            outcome, interrupted = (job.write_parquet(parquet, out, title) if parquet is not None
-                                    else job.write_lines(out, title))
-        except ray.exceptions.RayError as exc:
-            raise workers_failed(exc, flags) from None
-    finally:
-        if watch is not None:
-            watch.stop()
-        if started:
-            stop_ray(ray)
+    with ExitStack() as held:
+        if parquet is not None:
+            held.enter_context(folder_locked(parquet))  # a second run into it is refused before Ray starts
+        outcome, interrupted = run_job(ray, make_job, parquet, flags, out, title, environ)
     finish(outcome, flags, out, interrupted)
     return outcome
+
+
+def run_job(ray: Any, make_job: Callable[[], RayJob], parquet: Optional[str], flags: BatchFlags, out: "Display",
+            title: str, environ: Optional[Mapping[str, str]]) -> tuple[Outcome, bool]:
+    """Ray started (or joined), the job built and run, Ray let go; SIGTERM ends it as Ctrl-C does."""
+    from .ray_start import start_ray, stop_ray, term_as_interrupt
+    from .ray_watch import watch_cluster
+
+    with term_as_interrupt() as again:
+        started = start_ray(ray, flags.ray_address, environ)
+        again()  # ray.init put Ray's own SIGTERM handler (sys.exit, under its C++ crash dump) in place of mmcli's
+        watch = None
+        try:
+            job = make_job()  # the engine mode checks the cluster's resources here
+            watch = watch_cluster(ray, lambda why: abandon(workers_failed(None, flags, why), out))
+            try:
+                return job.write_parquet(parquet, out, title) if parquet is not None else job.write_lines(out, title)
+            except ray.exceptions.RayError as exc:
+                raise workers_failed(exc, flags) from None
+        finally:
+            if watch is not None:
+                watch.stop()
+            if started:
+                stop_ray(ray)
+
+
+def refuse_base_url(opts: "CommonOptions", flags: BatchFlags) -> None:
+    """--backend vllm sends nothing to a URL (Ray starts the engines): a --base-url given with it is refused, not
+    ignored, before any job is prepared or Ray started."""
+    from ..errors import UsageError
+
+    given = opts.endpoint.base_urls or ((opts.endpoint.base_url,) if opts.endpoint.base_url else ())
+    if flags.backend == "vllm" and given:
+        raise UsageError("--base-url does not work with --backend vllm", "Ray starts vLLM engines of --model itself "
+                         "and sends nothing to a URL", where=", ".join(given),
+                         hint="leave out --base-url (and unset MMCLI_BASE_URL) to run the engines on Ray, or leave "
+                              "out --backend vllm to send the jobs to that server over HTTP")
 
 
 def workers_failed(exc: Optional[BaseException], flags: BatchFlags, lost: Optional[str] = None) -> "MmcliError":

@@ -5,9 +5,10 @@ as JSON, the same line a local run writes."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 
 
 class ParquetCounts:
@@ -30,13 +31,56 @@ class ParquetCounts:
         """Nothing is open."""
 
 
-def read_previous(ray: Any, location: str) -> dict[str, dict]:
-    """id -> {"error", "fingerprint"} of the rows already written; a done row wins over a failed one."""
-    if "://" not in location and not os.path.exists(location):
-        return {}
-    if "://" not in location and not os.path.isdir(location):
+@contextmanager
+def folder_locked(location: str) -> Iterator[None]:
+    """The Parquet folder held by this run, as a .jsonl results file is (flock, let go when the process ends): a
+    second run into it is refused, not run twice. Made when missing, and removed again when the run leaves it
+    empty; a URI (s3://...) is not locked."""
+    if "://" in location:
+        yield
+        return
+    if os.path.exists(location) and not os.path.isdir(location):
         raise UsageError("a Parquet output must be a folder", where=location,
                          hint="name a folder (created if missing); Ray writes its Parquet files into it")
+    made = not os.path.exists(location)
+    try:
+        os.makedirs(location, exist_ok=True)
+        fd = os.open(location, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OutputError("cannot make the Parquet folder", exc.strerror or str(exc), where=location) from None
+    try:
+        _lock(fd, location)
+        yield
+    finally:
+        os.close(fd)  # the only descriptor of this open folder: the lock goes with it
+        if made:
+            try:
+                os.rmdir(location)  # only when empty: nothing was written
+            except OSError:
+                pass
+
+
+def _lock(fd: int, location: str) -> None:
+    import fcntl
+
+    from ..files import NO_LOCKS
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputError("another run is writing to this results folder", where=location,
+                          hint="wait for it to finish (then run again: done jobs are skipped), "
+                               "or give -o another folder") from None
+    except OSError as exc:
+        if exc.errno not in NO_LOCKS:
+            raise
+        # a filesystem without flock: runs at once are then not kept apart
+
+
+def read_previous(ray: Any, location: str) -> dict[str, dict]:
+    """id -> {"error", "fingerprint"} of the rows already written; a done row wins over a failed one."""
+    if "://" not in location and (not os.path.isdir(location) or not os.listdir(location)):
+        return {}  # nothing written yet (the folder is made, empty, when the run starts)
     try:
         table = ray.data.read_parquet(location, columns=["id", "status", "fingerprint"]).to_arrow_refs()
     except FileNotFoundError:

@@ -4,10 +4,12 @@ or started for the run."""
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
-from ..errors import UsageError
+from ..errors import RayLines, UsageError
 
 # Ray's own client says only "Failed to connect" (after InvalidAuthToken lines) when the cluster wants a token.
 AUTH_HINT = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN, "
@@ -47,24 +49,85 @@ def start_ray(ray: Any, address: Optional[str], environ: Optional[Mapping[str, s
         refuse_unusable(given)
         refuse_unreachable(given, tls=(env.get("RAY_USE_TLS") or "0").lower() not in ("0", "false", ""))
     no_token = getattr(ray.exceptions, "AuthenticationError", ConnectionError)  # Ray 2.52+: token mode, no token
+    said: list[str] = []
     try:
-        ray.init(address=address, **options)
+        with ray_lines_kept(said):
+            ray.init(address=address, **options)
     except no_token as exc:
         raise UsageError("cannot reach Ray", str(exc).split(". ")[0], where=given or "a local Ray",
                          hint="put the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token "
                               "(`ray get-auth-token` on its head node), or unset RAY_AUTH_MODE for a cluster "
-                              "without authentication") from None
+                              "without authentication") from RayLines(said)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = "check --ray-address (the head's HOST:6379), or leave it out for a local Ray"
-        if isinstance(exc, ConnectionError) and given not in (None, "local"):
-            # Ray sends a token only in token mode: a token in RAY_AUTH_TOKEN or ~/.ray/auth_token alone is not used
-            # for an address given (Ray itself enables the mode only for a local cluster it finds on its own).
-            hint += (AUTH_HINT if (env.get("RAY_AUTH_MODE") or "").lower() != "token" else
-                     "; with RAY_AUTH_MODE=token, check that the token is the cluster's "
-                     "(`ray get-auth-token` on its head)")
-        raise UsageError("cannot start or reach Ray", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                         where=address or env.get("RAY_ADDRESS") or "a local Ray", hint=hint) from None
+        raise not_joined(exc, said, given, address or env.get("RAY_ADDRESS") or "a local Ray",
+                         token_mode=(env.get("RAY_AUTH_MODE") or "").lower() == "token") from RayLines(said)
     return True
+
+
+def not_joined(exc: BaseException, said: list[str], given: Optional[str], where: str, token_mode: bool) -> UsageError:
+    """ray.init's failure as one error: the cause Ray's own lines name (a token refused), never the head's
+    internal address that Ray's message names (the address given is in `where`)."""
+    hint = "check --ray-address (the head's HOST:6379), or leave it out for a local Ray"
+    if any("InvalidAuthToken" in line or "Unauthenticated" in line for line in said):
+        if token_mode:
+            return UsageError("cannot start or reach Ray", "the cluster refused the authentication token", where=where,
+                              hint="check that the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token "
+                                   "is the cluster's (`ray get-auth-token` on its head node)")
+        return UsageError("cannot start or reach Ray", "the cluster asks for an authentication token", where=where,
+                          hint="set RAY_AUTH_MODE=token and put the cluster's token in RAY_AUTH_TOKEN, "
+                               "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token` on its head node)")
+    if isinstance(exc, ConnectionError) and given not in (None, "local"):
+        # Ray sends a token only in token mode: a token in RAY_AUTH_TOKEN or ~/.ray/auth_token alone is not used
+        # for an address given (Ray itself enables the mode only for a local cluster it finds on its own).
+        hint += (AUTH_HINT if not token_mode else
+                 "; with RAY_AUTH_MODE=token, check that the token is the cluster's (`ray get-auth-token` on its head)")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UsageError("cannot start or reach Ray", re.sub(r"\s+at\s+\S+:\d+\b", "", first), where=where, hint=hint)
+
+
+KEPT_LINES = 200  # Ray's lines kept from one start (a join refused for its token retries some 20 s, a line a second)
+
+
+@contextmanager
+def ray_lines_kept(said: list[str]) -> Iterator[None]:
+    """While Ray starts or joins: what it writes to the process's standard error (its C++ code writes to fd 2,
+    beneath Python's sys.stderr) goes into `said`, not the terminal. And unless RAY_BACKEND_LOG_LEVEL is set,
+    Ray's C++ logging, which reads that variable as it starts, keeps only fatal errors from then on: else one
+    line per run says that Ray Data's actor pool takes its constructor arguments from the object store (as it
+    always does; the actors' restarts are not changed by this)."""
+    import sys
+    import tempfile
+
+    level_set = "RAY_BACKEND_LOG_LEVEL" in os.environ
+    for stream in (sys.stdout, sys.stderr):
+        _flush(stream)
+    try:
+        saved = os.dup(2)
+    except OSError:  # standard error closed: nothing of Ray's can reach a terminal
+        saved = None
+    with tempfile.TemporaryFile() as log:
+        if saved is not None:
+            os.dup2(log.fileno(), 2)
+        if not level_set:
+            os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+        try:
+            yield
+        finally:
+            if not level_set:
+                os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
+            _flush(sys.stderr)
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+            log.seek(0)
+            said.extend(log.read().decode("utf-8", "replace").splitlines()[-KEPT_LINES:])
+
+
+def _flush(stream: Any) -> None:
+    try:
+        stream.flush()
+    except (AttributeError, OSError, ValueError):
+        pass  # closed, or no stream at all
 
 
 # Ray Data's threads that call into Ray while a run is going: its executor, and the threads that fetch the
@@ -83,6 +146,32 @@ def stop_ray(ray: Any, wait: float = 30.0) -> None:
         if thread.name.startswith(_RUN_THREADS) and thread.is_alive():
             thread.join(max(0.0, until - time.monotonic()))
     ray.shutdown()
+
+
+@contextmanager
+def term_as_interrupt() -> Iterator[Callable[[], None]]:
+    """SIGTERM taken as Ctrl-C while a run is on Ray (the lines written kept, Ray let go, exit 130), and the
+    handler there before put back at the end; yields the function that puts mmcli's handler back in place after
+    ray.init, which installs Ray's own (a C++ crash dump, then sys.exit). Only the main thread can set it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    def install() -> None:
+        signal.signal(signal.SIGTERM, interrupt)
+
+    before = signal.getsignal(signal.SIGTERM)
+    install()
+    try:
+        yield install
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def refuse_unusable(address: str) -> None:
