@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("clean_environ")
 # Parameters that are a call's media or question, checked as the commands' arguments are (not keywords).
 ARGUMENTS = {"inputs", "source", "files", "tasks", "image", "prompt_or_question"}
 QUESTIONS = {("video", "prompt"), ("each", "prompt"), ("plan", "prompt")}
-WRONG = [object(), float("nan"), b"\xff", [object()]]  # wrong for every keyword there is
+WRONG = [object(), float("nan"), b"\xff", [object()], -10**5000, [-10**5000]]  # wrong for every keyword there is
+# (-10**5000: past the digits Python turns into text, so an error that shows the value whole would raise ValueError)
 
 
 def _keywords(method: str) -> list[str]:
