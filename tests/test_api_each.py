@@ -158,3 +158,12 @@ def test_a_bad_engine_choice_is_refused_before_anything_is_sent(client, album, s
     assert caught.value.hint and _chats(server) == 0
     with pytest.raises(mmcli.UsageError, match=fragment):
         client.batch([{"command": "ask", "inputs": [str(album / "p0.png")], "prompt": "caption"}], **keywords)
+
+
+def test_output_naming_another_programs_json_is_refused_in_the_apis_words(client, server, album, tmp_path):
+    settings = tmp_path / "settings.json"
+    settings.write_bytes(b'{"theme": "dark"}\n')
+    with pytest.raises(mmcli.UsageError, match="not a results file") as refused:
+        list(client.each(album, "caption", output=settings))
+    assert "output=" in refused.value.hint and "-o" not in refused.value.hint
+    assert settings.read_bytes() == b'{"theme": "dark"}\n' and _chats(server) == 0
