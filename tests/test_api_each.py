@@ -137,6 +137,7 @@ def test_batch_runs_tasks_of_several_commands_with_their_ids(client, server, alb
     (lambda c, a, t: c.batch([{"command": "ask", "inputs": ["a.png"]}]), "task 1: the task has no prompt"),
     (lambda c, a, t: c.batch([{"command": "ask", "prompt": "x", "temperature": -1}]), "task 1: invalid value"),
     (lambda c, a, t: c.batch([{"id": "a", "command": "ask", "prompt": "x"}] * 2), "task 2: id 'a'"),
+    (lambda c, a, t: c.batch([{"command": "ask", "prompt": "x", 5: 1}]), "task 1: unknown option"),
 ])
 def test_bad_arguments_are_one_usage_error_and_nothing_is_sent(client, server, album, tmp_path, call, fragment):
     (tmp_path / "none-here").mkdir(exist_ok=True)  # a folder with no media in it

@@ -315,5 +315,6 @@ def _task(task: object, parse) -> tuple:
         found = split_task(task)
     except TaskError as exc:
         raise UsageError(str(exc)) from None
-    options = {key.replace("-", "_"): value for key, value in found.options.items()}
+    options = {key.replace("-", "_") if isinstance(key, str) else repr(key): value  # 5: unknown, said as "5"
+               for key, value in found.options.items()}
     return found.command, found.inputs, found.prompt, found.given_id, parse(found.command, options)
