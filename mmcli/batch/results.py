@@ -41,8 +41,8 @@ def read_lines(path: Path) -> tuple[list[dict], int]:
                     continue
                 if not raw.strip():
                     continue
-                try:
-                    record = json.loads(raw)
+                try:  # a file name that is not UTF-8 is written as its own bytes (Sink.write): read back the same
+                    record = json.loads(raw.decode("utf-8", "surrogateescape"))
                 except ValueError:
                     broken += 1
                     continue
@@ -118,7 +118,7 @@ class Sink:
         import errno
 
         try:
-            self.out.json_line(json.loads(data))
+            self.out.json_line(json.loads(data.decode("utf-8", "surrogateescape")))  # as Sink.write encoded it
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # the reader went away: the run ends as any closed pipe does
@@ -274,7 +274,7 @@ def _whole_json(fd: int) -> bool:
     """Whether the file's first line is JSON whole (another program's object, as `{"theme": "dark"}`)."""
     first = os.pread(fd, MAX_REPLY_LINE, 0).lstrip().split(b"\n", 1)[0]
     try:
-        json.loads(first)
+        json.loads(first.decode("utf-8", "surrogateescape"))
     except ValueError:
         return False
     return True
