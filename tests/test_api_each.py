@@ -168,3 +168,14 @@ def test_output_naming_another_programs_json_is_refused_in_the_apis_words(client
         list(client.each(album, "caption", output=settings))
     assert "output=" in refused.value.hint and "-o" not in refused.value.hint
     assert settings.read_bytes() == b'{"theme": "dark"}\n' and _chats(server) == 0
+
+
+def test_each_and_batch_sample_an_asked_video_as_ask_does(client, server, tmp_path):
+    from tests.test_video_fixtures import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=100, fps=25)
+    client.ask(clip, "what?", frames=6)
+    list(client.each([clip], "what?", frames=6))
+    list(client.batch([{"command": "ask", "inputs": [str(clip)], "prompt": "what?", "frames": 6}]))
+    sent = [r.json["messages"][-1]["content"][0] for r in server.chat_requests()]
+    assert len(sent) == 3 and sent[1] == sent[0] and sent[2] == sent[0]  # the same six frames, not the default

@@ -258,9 +258,12 @@ def each(flags_in: dict, task: str, inputs: list, prompt: str, parsed, environ=N
 
 
 def _task_options(task: str, prompt: str, parsed):
-    """What `--each` hands each job, as the CLI's commands do (ask: nothing of its own)."""
+    """What `--each` hands each job, as the CLI's commands do; ask: the video sampling Client.ask takes too
+    (fps=, frames=, ...), or None when it is left as it is, so a job keeps the id it has without it."""
+    from ..media.frames import SamplingOptions
+
     if task == "ask":
-        return None
+        return parsed.sampling if parsed.sampling != SamplingOptions() else None
     if task == "video":
         return parsed.sampling
     if task == "docqa":
