@@ -30,16 +30,14 @@ CHAT_URL = "/v1/chat/completions"
 
 def manifest_path(path: Path) -> Path:
     """FILE.manifest.json beside FILE.jsonl."""
-    return path.with_name(path.name[:-len(".jsonl")] + ".manifest.json" if path.name.endswith(".jsonl")
-                          else path.name + ".manifest.json")
+    return path.with_name(path.name.removesuffix(".jsonl") + ".manifest.json")
 
 
 def part_path(path: Path, n: int) -> Path:
     """The n-th file of a split export: FILE.jsonl, FILE-2.jsonl, ..."""
     if n == 1:
         return path
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
-    return path.with_name(f"{stem}-{n}.jsonl")
+    return path.with_name(f"{path.name.removesuffix('.jsonl')}-{n}.jsonl")
 
 
 def parts(path: Path, manifest: dict) -> list[Path]:
@@ -138,7 +136,7 @@ def check_export_target(path: Path) -> None:
     if not folder.is_dir():
         raise OutputError("the export folder does not exist", where=str(folder),
                           hint="create it first, or export into an existing folder")
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    stem = path.name.removesuffix(".jsonl")
     split = re.compile(re.escape(stem) + r"-[0-9]+\.jsonl")
     taken = [path, manifest_path(path)] + sorted(p for p in folder.glob(f"{glob.escape(stem)}-*.jsonl")
                                                  if split.fullmatch(p.name))

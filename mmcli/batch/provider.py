@@ -212,5 +212,4 @@ def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Displa
 
 
 def _download_path(export: Path, part: str, kind: str) -> Path:
-    stem = part[:-len(".jsonl")] if part.endswith(".jsonl") else part
-    return export.with_name(f"{stem}.{kind}.jsonl")
+    return export.with_name(f"{part.removesuffix('.jsonl')}.{kind}.jsonl")
