@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -219,8 +220,9 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     requests = sum(f["lines"] for f in parts.files)
     out.status(f"exported {len(manifest['jobs'])} job(s) as {requests} request(s) in {len(parts.files)} file(s): "
                + ", ".join(f["path"] for f in parts.files) + f"; manifest {manifest_file}")
-    out.status(f"next: `mmcli batch submit {flags.export_path} --profile NAME` on a provider's Batch API, or "
-               f"vLLM's batch runner (docs/many-files.md) then `mmcli batch collect {flags.export_path} "
+    named = shlex.quote(str(flags.export_path))  # a command to paste: a name with spaces stays one argument
+    out.status(f"next: `mmcli batch submit {named} --profile NAME` on a provider's Batch API, or "
+               f"vLLM's batch runner (docs/many-files.md) then `mmcli batch collect {named} "
                "OUTPUT.jsonl -o results.jsonl`")
     if manifest["failed"]:
         raise JobsFailed(f"{len(manifest['failed'])} of {len(works)} job(s) could not be exported",
