@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 # Set once for the whole run, on the mmcli batch command line.
 RUN_ONLY = {"profile", "base-url", "api-key-env", "model", "family", "timeout", "autostart", "no-autostart",
             "json", "dry-run", "debug", "each", "recursive", "concurrency", "j", "retry-failed", "export",
-            "batch-max-mb", "output", "o", "draw", "crop", "force", "format", "output-dir", "strict"}
+            "batch-max-mb", "output", "o", "draw", "crop", "force", "format", "output-dir", "strict",
+            "engine", "ray-address", "backend", "tensor-parallel-size", "max-model-len", "device", "engine-arg"}
 MAX_LINE_BYTES = 1 << 20
 
 
