@@ -206,3 +206,16 @@ def test_a_line_setting_any_run_option_is_left_out_naming_it(mmcli, server, tmp_
     for name in names:
         assert f"'{name}' is set for the whole run" in run.stderr, name
     assert server.chat_requests() == []
+
+
+def test_a_line_setting_log_verify_or_a_conversation_is_left_out_naming_it(mmcli, server, tmp_path):
+    (photo,) = make_images(tmp_path / "img", 1)
+    given = {"log": False, "no-log": True, "verify": True, "continue": True, "cid": "abc"}
+    tasks = write_tasks(tmp_path / "tasks.jsonl", *[{"command": "ask", "inputs": [str(photo)], "prompt": "hi",
+                                                     name: value} for name, value in given.items()])
+    run = mmcli("batch", tasks, "--base-url", server.base_url)
+    assert_clean_error(run, 2, "no job to run")
+    for name in ("log", "no-log", "verify"):
+        assert f"'{name}' is set for the whole run" in run.stderr, name
+    assert "'continue': a line is a job of its own" in run.stderr and "'cid': a line is a job" in run.stderr
+    assert server.chat_requests() == []
