@@ -69,7 +69,8 @@ class Jobs:
     """The results of a many-file run as its jobs finish: each item is the dict a results line holds (id,
     command, sources, prompt, the task's fields or `error`, warnings, seconds). Nothing is sent until the
     first item is asked for, and the run goes on only while it is read (`concurrency` jobs ahead at most): after
-    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop.
+    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop
+    (with engine="ray", Ray Data's workers go on at their own pace; each line is written as its batch comes in).
     `close()`, `with` or Ctrl-C ends the run, keeps the lines already written and closes the results file.
     `tally` counts what was done, failed and skipped."""
 
