@@ -164,7 +164,7 @@ class Client:
         from .many import each
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        # output, concurrency, ...: by the same row, in many.batch_flags; task=None is the default, as for every keyword
+        # task=None is the default, as for every keyword; output, concurrency, ...: by the same row, in many.batch_flags
         task = checked("each", {"task": task}).get("task", "ask")
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT

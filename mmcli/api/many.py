@@ -319,6 +319,7 @@ def _task(task: object, parse) -> tuple:
         found = split_task(task)
     except TaskError as exc:
         raise UsageError(str(exc)) from None
-    options = {key.replace("-", "_") if isinstance(key, str) else repr(key): value  # 5: unknown, said as "5"
+    # a key that is not text (5) cannot name an option: it is refused as an unknown one, by its repr
+    options = {key.replace("-", "_") if isinstance(key, str) else repr(key): value
                for key, value in found.options.items()}
     return found.command, found.inputs, found.prompt, found.given_id, parse(found.command, options)

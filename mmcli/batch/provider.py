@@ -167,8 +167,9 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Dis
     if problem is not None:
         raise problem
     if waiting:
+        again = f"mmcli batch fetch {shlex.quote(str(export))}"
         raise JobsFailed(f"{len(waiting)} batch(es) are still running", "; ".join(describe(r) for r in waiting),
-                         where=str(export), hint=f"run `mmcli batch fetch {shlex.quote(str(export))}` again later (or status to watch)")
+                         where=str(export), hint=f"run `{again}` again later (or status to watch)")
     if failure is not None:
         raise failure
 
