@@ -137,6 +137,7 @@ def test_batch_runs_tasks_of_several_commands_with_their_ids(client, server, alb
     (lambda c, a, t: c.batch([{"command": "ask", "inputs": ["a.png"]}]), "task 1: the task has no prompt"),
     (lambda c, a, t: c.batch([{"command": "ask", "prompt": "x", "temperature": -1}]), "task 1: invalid value"),
     (lambda c, a, t: c.batch([{"id": "a", "command": "ask", "prompt": "x"}] * 2), "task 2: id 'a'"),
+    (lambda c, a, t: c.batch([{"command": "ask", "prompt": "x", 5: 1}]), "task 1: unknown option"),
 ])
 def test_bad_arguments_are_one_usage_error_and_nothing_is_sent(client, server, album, tmp_path, call, fragment):
     (tmp_path / "none-here").mkdir(exist_ok=True)  # a folder with no media in it
@@ -158,3 +159,23 @@ def test_a_bad_engine_choice_is_refused_before_anything_is_sent(client, album, s
     assert caught.value.hint and _chats(server) == 0
     with pytest.raises(mmcli.UsageError, match=fragment):
         client.batch([{"command": "ask", "inputs": [str(album / "p0.png")], "prompt": "caption"}], **keywords)
+
+
+def test_output_naming_another_programs_json_is_refused_in_the_apis_words(client, server, album, tmp_path):
+    settings = tmp_path / "settings.json"
+    settings.write_bytes(b'{"theme": "dark"}\n')
+    with pytest.raises(mmcli.UsageError, match="not a results file") as refused:
+        list(client.each(album, "caption", output=settings))
+    assert "output=" in refused.value.hint and "-o" not in refused.value.hint
+    assert settings.read_bytes() == b'{"theme": "dark"}\n' and _chats(server) == 0
+
+
+def test_each_and_batch_sample_an_asked_video_as_ask_does(client, server, tmp_path):
+    from tests.test_video_fixtures import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=100, fps=25)
+    client.ask(clip, "what?", frames=6)
+    list(client.each([clip], "what?", frames=6))
+    list(client.batch([{"command": "ask", "inputs": [str(clip)], "prompt": "what?", "frames": 6}]))
+    sent = [r.json["messages"][-1]["content"][0] for r in server.chat_requests()]
+    assert len(sent) == 3 and sent[1] == sent[0] and sent[2] == sent[0]  # the same six frames, not the default

@@ -14,6 +14,7 @@ import mmcli
 from mmcli.api.keywords import METHODS
 from tests.support import sound
 from tests.support.embed_server import EmbeddingServer
+from tests.support.scripted_server import Reply
 from tests.support.pdfs import text_pdf
 from tests.support.transcription_server import TranscriptionServer
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.usefixtures("clean_environ")
 # Parameters that are a call's media or question, checked as the commands' arguments are (not keywords).
 ARGUMENTS = {"inputs", "source", "files", "tasks", "image", "prompt_or_question"}
 QUESTIONS = {("video", "prompt"), ("each", "prompt"), ("plan", "prompt")}
-WRONG = [object(), float("nan"), b"\xff", [object()]]  # wrong for every keyword there is
+WRONG = [object(), float("nan"), b"\xff", [object()], -10**5000, [-10**5000]]  # wrong for every keyword there is
+# (-10**5000: past the digits Python turns into text, so an error that shows the value whole would raise ValueError)
 
 
 def _keywords(method: str) -> list[str]:
@@ -110,6 +112,16 @@ def test_the_values_found_wrong_are_usage_errors(server, tmp_path, method, keywo
         _call(method, server, tmp_path, **keywords)
     assert fragment in refused.value.message() + refused.value.hint
     assert not server.requests
+
+
+def test_task_none_is_the_default_task_as_none_is_for_every_keyword(server, tmp_path):
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "p.png")
+    client = mmcli.Client(base_url=server.base_url, model="tiny", family="qwen2-vl", log=False)
+    plan = client.plan(str(tmp_path / "p.png"), "hi", task=None)
+    assert plan.request["messages"][-1]["content"][-1]["text"] == "hi" and not server.requests
+    server.default = Reply("a square")
+    [line] = client.each([str(tmp_path / "p.png")], "caption", task=None)
+    assert line["command"] == "ask" and line["answer"] == "a square"
 
 
 def test_transcribe_without_files_is_a_usage_error(server):

@@ -162,3 +162,12 @@ def test_docqa_merge_is_a_second_batch_file(mmcli, server, tmp_path):
     assert done["a.pdf"]["answer"] == "Alice wrote it (p. 1)." and done["a.pdf"]["mode"] == "batches"
     assert [b["pages"] for b in done["a.pdf"]["batches"]] == [[1, 2], [3]]
     assert done["a.pdf"]["pages"] == [1, 2, 3]
+
+
+def test_the_next_steps_name_an_export_with_a_space_as_one_argument(mmcli, server, tmp_path):
+    make_images(tmp_path / "album", 1)
+    export = tmp_path / "my requests.jsonl"
+    run = mmcli("ask", "--each", tmp_path / "album", "caption", "--export", "openai-batch", export,
+                "--base-url", server.base_url, *MODEL)
+    assert run.code == 0, run.stderr
+    assert f"next: `mmcli batch submit '{export}' --profile NAME`" in run.stderr  # pasted, it is one argument

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.conftest import assert_clean_error
 from tests.support.scripted_server import Reply
@@ -53,7 +54,7 @@ def test_output_naming_an_input_is_refused_before_anything_is_sent(mmcli, server
 
 
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)), b"my notes\n",
-                                     b'{"a": 1}\n{"b": 2}\n'])
+                                     b'{"a": 1}\n{"b": 2}\n', b'{"theme": "dark"}\n', b'{"theme": "dark"}'])
 def test_results_are_appended_only_to_a_results_file(mmcli, server, tmp_path, content):
     (photo,) = make_images(tmp_path / "album", 1)
     other = tmp_path / "other.png"
@@ -278,3 +279,28 @@ def test_standard_output_on_a_full_disk_is_exit_9(tmp_path, clean_env, server):
     stderr = proc.stderr.decode()
     assert proc.returncode == 9, stderr
     assert "3 done" in stderr and "3 line(s) could be written nowhere" in stderr and "Traceback" not in stderr
+
+
+def _latin1_album(tmp_path: Path) -> Path:
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.new("RGB", (80, 60), (1, 90, 160)).save(os.fsdecode(bytes(album) + b"/caf\xe9.png"))  # not UTF-8
+    return album
+
+
+@pytest.mark.real_process
+def test_a_file_name_that_is_not_utf8_is_a_line_on_standard_output(mmcli, server, tmp_path):
+    # Standard output as a C or POSIX locale opens it (surrogateescape): the name's own bytes can be written.
+    run = mmcli("ask", "--each", _latin1_album(tmp_path), "caption", "--base-url", server.base_url,
+                env={"PYTHONIOENCODING": "utf-8:surrogateescape"})
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["answer"] == "ok"
+
+
+def test_a_file_name_that_is_not_utf8_is_resumed_from_the_results_file(mmcli, server, tmp_path):
+    album, results = _latin1_album(tmp_path), tmp_path / "results.jsonl"
+    first = mmcli("ask", "--each", album, "caption", "-o", results, "--base-url", server.base_url)
+    again = mmcli("ask", "--each", album, "caption", "-o", results, "--base-url", server.base_url)
+    assert first.code == 0 and again.code == 0, again.stderr
+    assert "0 done, 0 failed, 1 already done" in again.stderr and len(server.chat_requests()) == 1
+    assert b"caf\xe9.png" in results.read_bytes()  # the name's own bytes, as the folder holds it

@@ -187,3 +187,35 @@ def test_several_base_urls_on_a_single_run_warn_that_only_the_first_is_used(mmcl
                     "--base-url", one.base_url, "--base-url", two.base_url)
         assert run.code == 0, run.stderr
         assert "given 2 times" not in run.stderr
+
+
+def test_a_line_setting_any_run_option_is_left_out_naming_it(mmcli, server, tmp_path):
+    """Every many-job option (--engine, --ray-address, --backend, ...: the Typer table's) is the whole run's:
+    a line that sets one is refused, not run with the option silently dropped."""
+    from mmcli.cli.batch_options import PARAMETERS, RESULTS
+
+    (photo,) = make_images(tmp_path / "img", 1)
+    names = [name.replace("_", "-") for name in [*PARAMETERS, RESULTS[0]]]  # each the option's long name
+    assert {"engine", "ray-address", "backend", "device", "engine-arg"} <= set(names)
+    values = {"engine": "ray", "backend": "vllm", "device": "cpu", "engine-arg": ["a=1"]}
+    tasks = write_tasks(tmp_path / "tasks.jsonl",
+                        *[{"command": "ask", "inputs": [str(photo)], "prompt": "hi", name: values.get(name, "1")}
+                          for name in names])
+    run = mmcli("batch", tasks, "--base-url", server.base_url)
+    assert_clean_error(run, 2, "no job to run")
+    for name in names:
+        assert f"'{name}' is set for the whole run" in run.stderr, name
+    assert server.chat_requests() == []
+
+
+def test_a_line_setting_log_verify_or_a_conversation_is_left_out_naming_it(mmcli, server, tmp_path):
+    (photo,) = make_images(tmp_path / "img", 1)
+    given = {"log": False, "no-log": True, "verify": True, "continue": True, "cid": "abc"}
+    tasks = write_tasks(tmp_path / "tasks.jsonl", *[{"command": "ask", "inputs": [str(photo)], "prompt": "hi",
+                                                     name: value} for name, value in given.items()])
+    run = mmcli("batch", tasks, "--base-url", server.base_url)
+    assert_clean_error(run, 2, "no job to run")
+    for name in ("log", "no-log", "verify"):
+        assert f"'{name}' is set for the whole run" in run.stderr, name
+    assert "'continue': a line is a job of its own" in run.stderr and "'cid': a line is a job" in run.stderr
+    assert server.chat_requests() == []

@@ -164,7 +164,8 @@ class Client:
         from .many import each
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        checked("each", {"task": task})  # output, concurrency, ...: by the same row, in many.batch_flags
+        # task=None is the default, as for every keyword; output, concurrency, ...: by the same row, in many.batch_flags
+        task = checked("each", {"task": task}).get("task", "ask")
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         return each({"output": output, "concurrency": concurrency, "retry_failed": retry_failed,
@@ -206,7 +207,7 @@ class Client:
         from .keywords import checked
         from ..tasks import DEFAULT_VIDEO_PROMPT
 
-        checked("plan", {"task": task})
+        task = checked("plan", {"task": task}).get("task", "ask")  # None: the default, as for every keyword
         if task == "video" and prompt is None:
             prompt = DEFAULT_VIDEO_PROMPT
         plans = self._drive(task, [inputs] if task == "video" else _listed(inputs), prompt, options, dry_run=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -24,7 +25,21 @@ ENV_FLAGS = {"profile": "MMCLI_PROFILE", "base_url": "MMCLI_BASE_URL", "model": 
 
 
 def _bad(name: str, value: object, wanted: str) -> UsageError:
-    return UsageError(f"invalid value for {name}", f"{value!r} is not {wanted}", hint=f"give {name} {wanted}")
+    return UsageError(f"invalid value for {name}", f"{_shown(value)} is not {wanted}", hint=f"give {name} {wanted}")
+
+
+def _shown(value: object) -> str:
+    """The value as the error line shows it, cut short; a whole number of many digits by its size only."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 30:
+        # str() of a number past 4300 digits raises ValueError; its length is counted without it.
+        digits = int(abs(value).bit_length() * math.log10(2)) + 1
+        digits -= abs(value) < 10 ** (digits - 1)
+        return f"a {digits}-digit number"
+    try:
+        shown = repr(value)
+    except ValueError:  # such a number inside a list
+        return f"a {type(value).__name__}"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def whole(low: int, high: Optional[int] = None) -> Check:
@@ -44,14 +59,9 @@ def real(low: float) -> Check:
     def check(name: str, value: object) -> float:
         number = finite(value)
         if number is None or number < low:
-            raise _bad(name, _shown(value), f"a finite number of at least {low:g}")
+            raise _bad(name, value, f"a finite number of at least {low:g}")
         return number
     return check
-
-
-def _shown(value: object) -> object:
-    # A 400-digit integer would fill the error line.
-    return f"a {len(str(value))}-digit number" if isinstance(value, int) and len(str(value)) > 30 else value
 
 
 def flag(name: str, value: object) -> bool:
@@ -85,14 +95,14 @@ def time_value(name: str, value: object) -> float:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = finite(value)
         if number is None or number < 0:
-            raise UsageError("invalid time", f"{_shown(value)!r} is not zero or more seconds", where=name, hint=hint)
+            raise UsageError("invalid time", f"{_shown(value)} is not zero or more seconds", where=name, hint=hint)
         return number
     if not isinstance(value, str):
-        raise UsageError("invalid time", f"{value!r} is neither seconds nor text", where=name, hint=hint)
+        raise UsageError("invalid time", f"{_shown(value)} is neither seconds nor text", where=name, hint=hint)
     try:
         return parse_time(value)
     except ValueError as exc:
-        raise UsageError("invalid time", str(exc), where=f"{name}={value!r}", hint=hint) from None
+        raise UsageError("invalid time", str(exc), where=f"{name}={_shown(value)}", hint=hint) from None
 
 
 def pages(name: str, value: object) -> str:

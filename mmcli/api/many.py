@@ -69,7 +69,8 @@ class Jobs:
     """The results of a many-file run as its jobs finish: each item is the dict a results line holds (id,
     command, sources, prompt, the task's fields or `error`, warnings, seconds). Nothing is sent until the
     first item is asked for, and the run goes on only while it is read (`concurrency` jobs ahead at most): after
-    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop.
+    `break` no new job starts, the jobs in flight finish and their lines are written and given by the next loop
+    (with engine="ray", Ray Data's workers go on at their own pace; each line is written as its batch comes in).
     `close()`, `with` or Ctrl-C ends the run, keeps the lines already written and closes the results file.
     `tally` counts what was done, failed and skipped."""
 
@@ -258,9 +259,12 @@ def each(flags_in: dict, task: str, inputs: list, prompt: str, parsed, environ=N
 
 
 def _task_options(task: str, prompt: str, parsed):
-    """What `--each` hands each job, as the CLI's commands do (ask: nothing of its own)."""
+    """What `--each` hands each job, as the CLI's commands do; ask: the video sampling Client.ask takes too
+    (fps=, frames=, ...), or None when it is left as it is, so a job keeps the id it has without it."""
+    from ..media.frames import SamplingOptions
+
     if task == "ask":
-        return None
+        return parsed.sampling if parsed.sampling != SamplingOptions() else None
     if task == "video":
         return parsed.sampling
     if task == "docqa":
@@ -315,5 +319,7 @@ def _task(task: object, parse) -> tuple:
         found = split_task(task)
     except TaskError as exc:
         raise UsageError(str(exc)) from None
-    options = {key.replace("-", "_"): value for key, value in found.options.items()}
+    # a key that is not text (5) cannot name an option: it is refused as an unknown one, by its repr
+    options = {key.replace("-", "_") if isinstance(key, str) else repr(key): value
+               for key, value in found.options.items()}
     return found.command, found.inputs, found.prompt, found.given_id, parse(found.command, options)

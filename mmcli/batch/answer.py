@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def task_options(work: Work) -> Any:
-    """The task's own options for the driver (a video's sampling and sound track, ask's audio, docqa's and
-    detect's options)."""
+    """The task's own options for the driver (a video's sampling and sound track, ask's audio and, from the
+    Python API, its video sampling, docqa's and detect's options)."""
     from ..tasks.specs import AskOptions
 
     if work.command == "video":

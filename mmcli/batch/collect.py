@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -139,8 +140,8 @@ def _merge_notice(export: Path, merges: dict, manifest: dict, results: Optional[
     """Write the merge file and say the three ways to run it."""
     from .merge import write_merges
 
-    path = write_merges(export, merges["lines"], merges["jobs"], manifest)
-    keep = f" -o {results}" if results else ""
+    path = shlex.quote(str(write_merges(export, merges["lines"], merges["jobs"], manifest)))  # commands to paste
+    keep = f" -o {shlex.quote(str(results))}" if results else ""
     out.status(f"{len(merges['jobs'])} document(s) need their merge step: `mmcli batch submit {path}` then "
                f"`mmcli batch fetch {path}{keep}`, or run {path} through the batch runner, then "
                f"`mmcli batch collect {path} OUTPUT.jsonl{keep}`")

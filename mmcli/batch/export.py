@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -30,16 +31,14 @@ CHAT_URL = "/v1/chat/completions"
 
 def manifest_path(path: Path) -> Path:
     """FILE.manifest.json beside FILE.jsonl."""
-    return path.with_name(path.name[:-len(".jsonl")] + ".manifest.json" if path.name.endswith(".jsonl")
-                          else path.name + ".manifest.json")
+    return path.with_name(path.name.removesuffix(".jsonl") + ".manifest.json")
 
 
 def part_path(path: Path, n: int) -> Path:
     """The n-th file of a split export: FILE.jsonl, FILE-2.jsonl, ..."""
     if n == 1:
         return path
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
-    return path.with_name(f"{stem}-{n}.jsonl")
+    return path.with_name(f"{path.name.removesuffix('.jsonl')}-{n}.jsonl")
 
 
 def parts(path: Path, manifest: dict) -> list[Path]:
@@ -138,7 +137,7 @@ def check_export_target(path: Path) -> None:
     if not folder.is_dir():
         raise OutputError("the export folder does not exist", where=str(folder),
                           hint="create it first, or export into an existing folder")
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    stem = path.name.removesuffix(".jsonl")
     split = re.compile(re.escape(stem) + r"-[0-9]+\.jsonl")
     taken = [path, manifest_path(path)] + sorted(p for p in folder.glob(f"{glob.escape(stem)}-*.jsonl")
                                                  if split.fullmatch(p.name))
@@ -221,8 +220,9 @@ def run_export(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
     requests = sum(f["lines"] for f in parts.files)
     out.status(f"exported {len(manifest['jobs'])} job(s) as {requests} request(s) in {len(parts.files)} file(s): "
                + ", ".join(f["path"] for f in parts.files) + f"; manifest {manifest_file}")
-    out.status(f"next: `mmcli batch submit {flags.export_path} --profile NAME` on a provider's Batch API, or "
-               f"vLLM's batch runner (docs/many-files.md) then `mmcli batch collect {flags.export_path} "
+    named = shlex.quote(str(flags.export_path))  # a command to paste: a name with spaces stays one argument
+    out.status(f"next: `mmcli batch submit {named} --profile NAME` on a provider's Batch API, or "
+               f"vLLM's batch runner (docs/many-files.md) then `mmcli batch collect {named} "
                "OUTPUT.jsonl -o results.jsonl`")
     if manifest["failed"]:
         raise JobsFailed(f"{len(manifest['failed'])} of {len(works)} job(s) could not be exported",

@@ -83,7 +83,7 @@ def refuse_reserved(target: Optional[Path], export: Path, parts: list[str], flag
         return
     folder = export.resolve().parent
     names = {p.name for p in (target.parent.resolve() / target.name, target.resolve()) if p.parent == folder}
-    stems = [part[:-len(".jsonl")] if part.endswith(".jsonl") else part for part in parts]
+    stems = [part.removesuffix(".jsonl") for part in parts]
     kinds = r"\.(output|error|earlier-[0-9]+\.output|resubmit-[0-9]+)\.jsonl"
     pattern = re.compile("(?:" + "|".join(map(re.escape, stems)) + ")" + kinds)
     if parts and any(pattern.fullmatch(name) for name in names):

@@ -76,7 +76,7 @@ def merge_paths(export: Path) -> tuple[Path, Path]:
     """FILE.merge.jsonl and its manifest, beside FILE.jsonl."""
     from .export import manifest_path
 
-    stem = export.name[:-len(".jsonl")] if export.name.endswith(".jsonl") else export.name
+    stem = export.name.removesuffix(".jsonl")
     path = export.with_name(f"{stem}.merge.jsonl")
     return path, manifest_path(path)
 

@@ -9,6 +9,7 @@ them into the same results lines as a live run (mmcli.batch.collect), so it can 
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ CHAT_ENDPOINT = "/v1/chat/completions"
 
 
 def save(export: Path, manifest: dict) -> None:
+    """The manifest written again, atomically, with what this run recorded."""
     from ..files import write_atomic
     from .export import manifest_path
 
@@ -40,7 +42,7 @@ def _recorded(export: Path, manifest: dict, endpoint: "Endpoint") -> dict:
     batches = {name: entry for name, entry in (manifest.get(BATCHES) or {}).items() if entry.get("batch_id")}
     if not batches:
         raise UsageError("this export was not submitted", where=str(export),
-                         hint=f"run: mmcli batch submit {export}")
+                         hint=f"run: mmcli batch submit {shlex.quote(str(export))}")
     same_endpoint(export, batches, endpoint)
     return batches
 
@@ -165,8 +167,9 @@ def fetch(export: Path, endpoint: "Endpoint", results: Optional[Path], out: "Dis
     if problem is not None:
         raise problem
     if waiting:
+        again = f"mmcli batch fetch {shlex.quote(str(export))}"
         raise JobsFailed(f"{len(waiting)} batch(es) are still running", "; ".join(describe(r) for r in waiting),
-                         where=str(export), hint=f"run `mmcli batch fetch {export}` again later (or status to watch)")
+                         where=str(export), hint=f"run `{again}` again later (or status to watch)")
     if failure is not None:
         raise failure
 
@@ -212,5 +215,4 @@ def _download(export: Path, endpoint: "Endpoint", rows: list[dict], out: "Displa
 
 
 def _download_path(export: Path, part: str, kind: str) -> Path:
-    stem = part[:-len(".jsonl")] if part.endswith(".jsonl") else part
-    return export.with_name(f"{stem}.{kind}.jsonl")
+    return export.with_name(f"{part.removesuffix('.jsonl')}.{kind}.jsonl")

@@ -20,18 +20,14 @@ UPLOAD = "upload"  # a batch's key: the file it was made from, when not the part
 FIRST_LINES, LINE_LIMIT = 8, 16 << 20  # how much of a file is read to tell whether a download saved it
 
 
-def _stem(part: str) -> str:
-    return part[:-len(".jsonl")] if part.endswith(".jsonl") else part
-
-
 def earlier_output(export: Path, part: str, n: int) -> Path:
     """Where the n-th replaced batch of a part has its output file: FILE.earlier-N.output.jsonl."""
-    return export.with_name(f"{_stem(part)}.earlier-{n}.output.jsonl")
+    return export.with_name(f"{part.removesuffix('.jsonl')}.earlier-{n}.output.jsonl")
 
 
 def resubmit_path(export: Path, part: str, n: int) -> Path:
     """The n-th resubmission of a part: its lines with no answer yet, FILE.resubmit-N.jsonl."""
-    return export.with_name(f"{_stem(part)}.resubmit-{n}.jsonl")
+    return export.with_name(f"{part.removesuffix('.jsonl')}.resubmit-{n}.jsonl")
 
 
 def retire(client, endpoint: "Endpoint", export: Path, part: str, entry: dict) -> list[dict]:

@@ -41,8 +41,8 @@ def read_lines(path: Path) -> tuple[list[dict], int]:
                     continue
                 if not raw.strip():
                     continue
-                try:
-                    record = json.loads(raw)
+                try:  # a file name that is not UTF-8 is written as its own bytes (Sink.write): read back the same
+                    record = json.loads(raw.decode("utf-8", "surrogateescape"))
                 except ValueError:
                     broken += 1
                     continue
@@ -118,7 +118,7 @@ class Sink:
         import errno
 
         try:
-            self.out.json_line(json.loads(data))
+            self.out.json_line(json.loads(data.decode("utf-8", "surrogateescape")))  # as Sink.write encoded it
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # the reader went away: the run ends as any closed pipe does
@@ -139,7 +139,7 @@ class ResultsFile(Sink):
         self.fd = _open_locked(path, KEPT[surface][1])
         try:
             records, self.broken = read_lines(path)
-            _refuse_other_files(path, self.fd, records, self.broken)
+            _refuse_other_files(path, self.fd, records, self.broken, KEPT[surface][1])
             self.previous = latest(records)
             if self._ends_torn():
                 os.write(self.fd, b"\n")  # a line torn by a crash stays alone on its line, unread
@@ -258,15 +258,26 @@ class Unshown(Sink):
         pass
 
 
-def _refuse_other_files(path: Path, fd: int, records: list[dict], broken: int) -> None:
+def _refuse_other_files(path: Path, fd: int, records: list[dict], broken: int, flag: str) -> None:
     """Lines are appended only to a results file: an existing file that holds no results line and does not
-    start like one (a photo, notes, another program's JSON) is refused before anything is sent."""
+    start like one (a photo, notes, another program's JSON) is refused before anything is sent. The one file
+    of no results line that is taken is a first line torn by a crash: it is not JSON at all."""
     if records or os.fstat(fd).st_size == 0:
         return
     head = os.pread(fd, 64, 0).lstrip()
-    if broken > 1 or (head and not head.startswith(b"{")):
+    if broken > 1 or (head and not head.startswith(b"{")) or _whole_json(fd):
         raise UsageError("refusing to append results to a file that is not a results file", where=str(path),
-                         hint="give -o a new file name, or a results file of an earlier run to resume it")
+                         hint=f"give {flag} a new file name, or a results file of an earlier run to resume it")
+
+
+def _whole_json(fd: int) -> bool:
+    """Whether the file's first line is JSON whole (another program's object, as `{"theme": "dark"}`)."""
+    first = os.pread(fd, MAX_REPLY_LINE, 0).lstrip().split(b"\n", 1)[0]
+    try:
+        json.loads(first.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return False
+    return True
 
 
 def open_sink(path: Optional[Path], out: "Display", table: bool = False) -> Sink:

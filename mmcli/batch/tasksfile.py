@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 # Set once for the whole run, on the mmcli batch command line.
 RUN_ONLY = {"profile", "base-url", "api-key-env", "model", "family", "timeout", "autostart", "no-autostart",
             "json", "dry-run", "debug", "each", "recursive", "concurrency", "j", "retry-failed", "export",
-            "batch-max-mb", "output", "o", "draw", "crop", "force", "format", "output-dir", "strict"}
+            "batch-max-mb", "output", "o", "draw", "crop", "force", "format", "output-dir", "strict",
+            "engine", "ray-address", "backend", "tensor-parallel-size", "max-model-len", "device", "engine-arg",
+            "log", "no-log", "verify"}
 MAX_LINE_BYTES = 1 << 20
 
 
@@ -103,6 +105,8 @@ def _options_argv(task: dict) -> tuple[list[str], dict[str, Optional[bool]]]:
         name = key.lstrip("-").replace("_", "-")
         if name in RUN_ONLY:
             raise LineError(f"{name!r} is set for the whole run (on the mmcli batch command line), not per line")
+        if name in ("continue", "cid"):  # ask's follow-up of a logged conversation: one question, not a job
+            raise LineError(f"{name!r}: a line is a job of its own; it cannot continue a conversation")
         if name in ("help", "version") or len(name) < 2:
             raise LineError(f"{key!r} is not an option a line can set; lines take options by their long "
                             "names, e.g. \"max-tokens\"")

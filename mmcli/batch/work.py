@@ -33,7 +33,8 @@ class Work:
     prompt: str
     media: "MediaOptions"
     generation: "GenerationOptions"
-    task: Any = None  # SamplingOptions (video) | DocOptions (docqa) | DetectOptions (detect) | None
+    # SamplingOptions (video; ask's video keywords from the Python API) | DocOptions (docqa) | DetectOptions | None
+    task: Any = None
     given_id: Optional[str] = None  # a tasks file's own id
     line: Optional[int] = None  # where it came from in a tasks file
     copy: int = 0  # the n-th repeat of the same job in one run
