@@ -100,6 +100,7 @@ def detect(
     batch: "BatchFlags" = None,
 ) -> None:
     """Find things in images: boxes (or points) in the original image's pixels."""
+    from ..output.render import Output
     from ..output.show_detections import run_detect
     from mmcli.tasks.detect.jobs import DetectOptions
 
@@ -109,7 +110,5 @@ def detect(
         pages=pages, password_env=password_env, max_pages=max_pages, guided=guided)
     if batch.each:
         from mmcli.batch.detect_each import detect_each
-        from ..output.render import Output
-
         return detect_each(inputs, opts, batch, options, Output(json_mode=opts.output.json))
     run_detect(inputs, opts, options)
