@@ -79,11 +79,17 @@ def _all_dicts(node: Any):
 
 
 def _pointed(schema: dict, ref: str) -> Any:
-    """What a local JSON pointer ("#", "#/$defs/a") points at, or None."""
-    if ref != "#" and not ref.startswith("#/"):
+    """What a local reference points at ("#", "#/$defs/a", "#/$defs/a%20b", "#name" for an $anchor), or None."""
+    from urllib.parse import unquote
+
+    if not ref.startswith("#"):
         return None
+    fragment = unquote(ref[1:])  # a pointer in a URI fragment is percent-encoded, then read as a pointer
+    if fragment and not fragment.startswith("/"):
+        return next((node for node in _all_dicts(schema)
+                     if fragment in (node.get("$anchor"), node.get("$dynamicAnchor"))), None)
     node: Any = schema
-    for part in ref[2:].split("/") if ref != "#" else []:
+    for part in fragment[1:].split("/") if fragment else []:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:
             node = node[part]

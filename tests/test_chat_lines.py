@@ -80,3 +80,33 @@ def test_a_failed_retry_keeps_the_turn_it_was_to_replace(mmcli, server, tmp_path
     run = mmcli("chat", "--base-url", server.base_url, stdin=b"hi\n/retry\nnext?\n")
     assert run.code == 0, run.stderr
     assert [m["content"] for m in server.chat_requests()[-1].json["messages"]] == ["hi", "sixth", "next?"]
+
+
+def test_a_retry_stopped_before_any_word_keeps_the_turn_it_was_to_replace(server, clean_env, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+    from tests.support.scripted_server import Hang
+
+    server.script(Reply("FIRST ANSWER"), Hang(30), Reply("third"))
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "chat", "--base-url", server.base_url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env,
+                            cwd=ROOT)
+    proc.stdin.write(b"hello\n/retry\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while len(server.chat_requests()) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert len(server.chat_requests()) == 2, "the retry never arrived"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C before the retry's answer began
+    _, err = proc.communicate(b"and now?\n", timeout=30)
+    assert proc.returncode == 0 and b"Traceback" not in err, err
+    asked = [[(m["role"], m["content"]) for m in r.json["messages"]] for r in server.chat_requests()]
+    assert asked[2] == [("user", "hello"), ("assistant", "FIRST ANSWER"), ("user", "and now?")]
+    rows = sqlite3.connect(tmp_path / "state" / "mmcli" / "history.db").execute(
+        "SELECT answer, in_context FROM turns ORDER BY id").fetchall()
+    assert ("FIRST ANSWER", 1) in rows and ("", 1) not in rows  # the empty retry is not part of the talk
+    assert b"the earlier answer is kept" in err

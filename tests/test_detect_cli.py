@@ -121,6 +121,15 @@ def test_strict_exits_7_for_unreadable_answers_and_still_prints_them(mmcli, serv
         [("none", False, 0), ("json", True, 0), ("json", False, 1)]
 
 
+def test_a_coordinate_too_large_for_a_float_skips_its_box_only(mmcli, server, scene):
+    answer = '[{"bbox_2d": [' + "9" * 400 + ', 0, 10, 10], "label": "a"}, {"bbox_2d": [1, 2, 3, 4], "label": "b"}]'
+    server.script(Reply(answer))
+    run = detect(mmcli, server, scene, "--json")
+    assert run.code == 0 and "Traceback" not in run.stderr, run.stderr
+    entry = json.loads(run.stdout)["inputs"][0]
+    assert [d["label"] for d in entry["detections"]] == ["b"] and entry["skipped"] == 1
+
+
 def test_strict_passes_clean_answers_and_empty_lists(mmcli, server, scene):
     server.script(Reply('[{"bbox_2d": [1, 2, 3, 4], "label": "a"}]'), Reply("[]"))
     assert detect(mmcli, server, scene, scene, "--strict").code == 0

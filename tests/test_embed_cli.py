@@ -194,6 +194,13 @@ def test_a_reply_with_too_few_vectors_is_a_bad_reply(mmcli, embed_server, photos
     assert_clean_error(run, 5, "1 embedding(s) for 2 input(s)")
 
 
+@pytest.mark.parametrize("odd", [10 ** 400, float("nan")], ids=["huge-integer", "nan"])
+def test_a_vector_holding_what_no_float_can_hold_is_a_bad_reply(mmcli, embed_server, photos, odd):
+    embed_server.script(Status(200, {"data": [{"index": 0, "embedding": [odd, 0.0]}], "usage": {}}))
+    run = mmcli("embed", photos / "red.png", "--base-url", embed_server.base_url)
+    assert_clean_error(run, 5, "other than finite numbers")
+
+
 def test_index_skips_unchanged_files_and_reembeds_changed_ones(mmcli, embed_server, photos, tmp_path):
     index = tmp_path / "idx"
     first = mmcli("embed", photos, "--index", index, "--base-url", embed_server.base_url)

@@ -116,3 +116,35 @@ def test_search_of_an_index_by_another_model_is_refused_by_the_client(photos, tm
         with pytest.raises(api.UsageError, match="another model"):
             api.Client(base_url=second.base_url).search("red", index=index)
         assert second.embedding_requests() == []
+
+
+def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_server, tmp_path, clean_env):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+    from tests.support.pdfs import scanned_pdf
+
+    # a huge scan after a small one: its pages are rendered when its turn comes, which takes far longer than the
+    # local server's answer, so a Ctrl-C sent soon after the first request lands between requests
+    small = scanned_pdf(tmp_path / "a.pdf", 1)
+    huge = scanned_pdf(tmp_path / "b.pdf", 1, (6000, 8000))
+    out = tmp_path / "vectors.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "embed", str(small), str(huge), "--batch-size", "1",
+                             "-o", str(out), "--base-url", embed_server.base_url], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=clean_env, cwd=ROOT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not embed_server.embedding_requests() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    kept = out.read_text().splitlines() if out.exists() else []
+    assert len(kept) == 1 and "wrote the 1 of 2 vector(s) made before the run stopped" in err, err

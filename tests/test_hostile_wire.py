@@ -135,3 +135,22 @@ def test_a_redirect_loop_is_named_and_not_retried(mmcli, server):
     run = mmcli("ask", "q", "--base-url", server.base_url)
     assert_clean_error(run, 5, "redirects in a loop")
     assert "mmcli serve" not in run.stderr and "retrying" not in run.stderr
+
+
+@pytest.mark.parametrize("route", ["tokenize", "version"])
+def test_a_gzip_bomb_from_vllms_own_routes_is_stopped_at_the_cap(route, clean_environ):
+    from mmcli.errors import BadReply
+    from mmcli.net import vllm_routes
+    from mmcli.settings import BUILTIN_PROFILES, Endpoint
+    from tests.support.drip_server import DripServer
+
+    bomb = gzip.compress(b" " * (80 << 20), 9)  # 80 MB once inflated, over the 64 MB cap
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(bomb)}\r\nConnection: close\r\n\r\n").encode() + bomb
+    with DripServer(head=head) as server:
+        endpoint = Endpoint(server.url + "/v1", BUILTIN_PROFILES["local"], api_key="k", timeout=30)
+        calls = {"tokenize": lambda: vllm_routes.tokenize(endpoint, {"model": "m", "messages": []}),
+                 "version": lambda: vllm_routes.server_version(endpoint)}
+        with pytest.raises(BadReply) as caught:
+            calls[route]()
+    assert "too large" in caught.value.why

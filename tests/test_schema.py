@@ -96,6 +96,8 @@ def test_detect_schema_bounds_follow_the_space():
     {"$ref": "#"},
     {"properties": {"a": {"$ref": "#/properties/a"}}},
     {"$ref": "#/$defs/a", "$defs": {"a": {"allOf": [{"$ref": "#"}]}}},
+    {"$ref": "#/$defs/a%20b", "$defs": {"a b": {"$ref": "#/$defs/a%20b"}}},  # a pointer is percent-encoded
+    {"$ref": "#x", "$defs": {"a": {"$anchor": "x", "anyOf": [{"$ref": "#x"}]}}},  # a named place
 ])
 def test_a_ref_that_comes_back_to_itself_without_end_is_refused(schema):
     with pytest.raises(UsageError) as refused:

@@ -182,6 +182,22 @@ def test_foreground_child_dying_is_one_error_and_cleans_up(fake, clean_env):
     assert gone(record)
 
 
+def test_a_child_ended_by_a_signal_with_no_name_is_one_error(fake, clean_env):
+    # Linux's real-time signals (SIGRTMIN+n) are valid signals without a name of their own
+    unnamed = next(n for n in sorted(signal.valid_signals()) if n > signal.SIGSYS and not isinstance(n, signal.Signals))
+    env = dict(clean_env, **fake.env)
+    proc = start_foreground(fake, env)
+    try:
+        os.kill(fake.record()["pid"], unnamed)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 5 and "Traceback" not in text, text
+    assert "mmcli: error: vLLM exited" in text and f"killed by signal {unnamed}" in text
+
+
 def test_stop_from_elsewhere_ends_a_foreground_server_quietly(mmcli, fake, clean_env):
     env = dict(clean_env, **fake.env)
     proc = start_foreground(fake, env)

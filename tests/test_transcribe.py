@@ -179,6 +179,7 @@ def test_a_transcript_that_cannot_be_written_is_still_shown(mmcli, whisper, smal
 @pytest.mark.parametrize("segments", [
     [{"start": 0, "end": "x", "text": "ok"}],
     [{"start": 1e308, "end": float("inf"), "text": "ok"}],
+    [{"start": 10 ** 400, "end": 10 ** 400, "text": "ok"}],  # whole numbers too large for a float
     [{"start": -5, "end": None, "text": "ok"}],
     [{"start": 0, "end": 1, "text": None}, "not a segment", {"start": 0, "end": 1, "text": 3}],
 ])

@@ -185,3 +185,55 @@ def test_the_warning_names_the_cause_the_request_could_have():
     assert "frame list" not in likely_cause([as_images]) and "max_pixels" in likely_cause([as_images])
     assert "frame list" in likely_cause([frames]) and "max_pixels" not in likely_cause([frames])
     assert "frame list" in likely_cause([frames, picture]) and "max_pixels" in likely_cause([frames, picture])
+
+
+class SlowTokenize(ScriptedServer):
+    """A scripted endpoint whose POST /tokenize waits (until `release`) before it answers."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.tokenize_asked, self.release = threading.Event(), threading.Event()
+        super().__init__()
+
+    def _serve(self, handler, name: str = "slow-tokenize") -> None:
+        owner = self
+
+        class Handler(handler):
+            def do_POST(self) -> None:
+                if self.path.split("?")[0] != "/tokenize":
+                    return super().do_POST()
+                self._read_body()
+                owner.tokenize_asked.set()
+                owner.release.wait(30)
+                self._send_json(200, {"count": TEXT_TOKENS, "tokens": []})
+
+        super()._serve(Handler, name)
+
+
+def test_ctrl_c_while_verify_counts_keeps_the_answer_that_came(photo, clean_env, tmp_path):
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with SlowTokenize() as server:
+        server.script(Reply("a cat", usage=usage(500)))
+        proc = subprocess.Popen([sys.executable, "-m", "mmcli", "ask", str(photo), "what is here?", "--json",
+                                 "--verify", "--base-url", server.base_url], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=dict(clean_env, **KEY_ENV),
+                                cwd=ROOT, text=True)
+        try:
+            assert server.tokenize_asked.wait(30), "the count was never asked"
+            proc.send_signal(signal.SIGINT)  # the answer is here; only --verify's count is awaited
+            out, err = proc.communicate(timeout=30)
+        finally:
+            server.release.set()
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert json.loads(out)["answer"] == "a cat"
+    rows = sqlite3.connect(tmp_path / "state" / "mmcli" / "history.db").execute("SELECT answer FROM turns").fetchall()
+    assert rows == [("a cat",)]

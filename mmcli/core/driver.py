@@ -109,27 +109,34 @@ def execute(task: "Task", planned: "PlannedJobs", runner: "Runner", ctx: "Contex
     results: list = []
     try:
         for request in task.requests(planned):
-            results.extend(_send(task, runner, request, planned, presenter))
+            _send(task, runner, request, planned, presenter, results)
         follow_up = task.follow_up(planned, results, ctx)
         if follow_up is not None:
-            results.extend(_send(task, runner, follow_up, planned, presenter))
+            _send(task, runner, follow_up, planned, presenter, results)
     except RunStopped as stopped:
         last = stopped.results[-1] if stopped.results else None
         if last is not None and not any(last is r for r in results):
             results.append(last)  # the request that stopped: a partial answer, or only its error
-        value = task.finish(planned, results, ctx.events.warnings)
-        presenter.stopped(value, planned, stopped.cause)
-        cause = stopped.cause
-        cause.partial = value
-        raise cause from None
+        _stop(task, planned, results, ctx, presenter, stopped.cause)
+    except KeyboardInterrupt as exc:  # between requests (the next pages being rendered): what came is kept too
+        _stop(task, planned, results, ctx, presenter, exc)
     value = task.finish(planned, results, ctx.events.warnings)
     presenter.finished(value, planned)
     return value
 
 
-def _send(task: "Task", runner: "Runner", request: Any, planned: "PlannedJobs", presenter: Presenter
-          ) -> list["Result"]:
+def _send(task: "Task", runner: "Runner", request: Any, planned: "PlannedJobs", presenter: Presenter,
+          results: list) -> None:
     got = task.send(runner, request, planned, presenter.begin(request, planned))
+    results.extend(got)  # before they are shown: a Ctrl-C while showing them loses none
     for result in got:
         presenter.done(result, planned)
-    return got
+
+
+def _stop(task: "Task", planned: "PlannedJobs", results: list, ctx: "Context", presenter: Presenter,
+          cause: BaseException) -> None:
+    """Finish what was answered, show it, and raise `cause` with that value on `.partial`."""
+    value = task.finish(planned, results, ctx.events.warnings)
+    presenter.stopped(value, planned, cause)
+    cause.partial = value
+    raise cause from None

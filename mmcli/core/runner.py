@@ -130,10 +130,14 @@ class Runner:
             raise RunStopped([result], exc) from None
         else:
             _copy_answer(result, answer)
-            check_structured(result)
-            if self.verify:
-                result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
-                                                                   self.warn)
+            try:
+                check_structured(result)
+                if self.verify:
+                    result.server_visual_tokens = server_visual_tokens(self.target.settings.endpoint, result,
+                                                                       self.warn)
+            except KeyboardInterrupt as exc:  # the answer is whole: only its checks (a /tokenize) were cut short
+                self._finish(result, started)
+                raise RunStopped([result], exc) from None
         self._finish(result, started)
         if closed:
             raise closed[0]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import BadReply
+from ..switches import finite
 from .replies import error_message
 
 _USAGE_KEYS = ("prompt_tokens", "total_tokens")
@@ -59,6 +59,6 @@ def _row(row: Any, position: int) -> tuple[int, list[float]]:
         raise BadReply(f"data[{position}] is base64, though the request asked for floats")
     if not isinstance(vector, list) or not vector:
         raise BadReply(f"data[{position}] has no 'embedding' list")
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+    if not all(finite(x) is not None for x in vector):  # a whole number too large for a float too
         raise BadReply(f"data[{position}]'s embedding holds something other than finite numbers")
     return index, [float(x) for x in vector]

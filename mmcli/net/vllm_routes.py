@@ -6,7 +6,7 @@ from typing import Optional
 
 from .apierrors import redact
 from .openai_routes import located
-from .transport import http_timeout
+from .transport import MAX_REPLY_BYTES, http_timeout, read_limited
 from ..settings import Endpoint
 from ..urls import masked_url
 from ..errors import BadReply, EndpointTimeout, EndpointUnavailable, MmcliError, RequestRejected
@@ -32,8 +32,9 @@ def _root_call(endpoint: Endpoint, method: str, path: str, body: Optional[dict] 
         with httpx2.Client(timeout=http_timeout(endpoint)) as http:
             clock.hold_client(http)
             clock.start(endpoint.timeout)  # the whole call: a dripping server holds it no longer
-            response = http.request(method, root_url(endpoint) + path, json=body, headers=headers)
-            return response.status_code, response.content
+            # read capped: a small gzip reply can inflate to gigabytes
+            with http.stream(method, root_url(endpoint) + path, json=body, headers=headers) as response:
+                return response.status_code, read_limited(response, MAX_REPLY_BYTES, where=where)
     except httpx2.TimeoutException:
         raise EndpointTimeout("no answer in time", f"{path}: not whole within {endpoint.timeout:g} s", where=where,
                               hint="raise --timeout") from None

@@ -243,6 +243,7 @@ def exit_error(what: str, code: object, log: Path) -> ServeError:
     cause = failure_hint(tail)
     how = f"exit code {code}"
     if isinstance(code, int) and code < 0:  # what Popen reports for a process a signal ended
-        how = f"killed by {signal.Signals(-code).name}" if -code in signal.valid_signals() else f"signal {-code}"
+        # real-time signals (SIGRTMIN+n) are valid but have no name in signal.Signals
+        how = f"killed by {signal.Signals(-code).name}" if -code in set(signal.Signals) else f"killed by signal {-code}"
     return ServeError(what, how + (f"; vLLM said: {said}" if said else ""), where=str(log),
                       hint=(f"{cause}; " if cause else "") + f"vLLM's whole log: {log}")

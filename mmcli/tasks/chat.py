@@ -169,10 +169,20 @@ class ChatSession:
         try:
             return self._send(job, on_text)
         finally:
-            if len(self.turns) > before:
-                self._forget(turn)  # the new answer is kept: only now does the old one go
-            else:
-                self.turns.append(turn)
+            self._settle_retry(turn, before)
+
+    def _settle_retry(self, old: Turn, before: int) -> None:
+        """After a retry: the new turn takes the old one's place only if words came back (a Ctrl-C before the
+        first one keeps an empty turn, which is dropped here); else the old turn stays."""
+        new = self.turns[before] if len(self.turns) > before else None
+        if new is not None and not new.answer:
+            self.turns.pop()
+            self._forget(new)
+            new = None
+        if new is None:
+            self.turns.append(old)
+        else:
+            self._forget(old)  # the new answer is kept: only now does the old one go
 
     def _send(self, job: "Job", on_text) -> "Result":
         from ..errors import RunStopped

@@ -164,11 +164,10 @@ def _add_segments(result: Transcript, reply: dict, piece) -> None:
 
 def _seconds(value: object, default: float) -> float:
     """A time from the server: a finite number of seconds, not negative; `default` for anything else."""
-    import math
+    from ..switches import finite
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return default
-    return float(value)
+    seconds = finite(value)  # None for nan, inf and a whole number too large for a float
+    return default if seconds is None or seconds < 0 else seconds
 
 
 def render(transcript: Transcript, fmt: str) -> str:

@@ -100,7 +100,6 @@ def detect(
     batch: "BatchFlags" = None,
 ) -> None:
     """Find things in images: boxes (or points) in the original image's pixels."""
-    from mmcli.batch.detect_each import detect_each
     from ..output.render import Output
     from ..output.show_detections import run_detect
     from mmcli.tasks.detect.jobs import DetectOptions
@@ -110,5 +109,6 @@ def detect(
         points=points, coords=coords.value if coords else None, strict=strict, crop=crop, force=force,
         pages=pages, password_env=password_env, max_pages=max_pages, guided=guided)
     if batch.each:
+        from mmcli.batch.detect_each import detect_each
         return detect_each(inputs, opts, batch, options, Output(json_mode=opts.output.json))
     run_detect(inputs, opts, options)

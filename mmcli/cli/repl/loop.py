@@ -191,7 +191,8 @@ def command(session: "ChatSession", out: "Output", text: str) -> Optional[object
             out.status("nothing to retry")
         else:
             last = session.turns[-1]
-            if answer(session, out, session.retry) is not None and session.turns[-1] is last:
+            answer(session, out, session.retry)
+            if session.turns and session.turns[-1] is last:  # an error, or Ctrl-C before the first word
                 out.status("the earlier answer is kept")
     elif name == "/save":
         if not rest:

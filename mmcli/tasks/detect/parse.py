@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from mmcli.switches import finite
+
 # Key -> the order its numbers come in. Gemini's box_2d is [ymin, xmin, ymax, xmax].
 BOX_KEYS = {"bbox_2d": "xyxy", "bbox": "xyxy", "box_2d": "yxyx", "box": "xyxy", "bounding_box": "xyxy",
             "bbox_xyxy": "xyxy"}
@@ -226,9 +228,7 @@ def _number(value: Any) -> Optional[float]:
             value = float(value.strip())
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
+    return finite(value)  # None for nan, inf and a whole number too large for a float
 
 
 def _collect(value: Any, parsed: Parsed, top: bool) -> None:
