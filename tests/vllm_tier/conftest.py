@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import tier  # noqa: E402
+import tier_trained  # noqa: E402
 
 REQUIRE_ENV = "MMCLI_REQUIRE_VLLM_TIER"
 HEALTH_TIMEOUT = 300.0
@@ -47,6 +50,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.vllm)
             # Under pytest-xdist every tier test runs in one worker, so each server starts once per run.
             item.add_marker(pytest.mark.xdist_group("vllm"))
+    items[:] = users_together(items)
+
+
+def users_together(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The tests that use a shared server (SHARED_FIXTURES) moved up to follow its first user, each
+    module's own order kept: the server then serves them in one stretch and stops."""
+    first: dict[str, int] = {}
+    anchors = []
+    for index, item in enumerate(items):
+        shared = sorted(SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        anchors.append(min((first.setdefault(name, index) for name in shared), default=index))
+    return [item for _, _, item in sorted(zip(anchors, range(len(items)), items), key=lambda t: t[:2])]
 
 
 def tier_required() -> bool:
@@ -109,14 +124,102 @@ def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     yield from serve_tiny_model(request, tmp_path_factory)
 
 
-@pytest.fixture(scope="module", params=tier.FAMILIES)
+# The session server's own family last: switching to it stops the last other family's server at once.
+SERVED_FAMILIES = sorted(tier.FAMILIES, key=lambda family: family == "qwen2-vl")
+
+
+@pytest.fixture(scope="session", params=SERVED_FAMILIES)
 def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Each family's tiny model in turn, one server at a time beside the session's Qwen2-VL.
 
-    Qwen2-VL reuses the session server; the others start with the same flags and stop
-    before the next family's server starts (pytest groups the tests by family).
+    Qwen2-VL reuses the session server; the others start with the same flags and stop before
+    the next family's server starts. Session-scoped, so pytest runs every module's tests of one
+    family together and each family's server starts once a run, however many modules use it.
     """
     if request.param == "qwen2-vl":
         yield request.getfixturevalue("vllm_server")
         return
     yield from serve_tiny_model(request, tmp_path_factory, request.param)
+
+
+@dataclass
+class SharedServers:
+    """Servers the tests of several modules share: each starts for its first test and stops after its last
+    test in this process (at the session's end at the latest), so a configuration starts once a run and
+    does not idle beside the servers of the modules that follow."""
+
+    left: Counter = field(default_factory=Counter)  # fixture name -> tests still to run that use it
+    running: dict = field(default_factory=dict)  # fixture name -> (its generator, its server)
+    failed: dict = field(default_factory=dict)  # fixture name -> why it could not start
+
+    def get(self, name: str, start: Callable[[], Iterator[VllmServer]]) -> VllmServer:
+        """The running server of `name`, started by `start` (a serve_tiny_model generator) if need be."""
+        if name in self.failed:  # as pytest does for a fixture of a wider scope: no second attempt
+            raise self.failed[name]
+        if name not in self.running:
+            servers = start()
+            try:
+                self.running[name] = (servers, next(servers))
+            except BaseException as exc:
+                self.failed[name] = exc
+                raise
+        return self.running[name][1]
+
+    def finished(self, item: pytest.Item) -> None:
+        """After a test: stop the servers it was the last user of."""
+        for name in SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            self.left[name] -= 1
+            if self.left[name] <= 0:
+                self.stop(name)
+
+    def stop(self, name: str) -> None:
+        """Stop one server (its generator's `finally` stops the process)."""
+        servers, _ = self.running.pop(name, (None, None))
+        if servers is not None:
+            servers.close()
+
+
+SHARED_FIXTURES = {"trained_server"}
+SHARED = pytest.StashKey[SharedServers]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    shared = session.config.stash[SHARED] = SharedServers()
+    for item in session.items:
+        shared.left.update(SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    try:
+        return (yield)
+    finally:
+        if SHARED in item.config.stash:
+            item.config.stash[SHARED].finished(item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SHARED in session.config.stash:
+        shared = session.config.stash[SHARED]
+        for name in list(shared.running):
+            shared.stop(name)
+
+
+@pytest.fixture
+def trained_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> VllmServer:
+    """vLLM (fp32) serving the committed trained Qwen2-VL, shared by every module that uses it; a stale or
+    missing model fails here."""
+
+    def start() -> Iterator[VllmServer]:
+        try:
+            folder = tier_trained.check_fresh(TRAINED_FAMILY)
+        except tier_trained.StaleModel as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield from serve_tiny_model(request, tmp_path_factory, TRAINED_FAMILY,
+                                    served_name=tier_trained.SERVED_NAMES[TRAINED_FAMILY],
+                                    model_dir=folder, dtype="float32")
+
+    return request.config.stash[SHARED].get("trained_server", start)
+
+
+TRAINED_FAMILY = "qwen2-vl"
