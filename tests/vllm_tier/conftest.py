@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,8 @@ if str(HERE) not in sys.path:
 
 import tier  # noqa: E402
 import tier_trained  # noqa: E402
+
+from tests.support.shared_servers import SharedServers  # noqa: E402
 
 REQUIRE_ENV = "MMCLI_REQUIRE_VLLM_TIER"
 HEALTH_TIMEOUT = 300.0
@@ -50,18 +51,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.vllm)
             # Under pytest-xdist every tier test runs in one worker, so each server starts once per run.
             item.add_marker(pytest.mark.xdist_group("vllm"))
-    items[:] = users_together(items)
-
-
-def users_together(items: list[pytest.Item]) -> list[pytest.Item]:
-    """The tests that use a shared server (SHARED_FIXTURES) moved up to follow its first user, each
-    module's own order kept: the server then serves them in one stretch and stops."""
-    first: dict[str, int] = {}
-    anchors = []
-    for index, item in enumerate(items):
-        shared = sorted(SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())))
-        anchors.append(min((first.setdefault(name, index) for name in shared), default=index))
-    return [item for _, _, item in sorted(zip(anchors, range(len(items)), items), key=lambda t: t[:2])]
+    items[:] = SharedServers(SHARED_FIXTURES).users_together(items)
 
 
 def tier_required() -> bool:
@@ -142,51 +132,14 @@ def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     yield from serve_tiny_model(request, tmp_path_factory, request.param)
 
 
-@dataclass
-class SharedServers:
-    """Servers the tests of several modules share: each starts for its first test and stops after its last
-    test in this process (at the session's end at the latest), so a configuration starts once a run and
-    does not idle beside the servers of the modules that follow."""
-
-    left: Counter = field(default_factory=Counter)  # fixture name -> tests still to run that use it
-    running: dict = field(default_factory=dict)  # fixture name -> (its generator, its server)
-    failed: dict = field(default_factory=dict)  # fixture name -> why it could not start
-
-    def get(self, name: str, start: Callable[[], Iterator[VllmServer]]) -> VllmServer:
-        """The running server of `name`, started by `start` (a serve_tiny_model generator) if need be."""
-        if name in self.failed:  # as pytest does for a fixture of a wider scope: no second attempt
-            raise self.failed[name]
-        if name not in self.running:
-            servers = start()
-            try:
-                self.running[name] = (servers, next(servers))
-            except BaseException as exc:
-                self.failed[name] = exc
-                raise
-        return self.running[name][1]
-
-    def finished(self, item: pytest.Item) -> None:
-        """After a test: stop the servers it was the last user of."""
-        for name in SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            self.left[name] -= 1
-            if self.left[name] <= 0:
-                self.stop(name)
-
-    def stop(self, name: str) -> None:
-        """Stop one server (its generator's `finally` stops the process)."""
-        servers, _ = self.running.pop(name, (None, None))
-        if servers is not None:
-            servers.close()
-
-
-SHARED_FIXTURES = {"trained_server"}
+# Fixtures whose server is shared by the modules that use it (tests/support/shared_servers.py).
 SHARED = pytest.StashKey[SharedServers]()
+SHARED_FIXTURES = ("trained_server",)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    shared = session.config.stash[SHARED] = SharedServers()
-    for item in session.items:
-        shared.left.update(SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    session.config.stash[SHARED] = SharedServers(SHARED_FIXTURES)
+    session.config.stash[SHARED].count(session.items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -200,9 +153,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if SHARED in session.config.stash:
-        shared = session.config.stash[SHARED]
-        for name in list(shared.running):
-            shared.stop(name)
+        session.config.stash[SHARED].stop_all()
 
 
 @pytest.fixture
