@@ -128,6 +128,24 @@ def server():
         yield srv
 
 
+@pytest.fixture
+def embed_server():
+    """An OpenAI-compatible endpoint with an embeddings route serving `emb-model`, on 127.0.0.1."""
+    from tests.support.embed_server import EmbeddingServer
+
+    with EmbeddingServer(models=["emb-model"]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server):
+    """A local OpenAI Batch API whose batches run on `server`, asking for SECRET_KEY."""
+    from tests.support.batch_api import BatchAPI
+
+    with BatchAPI(server.root_url, api_key=SECRET_KEY) as batch_api:
+        yield batch_api
+
+
 def assert_clean_error(run: Run, code: int, *fragments: str) -> None:
     """Exit `code`, one `mmcli: error:` line naming every fragment, a hint at most, no traceback."""
     assert run.code == code, (run.code, run.stdout, run.stderr)

@@ -102,7 +102,9 @@ def test_ctrl_c_while_waiting_keeps_what_was_written(client, server, album, tmp_
     assert str(out) not in _open_files()
     [kept] = lines(out)
     assert kept["answer"] == "first"
-    server.script()  # the server answers again: the rerun does only the two jobs left
+    # The server answers again: the Hang no job took is dropped (left queued, it held the rerun's first request
+    # for its 30 s until a retry), and the rerun does only the two jobs left.
+    assert len(server.drop_script()) == 1
     server.default = Reply("later")
     rest = list(client.each(album, "caption", output=out, concurrency=1))
     assert [r["answer"] for r in rest] == ["later", "later"]

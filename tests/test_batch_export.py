@@ -29,6 +29,16 @@ def run_batch_file(server, path: Path, out: Path) -> None:
     out.write_text("".join(json.dumps(a) + "\n" for a in reversed(answers)))
 
 
+def answered_export(mmcli, server, tmp_path: Path, count: int = 3) -> tuple[Path, list[str]]:
+    """`ask --each` over `count` photos exported as a batch file, and the lines the batch runner answered it with."""
+    make_images(tmp_path / "album", count)
+    export = tmp_path / "r.jsonl"
+    assert mmcli("ask", "--each", tmp_path / "album", "q", "--export", "openai-batch", export, *MODEL).code == 0
+    output = tmp_path / "answers.jsonl"
+    run_batch_file(server, export, output)
+    return export, output.read_text().splitlines()
+
+
 def test_export_then_collect_gives_the_lines_of_a_live_run(mmcli, server, tmp_path):
     make_images(tmp_path / "album", 4)
     export = tmp_path / "requests.jsonl"
@@ -81,12 +91,8 @@ def test_detect_export_collect_maps_boxes_to_original_pixels(mmcli, server, tmp_
 
 
 def test_collect_reports_missing_and_failed_answers(mmcli, server, tmp_path):
-    make_images(tmp_path / "album", 3)
-    export = tmp_path / "r.jsonl"
-    assert mmcli("ask", "--each", tmp_path / "album", "q", "--export", "openai-batch", export, *MODEL).code == 0
+    export, kept = answered_export(mmcli, server, tmp_path)
     output = tmp_path / "o.jsonl"
-    run_batch_file(server, export, output)
-    kept = output.read_text().splitlines()
     broken = json.loads(kept[1])
     broken["response"] = {"status_code": 400, "body": {"error": {"message": "bad image"}}}
     output.write_text(kept[0] + "\n" + json.dumps(broken) + "\n")  # one answer missing, one failed

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Run, assert_clean_error
-from tests.test_batch_each import lines, make_images
-from tests.test_batch_export import MODEL, run_batch_file
+from tests.test_batch_each import lines
+from tests.test_batch_export import answered_export
 
 HUGE = (2 << 30) + 5  # a 2 GiB line, no newline in it
 LONG = 3 << 30  # long enough to tell a process that held it from one that did not
@@ -45,12 +45,7 @@ def run_measured(env: dict, *args) -> tuple[Run, int]:
 @pytest.fixture
 def exported(mmcli, server, tmp_path):
     """An export of three jobs and the batch runner's output for it: (export, [output lines])."""
-    make_images(tmp_path / "album", 3)
-    export = tmp_path / "r.jsonl"
-    assert mmcli("ask", "--each", tmp_path / "album", "q", "--export", "openai-batch", export, *MODEL).code == 0
-    output = tmp_path / "answers.jsonl"
-    run_batch_file(server, export, output)
-    return export, output.read_text().splitlines()
+    return answered_export(mmcli, server, tmp_path)
 
 
 @pytest.mark.parametrize("where, size", [("head", HUGE), ("tail", LONG)])

@@ -207,17 +207,24 @@ def test_export_naming_an_input_is_refused(mmcli, tmp_path):
     assert photos[0].read_bytes() == before
 
 
-@pytest.mark.parametrize("mode", ["export", "each"])
-def test_ctrl_c_twice_over_large_photos_is_exit_130(clean_env, tmp_path, server, mode):
-    """Workers inside the JPEG decoder when the process leaves must not abort it (SIGABRT)."""
+@pytest.fixture(scope="module")
+def big_album(tmp_path_factory) -> Path:
+    """Eight 4500x3000 noise JPEGs, slow to decode; made once for the module (the runs only read them)."""
     import numpy as np
     from PIL import Image
 
-    album = tmp_path / "big"
-    album.mkdir()
+    album = tmp_path_factory.mktemp("big")
     noise = (np.random.default_rng(1).random((3000, 4500, 3)) * 255).astype("uint8")
     for n in range(8):
         Image.fromarray(np.roll(noise, n, axis=1)).save(album / f"p{n}.jpg", quality=90)
+    return album
+
+
+@pytest.mark.parametrize("mode", ["export", "each"])
+def test_ctrl_c_twice_over_large_photos_is_exit_130(clean_env, tmp_path, server, mode, big_album):
+    """Workers inside the JPEG decoder when the process leaves must not abort it (SIGABRT)."""
+    album = big_album
+    before = {path.name: path.stat().st_mtime_ns for path in album.iterdir()}
     for attempt in range(3):
         export = tmp_path / f"e{attempt}.jsonl"
         errors = tmp_path / f"err{attempt}.txt"
@@ -243,6 +250,7 @@ def test_ctrl_c_twice_over_large_photos_is_exit_130(clean_env, tmp_path, server,
             assert not export.exists()  # a half export is removed
         else:
             assert all(r["answer"] == "ok" for r in lines(export))  # whole lines only
+    assert {path.name: path.stat().st_mtime_ns for path in album.iterdir()} == before  # the shared album is as made
 
 
 def test_collect_with_malformed_output_lines_or_manifest(mmcli, server, tmp_path):

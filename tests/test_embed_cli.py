@@ -16,13 +16,6 @@ from tests.support.scripted_server import Status, vllm_error
 
 
 @pytest.fixture
-def embed_server():
-    """An OpenAI-compatible endpoint with an embeddings route, on 127.0.0.1."""
-    with EmbeddingServer(models=["emb-model"]) as srv:
-        yield srv
-
-
-@pytest.fixture
 def photos(tmp_path) -> Path:
     """A folder of three plain-coloured photos of different sizes."""
     folder = tmp_path / "photos"

@@ -22,12 +22,6 @@ REFUSED = Status(400, vllm_error(400, "the model does not support embeddings"))
 
 
 @pytest.fixture
-def embed_server():
-    with EmbeddingServer(models=["emb-model"]) as srv:
-        yield srv
-
-
-@pytest.fixture
 def photos(tmp_path) -> Path:
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, assert_clean_error
-from tests.support.embed_server import EmbeddingServer, _EmbedHandler
+from tests.support.embed_server import _EmbedHandler
 
 pytestmark = pytest.mark.usefixtures("clean_environ")
 
@@ -50,12 +50,6 @@ def colour_photos(folder: Path, colours: dict[str, tuple[int, int, int]]) -> Pat
 def rows(index: Path) -> tuple[list[str], tuple]:
     meta = json.loads((index / "index.json").read_text())
     return sorted(Path(e["path"]).name for e in meta["entries"]), np.load(index / meta["vectors"]).shape
-
-
-@pytest.fixture
-def embed_server():
-    with EmbeddingServer(models=["emb-model"]) as srv:
-        yield srv
 
 
 def test_a_writer_killed_between_the_vectors_and_index_json_leaves_the_previous_index(

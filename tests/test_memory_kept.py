@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 import mmcli as api
-from tests.support.embed_server import EmbeddingServer
 from tests.support.scripted_server import Reply
 
 pytestmark = pytest.mark.usefixtures("clean_environ")
@@ -39,12 +38,6 @@ def heavy_parts(root: object) -> list[str]:
             continue
         stack.extend(gc.get_referents(obj))
     return found
-
-
-@pytest.fixture
-def embed_server():
-    with EmbeddingServer(models=["emb-model"]) as srv:
-        yield srv
 
 
 @pytest.fixture

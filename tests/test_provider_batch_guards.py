@@ -16,16 +16,6 @@ from tests.support.batch_api import BatchAPI
 from tests.test_provider_batches import KEY, export, manifest
 
 
-@pytest.fixture
-def api(server):
-    with BatchAPI(server.root_url, api_key=SECRET_KEY) as batch_api:
-        yield batch_api
-
-
-def _creates(api) -> int:
-    return sum(1 for method, path, _ in api.requests if method == "POST" and path == "/v1/batches")
-
-
 def _submit_process(clean_env, path, api) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mmcli", "batch", "submit", str(path), "--base-url", api.base_url],
                             env=dict(clean_env, **KEY), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -44,7 +34,7 @@ def test_two_submits_at_once_start_one_batch(clean_env, api, tmp_path, mmcli):
         reader = threading.Thread(target=lambda: heard.append(second.stderr.readline()), daemon=True)
         reader.start()
         for _ in range(600):  # until the second submit says it waits, or (unlocked) has sent its own create
-            if heard or _creates(api) > 1:
+            if heard or api.creates > 1:
                 break
             time.sleep(0.1)
         api.release.set()
@@ -56,7 +46,7 @@ def test_two_submits_at_once_start_one_batch(clean_env, api, tmp_path, mmcli):
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.kill()
-    assert _creates(api) == 1 and len(api.batches) == 1, (err1, heard, err2)  # billed once
+    assert api.creates == 1 and len(api.batches) == 1, (err1, heard, err2)  # billed once
     assert first.returncode == 0 and second.returncode == 0, (err1, err2)
     assert "waiting for another mmcli run" in heard[0]
     batch_id = next(iter(api.batches))
@@ -97,7 +87,7 @@ def test_a_resubmit_never_replaces_a_file_it_did_not_download(mmcli, api, tmp_pa
     assert mmcli("batch", "status", path, "--base-url", api.base_url, env=KEY).code == 8  # the second expired
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert_clean_error(run, 2, "refusing to replace a file that is not a batch output")
-    assert mine.read_bytes() == before and _creates(api) == 2
+    assert mine.read_bytes() == before and api.creates == 2
     mine.unlink()
     again = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert again.code == 0 and "1 of 4 request(s)" in again.stderr, again.stderr
@@ -117,7 +107,7 @@ def test_submit_refuses_another_endpoint_as_status_and_fetch_do(mmcli, server, a
     with BatchAPI(server.root_url, api_key=SECRET_KEY) as other:
         run = mmcli("batch", "submit", path, "--base-url", other.base_url, env=KEY)
         assert_clean_error(run, 2, "submitted to another endpoint")
-        assert other.requests == [] and _creates(api) == 1
+        assert other.requests == [] and api.creates == 1
 
 
 @pytest.mark.parametrize("counts", [{"total": 2, "completed": -5, "failed": 0},
@@ -166,10 +156,10 @@ def test_a_recorded_status_submit_cannot_judge_is_asked_of_the_provider(mmcli, a
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert run.code == 0 and "1 of 2 request(s)" in run.stderr, run.stderr
     recorded = manifest(path)["provider_batches"]["requests.jsonl"]
-    assert [e["batch_id"] for e in recorded["earlier"]] == [first] and _creates(api) == 2
+    assert [e["batch_id"] for e in recorded["earlier"]] == [first] and api.creates == 2
     _set_status(path, "whatever")
     asked = len(api.requests)
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert run.code == 0 and f"already submitted as {recorded['batch_id']}" in run.stderr, run.stderr
     assert ("GET", f"/v1/batches/{recorded['batch_id']}") in [(m, p) for m, p, _ in api.requests[asked:]]
-    assert manifest(path)["provider_batches"]["requests.jsonl"]["status"] == "completed" and _creates(api) == 2
+    assert manifest(path)["provider_batches"]["requests.jsonl"]["status"] == "completed" and api.creates == 2

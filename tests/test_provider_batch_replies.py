@@ -17,16 +17,6 @@ from tests.test_provider_batches import KEY, export, manifest
 JSON, HTML = "application/json", "text/html"
 
 
-@pytest.fixture
-def api(server):
-    with BatchAPI(server.root_url, api_key=SECRET_KEY) as batch_api:
-        yield batch_api
-
-
-def _creates(api) -> int:
-    return sum(1 for method, path, _ in api.requests if method == "POST" and path == "/v1/batches")
-
-
 @pytest.mark.parametrize("body, kind", [(b"\x1b]0;PWN\x07not json", JSON), (b"<html>hi</html>", HTML),
                                         (b'{"object": "file"}', JSON), (b'{"id": null}', JSON), (b"[]", JSON),
                                         (b'{"id": "../../etc/passwd"}', JSON)])
@@ -36,7 +26,7 @@ def test_a_bad_upload_reply_is_exit_5_and_no_batch_is_created(mmcli, api, tmp_pa
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert_clean_error(run, 5, "bad reply from the server", "upload")
     assert "hint: " in run.stderr and "\x1b" not in run.output
-    assert _creates(api) == 0 and manifest(path).get("provider_batches") == {}
+    assert api.creates == 0 and manifest(path).get("provider_batches") == {}
 
 
 @pytest.mark.parametrize("body, kind", [(b"[]", JSON), (b'{"object": "batch", "status": "validating"}', JSON),

@@ -10,17 +10,10 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SECRET_KEY, assert_clean_error
-from tests.support.batch_api import BatchAPI
+from tests.conftest import ROOT, assert_clean_error
 from tests.support.scripted_server import Reply
 from tests.test_batch_export import run_batch_file
 from tests.test_provider_batches import KEY, MODEL, export, manifest
-
-
-@pytest.fixture
-def api(server):
-    with BatchAPI(server.root_url, api_key=SECRET_KEY) as batch_api:
-        yield batch_api
 
 
 def test_fetch_and_collect_refuse_every_input_before_downloading(mmcli, api, tmp_path):
@@ -75,17 +68,13 @@ def test_a_merge_file_never_writes_into_the_export_it_came_from(mmcli, server, t
     assert json.loads((tmp_path / "doc.merge.manifest.json").read_text())["parent"] == str(doc)
 
 
-def _creates(api) -> int:
-    return sum(1 for method, path, _ in api.requests if method == "POST" and path == "/v1/batches")
-
-
 def test_a_create_that_times_out_is_sent_once_and_found_again(mmcli, api, tmp_path):
     path = export(mmcli, tmp_path, 2)
     api.hold_create = 30  # the batch is made, the answer comes too late
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, "--timeout", "1", env=KEY)
     api.release.set()
     assert_clean_error(run, 6, "no answer in time")
-    assert _creates(api) == 1 and len(api.batches) == 1  # no retry: one batch, billed once
+    assert api.creates == 1 and len(api.batches) == 1  # no retry: one batch, billed once
     entry = manifest(path)["provider_batches"]["requests.jsonl"]
     assert entry["batch_id"] is None and entry["input_file_id"] in api.files
     (batch_id, batch), = api.batches.items()
@@ -94,7 +83,7 @@ def test_a_create_that_times_out_is_sent_once_and_found_again(mmcli, api, tmp_pa
     again = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert again.code == 0, again.stderr
     assert f"found its batch {batch_id}" in again.stderr
-    assert _creates(api) == 1 and len(api.batches) == 1
+    assert api.creates == 1 and len(api.batches) == 1
     assert manifest(path)["provider_batches"]["requests.jsonl"]["batch_id"] == batch_id
     fetched = mmcli("batch", "fetch", path, "--base-url", api.base_url, env=KEY)
     assert fetched.code == 0, fetched.stderr
@@ -110,7 +99,7 @@ def test_a_server_that_cannot_list_batches_is_not_sent_a_second_create(mmcli, ap
     run = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert_clean_error(run, 2, "cannot tell whether an interrupted submit started this part")
     assert f"mmcli_submit={manifest(path)['submit_id']}" in run.stderr
-    assert _creates(api) == 1
+    assert api.creates == 1
 
 
 def test_a_refused_create_leaves_nothing_to_look_for(mmcli, api, tmp_path):
@@ -141,7 +130,7 @@ def test_an_interrupted_create_is_found_again_not_sent_twice(mmcli, clean_env, a
     assert manifest(path)["provider_batches"]["requests.jsonl"]["input_file_id"] in api.files
     again = mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY)
     assert again.code == 0, again.stderr
-    assert _creates(api) == 1 and len(api.batches) == 1
+    assert api.creates == 1 and len(api.batches) == 1
     assert manifest(path)["provider_batches"]["requests.jsonl"]["batch_id"] == next(iter(api.batches))
 
 
@@ -151,7 +140,7 @@ def test_a_resubmit_after_a_failed_batch_is_not_mistaken_for_an_interrupted_one(
     assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
     assert mmcli("batch", "status", path, "--base-url", api.base_url, env=KEY).code == 8
     assert mmcli("batch", "submit", path, "--base-url", api.base_url, env=KEY).code == 0
-    assert _creates(api) == 2  # the failed one is listed by the provider, but it is not this upload's
+    assert api.creates == 2  # the failed one is listed by the provider, but it is not this upload's
 
 
 def test_a_completed_batch_without_files_names_the_jobs_without_an_answer(mmcli, api, tmp_path):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.conftest import SECRET_KEY, assert_clean_error
 from tests.support.batch_api import BatchAPI
 from tests.support.scripted_server import Reply
@@ -13,12 +11,6 @@ from tests.test_batch_each import lines, make_images
 
 MODEL = ["--model", "tiny", "--family", "qwen2-vl"]
 KEY = {"MMCLI_API_KEY": SECRET_KEY}
-
-
-@pytest.fixture
-def api(server):
-    with BatchAPI(server.root_url, api_key=SECRET_KEY) as batch_api:
-        yield batch_api
 
 
 def export(mmcli, tmp_path, count: int, *extra: str):

@@ -50,6 +50,11 @@ class BatchAPI(LocalServer):
         self._lock = threading.Lock()
         self._serve(_Handler, "batch-api")
 
+    @property
+    def creates(self) -> int:
+        """How many batch creates (POST /v1/batches) reached this API: each one bills a batch."""
+        return sum(1 for method, path, _ in self.requests if method == "POST" and path == "/v1/batches")
+
     def new_id(self, prefix: str) -> str:
         """A fresh object id."""
         with self._lock:

@@ -461,6 +461,13 @@ class ScriptedServer(LocalServer):
             self._actions.extend(actions)
         return self
 
+    def drop_script(self) -> list[Action]:
+        """Forget the actions not yet consumed (later requests get `default`); returns them."""
+        with self._lock:
+            dropped = list(self._actions)
+            self._actions.clear()
+        return dropped
+
     @property
     def remaining(self) -> int:
         """Number of scripted actions not yet consumed."""

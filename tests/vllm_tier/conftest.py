@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import tier  # noqa: E402
+import tier_trained  # noqa: E402
+
+from tests.support.shared_servers import SharedServers  # noqa: E402
 
 REQUIRE_ENV = "MMCLI_REQUIRE_VLLM_TIER"
 HEALTH_TIMEOUT = 300.0
@@ -47,6 +51,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.vllm)
             # Under pytest-xdist every tier test runs in one worker, so each server starts once per run.
             item.add_marker(pytest.mark.xdist_group("vllm"))
+    items[:] = SharedServers(SHARED_FIXTURES).users_together(items)
 
 
 def tier_required() -> bool:
@@ -109,14 +114,63 @@ def vllm_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     yield from serve_tiny_model(request, tmp_path_factory)
 
 
-@pytest.fixture(scope="module", params=tier.FAMILIES)
+# The session server's own family last: switching to it stops the last other family's server at once.
+SERVED_FAMILIES = sorted(tier.FAMILIES, key=lambda family: family == "qwen2-vl")
+
+
+@pytest.fixture(scope="session", params=SERVED_FAMILIES)
 def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Each family's tiny model in turn, one server at a time beside the session's Qwen2-VL.
 
-    Qwen2-VL reuses the session server; the others start with the same flags and stop
-    before the next family's server starts (pytest groups the tests by family).
+    Qwen2-VL reuses the session server; the others start with the same flags and stop before
+    the next family's server starts. Session-scoped, so pytest runs every module's tests of one
+    family together and each family's server starts once a run, however many modules use it.
     """
     if request.param == "qwen2-vl":
         yield request.getfixturevalue("vllm_server")
         return
     yield from serve_tiny_model(request, tmp_path_factory, request.param)
+
+
+# Fixtures whose server is shared by the modules that use it (tests/support/shared_servers.py).
+SHARED = pytest.StashKey[SharedServers]()
+SHARED_FIXTURES = ("trained_server",)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[SHARED] = SharedServers(SHARED_FIXTURES)
+    session.config.stash[SHARED].count(session.items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    try:
+        return (yield)
+    finally:
+        if SHARED in item.config.stash:
+            item.config.stash[SHARED].finished(item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SHARED in session.config.stash:
+        session.config.stash[SHARED].stop_all()
+
+
+@pytest.fixture
+def trained_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> VllmServer:
+    """vLLM (fp32) serving the committed trained Qwen2-VL, shared by every module that uses it; a stale or
+    missing model fails here."""
+
+    def start() -> Iterator[VllmServer]:
+        try:
+            folder = tier_trained.check_fresh(TRAINED_FAMILY)
+        except tier_trained.StaleModel as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield from serve_tiny_model(request, tmp_path_factory, TRAINED_FAMILY,
+                                    served_name=tier_trained.SERVED_NAMES[TRAINED_FAMILY],
+                                    model_dir=folder, dtype="float32")
+
+    return request.config.stash[SHARED].get("trained_server", start)
+
+
+TRAINED_FAMILY = "qwen2-vl"

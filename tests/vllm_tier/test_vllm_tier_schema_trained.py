@@ -1,8 +1,8 @@
 """Guided detect on the trained tiny Qwen2-VL: held to its own box form by vLLM's grammar backend, it gives
 the same answers, token for token, as the free-text detect on the same scenes, and those boxes are right.
 
-The server is the trained model's (``test_vllm_tier_trained.trained_server``), started like every tier
-server with the structured-outputs config of ``tier_server`` (xgrammar, ``disable_any_whitespace``).
+The server is the trained model's (``conftest.trained_server``, which test_vllm_tier_trained shares), started
+like every tier server with the structured-outputs config of ``tier_server`` (xgrammar, ``disable_any_whitespace``).
 No box is written here: the truth comes from the scenes, and the free-text run is the reference.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tier_trained
 from test_vllm_tier_mmcli import run_mmcli
-from test_vllm_tier_trained import BUDGET, SCALE, endpoint, trained_server, write_scenes  # noqa: F401
+from test_vllm_tier_trained import BUDGET, SCALE, endpoint, write_scenes
 from tier_train import iou
 
 

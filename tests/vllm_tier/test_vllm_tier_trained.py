@@ -17,7 +17,6 @@ import pytest
 import tier_scenes
 import tier_trained
 from mmcli.tasks.detect.draw import colour
-from conftest import serve_tiny_model
 from PIL import Image
 from test_vllm_tier_mmcli import run_mmcli
 from tier_train import iou, read_box
@@ -33,18 +32,6 @@ CLIPS = 20
 # first frame's box) and 50 colours; transformers' greedy decoding gave 41 boxes and 50 colours.
 CLIP_BOXES_RIGHT = 15
 CLIP_COLOURS_RIGHT = 19
-
-
-@pytest.fixture(scope="module")
-def trained_server(request, tmp_path_factory):
-    """vLLM (fp32) serving the committed trained Qwen2-VL; a stale or missing model fails here."""
-    try:
-        folder = tier_trained.check_fresh(FAMILY)
-    except tier_trained.StaleModel as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield from serve_tiny_model(request, tmp_path_factory, FAMILY,
-                                served_name=tier_trained.SERVED_NAMES[FAMILY],
-                                model_dir=folder, dtype="float32")
 
 
 def endpoint(server) -> tuple[str, ...]:
