@@ -4,6 +4,7 @@ a failing batch keeps the vectors already made (in -o, in the index, on the erro
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +122,10 @@ def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_ser
     from tests.conftest import ROOT
     from tests.support.pdfs import scanned_pdf
 
-    # a huge scan after a small one: its pages are rendered when its turn comes, which takes far longer than the
-    # local server's answer, so a Ctrl-C sent soon after the first request lands between requests
+    # huge scans after a small one: their pages are rendered when their turn comes, which takes far longer than
+    # the local server's answer, so a Ctrl-C sent just after the first request lands between requests
     small = scanned_pdf(tmp_path / "a.pdf", 1)
-    huge = scanned_pdf(tmp_path / "b.pdf", 1, (6000, 8000))
+    huge = scanned_pdf(tmp_path / "b.pdf", 6, (6000, 8000))
     out = tmp_path / "vectors.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "mmcli", "embed", str(small), str(huge), "--batch-size", "1",
                              "-o", str(out), "--base-url", embed_server.base_url], stdout=subprocess.PIPE,
@@ -133,7 +134,7 @@ def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_ser
         deadline = time.monotonic() + 60
         while not embed_server.embedding_requests() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.3)
+        time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -141,4 +142,4 @@ def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_ser
             proc.kill()
     assert proc.returncode == 130 and "Traceback" not in err, err
     kept = out.read_text().splitlines() if out.exists() else []
-    assert len(kept) == 1 and "wrote the 1 of 2 vector(s) made before the run stopped" in err, err
+    assert len(kept) == 1 and re.search(r"wrote the 1 of \d+ vector\(s\) made before the run stopped", err), err
