@@ -123,7 +123,7 @@ def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_ser
     from tests.support.pdfs import scanned_pdf
 
     # huge scans after a small one: their pages are rendered when their turn comes, which takes far longer than
-    # the local server's answer, so a Ctrl-C sent just after the first request lands between requests
+    # the local server's answer, so a Ctrl-C sent just after the first answer lands between requests
     small = scanned_pdf(tmp_path / "a.pdf", 1)
     huge = scanned_pdf(tmp_path / "b.pdf", 6, (6000, 8000))
     out = tmp_path / "vectors.jsonl"
@@ -132,9 +132,9 @@ def test_ctrl_c_while_the_next_file_is_rendered_keeps_the_vectors_made(embed_ser
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=clean_env, cwd=ROOT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not embed_server.embedding_requests() and proc.poll() is None and time.monotonic() < deadline:
+        while not embed_server.embeddings_answered and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.05)
+        time.sleep(0.3)  # the answer read; the pages of b.pdf take seconds to render
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

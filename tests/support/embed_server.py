@@ -64,6 +64,8 @@ class _EmbedHandler(_Handler):
             self._perform(action, payload)
             return
         self._send_json(200, embeddings_body(payload))
+        with owner._lock:
+            owner.embeddings_answered += 1
 
 
 def embeddings_body(payload: dict) -> dict:
@@ -85,6 +87,7 @@ class EmbeddingServer(ScriptedServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._httpd.RequestHandlerClass = _EmbedHandler  # read per connection, so swapping it here is enough
+        self.embeddings_answered = 0  # computed embeddings replies sent in whole
 
     def embedding_requests(self) -> list[dict]:
         """The JSON bodies of every POST /v1/embeddings, in order."""
