@@ -78,6 +78,25 @@ def test_autostart_refuses_at_once_a_model_the_hub_cannot_give(mmcli, local, tmp
     assert not local["record"].exists()  # no vLLM was started
 
 
+def test_an_hf_endpoint_that_is_no_url_leaves_the_hub_check_to_vllm(mmcli, local, tmp_path):
+    """An HF_ENDPOINT urlsplit refuses cannot be checked: vLLM is started (its hub library says what it thinks of
+    it), never an internal error."""
+    env = dict(local["env"], HF_HUB_CACHE=str(tmp_path / "hub-cache"), HF_ENDPOINT="http://[::1")
+    run = mmcli("ask", "what is this?", "--no-stream", env=env)
+    assert run.code == 0, run.stderr
+    assert mmcli("serve", "stop").code == 0
+
+
+@pytest.mark.parametrize("host", ["a" * 70 + ".com", "a..b"])
+def test_an_hf_endpoint_host_no_name_server_takes_is_unreachable(mmcli, local, tmp_path, host):
+    """A host name the IDNA codec refuses (a label empty or past 63 letters) answers nowhere: refused as any
+    unreachable hub is, not an internal error."""
+    env = dict(local["env"], HF_HUB_CACHE=str(tmp_path / "hub-cache"), HF_ENDPOINT=f"http://{host}")
+    run = mmcli("ask", "what is this?", "--no-stream", env=env)
+    assert_clean_error(run, 5, "auto-start cannot serve qwen2.5-vl", f"nothing answers at {host}:80")
+    assert not local["record"].exists()
+
+
 def test_autostart_serves_a_model_in_the_hub_cache_without_the_hub(mmcli, local, tmp_path):
     cache = tmp_path / "hub-cache"
     snapshot = cache / "models--Qwen--Qwen3-VL-4B-Instruct" / "snapshots" / "0123abc"

@@ -42,8 +42,8 @@ def hub_unreachable(environ: Mapping[str, str], timeout: float) -> Optional[str]
             return f"{name} is set"
     if any(environ.get(name) for name in PROXY_VARIABLES):
         return None
-    parts = urlsplit(environ.get("HF_ENDPOINT") or HUB_URL)
-    try:
+    try:  # urlsplit itself raises on some (`http://[::1`), .port on others (`h:99999`)
+        parts = urlsplit(environ.get("HF_ENDPOINT") or HUB_URL)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None  # an HF_ENDPOINT that is no URL: the hub's library will say so itself

@@ -40,7 +40,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host.strip("[]"), port), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a host name the IDNA codec refuses (an empty or long label)
         return False
 
 
