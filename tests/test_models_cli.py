@@ -114,6 +114,14 @@ def test_unreachable_endpoint(mmcli):
     assert_clean_error(run, 5)
 
 
+@pytest.mark.parametrize("host", ["a..b", "a" * 70 + ".com"])
+def test_a_host_no_name_server_takes_is_an_unreachable_endpoint(mmcli, host):
+    """A host name the IDNA codec refuses (an empty label, one past 63 letters) is an endpoint nothing answers
+    at, not an internal error."""
+    run = mmcli("ask", "hi", "--no-stream", "--base-url", f"http://{host}/v1", env=KEY_ENV)
+    assert_clean_error(run, 5, "cannot reach the endpoint", f"{host} is not a host name")
+
+
 def test_family_from_root_goes_into_the_plan(mmcli, served, tmp_path):
     photo = media.make_small_png(tmp_path)
     run = mmcli("ask", photo, "q", "--base-url", served.base_url, "-m", "tiny-plain", "--json", env=KEY_ENV)

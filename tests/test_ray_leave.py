@@ -70,7 +70,8 @@ def test_an_address_where_something_else_answers_is_refused_at_once(mmcli, serve
 
 @pytest.mark.parametrize("address, what", [("", "--ray-address must be a Ray address"),
                                            ("http://127.0.0.1:8265", "not a Ray address"),
-                                           ("ray://127.0.0.1:10001", "a Ray Client address (ray://) cannot run")])
+                                           ("ray://127.0.0.1:10001", "a Ray Client address (ray://) cannot run"),
+                                           ("a..b:6379", "a..b is not a host name")])
 def test_addresses_ray_cannot_use_are_refused_before_ray_is_asked(mmcli, server, tmp_path, address, what):
     """An empty address, a web URL and a Ray Client address (Ray Data's run fails through Ray Client) are one
     clear error naming the form to give, with none of Ray's own lines."""

@@ -208,6 +208,9 @@ def refuse_unreachable(address: str, timeout: float = 5.0, tls: bool = False) ->
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
             speaks = tls or _speaks_grpc(conn)
+    except UnicodeError:  # the IDNA codec refuses the name (an empty label, one past 63 letters)
+        raise UsageError("not a Ray address", f"{host} is not a host name", where=address,
+                         hint="give the head's HOST:6379 (an IPv6 host in brackets: [::1]:6379)") from None
     except OSError as exc:
         raise UsageError("cannot reach the Ray cluster", exc.strerror or str(exc) or type(exc).__name__,
                          where=f"{host}:{port}", hint=hint) from None

@@ -102,8 +102,11 @@ class _Backend(httpcore2.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None,
                     socket_options=None) -> httpcore2.NetworkStream:
         """Connect within the deadline."""
-        stream = self.inner.connect_tcp(host, port, self.deadline.left(timeout, httpcore2.ConnectTimeout),
-                                        local_address, socket_options)
+        try:
+            stream = self.inner.connect_tcp(host, port, self.deadline.left(timeout, httpcore2.ConnectTimeout),
+                                            local_address, socket_options)
+        except UnicodeError:  # the IDNA codec refuses the name (an empty label, one past 63 letters): no such host
+            raise httpcore2.ConnectError(f"{host} is not a host name") from None
         return _Stream(stream, self.deadline)
 
     def connect_unix_socket(self, path: str, timeout: Optional[float] = None,
