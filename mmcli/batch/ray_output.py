@@ -48,12 +48,14 @@ def folder_locked(location: str) -> Iterator[None]:
         fd = os.open(location, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise OutputError("cannot make the Parquet folder", exc.strerror or str(exc), where=location) from None
+    held = False
     try:
         _lock(fd, location)
+        held = True
         yield
     finally:
         os.close(fd)  # the only descriptor of this open folder: the lock goes with it
-        if made:
+        if made and held:  # refused: the folder is the run's that holds it (made between our look and our lock)
             try:
                 os.rmdir(location)  # only when empty: nothing was written
             except OSError:
