@@ -54,7 +54,8 @@ def test_output_naming_an_input_is_refused_before_anything_is_sent(mmcli, server
 
 
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)), b"my notes\n",
-                                     b'{"a": 1}\n{"b": 2}\n', b'{"theme": "dark"}\n', b'{"theme": "dark"}'])
+                                     b'{"a": 1}\n{"b": 2}\n', b'{"theme": "dark"}\n', b'{"theme": "dark"}',
+                                     b'{"id": "row-1", "text": "a data set"}\n{"id": "row-2", "text": "more"}\n'])
 def test_results_are_appended_only_to_a_results_file(mmcli, server, tmp_path, content):
     (photo,) = make_images(tmp_path / "album", 1)
     other = tmp_path / "other.png"

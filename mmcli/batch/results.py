@@ -262,7 +262,9 @@ def _refuse_other_files(path: Path, fd: int, records: list[dict], broken: int, f
     """Lines are appended only to a results file: an existing file that holds no results line and does not
     start like one (a photo, notes, another program's JSON) is refused before anything is sent. The one file
     of no results line that is taken is a first line torn by a crash: it is not JSON at all."""
-    if records or os.fstat(fd).st_size == 0:
+    # every line mmcli writes names its command: lines of another program's JSON Lines (a data set's {"id": ...})
+    # are not results, and that file is not appended to
+    if any(isinstance(record.get("command"), str) for record in records) or os.fstat(fd).st_size == 0:
         return
     head = os.pread(fd, 64, 0).lstrip()
     if broken > 1 or (head and not head.startswith(b"{")) or _whole_json(fd):
