@@ -119,6 +119,8 @@ def execute(task: "Task", planned: "PlannedJobs", runner: "Runner", ctx: "Contex
             results.append(last)  # the request that stopped: a partial answer, or only its error
         _stop(task, planned, results, ctx, presenter, stopped.cause)
     except KeyboardInterrupt as exc:  # between requests (the next pages being rendered): what came is kept too
+        if not results:
+            raise  # nothing answered yet: nothing to keep (ask's finish needs its one answer)
         _stop(task, planned, results, ctx, presenter, exc)
     value = task.finish(planned, results, ctx.events.warnings)
     presenter.finished(value, planned)
