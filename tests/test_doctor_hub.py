@@ -96,3 +96,17 @@ def test_odd_hub_settings_are_read_without_guessing():
     assert str(hub_cache({"HF_HUB_CACHE": "/a", "HF_HOME": "/b"})) == "/a"
     assert str(hub_cache({"HF_HOME": "/b", "XDG_CACHE_HOME": "/c"})) == "/b/hub"
     assert str(hub_cache({"XDG_CACHE_HOME": "/c"})) == "/c/huggingface/hub"
+
+
+def test_a_hub_setting_of_a_user_who_does_not_exist_is_a_path_as_written(tmp_path):
+    """`~nouser` cannot be expanded (pathlib raised RuntimeError, an internal error): it names no cache."""
+    from mmcli.server.hub import hub_blocked, hub_cache
+
+    assert str(hub_cache({"HF_HOME": "~no-such-user-here/x"})) == "~no-such-user-here/x/hub"
+    assert str(hub_cache({"HF_HUB_CACHE": "~no-such-user-here"})) == "~no-such-user-here"
+    why = hub_blocked("Qwen/X", False, {"XDG_CACHE_HOME": "~no-such-user-here", "HF_HUB_OFFLINE": "1"}, 1)
+    assert why is not None and "HF_HUB_OFFLINE is set" in why
+    cache_file = tmp_path / "cache-file"
+    cache_file.write_text("{}")  # a file where the cache would be: no model in it, no error
+    assert "not in the local model cache" in hub_blocked("Qwen/X", False, {"HF_HUB_CACHE": str(cache_file),
+                                                                           "HF_HUB_OFFLINE": "1"}, 1)

@@ -15,11 +15,18 @@ def hub_cache(environ: Mapping[str, str]) -> Path:
     """The model hub's local cache, found as the hub's library finds it (its variables first)."""
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if environ.get(name):
-            return Path(environ[name]).expanduser()
+            return _expanded(environ[name])
     if environ.get("HF_HOME"):
-        return Path(environ["HF_HOME"]).expanduser() / "hub"
+        return _expanded(environ["HF_HOME"]) / "hub"
     base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
-    return Path(base).expanduser() / "huggingface" / "hub"
+    return _expanded(base) / "huggingface" / "hub"
+
+
+def _expanded(text: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # `~someone` of no such user: no cache there, the path is taken as written
+        return Path(text)
 
 
 def in_hub_cache(repo_id: str, environ: Mapping[str, str]) -> bool:
