@@ -105,7 +105,11 @@ def ray_lines_kept(said: list[str]) -> Iterator[None]:
         saved = os.dup(2)
     except OSError:  # standard error closed: nothing of Ray's can reach a terminal
         saved = None
-    with tempfile.TemporaryFile() as log:
+    try:
+        log = tempfile.TemporaryFile()
+    except OSError:  # no temporary folder can be written (TMPDIR and /tmp): Ray's lines are dropped, not kept
+        log = open(os.devnull, "w+b")
+    with log:
         if saved is not None:
             os.dup2(log.fileno(), 2)
         if not level_set:
