@@ -228,3 +228,21 @@ def test_the_server_never_sees_more_than_concurrency_at_once(mmcli, server, tmp_
     assert run.code == 0, run.stderr
     assert len(server.chat_requests()) == 20
     assert server.peak_in_flight == concurrency  # never more, and with 20 slow jobs it gets there
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(server, clean_env, tmp_path):
+    """`kill` (SIGTERM) takes no new jobs, keeps the lines written and ends with the summary, as Ctrl-C does;
+    before, the process died at once (exit 143) and the summary and any table were never printed."""
+    make_images(tmp_path / "album", 30)
+    results = tmp_path / "results.jsonl"
+    server.default = Reply("a slow answer " * 4, chunk_delay=0.03)
+    proc = _start(["ask", "--each", tmp_path / "album", "caption", "-o", results, "-j", "3",
+                   "--base-url", server.base_url], clean_env)
+    _wait_for_lines(results, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert b"stopping: no new jobs" in stderr and b"mmcli: interrupted" in stderr and b"Traceback" not in stderr
+    found = lines(results)
+    assert 3 <= len(found) < 30
+    assert len(server.chat_requests()) <= len(found) + 3  # nothing new after the signal but what was in flight

@@ -110,3 +110,31 @@ def test_a_retry_stopped_before_any_word_keeps_the_turn_it_was_to_replace(server
         "SELECT answer, in_context FROM turns ORDER BY id").fetchall()
     assert ("FIRST ANSWER", 1) in rows and ("", 1) not in rows  # the empty retry is not part of the talk
     assert b"the earlier answer is kept" in err
+
+
+def test_sigterm_ends_a_chat_even_during_an_answer(server, clean_env):
+    """In a chat Ctrl-C stops one answer and the chat goes on; SIGTERM (`kill`) ends the chat itself."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+    from tests.support.scripted_server import Hang
+
+    server.script(Hang(30))
+    proc = subprocess.Popen([sys.executable, "-m", "mmcli", "chat", "--base-url", server.base_url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env,
+                            cwd=ROOT)
+    proc.stdin.write(b"hello\n")
+    proc.stdin.flush()  # stdin left open: a chat that shrugs the signal off waits for more, and times out below
+    deadline = time.monotonic() + 30
+    while not server.chat_requests() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM

@@ -62,7 +62,8 @@ def run_on_ray(works: list[Work], opts: "CommonOptions", flags: BatchFlags, out:
 def run_job(ray: Any, make_job: Callable[[], RayJob], parquet: Optional[str], flags: BatchFlags, out: "Display",
             title: str, environ: Optional[Mapping[str, str]]) -> tuple[Outcome, bool]:
     """Ray started (or joined), the job built and run, Ray let go; SIGTERM ends it as Ctrl-C does."""
-    from .ray_start import start_ray, stop_ray, term_as_interrupt
+    from ..interrupts import term_as_interrupt
+    from .ray_start import start_ray, stop_ray
     from .ray_watch import watch_cluster
 
     with term_as_interrupt() as again:

@@ -7,7 +7,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from ..errors import RayLines, UsageError
 
@@ -150,32 +150,6 @@ def stop_ray(ray: Any, wait: float = 30.0) -> None:
         if thread.name.startswith(_RUN_THREADS) and thread.is_alive():
             thread.join(max(0.0, until - time.monotonic()))
     ray.shutdown()
-
-
-@contextmanager
-def term_as_interrupt() -> Iterator[Callable[[], None]]:
-    """SIGTERM taken as Ctrl-C while a run is on Ray (the lines written kept, Ray let go, exit 130), and the
-    handler there before put back at the end; yields the function that puts mmcli's handler back in place after
-    ray.init, which installs Ray's own (a C++ crash dump, then sys.exit). Only the main thread can set it."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-
-    def interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-        raise KeyboardInterrupt
-
-    def install() -> None:
-        signal.signal(signal.SIGTERM, interrupt)
-
-    before = signal.getsignal(signal.SIGTERM)
-    install()
-    try:
-        yield install
-    finally:
-        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def refuse_unusable(address: str) -> None:

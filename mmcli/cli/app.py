@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import typer
 
 from .. import __version__
+from ..interrupts import term_as_interrupt
 from .commands.ask import EPILOG as ASK_EPILOG
 from .commands.ask import HELP as ASK_HELP
 from .commands.ask import ask
@@ -323,7 +324,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if sys.stderr is None:
         sys.stderr = _ClosedStream()
     try:
-        return _invoke(list(sys.argv[1:] if argv is None else argv), state)
+        with term_as_interrupt():
+            return _invoke(list(sys.argv[1:] if argv is None else argv), state)
     except MmcliError as error:
         if state.debug:
             traceback.print_exc()

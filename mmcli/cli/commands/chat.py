@@ -66,8 +66,11 @@ def chat(
     session.dry_run = opts.output.dry_run
     logged = started.runner.recorder is not None
     history_file = state_dir(os.environ) / "chat_history" if logged else None
+    from ...interrupts import term_ends
+
     try:
-        code = run_chat(session, out, reader_for(sys.stdin, sys.stdout, history_file))
+        with term_ends():
+            code = run_chat(session, out, reader_for(sys.stdin, sys.stdout, history_file))
     finally:
         if started.runner.recorder is not None:
             started.runner.recorder.close()
