@@ -31,6 +31,18 @@ REAL_STATE = state_dir(os.environ)
 TIER_CACHE = tier_cache(os.environ)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_xdg_session(tmp_path_factory):
+    """Private state and config folders for the whole session too: module- and session-scoped fixtures (a tier
+    server's first question) are set up before any test's own folders, and wrote the user's history."""
+    folder = tmp_path_factory.mktemp("xdg-session")
+    with pytest.MonkeyPatch.context() as patch:
+        # not XDG_CACHE_HOME: the tier's vLLM servers start from here and keep their compile caches there
+        for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+            patch.setenv(name, str(folder / name.lower()))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def private_xdg(monkeypatch, tmp_path_factory):
     """Every test, and every process it starts, gets its own empty XDG state, config and cache folders, so

@@ -9,6 +9,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REAL_STATE
 from tests.support.private_state import leaks
 
@@ -27,12 +29,13 @@ def test_a_client_without_clean_environ_leaves_the_real_history_untouched(server
     import mmcli
 
     prompt = f"private-state check {uuid.uuid4().hex}"
+    since = time.time()
     mmcli.Client(base_url=server.base_url, model="m", autostart=False).ask([], prompt)
 
     private = Path(os.environ["XDG_STATE_HOME"]) / "mmcli"
     assert prompt in _prompts(private / "history.db")  # logged, in the test's own folder
     assert prompt not in _prompts(REAL_STATE / "history.db")
-    assert not leaks(REAL_STATE, 0, {server.port})  # and no probe of this server beside it
+    assert not leaks(REAL_STATE, since, {server.port})  # and no probe of this server beside it (ports recur)
 
 
 def test_a_child_process_gets_the_private_folders_too():
@@ -59,3 +62,14 @@ def test_the_guard_names_a_probe_and_a_turn_about_a_served_port_and_nothing_else
     found = leaks(tmp_path, since, {4242})
     assert len(found) == 2 and "probe-1.json" in found[0] and "'leaked'" in found[1]
     assert leaks(tmp_path, since, {9999}) == []
+
+
+@pytest.fixture(scope="module")
+def module_level_xdg():
+    """What a module-scoped fixture (set up before any test's own folders) sees."""
+    return {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME")}
+
+
+def test_module_fixtures_get_private_folders_too(module_level_xdg):
+    assert module_level_xdg["XDG_STATE_HOME"] and Path(module_level_xdg["XDG_STATE_HOME"]) / "mmcli" != REAL_STATE
+    assert module_level_xdg["XDG_CONFIG_HOME"]
